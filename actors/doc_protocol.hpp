@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The messages a shard actor takes for documents. Plain structs with no CAF include, so
+// the HTTP edge can build them without pulling in the actor framework; the CAF side
+// (type ids, inspect) is in actors/type_ids.hpp.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace shoal::actors {
+
+enum class doc_op : std::uint8_t { get, put, patch, del };
+
+/// A parsed If-Match or If-None-Match header (RFC 9110 §13.1).
+struct precondition {
+  enum class kind : std::uint8_t {
+    absent,   ///< no header
+    any,      ///< "*"
+    versions, ///< a list of strong entity tags, each a document version
+  };
+  kind what = kind::absent;
+  std::vector<std::uint64_t> versions;
+
+  bool present() const noexcept { return what != kind::absent; }
+};
+
+/// One document operation. Names are validated by the edge before a request is built.
+struct doc_request {
+  doc_op op = doc_op::get;
+  std::string collection;
+  std::string id;
+  /// put: the new document, serialized JSON object; patch: the merge patch, a serialized
+  /// JSON object (RFC 7396); empty otherwise.
+  std::string body;
+  precondition if_match;
+  precondition if_none_match;
+};
+
+enum class doc_status : std::uint8_t {
+  ok,                  ///< get/patch/replace succeeded; delete succeeded
+  created,             ///< put created the document
+  not_modified,        ///< get: If-None-Match matched the current version
+  not_found,           ///< no such document
+  precondition_failed, ///< If-Match / If-None-Match failed on a write
+  invalid_document,    ///< the stored or patched document could not be processed
+  storage_error,       ///< the store failed; nothing was acknowledged
+  unavailable,         ///< the shard is shutting down
+};
+
+struct doc_reply {
+  doc_status status = doc_status::ok;
+  std::uint64_t version = 0; ///< current version after the operation (0 when none)
+  std::string body;          ///< get: the document (serialized JSON object)
+  std::string message;       ///< human-readable detail for errors
+};
+
+/// Where a shard delivers a reply when the caller is not an actor (the HTTP edge).
+/// `deliver` is called exactly once, on a CAF worker thread: it must not block, only hand
+/// the reply over (the edge posts it to the connection's strand).
+class reply_sink {
+public:
+  virtual ~reply_sink() = default;
+  virtual void deliver(doc_reply&& reply) = 0;
+};
+
+using reply_sink_ptr = std::shared_ptr<reply_sink>;
+
+} // namespace shoal::actors

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "actors/documents.hpp"
+
+#include <algorithm>
+
+#include <boost/json.hpp>
+
+namespace shoal::actors::documents {
+
+namespace {
+
+constexpr char record_format_v1 = 0x01;
+constexpr std::size_t record_header = 1 + 8;
+
+doc_reply failure(doc_status status, std::string message) {
+  doc_reply r;
+  r.status = status;
+  r.message = std::move(message);
+  return r;
+}
+
+std::optional<std::uint64_t> version_of(const std::optional<record>& current) {
+  if (current)
+    return current->version;
+  return std::nullopt;
+}
+
+/// Evaluates If-Match then If-None-Match (RFC 9110 §13.2.2); true when the write may go on.
+bool preconditions_pass(const doc_request& req, std::optional<std::uint64_t> current) {
+  if (req.if_match.present() && !matches(req.if_match, current))
+    return false;
+  if (req.if_none_match.present() && matches(req.if_none_match, current))
+    return false;
+  return true;
+}
+
+} // namespace
+
+std::string key(std::string_view collection, std::string_view id) {
+  std::string k;
+  k.reserve(2 + collection.size() + id.size());
+  k += 'd';
+  k += collection;
+  k += '\0';
+  k += id;
+  return k;
+}
+
+std::string collection_prefix(std::string_view collection) {
+  std::string k;
+  k.reserve(2 + collection.size());
+  k += 'd';
+  k += collection;
+  k += '\0';
+  return k;
+}
+
+std::string encode(std::uint64_t version, std::string_view json) {
+  std::string out;
+  out.resize(record_header + json.size());
+  out[0] = record_format_v1;
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<std::size_t>(1 + i)] = static_cast<char>((version >> (56 - 8 * i)) & 0xff);
+  std::copy(json.begin(), json.end(), out.begin() + record_header);
+  return out;
+}
+
+std::optional<record> decode(std::string_view bytes) {
+  if (bytes.size() < record_header || bytes[0] != record_format_v1)
+    return std::nullopt;
+  std::uint64_t version = 0;
+  for (std::size_t i = 1; i < record_header; ++i)
+    version = (version << 8) | static_cast<unsigned char>(bytes[i]);
+  return record{version, bytes.substr(record_header)};
+}
+
+bool matches(const precondition& p, std::optional<std::uint64_t> current) noexcept {
+  switch (p.what) {
+    case precondition::kind::absent:
+      return false;
+    case precondition::kind::any:
+      return current.has_value();
+    case precondition::kind::versions:
+      return current
+             && std::find(p.versions.begin(), p.versions.end(), *current) != p.versions.end();
+  }
+  return false;
+}
+
+write_plan plan_write(const doc_request& req, const std::optional<record>& current) {
+  write_plan plan;
+  auto current_version = version_of(current);
+  if (!preconditions_pass(req, current_version)) {
+    plan.reply = failure(doc_status::precondition_failed,
+                         current ? "the document is at version " + std::to_string(*current_version)
+                                 : std::string{"the document does not exist"});
+    plan.reply.version = current_version.value_or(0);
+    return plan;
+  }
+  switch (req.op) {
+    case doc_op::put: {
+      plan.what = write_plan::action::put;
+      plan.reply.version = current_version.value_or(0) + 1;
+      plan.reply.status = current ? doc_status::ok : doc_status::created;
+      plan.value = encode(plan.reply.version, req.body);
+      return plan;
+    }
+    case doc_op::patch: {
+      if (!current) {
+        plan.reply = failure(doc_status::not_found, "no such document");
+        return plan;
+      }
+      boost::json::error_code ec;
+      auto doc = boost::json::parse(current->json, ec);
+      auto patch = ec ? boost::json::value{} : boost::json::parse(req.body, ec);
+      if (ec || !doc.is_object() || !patch.is_object()) {
+        plan.reply = failure(doc_status::invalid_document, "the document or patch is not a JSON object");
+        return plan;
+      }
+      merge_patch(doc, patch);
+      plan.what = write_plan::action::put;
+      plan.reply.version = *current_version + 1;
+      plan.value = encode(plan.reply.version, boost::json::serialize(doc));
+      return plan;
+    }
+    case doc_op::del: {
+      if (!current) {
+        plan.reply = failure(doc_status::not_found, "no such document");
+        return plan;
+      }
+      plan.what = write_plan::action::del;
+      plan.reply.version = *current_version;
+      return plan;
+    }
+    case doc_op::get:
+      break;
+  }
+  plan.reply = failure(doc_status::invalid_document, "not a write operation");
+  return plan;
+}
+
+doc_reply read(const doc_request& req, const std::optional<record>& current) {
+  if (!current)
+    return failure(doc_status::not_found, "no such document");
+  doc_reply r;
+  r.version = current->version;
+  if (req.if_none_match.present() && matches(req.if_none_match, current->version)) {
+    r.status = doc_status::not_modified;
+    return r;
+  }
+  r.body.assign(current->json);
+  return r;
+}
+
+void merge_patch(boost::json::value& target, const boost::json::value& patch) {
+  if (!patch.is_object()) {
+    target = patch;
+    return;
+  }
+  if (!target.is_object())
+    target = boost::json::object{};
+  auto& obj = target.get_object();
+  for (const auto& member : patch.get_object()) {
+    if (member.value().is_null()) {
+      obj.erase(member.key());
+    } else {
+      merge_patch(obj[member.key()], member.value());
+    }
+  }
+}
+
+} // namespace shoal::actors::documents

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/doc_protocol.hpp"
+#include "actors/type_ids.hpp"
+#include "actors/wal_syncer.hpp"
+
+namespace shoal::storage {
+class store;
+} // namespace shoal::storage
+
+namespace shoal::actors {
+
+/// The single writer of one shard: every read and write of the shard's documents goes
+/// through it, so versions need no locks.
+///
+/// - `doc_request` → `doc_reply`: request/response for actors (tests, later remote nodes).
+/// - `(doc_request, reply_sink_ptr)`: for the HTTP edge, which is not an actor; the reply
+///   goes to the sink, exactly once.
+///
+/// A reply leaves only when the write it reports is durable in the configured mode:
+/// immediately after the WAL write with sync off; after the WAL syncer's fsync with sync
+/// on. Reads of a document whose last write still waits for that fsync wait with it, so
+/// nobody observes a write that a crash could still take back.
+using shard_actor = caf::typed_actor<caf::replies_to<doc_request>::with<doc_reply>,
+                                     caf::reacts_to<doc_request, reply_sink_ptr>>;
+
+struct shard_config {
+  std::uint32_t index = 0;         ///< which shard of `store`
+  storage::store* store = nullptr; ///< must outlive the actor
+  bool sync = false;               ///< storage.sync: acknowledge after fsync (group commit)
+  wal_syncer_actor syncer;         ///< required when `sync`
+};
+
+/// Spawns the actor of shard `cfg.index`.
+shard_actor spawn_shard(caf::actor_system& sys, shard_config cfg);
+
+/// The shard actors of a node, indexed by shard number.
+struct shard_handles {
+  std::vector<shard_actor> handles;
+};
+
+} // namespace shoal::actors

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The project's single CAF type-id block: every message type and atom the actors
+// exchange. main.cpp and every test fixture call
+// `cfg.add_message_types<caf::id_block::shoal>()`.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/type_id.hpp>
+
+#include "actors/doc_protocol.hpp"
+
+namespace shoal::actors {
+
+/// Shard → WAL syncer: "make the WAL durable up to this sequence number".
+using wal_sync_atom = caf::atom_constant<caf::atom("wal_sync")>;
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, precondition& x) {
+  return f(caf::meta::type_name("precondition"), x.what, x.versions);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, doc_request& x) {
+  return f(caf::meta::type_name("doc_request"), x.op, x.collection, x.id, x.body, x.if_match,
+           x.if_none_match);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, doc_reply& x) {
+  return f(caf::meta::type_name("doc_reply"), x.status, x.version, x.body, x.message);
+}
+
+} // namespace shoal::actors
+
+CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
+  CAF_ADD_TYPE_ID(shoal, (shoal::actors::precondition))
+  CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_request))
+  CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_reply))
+CAF_END_TYPE_ID_BLOCK(shoal)
+
+// A reply sink is a pointer into this process: it may travel in local messages only.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::actors::reply_sink_ptr)

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "app/node.hpp"
+
+#include <chrono>
+#include <thread>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/errors.hpp"
+#include "actors/shard_actor.hpp"
+#include "actors/type_ids.hpp"
+#include "actors/wal_syncer.hpp"
+#include "app/logging.hpp"
+#include "cluster/shard_map.hpp"
+#include "http/actor_bridge.hpp"
+#include "http/request_metrics.hpp"
+#include "http/server.hpp"
+#include "metrics/metrics.hpp"
+#include "storage/store.hpp"
+
+namespace shoal::app {
+
+namespace {
+
+unsigned or_cores(unsigned n) {
+  return n != 0 ? n : std::max(1u, std::thread::hardware_concurrency());
+}
+
+void write_storage_metrics(metrics::text_writer& out, storage::store& store) {
+  out.family("shoal_shard_keys_estimate", "gauge",
+             "RocksDB estimate-num-keys of each shard's column family.");
+  std::uint64_t live = 0;
+  for (std::uint32_t i = 0; i < store.shard_count(); ++i) {
+    auto& shard = store.shard(i);
+    auto label = std::to_string(i);
+    out.sample("shoal_shard_keys_estimate", {{"shard", label}}, shard.estimate_num_keys());
+    live += shard.live_data_bytes();
+  }
+  out.family("shoal_storage_live_data_bytes", "gauge",
+             "RocksDB estimate-live-data-size summed over shards.");
+  out.sample("shoal_storage_live_data_bytes", {}, live);
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace
+
+int serve(const config::settings& settings) {
+  auto logs = make_loggers(settings.log);
+  auto start_time = now_seconds();
+
+  storage::rocksdb_options opts;
+  opts.path = settings.storage.path;
+  opts.shards = settings.cluster.shards;
+  opts.block_cache_bytes = settings.storage.block_cache_bytes;
+  opts.write_buffer_bytes = settings.storage.write_buffer_bytes;
+  std::unique_ptr<storage::store> store;
+  if (auto s = storage::open_rocksdb_store(opts, store); !s) {
+    logs.storage->error("cannot open the store at {}: {}", opts.path, s.to_string());
+    return 1;
+  }
+  logs.storage->info("opened {} with {} shards (sync={})", opts.path, opts.shards,
+                     settings.storage.sync);
+
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", or_cores(settings.actors.threads));
+  cfg.add_message_types<caf::id_block::shoal>();
+  cfg.add_error_category(actors::errc_category,
+                         [](std::uint8_t code, caf::atom_value, const caf::message& context) {
+                           return actors::to_string(static_cast<actors::errc>(code)) + ": "
+                                  + caf::to_string(context);
+                         });
+  int status = 0;
+  {
+    caf::actor_system sys{cfg};
+    actors::wal_syncer_actor syncer;
+    if (settings.storage.sync)
+      syncer = actors::spawn_wal_syncer(sys, *store, true);
+    actors::shard_handles shards;
+    shards.handles.reserve(settings.cluster.shards);
+    for (std::uint32_t i = 0; i < settings.cluster.shards; ++i)
+      shards.handles.push_back(
+        actors::spawn_shard(sys, actors::shard_config{i, store.get(), settings.storage.sync, syncer}));
+
+    http::actor_bridge bridge{shards, cluster::shard_map{settings.cluster.shards}};
+    http::request_metrics request_metrics;
+    metrics::registry registry;
+    registry.add([&](metrics::text_writer& out) { request_metrics.write(out); });
+    registry.add([&](metrics::text_writer& out) { write_storage_metrics(out, *store); });
+    registry.add([&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
+
+    http::route_env env;
+    env.ready = [] { return true; }; // the store is open and the shards are spawned
+    env.metrics_text = [&registry] { return registry.render(); };
+    http::server server{settings.http, bridge, std::move(env), request_metrics,
+                        http::server_logs{logs.http, logs.access, settings.log.format == "json"}};
+    try {
+      auto port = server.listen();
+      logs.main->info("listening on http://{}:{}", settings.http.host, port);
+      server.run();
+    } catch (const std::exception& e) {
+      logs.main->error("cannot serve on {}:{}: {}", settings.http.host, settings.http.port,
+                       e.what());
+      status = 1;
+    }
+    // The edge is drained: stop the actors, then close the store they write to.
+    for (auto& shard : shards.handles)
+      caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
+    if (syncer)
+      caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+  }
+  if (auto s = store->close(); !s) {
+    logs.storage->error("closing the store failed: {}", s.to_string());
+    status = 1;
+  } else {
+    logs.storage->info("store flushed and closed");
+  }
+  logs.main->info("stopped");
+  return status;
+}
+
+} // namespace shoal::app

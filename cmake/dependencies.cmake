@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: Apache-2.0
+# Every dependency comes from a Debian 12 package (scripts/setup.sh installs them).
+find_package(Threads REQUIRED)
+find_package(Boost 1.81 EXACT REQUIRED COMPONENTS json url)
+find_package(CAF REQUIRED)
+find_package(RocksDB REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(fmt REQUIRED)
+find_package(CLI11 REQUIRED)
+find_path(TOML11_INCLUDE_DIR toml.hpp REQUIRED)
+find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)
+find_library(XXHASH_LIBRARY xxhash REQUIRED)
+if(SHOAL_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(SHOAL_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "cluster/shard_map.hpp"
+#include "http/doc_service.hpp"
+
+namespace shoal::actors {
+struct shard_handles;
+} // namespace shoal::actors
+
+namespace shoal::http {
+
+/// The one place where the edge meets CAF: a document request becomes a message to the
+/// owning shard actor, carrying a sink that posts the reply back to the connection's
+/// strand. One asynchronous hop, no thread ever waits for an actor.
+class actor_bridge final : public doc_service {
+public:
+  /// `shards` holds one handle per shard, in shard order; it must outlive the bridge.
+  actor_bridge(const actors::shard_handles& shards, cluster::shard_map map);
+  ~actor_bridge() override;
+
+  void submit(actors::doc_request&& request, actors::reply_sink_ptr sink) override;
+
+private:
+  const actors::shard_handles& shards_;
+  cluster::shard_map map_;
+};
+
+} // namespace shoal::http

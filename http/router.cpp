@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "http/router.hpp"
+
+#include <array>
+#include <charconv>
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+
+namespace shoal::http {
+
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+constexpr std::string_view json_type = "application/json";
+constexpr std::string_view document_methods = "GET, HEAD, PUT, PATCH, DELETE";
+constexpr std::string_view read_methods = "GET, HEAD";
+
+response method_not_allowed(std::string_view allow, unsigned version) {
+  auto res = error_response(bhttp::status::method_not_allowed, "method_not_allowed",
+                            "method not allowed on this route", version);
+  res.set(bhttp::field::allow, allow);
+  return res;
+}
+
+response plain_json(bhttp::status status, std::string body, unsigned version) {
+  response res{status, version};
+  res.set(bhttp::field::content_type, json_type);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+bool is_json_media_type(std::string_view content_type) {
+  auto semi = content_type.find(';');
+  auto media = content_type.substr(0, semi);
+  while (!media.empty() && media.back() == ' ')
+    media.remove_suffix(1);
+  auto lower_equals = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size())
+      return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(a[i])) != b[i])
+        return false;
+    return true;
+  };
+  return lower_equals(media, "application/json")
+         || (media.size() > 5 && lower_equals(media.substr(media.size() - 5), "+json"));
+}
+
+/// Parses and normalizes a document or patch body; an error response on failure.
+std::variant<std::string, response> parse_object_body(const request& req, const route_env& env) {
+  auto version = req.version();
+  if (auto ct = req[bhttp::field::content_type]; !ct.empty() && !is_json_media_type(ct))
+    return error_response(bhttp::status::unsupported_media_type, "unsupported_media_type",
+                          "the body must be application/json", version);
+  boost::json::parse_options opts;
+  opts.max_depth = env.max_json_depth;
+  boost::json::error_code ec;
+  // A small arena keeps parsing of typical documents off the global heap.
+  unsigned char buffer[4096];
+  boost::json::monotonic_resource mr(buffer, sizeof(buffer));
+  auto value = boost::json::parse(req.body(), ec, &mr, opts);
+  if (ec) {
+    std::string message = "the body is not valid JSON: " + ec.message();
+    if (ec == boost::json::error::too_deep)
+      message = "the body nests deeper than " + std::to_string(env.max_json_depth) + " levels";
+    return error_response(bhttp::status::bad_request, "invalid_json", message, version);
+  }
+  if (!value.is_object())
+    return error_response(bhttp::status::bad_request, "invalid_document",
+                          "the body must be a JSON object", version);
+  return boost::json::serialize(value);
+}
+
+std::optional<response> parse_preconditions(const request& req, actors::doc_request& out) {
+  if (auto h = req.find(bhttp::field::if_match); h != req.end()) {
+    auto p = parse_entity_tags(h->value(), false);
+    if (!p)
+      return error_response(bhttp::status::bad_request, "invalid_header",
+                            "If-Match must be \"*\" or a list of quoted entity tags",
+                            req.version());
+    out.if_match = std::move(*p);
+  }
+  if (auto h = req.find(bhttp::field::if_none_match); h != req.end()) {
+    auto p = parse_entity_tags(h->value(), true);
+    if (!p)
+      return error_response(bhttp::status::bad_request, "invalid_header",
+                            "If-None-Match must be \"*\" or a list of quoted entity tags",
+                            req.version());
+    out.if_none_match = std::move(*p);
+  }
+  return std::nullopt;
+}
+
+routed route_document(request& req, std::string_view collection, std::string_view id,
+                      const route_env& env) {
+  auto version = req.version();
+  routed r{route_id::document, response{}};
+  actors::doc_request dr;
+  bool head = false;
+  switch (req.method()) {
+    case bhttp::verb::get:
+      dr.op = actors::doc_op::get;
+      break;
+    case bhttp::verb::head:
+      dr.op = actors::doc_op::get;
+      head = true;
+      break;
+    case bhttp::verb::put:
+      dr.op = actors::doc_op::put;
+      break;
+    case bhttp::verb::patch:
+      dr.op = actors::doc_op::patch;
+      break;
+    case bhttp::verb::delete_:
+      dr.op = actors::doc_op::del;
+      break;
+    default:
+      r.outcome = method_not_allowed(document_methods, version);
+      return r;
+  }
+  if (!valid_collection_name(collection)) {
+    r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
+                               "collection names are 1 to 64 of [A-Za-z0-9_-]", version);
+    return r;
+  }
+  if (!valid_document_id(id)) {
+    r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
+                               "document ids are 1 to 256 of [A-Za-z0-9_.:@-], not . or ..",
+                               version);
+    return r;
+  }
+  if (auto err = parse_preconditions(req, dr)) {
+    r.outcome = std::move(*err);
+    return r;
+  }
+  if (dr.op == actors::doc_op::put || dr.op == actors::doc_op::patch) {
+    auto body = parse_object_body(req, env);
+    if (auto* err = std::get_if<response>(&body)) {
+      r.outcome = std::move(*err);
+      return r;
+    }
+    dr.body = std::move(std::get<std::string>(body));
+  }
+  dr.collection.assign(collection);
+  dr.id.assign(id);
+  r.outcome = doc_call{std::move(dr), head};
+  return r;
+}
+
+routed route_probe(const request& req, route_id id, const route_env& env) {
+  auto version = req.version();
+  routed r{id, response{}};
+  if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
+    r.outcome = method_not_allowed(read_methods, version);
+    return r;
+  }
+  switch (id) {
+    case route_id::healthz:
+      r.outcome = plain_json(bhttp::status::ok, R"({"status":"ok"})", version);
+      break;
+    case route_id::readyz:
+      if (env.ready && env.ready())
+        r.outcome = plain_json(bhttp::status::ok, R"({"status":"ready"})", version);
+      else
+        r.outcome = error_response(bhttp::status::service_unavailable, "not_ready",
+                                   "the node is starting or shutting down", version);
+      break;
+    default: {
+      response res{bhttp::status::ok, version};
+      res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      res.body() = env.metrics_text ? env.metrics_text() : std::string{};
+      res.prepare_payload();
+      r.outcome = std::move(res);
+    }
+  }
+  return r;
+}
+
+std::string id_version_body(std::string_view id, std::uint64_t version) {
+  boost::json::object o;
+  o["id"] = id;
+  o["version"] = version;
+  return boost::json::serialize(o);
+}
+
+std::string etag(std::uint64_t version) {
+  std::string s;
+  s.reserve(22);
+  s += '"';
+  s += std::to_string(version);
+  s += '"';
+  return s;
+}
+
+} // namespace
+
+const char* route_label(route_id r) noexcept {
+  static constexpr std::array<const char*, route_count> labels{
+    "/healthz", "/readyz", "/metrics", "/v1/collections/{c}/docs/{id}", "unknown"};
+  return labels[static_cast<std::size_t>(r)];
+}
+
+bool valid_collection_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 64)
+    return false;
+  for (char c : name) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+              || c == '_' || c == '-';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+bool valid_document_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 256 || id == "." || id == "..")
+    return false;
+  for (char c : id) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+              || c == '_' || c == '-' || c == '.' || c == ':' || c == '@';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+std::optional<actors::precondition> parse_entity_tags(std::string_view value, bool weak_match) {
+  actors::precondition p;
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+      s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+      s.remove_suffix(1);
+    return s;
+  };
+  value = trim(value);
+  if (value == "*") {
+    p.what = actors::precondition::kind::any;
+    return p;
+  }
+  p.what = actors::precondition::kind::versions;
+  bool any_tag = false;
+  while (!value.empty()) {
+    bool weak = false;
+    if (value.size() >= 2 && value[0] == 'W' && value[1] == '/') {
+      weak = true;
+      value.remove_prefix(2);
+    }
+    if (value.empty() || value.front() != '"')
+      return std::nullopt;
+    auto close = value.find('"', 1);
+    if (close == std::string_view::npos)
+      return std::nullopt;
+    auto tag = value.substr(1, close - 1);
+    value = trim(value.substr(close + 1));
+    if (!value.empty()) {
+      if (value.front() != ',')
+        return std::nullopt;
+      value = trim(value.substr(1));
+    }
+    any_tag = true;
+    if (weak && !weak_match)
+      continue;
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(tag.data(), tag.data() + tag.size(), v);
+    if (ec == std::errc{} && end == tag.data() + tag.size() && !tag.empty())
+      p.versions.push_back(v);
+  }
+  if (!any_tag)
+    return std::nullopt;
+  return p;
+}
+
+response error_response(bhttp::status status, std::string_view code, std::string_view message,
+                        unsigned version) {
+  boost::json::object inner;
+  inner["code"] = code;
+  inner["message"] = message;
+  boost::json::object outer;
+  outer["error"] = std::move(inner);
+  auto res = plain_json(status, boost::json::serialize(outer), version);
+  if (status == bhttp::status::service_unavailable || status == bhttp::status::gateway_timeout
+      || status == bhttp::status::too_many_requests)
+    res.set(bhttp::field::retry_after, "1");
+  return res;
+}
+
+routed route(request& req, const route_env& env) {
+  auto version = req.version();
+  auto parsed = boost::urls::parse_origin_form(req.target());
+  if (!parsed)
+    return {route_id::unknown, error_response(bhttp::status::bad_request, "invalid_target",
+                                              "the request target is not a valid path", version)};
+  auto segs = parsed->segments();
+  auto n = segs.size();
+  if (n == 1) {
+    auto s = *segs.begin();
+    if (s == "healthz")
+      return route_probe(req, route_id::healthz, env);
+    if (s == "readyz")
+      return route_probe(req, route_id::readyz, env);
+    if (s == "metrics")
+      return route_probe(req, route_id::metrics, env);
+  } else if (n == 5) {
+    auto it = segs.begin();
+    auto s0 = *it++;
+    auto s1 = *it++;
+    auto collection = *it++;
+    auto s3 = *it++;
+    auto id = *it;
+    if (s0 == "v1" && s1 == "collections" && s3 == "docs")
+      return route_document(req, collection, id, env);
+  }
+  return {route_id::unknown,
+          error_response(bhttp::status::not_found, "not_found", "no such route", version)};
+}
+
+response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsigned version) {
+  using actors::doc_status;
+  const auto& req = call.request;
+  switch (reply.status) {
+    case doc_status::ok: {
+      if (req.op == actors::doc_op::del) {
+        response res{bhttp::status::no_content, version};
+        res.prepare_payload();
+        return res;
+      }
+      response res;
+      if (req.op == actors::doc_op::get) {
+        res = plain_json(bhttp::status::ok, std::move(reply.body), version);
+        if (call.head) {
+          // HEAD: the headers of the GET, Content-Length included, and no body.
+          auto length = res.body().size();
+          res.body().clear();
+          res.content_length(length);
+        }
+      } else {
+        res = plain_json(bhttp::status::ok, id_version_body(req.id, reply.version), version);
+      }
+      res.set(bhttp::field::etag, etag(reply.version));
+      return res;
+    }
+    case doc_status::created: {
+      auto res = plain_json(bhttp::status::created, id_version_body(req.id, reply.version), version);
+      res.set(bhttp::field::etag, etag(reply.version));
+      res.set(bhttp::field::location, "/v1/collections/" + req.collection + "/docs/" + req.id);
+      return res;
+    }
+    case doc_status::not_modified: {
+      response res{bhttp::status::not_modified, version};
+      res.set(bhttp::field::etag, etag(reply.version));
+      return res;
+    }
+    case doc_status::not_found:
+      return error_response(bhttp::status::not_found, "not_found", "no such document", version);
+    case doc_status::precondition_failed:
+      return error_response(bhttp::status::precondition_failed, "precondition_failed",
+                            reply.message, version);
+    case doc_status::invalid_document:
+      return error_response(bhttp::status::internal_server_error, "internal_error",
+                            reply.message, version);
+    case doc_status::storage_error:
+      return error_response(bhttp::status::service_unavailable, "storage_unavailable",
+                            reply.message, version);
+    case doc_status::unavailable:
+      return error_response(bhttp::status::service_unavailable, "shutting_down", reply.message,
+                            version);
+  }
+  return error_response(bhttp::status::internal_server_error, "internal_error",
+                        "unknown reply", version);
+}
+
+} // namespace shoal::http

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Routing and encoding, apart from transport: pure functions from a parsed request to a
+// response or to a document call, and from a document reply to a response. No sockets,
+// no actors; tests drive them directly.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "actors/doc_protocol.hpp"
+
+namespace shoal::http {
+
+using request = boost::beast::http::request<boost::beast::http::string_body>;
+using response = boost::beast::http::response<boost::beast::http::string_body>;
+
+/// The routes, as metric labels.
+enum class route_id : std::uint8_t { healthz, readyz, metrics, document, unknown };
+inline constexpr std::size_t route_count = 5;
+const char* route_label(route_id r) noexcept;
+
+/// What the router needs from the node.
+struct route_env {
+  std::function<bool()> ready;               ///< /readyz: storage open and not draining
+  std::function<std::string()> metrics_text; ///< /metrics body
+  unsigned max_json_depth = 64;              ///< deeper bodies are rejected as invalid_json
+};
+
+/// A request that must go to a shard; the reply is rendered by `render_doc_reply`.
+struct doc_call {
+  actors::doc_request request;
+  bool head = false; ///< HEAD: answer like GET without a body
+};
+
+struct routed {
+  route_id route = route_id::unknown;
+  std::variant<response, doc_call> outcome;
+};
+
+/// Routes `req`. Bodies of document writes are parsed, validated and normalized here
+/// (on the I/O thread), so shards only see well-formed JSON objects. Moves the body out.
+routed route(request& req, const route_env& env);
+
+/// The HTTP response for a shard's reply to `call`.
+response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsigned version);
+
+/// A JSON error `{"error":{"code":..,"message":..}}` with `status`.
+response error_response(boost::beast::http::status status, std::string_view code,
+                        std::string_view message, unsigned version);
+
+/// Collection (and later type, queue) names: [A-Za-z0-9_-]{1,64}.
+bool valid_collection_name(std::string_view name) noexcept;
+
+/// Document ids (and actor ids, cache keys): [A-Za-z0-9_.:@-]{1,256}, not "." or "..".
+bool valid_document_id(std::string_view id) noexcept;
+
+/// Parses an If-Match / If-None-Match value: "*" or a comma-separated list of entity
+/// tags. Weak tags (W/"1") count only with `weak_match` (If-None-Match uses the weak
+/// comparison, If-Match the strong one); a tag that is not a quoted decimal version can
+/// match no document and is dropped. nullopt when the value is malformed (an unquoted
+/// token, an unterminated quote, an empty list).
+std::optional<actors::precondition> parse_entity_tags(std::string_view value, bool weak_match);
+
+} // namespace shoal::http

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "http/server.hpp"
+
+#include <chrono>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "http/request_metrics.hpp"
+#include "http/session.hpp"
+
+namespace shoal::http {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+struct server::impl {
+  impl(const config::http_settings& s, doc_service& docs, route_env env, request_metrics& m,
+       server_logs logs)
+    : ctx{s, docs, std::move(env), m, std::move(logs), {}, {}, {}},
+      ioc(static_cast<int>(threads_for(s))),
+      acceptor(ioc),
+      signals(ioc, SIGINT, SIGTERM),
+      drain_timer(ioc) {
+    std::random_device rd;
+    ctx.request_id_prefix = fmt::format("{:08x}", rd());
+    // Readiness also turns false as soon as a drain starts.
+    auto ready = std::move(ctx.env.ready);
+    ctx.env.ready = [this, ready = std::move(ready)] {
+      return !ctx.draining.load(std::memory_order_relaxed) && (!ready || ready());
+    };
+  }
+
+  static unsigned threads_for(const config::http_settings& s) {
+    if (s.threads != 0)
+      return s.threads;
+    return std::max(1u, std::thread::hardware_concurrency());
+  }
+
+  void do_accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec,
+                                                        tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open())
+        return; // closed by a drain
+      if (ec) {
+        // Out of file descriptors and the like: log and keep accepting.
+        if (ctx.logs.http)
+          ctx.logs.http->warn("accept failed: {}", ec.message());
+      } else {
+        bool reject = ctx.metrics.connections.value()
+                      >= static_cast<std::int64_t>(ctx.settings.max_connections);
+        std::make_shared<session>(std::move(socket), ctx, reject)->start();
+      }
+      do_accept();
+    });
+  }
+
+  void on_signal(boost::system::error_code ec, int signal) {
+    if (ec)
+      return;
+    if (ctx.draining.load()) {
+      if (ctx.logs.http)
+        ctx.logs.http->warn("signal {} during drain: stopping now", signal);
+      ioc.stop();
+      return;
+    }
+    if (ctx.logs.http)
+      ctx.logs.http->info("signal {}: draining", signal);
+    begin_drain();
+    signals.async_wait([this](auto e, int s) { on_signal(e, s); });
+  }
+
+  void begin_drain() {
+    if (ctx.draining.exchange(true))
+      return;
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    drain_deadline = std::chrono::steady_clock::now()
+                     + std::chrono::milliseconds(ctx.settings.drain_timeout_ms);
+    check_drained();
+  }
+
+  void check_drained() {
+    auto inflight = ctx.metrics.inflight.value();
+    if (inflight <= 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+      if (ctx.logs.http) {
+        if (inflight > 0)
+          ctx.logs.http->warn("drain timeout: {} requests still in flight", inflight);
+        else
+          ctx.logs.http->info("drained");
+      }
+      ioc.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(10));
+    drain_timer.async_wait([this](boost::system::error_code ec) {
+      if (!ec)
+        check_drained();
+    });
+  }
+
+  server_context ctx;
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  net::signal_set signals;
+  net::steady_timer drain_timer;
+  std::chrono::steady_clock::time_point drain_deadline;
+};
+
+server::server(const config::http_settings& settings, doc_service& docs, route_env env,
+               request_metrics& metrics, server_logs logs)
+  : impl_(std::make_unique<impl>(settings, docs, std::move(env), metrics, std::move(logs))) {}
+
+server::~server() = default;
+
+std::uint16_t server::listen() {
+  auto& a = impl_->acceptor;
+  tcp::endpoint ep{net::ip::make_address(impl_->ctx.settings.host), impl_->ctx.settings.port};
+  a.open(ep.protocol());
+  a.set_option(net::socket_base::reuse_address(true));
+  a.bind(ep);
+  a.listen(net::socket_base::max_listen_connections);
+  return a.local_endpoint().port();
+}
+
+void server::run() {
+  auto& d = *impl_;
+  d.signals.async_wait([&d](auto ec, int s) { d.on_signal(ec, s); });
+  d.do_accept();
+  std::vector<std::thread> threads;
+  auto n = impl::threads_for(d.ctx.settings);
+  for (unsigned i = 1; i < n; ++i)
+    threads.emplace_back([&d] { d.ioc.run(); });
+  d.ioc.run();
+  for (auto& t : threads)
+    t.join();
+}
+
+void server::drain() {
+  net::post(impl_->ioc, [d = impl_.get()] { d->begin_drain(); });
+}
+
+bool server::draining() const noexcept {
+  return impl_->ctx.draining.load();
+}
+
+} // namespace shoal::http

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "http/session.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/object.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "http/doc_service.hpp"
+#include "http/request_metrics.hpp"
+
+namespace shoal::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+
+namespace {
+
+/// Hands a shard's reply to the connection's strand. The shard calls `deliver` on a CAF
+/// worker thread; posting is the only thing done there.
+class session_sink final : public actors::reply_sink {
+public:
+  session_sink(std::shared_ptr<session> s, std::uint64_t seq) : session_(std::move(s)), seq_(seq) {}
+
+  void deliver(actors::doc_reply&& reply) override {
+    auto s = std::move(session_);
+    auto ex = s->executor();
+    net::post(ex, [s = std::move(s), seq = seq_, reply = std::move(reply)]() mutable {
+      s->on_reply(seq, std::move(reply));
+    });
+  }
+
+private:
+  std::shared_ptr<session> session_;
+  std::uint64_t seq_;
+};
+
+bool valid_request_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 128)
+    return false;
+  for (char c : id)
+    if (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
+      return false;
+  return true;
+}
+
+} // namespace
+
+session::session(net::ip::tcp::socket&& socket, server_context& ctx, bool reject)
+  : ctx_(ctx), stream_(std::move(socket)), timer_(stream_.get_executor()), reject_(reject) {
+  ctx_.metrics.connections.add(1);
+}
+
+session::~session() {
+  if (in_flight_)
+    ctx_.metrics.inflight.add(-1);
+  ctx_.metrics.connections.add(-1);
+}
+
+void session::start() {
+  // Start on the strand so that no handler of this session runs concurrently.
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->reject_) {
+      self->ctx_.metrics.rejected_connections.inc();
+      self->keep_alive_ = false;
+      self->started_ = std::chrono::steady_clock::now();
+      self->request_id_ = self->request_id_from(self->req_);
+      self->finish(error_response(bhttp::status::service_unavailable, "overloaded",
+                                  "too many connections", 11));
+      return;
+    }
+    self->do_wait();
+  });
+}
+
+void session::do_wait() {
+  if (buffer_.size() > 0)
+    return do_read(); // a pipelined request is already here
+  // Idle keep-alive: wait for the first byte of the next request.
+  stream_.expires_after(std::chrono::milliseconds(ctx_.settings.idle_timeout_ms));
+  stream_.async_read_some(buffer_.prepare(4096),
+                          beast::bind_front_handler(&session::on_wait, shared_from_this()));
+}
+
+void session::on_wait(beast::error_code ec, std::size_t bytes) {
+  if (ec)
+    return do_close(); // idle timeout, EOF or reset between requests: nothing to answer
+  buffer_.commit(bytes);
+  do_read();
+}
+
+void session::do_read() {
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(ctx_.settings.max_header_bytes));
+  parser_->body_limit(ctx_.settings.max_body_bytes);
+  // The whole request, header and body, must arrive within the header timeout.
+  stream_.expires_after(std::chrono::milliseconds(ctx_.settings.header_timeout_ms));
+  bhttp::async_read(stream_, buffer_, *parser_,
+                    beast::bind_front_handler(&session::on_read, shared_from_this()));
+}
+
+void session::on_read(beast::error_code ec, std::size_t) {
+  if (ec == bhttp::error::end_of_stream)
+    return do_close();
+  if (ec)
+    return reject_request(ec);
+  req_ = parser_->release();
+  handle();
+}
+
+void session::reject_request(beast::error_code ec) {
+  // The connection cannot carry on after a broken request: answer if the client can
+  // still hear it, then close.
+  if (ec == net::error::connection_reset || ec == net::error::broken_pipe
+      || ec == net::error::operation_aborted || ec == beast::error::timeout)
+    return do_close();
+  keep_alive_ = false;
+  started_ = std::chrono::steady_clock::now();
+  req_ = {};
+  request_id_ = request_id_from(req_);
+  route_ = route_id::unknown;
+  // A timed-out tcp_stream has closed its socket already: nothing can be answered.
+  if (ec == beast::error::timeout)
+    return do_close();
+  if (ec == bhttp::error::header_limit)
+    return finish(error_response(bhttp::status::request_header_fields_too_large,
+                                 "header_too_large", "the header block is too large", 11));
+  if (ec == bhttp::error::body_limit)
+    return finish(error_response(bhttp::status::payload_too_large, "body_too_large",
+                                 fmt::format("the body exceeds {} bytes",
+                                             ctx_.settings.max_body_bytes),
+                                 11));
+  finish(error_response(bhttp::status::bad_request, "bad_request",
+                        "malformed HTTP request: " + ec.message(), 11));
+}
+
+std::string session::request_id_from(const request& req) {
+  if (auto it = req.find("x-request-id"); it != req.end() && valid_request_id(it->value()))
+    return std::string(it->value());
+  auto n = ctx_.next_request_id.fetch_add(1, std::memory_order_relaxed);
+  return fmt::format("{}-{:x}", ctx_.request_id_prefix, n);
+}
+
+void session::handle() {
+  started_ = std::chrono::steady_clock::now();
+  request_id_ = request_id_from(req_);
+  keep_alive_ = req_.keep_alive() && !ctx_.draining.load(std::memory_order_relaxed);
+  in_flight_ = true;
+  ctx_.metrics.inflight.add(1);
+  if (ctx_.metrics.inflight.value() > static_cast<std::int64_t>(ctx_.settings.max_inflight)) {
+    ctx_.metrics.rejected_requests.inc();
+    route_ = route_id::unknown;
+    return finish(error_response(bhttp::status::service_unavailable, "overloaded",
+                                 "too many requests in flight", req_.version()));
+  }
+  auto routed = route(req_, ctx_.env);
+  route_ = routed.route;
+  if (auto* res = std::get_if<response>(&routed.outcome))
+    return finish(std::move(*res));
+  call_ = std::move(std::get<doc_call>(routed.outcome));
+  // The shard gets the request (body included); keep what rendering the reply needs.
+  actors::doc_request outgoing = std::move(call_.request);
+  call_.request = actors::doc_request{};
+  call_.request.op = outgoing.op;
+  call_.request.collection = outgoing.collection;
+  call_.request.id = outgoing.id;
+  awaiting_ = true;
+  auto seq = ++seq_;
+  timer_.expires_after(std::chrono::milliseconds(ctx_.settings.request_timeout_ms));
+  timer_.async_wait(beast::bind_front_handler(&session::on_timeout, shared_from_this(), seq));
+  ctx_.docs.submit(std::move(outgoing), std::make_shared<session_sink>(shared_from_this(), seq));
+}
+
+void session::on_reply(std::uint64_t seq, actors::doc_reply&& reply) {
+  if (seq != seq_ || !awaiting_)
+    return; // answered already (timeout); the late reply is dropped
+  awaiting_ = false;
+  timer_.cancel();
+  finish(render_doc_reply(call_, std::move(reply), req_.version()));
+}
+
+void session::on_timeout(std::uint64_t seq, beast::error_code ec) {
+  if (ec || seq != seq_ || !awaiting_)
+    return;
+  awaiting_ = false;
+  finish(error_response(bhttp::status::gateway_timeout, "timeout",
+                        fmt::format("the shard did not answer within {} ms",
+                                    ctx_.settings.request_timeout_ms),
+                        req_.version()));
+}
+
+void session::finish(response&& res) {
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  auto status = res.result_int();
+  res.set("x-request-id", request_id_);
+  res.set(bhttp::field::server, "shoal");
+  res.keep_alive(keep_alive_);
+  if (in_flight_) {
+    in_flight_ = false;
+    ctx_.metrics.inflight.add(-1);
+  }
+  ctx_.metrics.record(route_, req_.method_string(), status, seconds);
+  log_access(status, res.body().size(), seconds);
+  res_ = std::move(res);
+  bhttp::async_write(stream_, res_,
+                     beast::bind_front_handler(&session::on_write, shared_from_this(),
+                                               res_.keep_alive()));
+}
+
+void session::log_access(unsigned status, std::size_t body_bytes, double seconds) {
+  auto* log = ctx_.logs.access.get();
+  if (!log)
+    return;
+  auto micros = static_cast<long long>(seconds * 1e6);
+  if (ctx_.logs.access_json) {
+    boost::json::object o;
+    o["request_id"] = request_id_;
+    o["method"] = std::string_view(req_.method_string());
+    o["target"] = std::string_view(req_.target());
+    o["route"] = route_label(route_);
+    o["status"] = status;
+    o["bytes"] = body_bytes;
+    o["duration_us"] = micros;
+    // The access logger's JSON pattern supplies the braces and the common members.
+    auto members = boost::json::serialize(o);
+    log->info("{}", std::string_view(members).substr(1, members.size() - 2));
+  } else {
+    log->info("{} {} {} {}B {}us rid={}", std::string_view(req_.method_string()),
+              std::string_view(req_.target()), status, body_bytes, micros, request_id_);
+  }
+}
+
+void session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
+  if (ec)
+    return do_close();
+  res_ = {};
+  if (!keep_alive || ctx_.draining.load(std::memory_order_relaxed))
+    return do_close();
+  do_wait();
+}
+
+void session::do_close() {
+  beast::error_code ec;
+  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  stream_.cancel();
+}
+
+} // namespace shoal::http

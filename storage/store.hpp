@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/status.hpp"
+
+namespace shoal::storage {
+
+/// An ordered list of puts and deletes applied atomically to one shard.
+class write_batch {
+public:
+  enum class op_kind : std::uint8_t { put, del };
+  struct op {
+    op_kind kind;
+    std::string key;
+    std::string value; ///< empty for `del`
+  };
+
+  void put(std::string key, std::string value) {
+    bytes_ += key.size() + value.size();
+    ops_.push_back({op_kind::put, std::move(key), std::move(value)});
+  }
+  void del(std::string key) {
+    bytes_ += key.size();
+    ops_.push_back({op_kind::del, std::move(key), {}});
+  }
+  void clear() noexcept {
+    ops_.clear();
+    bytes_ = 0;
+  }
+  const std::vector<op>& ops() const noexcept { return ops_; }
+  bool empty() const noexcept { return ops_.empty(); }
+  std::size_t size() const noexcept { return ops_.size(); }
+  /// Sum of key and value sizes, for batch bounding.
+  std::size_t bytes() const noexcept { return bytes_; }
+
+private:
+  std::vector<op> ops_;
+  std::size_t bytes_ = 0;
+};
+
+/// The keyspace of one shard (a RocksDB column family). Not thread-safe by contract:
+/// exactly one shard actor uses a `shard_store` at a time (the single writer), so an
+/// implementation needs no locks of its own beyond what the engine has.
+class shard_store {
+public:
+  virtual ~shard_store() = default;
+
+  /// Reads `key` into `value`. Returns `errc::not_found` when absent (value untouched).
+  virtual status get(std::string_view key, std::string& value) = 0;
+
+  /// Applies `batch` atomically. With `sync`, the WAL is fsynced before returning;
+  /// without it, the write reaches the WAL file (the OS page cache) before returning,
+  /// so it survives the process being killed but not the machine losing power.
+  virtual status write(const write_batch& batch, bool sync) = 0;
+
+  /// Calls `fn(key, value)` for each key starting with `prefix` in key order, until `fn`
+  /// returns false. Views are valid only during the call.
+  virtual status scan_prefix(std::string_view prefix,
+                             const std::function<bool(std::string_view, std::string_view)>& fn)
+    = 0;
+
+  /// The engine's estimate of the number of keys (RocksDB "rocksdb.estimate-num-keys").
+  virtual std::uint64_t estimate_num_keys() = 0;
+
+  /// The engine's estimate of live data bytes ("rocksdb.estimate-live-data-size").
+  virtual std::uint64_t live_data_bytes() = 0;
+};
+
+/// One node's store: a fixed number of shards in one database. Thread-safe across shards.
+class store {
+public:
+  virtual ~store() = default;
+
+  virtual std::uint32_t shard_count() const noexcept = 0;
+
+  /// The keyspace of shard `index` (< shard_count()). The reference lives as long as the store.
+  virtual shard_store& shard(std::uint32_t index) = 0;
+
+  /// Sequence number of the last write applied to any shard (monotonic).
+  virtual std::uint64_t latest_sequence() = 0;
+
+  /// Fsyncs the WAL: every write that returned before this call started is durable
+  /// when it returns ok. Safe to call concurrently with writes. Blocks on disk I/O:
+  /// call it from a thread that may block (the WAL syncer), never from an I/O thread.
+  virtual status sync_wal() = 0;
+
+  /// Flushes memtables and closes the database. Further calls return `errc::unavailable`.
+  virtual status close() = 0;
+};
+
+/// Options for `open_rocksdb_store`.
+struct rocksdb_options {
+  std::string path;                                 ///< data directory, created when missing
+  std::uint32_t shards = 64;                        ///< number of shard column families
+  std::size_t block_cache_bytes = 64u << 20;        ///< shared LRU block cache
+  std::size_t write_buffer_bytes = 8u << 20;        ///< memtable size per shard
+};
+
+/// Opens (or creates) the RocksDB database at `options.path` with one column family per
+/// shard, named "shard-00000" … Opening a directory written with another shard count
+/// fails with `errc::incompatible` and a message naming both counts. On failure `out`
+/// stays empty and the returned status says why.
+status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>& out);
+
+} // namespace shoal::storage
