@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/memory_store.hpp"
+
+#include <map>
+#include <string>
+#include <utility>
+
+namespace shoal::storage {
+
+namespace {
+
+status closed_error() {
+  return {errc::unavailable, "store is closed"};
+}
+
+} // namespace
+
+/// One shard's keyspace: an ordered map, used by one thread at a time (see `shard_store`).
+/// An instance built with `valid == false` stands for an out-of-range shard index.
+class memory_store::shard_impl final : public shard_store {
+public:
+  shard_impl(memory_store& owner, bool valid) : owner_(owner), valid_(valid) {}
+
+  status get(std::string_view key, std::string& value) override {
+    if (auto st = check(); !st) return st;
+    auto i = map_.find(key);
+    if (i == map_.end()) return {errc::not_found, "key not found"};
+    value = i->second;
+    return status::ok();
+  }
+
+  status write(const write_batch& batch, bool /*sync*/) override {
+    if (auto st = check(); !st) return st;
+    // An empty batch applies nothing and so takes no sequence number.
+    if (batch.empty()) return status::ok();
+    for (const auto& op : batch.ops()) {
+      if (op.kind == write_batch::op_kind::put) {
+        put(op.key, op.value);
+      } else {
+        erase(op.key);
+      }
+    }
+    // Shards write concurrently; the sequence is the only state they share.
+    owner_.sequence_.fetch_add(1, std::memory_order_acq_rel);
+    return status::ok();
+  }
+
+  status scan_prefix(std::string_view prefix,
+                     const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    if (auto st = check(); !st) return st;
+    for (auto i = map_.lower_bound(prefix); i != map_.end(); ++i) {
+      if (i->first.compare(0, prefix.size(), prefix) != 0) break;
+      if (!fn(i->first, i->second)) break;
+    }
+    return status::ok();
+  }
+
+  std::uint64_t estimate_num_keys() override { return map_.size(); }
+
+  std::uint64_t live_data_bytes() override { return bytes_; }
+
+private:
+  status check() const {
+    if (owner_.closed_.load(std::memory_order_acquire)) return closed_error();
+    if (!valid_) return {errc::invalid_argument, "shard index out of range"};
+    return status::ok();
+  }
+
+  void put(const std::string& key, const std::string& value) {
+    auto [i, inserted] = map_.try_emplace(key, value);
+    if (inserted) {
+      bytes_ += key.size() + value.size();
+    } else {
+      bytes_ = bytes_ - i->second.size() + value.size();
+      i->second = value;
+    }
+  }
+
+  void erase(const std::string& key) {
+    auto i = map_.find(key);
+    if (i == map_.end()) return;
+    bytes_ -= i->first.size() + i->second.size();
+    map_.erase(i);
+  }
+
+  memory_store& owner_;
+  const bool valid_;
+  std::map<std::string, std::string, std::less<>> map_;
+  std::uint64_t bytes_ = 0; ///< sum of key and value sizes
+};
+
+memory_store::memory_store(std::uint32_t shards)
+  : invalid_shard_(std::make_unique<shard_impl>(*this, false)) {
+  shards_.reserve(shards);
+  for (std::uint32_t i = 0; i < shards; ++i) {
+    shards_.push_back(std::make_unique<shard_impl>(*this, true));
+  }
+}
+
+memory_store::~memory_store() = default;
+
+std::uint32_t memory_store::shard_count() const noexcept {
+  return static_cast<std::uint32_t>(shards_.size());
+}
+
+shard_store& memory_store::shard(std::uint32_t index) {
+  if (index >= shards_.size()) return *invalid_shard_;
+  return *shards_[index];
+}
+
+std::uint64_t memory_store::latest_sequence() {
+  return sequence_.load(std::memory_order_acquire);
+}
+
+status memory_store::sync_wal() {
+  if (closed_.load(std::memory_order_acquire)) return closed_error();
+  syncs_.fetch_add(1, std::memory_order_acq_rel);
+  return status::ok();
+}
+
+status memory_store::close() {
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return closed_error();
+  return status::ok();
+}
+
+} // namespace shoal::storage

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: Apache-2.0
+// RocksDB-only behaviour: persistence, layout checks, estimates, concurrency.
+#include "storage/store.hpp"
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/storage/storage_test_util.hpp"
+
+namespace shoal::storage {
+namespace {
+
+using ::testing::HasSubstr;
+
+class RocksDbStoreTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    dir_ = std::make_unique<test::temp_dir>();
+    ASSERT_FALSE(dir_->path().empty()) << "mkdtemp failed";
+  }
+
+  void TearDown() override { dir_.reset(); }
+
+  rocksdb_options options(std::uint32_t shards = 4) const {
+    rocksdb_options result;
+    result.path = dir_->path() + "/data";
+    result.shards = shards;
+    result.block_cache_bytes = 1u << 20;
+    result.write_buffer_bytes = 1u << 20;
+    return result;
+  }
+
+  static status put(shard_store& s, std::string key, std::string value) {
+    write_batch batch;
+    batch.put(std::move(key), std::move(value));
+    return s.write(batch, false);
+  }
+
+  std::unique_ptr<test::temp_dir> dir_;
+};
+
+/// Names and sizes of the files in `dir`, to show that a failed open touched nothing.
+std::map<std::string, std::uintmax_t> list_files(const std::string& dir) {
+  std::map<std::string, std::uintmax_t> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    files[entry.path().filename().string()] = entry.file_size();
+  }
+  return files;
+}
+
+// Verifies opening creates the data directory, parents included.
+TEST_F(RocksDbStoreTest, OpenCreatesMissingDirectory) {
+  auto opts = options();
+  opts.path = dir_->path() + "/a/b/c";
+  std::unique_ptr<store> db;
+  ASSERT_OK(open_rocksdb_store(opts, db));
+  EXPECT_TRUE(std::filesystem::is_directory(opts.path));
+  EXPECT_TRUE(std::filesystem::exists(opts.path + "/CURRENT"));
+}
+
+// Verifies bad options fail with invalid_argument and leave `out` empty.
+TEST_F(RocksDbStoreTest, OpenRejectsBadOptions) {
+  auto opts = options(0);
+  std::unique_ptr<store> db;
+  EXPECT_EQ(open_rocksdb_store(opts, db).code(), errc::invalid_argument);
+  EXPECT_EQ(db, nullptr);
+  opts = options(100001);
+  EXPECT_EQ(open_rocksdb_store(opts, db).code(), errc::invalid_argument);
+  opts = options();
+  opts.path.clear();
+  EXPECT_EQ(open_rocksdb_store(opts, db).code(), errc::invalid_argument);
+  EXPECT_EQ(db, nullptr);
+}
+
+// Verifies each shard is a column family named "shard-NNNNN" (read from the OPTIONS file).
+TEST_F(RocksDbStoreTest, ShardsAreNamedColumnFamilies) {
+  std::unique_ptr<store> db;
+  ASSERT_OK(open_rocksdb_store(options(3), db));
+  ASSERT_OK(db->close());
+  std::string text;
+  for (const auto& entry : std::filesystem::directory_iterator(options().path)) {
+    if (entry.path().filename().string().rfind("OPTIONS-", 0) != 0) continue;
+    std::ifstream in(entry.path());
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  EXPECT_THAT(text, HasSubstr("[CFOptions \"shard-00000\"]"));
+  EXPECT_THAT(text, HasSubstr("[CFOptions \"shard-00002\"]"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("shard-00003")));
+}
+
+// Verifies data written (without sync) survives close and reopen, on every shard.
+TEST_F(RocksDbStoreTest, DataSurvivesCloseAndReopen) {
+  std::unique_ptr<store> db;
+  ASSERT_OK(open_rocksdb_store(options(), db));
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    ASSERT_OK(put(db->shard(i), "k", "v" + std::to_string(i)));
+  }
+  const auto sequence = db->latest_sequence();
+  ASSERT_OK(db->close());
+  db.reset();
+
+  ASSERT_OK(open_rocksdb_store(options(), db));
+  EXPECT_GE(db->latest_sequence(), sequence);
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    std::string value;
+    ASSERT_OK(db->shard(i).get("k", value));
+    EXPECT_EQ(value, "v" + std::to_string(i));
+  }
+}
+
+// Verifies the destructor closes an open store so that its data survives.
+TEST_F(RocksDbStoreTest, DestructorClosesStore) {
+  std::unique_ptr<store> db;
+  ASSERT_OK(open_rocksdb_store(options(), db));
+  ASSERT_OK(put(db->shard(1), "k", "v"));
+  db.reset();
+  ASSERT_OK(open_rocksdb_store(options(), db));
+  std::string value;
+  ASSERT_OK(db->shard(1).get("k", value));
+  EXPECT_EQ(value, "v");
+}
+
+// Verifies reopening with another shard count is incompatible, names both counts and
+// leaves the directory usable with the original count.
+TEST_F(RocksDbStoreTest, ReopenWithDifferentShardCountIsIncompatible) {
+  std::unique_ptr<store> db;
+  ASSERT_OK(open_rocksdb_store(options(16), db));
+  ASSERT_OK(put(db->shard(15), "k", "v"));
+  ASSERT_OK(db->close());
+  db.reset();
+
+  const auto files = list_files(options().path);
+  for (std::uint32_t shards : {64u, 8u}) {
+    auto st = open_rocksdb_store(options(shards), db);
+    EXPECT_EQ(st.code(), errc::incompatible) << st.to_string();
+    EXPECT_THAT(st.message(), HasSubstr("has 16 shards"));
+    EXPECT_THAT(st.message(), HasSubstr("config says " + std::to_string(shards)));
+    EXPECT_EQ(db, nullptr);
+  }
+  EXPECT_EQ(list_files(options().path), files);
+
+  ASSERT_OK(open_rocksdb_store(options(16), db));
+  std::string value;
+  ASSERT_OK(db->shard(15).get("k", value));
+  EXPECT_EQ(value, "v");
+}
+
+// Verifies the key estimate and live size are positive after 1000 keys are flushed by reopen.
+TEST_F(RocksDbStoreTest, EstimatesArePositiveAfterFlush) {
+  std::unique_ptr<store> db;
+  ASSERT_OK(open_rocksdb_store(options(), db));
+  write_batch batch;
+  for (int i = 0; i < 1000; ++i) {
+    batch.put("key-" + std::to_string(i), std::string(100, 'x'));
+    if (batch.size() == 100) {
+      ASSERT_OK(db->shard(2).write(batch, false));
+      batch.clear();
+    }
+  }
+  ASSERT_OK(db->close());
+  db.reset();
+
+  ASSERT_OK(open_rocksdb_store(options(), db));
+  EXPECT_GT(db->shard(2).estimate_num_keys(), 0u);
+  EXPECT_GT(db->shard(2).live_data_bytes(), 0u);
+  EXPECT_EQ(db->shard(3).estimate_num_keys(), 0u);
+  ASSERT_OK(db->close());
+  EXPECT_EQ(db->shard(2).estimate_num_keys(), 0u);
+}
+
+// Verifies four writers on different shards and a concurrent WAL syncer all succeed and
+// every write is readable afterwards.
+TEST_F(RocksDbStoreTest, ConcurrentWritersAndWalSyncer) {
+  constexpr std::uint32_t writers = 4;
+  constexpr int batches = 200;
+  constexpr int keys_per_batch = 5;
+  constexpr int syncs = 100;
+  std::unique_ptr<store> db;
+  ASSERT_OK(open_rocksdb_store(options(writers), db));
+
+  std::mutex errors_mutex;
+  std::vector<std::string> errors;
+  auto record = [&](const status& st) {
+    if (st) return;
+    std::lock_guard<std::mutex> lock(errors_mutex);
+    errors.push_back(st.to_string());
+  };
+
+  std::vector<std::thread> threads;
+  for (std::uint32_t w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      auto& s = db->shard(w);
+      write_batch batch;
+      for (int b = 0; b < batches; ++b) {
+        batch.clear();
+        for (int k = 0; k < keys_per_batch; ++k) {
+          const auto key = std::to_string(b * keys_per_batch + k);
+          batch.put(key, "w" + std::to_string(w) + "-" + key);
+        }
+        record(s.write(batch, b % 50 == 0)); // a few synced writes among unsynced ones
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < syncs; ++i) record(db->sync_wal());
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_THAT(errors, ::testing::IsEmpty());
+
+  for (std::uint32_t w = 0; w < writers; ++w) {
+    std::size_t count = 0;
+    ASSERT_OK(db->shard(w).scan_prefix("", [&](std::string_view k, std::string_view v) {
+      ++count;
+      return v == "w" + std::to_string(w) + "-" + std::string(k);
+    }));
+    EXPECT_EQ(count, static_cast<std::size_t>(batches * keys_per_batch)) << "shard " << w;
+  }
+}
+
+} // namespace
+} // namespace shoal::storage
