@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Every dependency comes from a Debian 12 package (scripts/setup.sh installs them).
 find_package(Threads REQUIRED)
-find_package(Boost 1.81 EXACT REQUIRED COMPONENTS json url)
+find_package(Boost 1.81.0 EXACT CONFIG REQUIRED COMPONENTS json url)
 find_package(CAF REQUIRED)
 find_package(RocksDB REQUIRED)
 find_package(spdlog REQUIRED)
