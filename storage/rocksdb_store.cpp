@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -94,6 +95,48 @@ status check_column_families(const rocksdb_options& options, std::vector<std::st
     if (existing[i] != shard_cf_name(i)) {
       return {errc::incompatible, "data directory " + options.path
                                       + " has unexpected column family '" + existing[i] + "'"};
+    }
+  }
+  return status::ok();
+}
+
+/// Reads the stored shard count from a database that exists, through a read-only open
+/// that changes nothing on disk; `out` stays empty when the key is absent.
+status read_meta_shards(const rocksdb::DBOptions& db_options, const std::string& path,
+                        const std::vector<std::string>& families,
+                        std::optional<std::string>& out) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.reserve(families.size());
+  for (const auto& name : families) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (auto s = rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &raw);
+      !s.ok()) {
+    return to_error(s);
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string value;
+  auto s = db->Get(rocksdb::ReadOptions(), db->DefaultColumnFamily(), meta_shards_key, &value);
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  if (s.ok()) {
+    out = std::move(value);
+  } else if (!s.IsNotFound()) {
+    return to_error(s);
+  }
+  return to_error(db->Close());
+}
+
+/// For a creation that was interrupted: every column family present must be one of the
+/// configured shards; the missing ones are created by the open that follows.
+status check_partial_creation(const rocksdb_options& options,
+                              const std::vector<std::string>& existing) {
+  for (const auto& name : existing) {
+    if (name == rocksdb::kDefaultColumnFamilyName) continue;
+    bool known = false;
+    for (std::uint32_t i = 0; i < options.shards && !known; ++i) known = name == shard_cf_name(i);
+    if (!known) {
+      return {errc::incompatible, "data directory " + options.path
+                                      + " has unexpected column family '" + name + "'"};
     }
   }
   return status::ok();
@@ -318,7 +361,14 @@ status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>
     if (auto s = rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing); !s.ok()) {
       return to_error(s);
     }
-    if (auto st = check_column_families(options, std::move(existing)); !st) return st;
+    // The meta key is written last when a directory is created; without it, creation was
+    // interrupted (killed while the column families were being made) and may resume.
+    std::optional<std::string> stored_shards;
+    if (auto st = read_meta_shards(db_options, options.path, existing, stored_shards); !st)
+      return st;
+    auto st = stored_shards ? check_column_families(options, std::move(existing))
+                            : check_partial_creation(options, existing);
+    if (!st) return st;
   }
 
   const auto cf_options = make_cf_options(options);

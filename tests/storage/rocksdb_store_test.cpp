@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <gmock/gmock.h>
+#include <rocksdb/db.h>
 #include <gtest/gtest.h>
 
 #include "tests/storage/storage_test_util.hpp"
@@ -154,6 +155,45 @@ TEST_F(RocksDbStoreTest, ReopenWithDifferentShardCountIsIncompatible) {
   std::string value;
   ASSERT_OK(db->shard(15).get("k", value));
   EXPECT_EQ(value, "v");
+}
+
+/// Creates a database holding only some shard column families and no meta keys: what a
+/// first start leaves behind when it is killed while creating the column families.
+void make_partial_database(const std::string& path, const std::vector<std::string>& shards) {
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families{
+    {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
+  for (const auto& name : shards) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(opts, path, families, &handles, &db).ok());
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;
+}
+
+// Verifies a creation interrupted midway resumes on the next start instead of being
+// refused as a different layout; afterwards the layout is fixed.
+TEST_F(RocksDbStoreTest, InterruptedCreationResumes) {
+  make_partial_database(options().path, {"shard-00000", "shard-00001"});
+  std::unique_ptr<store> db;
+  ASSERT_OK(open_rocksdb_store(options(4), db));
+  EXPECT_EQ(db->shard_count(), 4u);
+  ASSERT_OK(put(db->shard(3), "k", "v"));
+  ASSERT_OK(db->close());
+  db.reset();
+  EXPECT_EQ(open_rocksdb_store(options(8), db).code(), errc::incompatible);
+}
+
+// Verifies an interrupted creation with a column family outside the configured shards
+// is refused.
+TEST_F(RocksDbStoreTest, InterruptedCreationWithForeignShardIsIncompatible) {
+  make_partial_database(options().path, {"shard-00000", "shard-00009"});
+  std::unique_ptr<store> db;
+  auto st = open_rocksdb_store(options(4), db);
+  EXPECT_EQ(st.code(), errc::incompatible) << st.to_string();
+  EXPECT_THAT(st.message(), HasSubstr("shard-00009"));
 }
 
 // Verifies the key estimate and live size are positive after 1000 keys are flushed by reopen.
