@@ -151,7 +151,7 @@ std::string session::request_id_from(const request& req) {
 void session::handle() {
   started_ = std::chrono::steady_clock::now();
   request_id_ = request_id_from(req_);
-  keep_alive_ = req_.keep_alive() && !ctx_.draining.load(std::memory_order_relaxed);
+  keep_alive_ = req_.keep_alive();
   in_flight_ = true;
   ctx_.metrics.inflight.add(1);
   if (ctx_.metrics.inflight.value() > static_cast<std::int64_t>(ctx_.settings.max_inflight)) {
@@ -201,7 +201,8 @@ void session::finish(response&& res) {
   auto status = res.result_int();
   res.set("x-request-id", request_id_);
   res.set(bhttp::field::server, "shoal");
-  res.keep_alive(keep_alive_);
+  // Responses written during a drain close their connection.
+  res.keep_alive(keep_alive_ && !ctx_.draining.load(std::memory_order_relaxed));
   if (in_flight_) {
     in_flight_ = false;
     ctx_.metrics.inflight.add(-1);
