@@ -10,6 +10,7 @@ namespace shoal::actors::documents {
 namespace {
 
 constexpr char record_format_v1 = 0x01;
+constexpr char tombstone_format_v1 = 0x02;
 constexpr std::size_t record_header = 1 + 8;
 
 doc_reply failure(doc_status status, std::string message) {
@@ -19,10 +20,16 @@ doc_reply failure(doc_status status, std::string message) {
   return r;
 }
 
+/// The version of the live document, nullopt when there is none (absent or deleted).
 std::optional<std::uint64_t> version_of(const std::optional<record>& current) {
-  if (current)
+  if (current && current->live())
     return current->version;
   return std::nullopt;
+}
+
+void put_version(std::string& out, std::uint64_t version) {
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<std::size_t>(1 + i)] = static_cast<char>((version >> (56 - 8 * i)) & 0xff);
 }
 
 /// Evaluates If-Match then If-None-Match (RFC 9110 §13.2.2); true when the write may go on.
@@ -59,19 +66,29 @@ std::string encode(std::uint64_t version, std::string_view json) {
   std::string out;
   out.resize(record_header + json.size());
   out[0] = record_format_v1;
-  for (int i = 0; i < 8; ++i)
-    out[static_cast<std::size_t>(1 + i)] = static_cast<char>((version >> (56 - 8 * i)) & 0xff);
+  put_version(out, version);
   std::copy(json.begin(), json.end(), out.begin() + record_header);
   return out;
 }
 
+std::string encode_tombstone(std::uint64_t version) {
+  std::string out(record_header, '\0');
+  out[0] = tombstone_format_v1;
+  put_version(out, version);
+  return out;
+}
+
 std::optional<record> decode(std::string_view bytes) {
-  if (bytes.size() < record_header || bytes[0] != record_format_v1)
+  if (bytes.size() < record_header)
     return std::nullopt;
   std::uint64_t version = 0;
   for (std::size_t i = 1; i < record_header; ++i)
     version = (version << 8) | static_cast<unsigned char>(bytes[i]);
-  return record{version, bytes.substr(record_header)};
+  if (bytes[0] == record_format_v1)
+    return record{version, bytes.substr(record_header), false};
+  if (bytes[0] == tombstone_format_v1 && bytes.size() == record_header)
+    return record{version, {}, true};
+  return std::nullopt;
 }
 
 bool matches(const precondition& p, std::optional<std::uint64_t> current) noexcept {
@@ -90,23 +107,26 @@ bool matches(const precondition& p, std::optional<std::uint64_t> current) noexce
 write_plan plan_write(const doc_request& req, const std::optional<record>& current) {
   write_plan plan;
   auto current_version = version_of(current);
+  // Versions continue across a delete: the next one follows the tombstone's.
+  std::uint64_t last_version = current ? current->version : 0;
   if (!preconditions_pass(req, current_version)) {
     plan.reply = failure(doc_status::precondition_failed,
-                         current ? "the document is at version " + std::to_string(*current_version)
-                                 : std::string{"the document does not exist"});
+                         current_version
+                           ? "the document is at version " + std::to_string(*current_version)
+                           : std::string{"the document does not exist"});
     plan.reply.version = current_version.value_or(0);
     return plan;
   }
   switch (req.op) {
     case doc_op::put: {
       plan.what = write_plan::action::put;
-      plan.reply.version = current_version.value_or(0) + 1;
-      plan.reply.status = current ? doc_status::ok : doc_status::created;
+      plan.reply.version = last_version + 1;
+      plan.reply.status = current_version ? doc_status::ok : doc_status::created;
       plan.value = encode(plan.reply.version, req.body);
       return plan;
     }
     case doc_op::patch: {
-      if (!current) {
+      if (!current_version) {
         plan.reply = failure(doc_status::not_found, "no such document");
         return plan;
       }
@@ -124,12 +144,13 @@ write_plan plan_write(const doc_request& req, const std::optional<record>& curre
       return plan;
     }
     case doc_op::del: {
-      if (!current) {
+      if (!current_version) {
         plan.reply = failure(doc_status::not_found, "no such document");
         return plan;
       }
-      plan.what = write_plan::action::del;
-      plan.reply.version = *current_version;
+      plan.what = write_plan::action::put;
+      plan.reply.version = *current_version + 1;
+      plan.value = encode_tombstone(plan.reply.version);
       return plan;
     }
     case doc_op::get:
@@ -140,7 +161,16 @@ write_plan plan_write(const doc_request& req, const std::optional<record>& curre
 }
 
 doc_reply read(const doc_request& req, const std::optional<record>& current) {
-  if (!current)
+  auto current_version = version_of(current);
+  if (req.if_match.present() && !matches(req.if_match, current_version)) {
+    auto r = failure(doc_status::precondition_failed,
+                     current_version
+                       ? "the document is at version " + std::to_string(*current_version)
+                       : std::string{"the document does not exist"});
+    r.version = current_version.value_or(0);
+    return r;
+  }
+  if (!current_version)
     return failure(doc_status::not_found, "no such document");
   doc_reply r;
   r.version = current->version;

@@ -22,14 +22,25 @@ std::string key(std::string_view collection, std::string_view id);
 /// Key prefix of every document of `collection` in a shard: 'd' ++ collection ++ '\0'.
 std::string collection_prefix(std::string_view collection);
 
-/// A stored document: its version and its JSON text (a view into the stored bytes).
+/// A stored document, or the tombstone of a deleted one: its version and its JSON text
+/// (a view into the stored bytes; empty for a tombstone).
 struct record {
   std::uint64_t version = 0;
   std::string_view json;
+  bool deleted = false;
+
+  /// True for a live document.
+  bool live() const noexcept { return !deleted; }
 };
 
-/// Stored value: format byte 0x01, version as 8 bytes big-endian, then the JSON text.
+/// Stored value of a document: format byte 0x01, version as 8 bytes big-endian, then the
+/// JSON text.
 std::string encode(std::uint64_t version, std::string_view json);
+
+/// Stored value of a deleted document: byte 0x02, then the version of the delete as 8
+/// bytes big-endian. Keeping it means a re-created document continues the version
+/// sequence, so an ETag never names two different documents.
+std::string encode_tombstone(std::uint64_t version);
 
 /// Decodes a stored value; nullopt when the bytes are not a record of a known format.
 std::optional<record> decode(std::string_view bytes);
@@ -40,16 +51,17 @@ bool matches(const precondition& p, std::optional<std::uint64_t> current) noexce
 
 /// What a write does to the store.
 struct write_plan {
-  enum class action : std::uint8_t { none, put, del };
+  enum class action : std::uint8_t { none, put };
   action what = action::none;
-  std::string value; ///< encoded record for `put`
+  std::string value; ///< encoded record (a document or a tombstone) for `put`
   doc_reply reply;   ///< sent once the write is durable (or at once for `none`)
 };
 
 /// Decides a put, patch or delete of `req` against the current record.
 write_plan plan_write(const doc_request& req, const std::optional<record>& current);
 
-/// Answers a get of `req` from the current record.
+/// Answers a get of `req` from the current record (If-Match, then If-None-Match, as for
+/// writes; a failed If-None-Match is `not_modified`).
 doc_reply read(const doc_request& req, const std::optional<record>& current);
 
 /// Applies an RFC 7396 merge patch to `target` in place: object members of `patch` that

@@ -147,10 +147,7 @@ void handle(shard_pointer self, doc_request&& req, reply_target to) {
     return;
   }
   storage::write_batch batch;
-  if (plan.what == documents::write_plan::action::put)
-    batch.put(key, std::move(plan.value));
-  else
-    batch.del(key);
+  batch.put(key, std::move(plan.value));
   // Never fsync here: with storage.sync the syncer does it once for many writes.
   if (auto s = st.shard->write(batch, false); !s) {
     respond(self, std::move(to), storage_failure(s), std::move(key), false);

@@ -101,14 +101,10 @@ routed route_document(request& req, std::string_view collection, std::string_vie
   auto version = req.version();
   routed r{route_id::document, response{}};
   actors::doc_request dr;
-  bool head = false;
   switch (req.method()) {
     case bhttp::verb::get:
+    case bhttp::verb::head: // the session drops the body of HEAD responses
       dr.op = actors::doc_op::get;
-      break;
-    case bhttp::verb::head:
-      dr.op = actors::doc_op::get;
-      head = true;
       break;
     case bhttp::verb::put:
       dr.op = actors::doc_op::put;
@@ -148,7 +144,7 @@ routed route_document(request& req, std::string_view collection, std::string_vie
   }
   dr.collection.assign(collection);
   dr.id.assign(id);
-  r.outcome = doc_call{std::move(dr), head};
+  r.outcome = doc_call{std::move(dr)};
   return r;
 }
 
@@ -333,12 +329,6 @@ response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsig
       response res;
       if (req.op == actors::doc_op::get) {
         res = plain_json(bhttp::status::ok, std::move(reply.body), version);
-        if (call.head) {
-          // HEAD: the headers of the GET, Content-Length included, and no body.
-          auto length = res.body().size();
-          res.body().clear();
-          res.content_length(length);
-        }
       } else {
         res = plain_json(bhttp::status::ok, id_version_body(req.id, reply.version), version);
       }

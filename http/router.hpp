@@ -36,9 +36,9 @@ struct route_env {
 };
 
 /// A request that must go to a shard; the reply is rendered by `render_doc_reply`.
+/// HEAD becomes a GET here; the session sends the headers without the body.
 struct doc_call {
   actors::doc_request request;
-  bool head = false; ///< HEAD: answer like GET without a body
 };
 
 struct routed {

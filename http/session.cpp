@@ -4,6 +4,8 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
@@ -102,6 +104,36 @@ void session::do_read() {
   parser_->body_limit(ctx_.settings.max_body_bytes);
   // The whole request, header and body, must arrive within the header timeout.
   stream_.expires_after(std::chrono::milliseconds(ctx_.settings.header_timeout_ms));
+  // The header first: a body over the limit is refused from its Content-Length, and a
+  // client that sent "Expect: 100-continue" is told to go on before it sends the body.
+  bhttp::async_read_header(stream_, buffer_, *parser_,
+                           beast::bind_front_handler(&session::on_header, shared_from_this()));
+}
+
+void session::on_header(beast::error_code ec, std::size_t bytes) {
+  if (ec)
+    return on_read(ec, bytes);
+  if (parser_->is_done())
+    return on_read(ec, bytes);
+  auto expect = parser_->get()[bhttp::field::expect];
+  if (beast::iequals(expect, "100-continue")) {
+    continue_ = std::make_unique<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
+                                                                      11);
+    return bhttp::async_write(stream_, *continue_,
+                              beast::bind_front_handler(&session::on_continue_sent,
+                                                        shared_from_this()));
+  }
+  read_body();
+}
+
+void session::on_continue_sent(beast::error_code ec, std::size_t) {
+  continue_.reset();
+  if (ec)
+    return do_close();
+  read_body();
+}
+
+void session::read_body() {
   bhttp::async_read(stream_, buffer_, *parser_,
                     beast::bind_front_handler(&session::on_read, shared_from_this()));
 }
@@ -199,6 +231,12 @@ void session::on_timeout(std::uint64_t seq, beast::error_code ec) {
 void session::finish(response&& res) {
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   auto status = res.result_int();
+  auto body_bytes = res.body().size();
+  if (req_.method() == bhttp::verb::head && body_bytes > 0) {
+    // HEAD: the headers of the GET, Content-Length included, and no body.
+    res.body().clear();
+    res.content_length(body_bytes);
+  }
   res.set("x-request-id", request_id_);
   res.set(bhttp::field::server, "shoal");
   // Responses written during a drain close their connection.
@@ -208,7 +246,7 @@ void session::finish(response&& res) {
     ctx_.metrics.inflight.add(-1);
   }
   ctx_.metrics.record(route_, req_.method_string(), status, seconds);
-  log_access(status, res.body().size(), seconds);
+  log_access(status, body_bytes, seconds);
   res_ = std::move(res);
   bhttp::async_write(stream_, res_,
                      beast::bind_front_handler(&session::on_write, shared_from_this(),

@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
 #include "config/settings.hpp"
@@ -57,6 +58,9 @@ private:
   void do_wait();
   void on_wait(boost::beast::error_code ec, std::size_t bytes);
   void do_read();
+  void on_header(boost::beast::error_code ec, std::size_t bytes);
+  void on_continue_sent(boost::beast::error_code ec, std::size_t bytes);
+  void read_body();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void handle();
   void on_timeout(std::uint64_t seq, boost::beast::error_code ec);
@@ -72,6 +76,7 @@ private:
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   boost::asio::steady_timer timer_;
+  std::unique_ptr<boost::beast::http::response<boost::beast::http::empty_body>> continue_;
   request req_;
   response res_;
   doc_call call_;

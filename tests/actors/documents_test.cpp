@@ -49,10 +49,21 @@ TEST(RecordCodecTest, LayoutIsStable) {
   EXPECT_EQ(bytes, std::string("\x01\0\0\0\0\0\0\x01\x02{}", 11));
 }
 
+// Verifies a tombstone decodes as deleted with its version.
+TEST(RecordCodecTest, TombstoneRoundTrips) {
+  auto bytes = encode_tombstone(9);
+  EXPECT_EQ(bytes, std::string("\x02\0\0\0\0\0\0\0\x09", 9));
+  auto rec = decode(bytes);
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_TRUE(rec->deleted);
+  EXPECT_EQ(rec->version, 9u);
+}
+
 // Verifies truncated bytes and unknown formats are rejected.
 TEST(RecordCodecTest, RejectsMalformedBytes) {
   EXPECT_FALSE(decode("").has_value());
   EXPECT_FALSE(decode(std::string("\x01\0\0", 3)).has_value());
+  EXPECT_FALSE(decode(std::string("\x03\0\0\0\0\0\0\0\x01{}", 11)).has_value());
   EXPECT_FALSE(decode(std::string("\x02\0\0\0\0\0\0\0\x01{}", 11)).has_value());
 }
 

@@ -112,16 +112,35 @@ TEST_F(ShardActorTest, PatchMergesAndBumpsVersion) {
   EXPECT_EQ(call(shard, get("users", "42")).body, R"({"b":{"c":5,"d":3},"e":true})");
 }
 
-// Verifies DELETE removes the document; a later PUT starts again at version 1.
-TEST_F(ShardActorTest, DeleteRemovesAndRecreateStartsAtOne) {
+// Verifies DELETE leaves a tombstone: the document is gone for reads, preconditions and
+// deletes, and a re-created one continues the versions, so old ETags never match it.
+TEST_F(ShardActorTest, DeleteLeavesTombstoneAndVersionsContinue) {
   auto shard = spawn(store, 0, false);
   call(shard, put("users", "42", R"({"a":1})"));
   call(shard, put("users", "42", R"({"a":2})"));
   auto d = call(shard, del("users", "42"));
   EXPECT_EQ(d.status, doc_status::ok);
-  EXPECT_EQ(d.version, 2u);
+  EXPECT_EQ(d.version, 3u);
   EXPECT_EQ(call(shard, get("users", "42")).status, doc_status::not_found);
-  EXPECT_EQ(call(shard, put("users", "42", "{}")).version, 1u);
+  EXPECT_EQ(call(shard, del("users", "42")).status, doc_status::not_found);
+  EXPECT_EQ(call(shard, patch("users", "42", "{}")).status, doc_status::not_found);
+  auto stale = put("users", "42", "{}");
+  stale.if_match = versions({2});
+  EXPECT_EQ(call(shard, stale).status, doc_status::precondition_failed);
+  auto created = call(shard, put("users", "42", "{}"));
+  EXPECT_EQ(created.status, doc_status::created);
+  EXPECT_EQ(created.version, 4u);
+}
+
+// Verifies GET honours If-Match (RFC 9110 §13.1.1): a stale version is 412.
+TEST_F(ShardActorTest, GetWithStaleIfMatchFails) {
+  auto shard = spawn(store, 0, false);
+  call(shard, put("users", "42", R"({"a":1})"));
+  auto req = get("users", "42");
+  req.if_match = versions({7});
+  EXPECT_EQ(call(shard, req).status, doc_status::precondition_failed);
+  req.if_match = versions({1});
+  EXPECT_EQ(call(shard, req).status, doc_status::ok);
 }
 
 // Verifies the request/response interface answers like the sink interface.
