@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "actors/shard_actor.hpp"
 
+#include <algorithm>
 #include <deque>
+#include <list>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -11,7 +13,10 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include "actors/actor_api.hpp"
+#include "actors/actor_metrics.hpp"
 #include "actors/documents.hpp"
+#include "actors/virtual_actor.hpp"
 #include "storage/store.hpp"
 
 namespace shoal::actors {
@@ -39,8 +44,42 @@ struct held_reply {
   std::string key;
 };
 
+/// Where the answer to an actor call goes: the edge's sink, or a requesting actor.
+struct call_target {
+  call_sink_ptr sink;
+  caf::typed_response_promise<actor_reply> promise;
+
+  void deliver(actor_reply&& reply) {
+    if (sink)
+      sink->deliver(std::move(reply));
+    else
+      promise.deliver(std::move(reply));
+  }
+};
+
+/// A call for an actor that is being passivated: it waits for the next activation.
+struct waiting_call {
+  actor_call call;
+  call_target to;
+};
+
+/// A virtual actor this shard has activated.
+struct hosted_actor {
+  virtual_actor handle;
+  std::list<std::string>::iterator lru; ///< valid while not stopping
+  caf::actor_clock::time_point last_used;
+  const actor_type* type = nullptr;
+  bool stopping = false;
+  std::deque<waiting_call> waiting; ///< calls that arrived while stopping, in order
+};
+
 struct shard_state {
   shard_config cfg;
+  /// Active and stopping virtual actors by state key.
+  std::unordered_map<std::string, hosted_actor> hosted;
+  std::unordered_map<caf::actor_addr, std::string> hosted_keys; ///< address → state key
+  std::list<std::string> lru; ///< active (not stopping) actors, least recently used first
+  bool tick_scheduled = false;
   storage::shard_store* shard = nullptr;
   /// Replies waiting for the syncer, in arrival order (sequences never decrease).
   std::deque<held_reply> held;
@@ -54,6 +93,9 @@ struct shard_state {
     for (auto& h : held)
       if (h.to.sink)
         h.to.sink->deliver(doc_reply{doc_status::unavailable, 0, {}, "shard stopped"});
+    // The hosted actors end with their shard.
+    for (auto& [key, h] : hosted)
+      caf::anon_send_exit(h.handle, caf::exit_reason::user_shutdown);
   }
 
   static inline const char* name = "shoal.shard";
@@ -158,9 +200,139 @@ void handle(shard_pointer self, doc_request&& req, reply_target to) {
   respond(self, std::move(to), std::move(plan.reply), std::move(key), true);
 }
 
+// -- virtual actor hosting ---------------------------------------------------
+
+void route_call(shard_pointer self, actor_call&& call, call_target to);
+
+void schedule_tick(shard_pointer self) {
+  auto& st = self->state;
+  if (st.tick_scheduled || st.lru.empty())
+    return;
+  st.tick_scheduled = true;
+  auto interval = std::max(st.cfg.hosting.idle_timeout / 2, std::chrono::milliseconds(10));
+  self->delayed_send(self, interval, idle_tick_atom::value);
+}
+
+/// Called when a passivated actor confirmed it stopped: calls that waited for it start a
+/// new activation, in their order.
+void on_stopped(shard_pointer self, const std::string& key) {
+  auto& st = self->state;
+  auto it = st.hosted.find(key);
+  if (it == st.hosted.end() || !it->second.stopping)
+    return;
+  auto waiting = std::move(it->second.waiting);
+  st.hosted_keys.erase(it->second.handle.address());
+  st.hosted.erase(it);
+  for (auto& w : waiting)
+    route_call(self, std::move(w.call), std::move(w.to));
+}
+
+void passivate(shard_pointer self, const std::string& key) {
+  auto& st = self->state;
+  auto& h = st.hosted.at(key);
+  h.stopping = true;
+  st.lru.erase(h.lru);
+  if (auto* m = st.cfg.hosting.metrics ? st.cfg.hosting.metrics->find(h.type->name()) : nullptr) {
+    m->active.add(-1);
+    m->passivations.inc();
+  }
+  // The actor answers once everything queued before this request is done; until then
+  // new calls wait here, so none is lost and none overtakes an earlier one.
+  self->request(h.handle, caf::infinite, passivate_atom::value)
+    .then([self, key](caf::ok_atom) { on_stopped(self, key); },
+          [self, key](caf::error&) { on_stopped(self, key); });
+}
+
+hosted_actor& activate(shard_pointer self, const actor_type* type, const std::string& key,
+                       const std::string& id) {
+  auto& st = self->state;
+  const auto& h = st.cfg.hosting;
+  virtual_actor_config vc;
+  vc.type = type;
+  vc.id = id;
+  vc.shard = st.cfg.index;
+  vc.store = st.cfg.store;
+  vc.sync = st.cfg.sync;
+  vc.syncer = st.cfg.syncer;
+  vc.peers = h.peers;
+  vc.call_timeout = h.call_timeout;
+  vc.metrics = h.metrics;
+  auto handle = spawn_virtual_actor(self->system(), std::move(vc));
+  self->monitor(handle);
+  st.hosted_keys.emplace(handle.address(), key);
+  auto& entry = st.hosted[key];
+  entry.handle = std::move(handle);
+  entry.type = type;
+  entry.lru = st.lru.insert(st.lru.end(), key);
+  if (auto* m = h.metrics ? h.metrics->find(type->name()) : nullptr) {
+    m->active.add(1);
+    m->activations.inc();
+  }
+  return entry;
+}
+
+void route_call(shard_pointer self, actor_call&& call, call_target to) {
+  auto& st = self->state;
+  const auto& h = st.cfg.hosting;
+  const actor_type* type = h.registry ? h.registry->find(call.type) : nullptr;
+  if (!type) {
+    to.deliver(actor_reply{404, {}, "unknown_actor_type", "no actor type '" + call.type + "'"});
+    return;
+  }
+  auto key = actor_state_key(call.type, call.id);
+  auto it = st.hosted.find(key);
+  if (it != st.hosted.end() && it->second.stopping) {
+    it->second.waiting.push_back({std::move(call), std::move(to)});
+    return;
+  }
+  auto& entry = it != st.hosted.end() ? it->second : activate(self, type, key, call.id);
+  entry.last_used = self->clock().now();
+  st.lru.splice(st.lru.end(), st.lru, entry.lru); // most recently used last
+  if (to.sink)
+    self->send(entry.handle, std::move(call), std::move(to.sink));
+  else
+    to.promise.delegate(entry.handle, std::move(call));
+  // Over the bound: the least recently used go first (never the one just called).
+  while (st.lru.size() > std::max<std::uint32_t>(h.max_active, 1))
+    passivate(self, st.lru.front());
+  schedule_tick(self);
+}
+
+void on_idle_tick(shard_pointer self) {
+  auto& st = self->state;
+  st.tick_scheduled = false;
+  auto now = self->clock().now();
+  while (!st.lru.empty()) {
+    auto& h = st.hosted.at(st.lru.front());
+    if (now - h.last_used < st.cfg.hosting.idle_timeout)
+      break;
+    passivate(self, st.lru.front());
+  }
+  schedule_tick(self);
+}
+
+/// A hosted actor went down without being passivated (it cannot, short of a bug).
+void on_actor_down(shard_pointer self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  auto k = st.hosted_keys.find(msg.source);
+  if (k == st.hosted_keys.end())
+    return;
+  auto key = k->second;
+  st.hosted_keys.erase(k);
+  auto it = st.hosted.find(key);
+  if (it == st.hosted.end() || it->second.stopping)
+    return; // a passivation: on_stopped handles it
+  st.lru.erase(it->second.lru);
+  if (auto* m = st.cfg.hosting.metrics ? st.cfg.hosting.metrics->find(it->second.type->name())
+                                       : nullptr)
+    m->active.add(-1);
+  st.hosted.erase(it);
+}
+
 shard_actor::behavior_type shard_impl(shard_pointer self, shard_config cfg) {
   self->state.shard = &cfg.store->shard(cfg.index);
   self->state.cfg = std::move(cfg);
+  self->set_down_handler([self](caf::down_msg& msg) { on_actor_down(self, msg); });
   return {
     [=](doc_request& req) {
       auto rp = self->make_response_promise<doc_reply>();
@@ -170,6 +342,15 @@ shard_actor::behavior_type shard_impl(shard_pointer self, shard_config cfg) {
     [=](doc_request& req, reply_sink_ptr& sink) {
       handle(self, std::move(req), reply_target{std::move(sink), {}});
     },
+    [=](actor_call& call) {
+      auto rp = self->make_response_promise<actor_reply>();
+      route_call(self, std::move(call), call_target{nullptr, rp});
+      return rp;
+    },
+    [=](actor_call& call, call_sink_ptr& sink) {
+      route_call(self, std::move(call), call_target{std::move(sink), {}});
+    },
+    [=](idle_tick_atom) { on_idle_tick(self); },
   };
 }
 

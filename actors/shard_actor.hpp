@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "actors/actor_protocol.hpp"
 #include "actors/doc_protocol.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/wal_syncer.hpp"
@@ -25,18 +27,41 @@ namespace shoal::actors {
 /// - `(doc_request, reply_sink_ptr)`: for the HTTP edge, which is not an actor; the reply
 ///   goes to the sink, exactly once.
 ///
+/// - `actor_call` → `actor_reply`, and `(actor_call, call_sink_ptr)`: a method call on a
+///   virtual actor this shard owns. The shard activates the actor on its first call (one
+///   CAF actor per active (type, id)), forwards calls in arrival order, and passivates it
+///   when idle or when the shard holds too many.
+///
 /// A reply leaves only when the write it reports is durable in the configured mode:
 /// immediately after the WAL write with sync off; after the WAL syncer's fsync with sync
 /// on. Reads of a document whose last write still waits for that fsync wait with it, so
 /// nobody observes a write that a crash could still take back.
 using shard_actor = caf::typed_actor<caf::replies_to<doc_request>::with<doc_reply>,
-                                     caf::reacts_to<doc_request, reply_sink_ptr>>;
+                                     caf::reacts_to<doc_request, reply_sink_ptr>,
+                                     caf::replies_to<actor_call>::with<actor_reply>,
+                                     caf::reacts_to<actor_call, call_sink_ptr>,
+                                     caf::reacts_to<idle_tick_atom>>;
+
+struct shard_handles;
+class actor_registry;
+class actor_metrics;
+
+/// Settings of the virtual actors a shard hosts.
+struct hosting_config {
+  const actor_registry* registry = nullptr; ///< the node's types; nullptr hosts none
+  actor_metrics* metrics = nullptr;         ///< may be null
+  const shard_handles* peers = nullptr;     ///< every shard of the node, for actor calls
+  std::chrono::milliseconds call_timeout{5000};
+  std::chrono::milliseconds idle_timeout{300000};
+  std::uint32_t max_active = 100000; ///< per shard; the least recently used goes first
+};
 
 struct shard_config {
   std::uint32_t index = 0;         ///< which shard of `store`
   storage::store* store = nullptr; ///< must outlive the actor
   bool sync = false;               ///< storage.sync: acknowledge after fsync (group commit)
   wal_syncer_actor syncer;         ///< required when `sync`
+  hosting_config hosting;
 };
 
 /// Spawns the actor of shard `cfg.index`.

@@ -14,12 +14,19 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/type_id.hpp>
 
+#include "actors/actor_protocol.hpp"
 #include "actors/doc_protocol.hpp"
 
 namespace shoal::actors {
 
 /// Shard → WAL syncer: "make the WAL durable up to this sequence number".
 using wal_sync_atom = caf::atom_constant<caf::atom("wal_sync")>;
+
+/// Shard → virtual actor: finish what is queued, then stop.
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+
+/// Shard → itself: look for idle virtual actors.
+using idle_tick_atom = caf::atom_constant<caf::atom("idle_tick")>;
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, precondition& x) {
@@ -37,13 +44,26 @@ typename Inspector::result_type inspect(Inspector& f, doc_reply& x) {
   return f(caf::meta::type_name("doc_reply"), x.status, x.version, x.body, x.message);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, actor_call& x) {
+  return f(caf::meta::type_name("actor_call"), x.type, x.id, x.method, x.args);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, actor_reply& x) {
+  return f(caf::meta::type_name("actor_reply"), x.status, x.body, x.code, x.message);
+}
+
 } // namespace shoal::actors
 
 CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(shoal, (shoal::actors::precondition))
   CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_request))
   CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_reply))
+  CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_call))
+  CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_reply))
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 // A reply sink is a pointer into this process: it may travel in local messages only.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::actors::reply_sink_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::actors::call_sink_ptr)

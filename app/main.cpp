@@ -7,7 +7,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "actors/actor_api.hpp"
 #include "app/node.hpp"
+#include "examples/shop/shop.hpp"
 #include "config/settings.hpp"
 
 int main(int argc, char** argv) {
@@ -31,5 +33,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shoal: configuration error: %s\n", e.what());
     return 2;
   }
-  return shoal::app::serve(settings);
+  // Actor types are registered here, one line each, before the node starts.
+  shoal::actors::actor_registry actor_types;
+  actor_types.add(shoal::actors::make_counter_type());
+  shoal::examples::shop::register_types(actor_types);
+  return shoal::app::serve(settings, actor_types);
 }

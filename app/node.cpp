@@ -10,6 +10,8 @@
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/actor_api.hpp"
+#include "actors/actor_metrics.hpp"
 #include "actors/errors.hpp"
 #include "actors/shard_actor.hpp"
 #include "actors/type_ids.hpp"
@@ -52,7 +54,7 @@ double now_seconds() {
 
 } // namespace
 
-int serve(const config::settings& settings) {
+int serve(const config::settings& settings, const actors::actor_registry& registry) {
   auto logs = make_loggers(settings.log);
   auto start_time = now_seconds();
 
@@ -83,22 +85,34 @@ int serve(const config::settings& settings) {
     actors::wal_syncer_actor syncer;
     if (settings.storage.sync)
       syncer = actors::spawn_wal_syncer(sys, *store, true);
+    actors::actor_metrics actor_metrics{registry};
     actors::shard_handles shards;
+    actors::hosting_config hosting;
+    hosting.registry = &registry;
+    hosting.metrics = &actor_metrics;
+    hosting.peers = &shards; // filled below, before any message can arrive
+    hosting.call_timeout = std::chrono::milliseconds(settings.actors.call_timeout_ms);
+    hosting.idle_timeout = std::chrono::milliseconds(settings.actors.idle_timeout_ms);
+    // The node-wide bound, split over the shards (rounded up).
+    hosting.max_active
+      = (settings.actors.max_active + settings.cluster.shards - 1) / settings.cluster.shards;
     shards.handles.reserve(settings.cluster.shards);
     for (std::uint32_t i = 0; i < settings.cluster.shards; ++i)
-      shards.handles.push_back(
-        actors::spawn_shard(sys, actors::shard_config{i, store.get(), settings.storage.sync, syncer}));
+      shards.handles.push_back(actors::spawn_shard(
+        sys, actors::shard_config{i, store.get(), settings.storage.sync, syncer, hosting}));
 
     http::actor_bridge bridge{shards, cluster::shard_map{settings.cluster.shards}};
     http::request_metrics request_metrics;
-    metrics::registry registry;
-    registry.add([&](metrics::text_writer& out) { request_metrics.write(out); });
-    registry.add([&](metrics::text_writer& out) { write_storage_metrics(out, *store); });
-    registry.add([&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
+    metrics::registry collectors;
+    collectors.add([&](metrics::text_writer& out) { request_metrics.write(out); });
+    collectors.add([&](metrics::text_writer& out) { actor_metrics.write(out); });
+    collectors.add([&](metrics::text_writer& out) { write_storage_metrics(out, *store); });
+    collectors.add([&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
 
     http::route_env env;
     env.ready = [] { return true; }; // the store is open and the shards are spawned
-    env.metrics_text = [&registry] { return registry.render(); };
+    env.metrics_text = [&collectors] { return collectors.render(); };
+    env.actor_call_timeout_ms = settings.actors.call_timeout_ms;
     http::server server{settings.http, bridge, std::move(env), request_metrics,
                         http::server_logs{logs.http, logs.access, settings.log.format == "json"}};
     try {

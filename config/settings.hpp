@@ -40,7 +40,10 @@ struct cluster_settings {
 
 /// [actors] — the CAF actor system.
 struct actors_settings {
-  unsigned threads = 0;  ///< CAF scheduler workers; 0 = number of cores
+  unsigned threads = 0;                    ///< CAF scheduler workers; 0 = number of cores
+  std::uint32_t call_timeout_ms = 5'000;   ///< a method call gets 504 after this long
+  std::uint32_t idle_timeout_ms = 300'000; ///< an actor idle this long is passivated
+  std::uint32_t max_active = 100'000;      ///< active actors per node (LRU passivation)
 };
 
 /// [log]

@@ -17,4 +17,9 @@ void actor_bridge::submit(actors::doc_request&& request, actors::reply_sink_ptr 
   caf::anon_send(shards_.handles[shard], std::move(request), std::move(sink));
 }
 
+void actor_bridge::call(actors::actor_call&& call, actors::call_sink_ptr sink) {
+  auto shard = map_.shard_of(call.type, call.id);
+  caf::anon_send(shards_.handles[shard], std::move(call), std::move(sink));
+}
+
 } // namespace shoal::http

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "cluster/shard_map.hpp"
-#include "http/doc_service.hpp"
+#include "http/shard_service.hpp"
 
 namespace shoal::actors {
 struct shard_handles;
@@ -13,16 +13,17 @@ struct shard_handles;
 
 namespace shoal::http {
 
-/// The one place where the edge meets CAF: a document request becomes a message to the
-/// owning shard actor, carrying a sink that posts the reply back to the connection's
+/// The one place where the edge meets CAF: a document request or an actor call becomes a
+/// message to the owning shard actor, carrying a sink that posts the reply back to the connection's
 /// strand. One asynchronous hop, no thread ever waits for an actor.
-class actor_bridge final : public doc_service {
+class actor_bridge final : public shard_service {
 public:
   /// `shards` holds one handle per shard, in shard order; it must outlive the bridge.
   actor_bridge(const actors::shard_handles& shards, cluster::shard_map map);
   ~actor_bridge() override;
 
   void submit(actors::doc_request&& request, actors::reply_sink_ptr sink) override;
+  void call(actors::actor_call&& call, actors::call_sink_ptr sink) override;
 
 private:
   const actors::shard_handles& shards_;

@@ -9,6 +9,8 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
+#include "actors/names.hpp"
+
 namespace shoal::http {
 
 namespace bhttp = boost::beast::http;
@@ -18,6 +20,7 @@ namespace {
 constexpr std::string_view json_type = "application/json";
 constexpr std::string_view document_methods = "GET, HEAD, PUT, PATCH, DELETE";
 constexpr std::string_view read_methods = "GET, HEAD";
+constexpr std::string_view actor_methods = "POST";
 
 response method_not_allowed(std::string_view allow, unsigned version) {
   auto res = error_response(bhttp::status::method_not_allowed, "method_not_allowed",
@@ -51,8 +54,11 @@ bool is_json_media_type(std::string_view content_type) {
          || (media.size() > 5 && lower_equals(media.substr(media.size() - 5), "+json"));
 }
 
-/// Parses and normalizes a document or patch body; an error response on failure.
-std::variant<std::string, response> parse_object_body(const request& req, const route_env& env) {
+/// Parses and normalizes a body that must be a JSON object; an error response on failure.
+/// `not_object_code` is the error code for valid JSON that is not an object.
+std::variant<std::string, response> parse_object_body(const request& req, const route_env& env,
+                                                      std::string_view not_object_code
+                                                      = "invalid_document") {
   auto version = req.version();
   if (auto ct = req[bhttp::field::content_type]; !ct.empty() && !is_json_media_type(ct))
     return error_response(bhttp::status::unsupported_media_type, "unsupported_media_type",
@@ -71,7 +77,7 @@ std::variant<std::string, response> parse_object_body(const request& req, const 
     return error_response(bhttp::status::bad_request, "invalid_json", message, version);
   }
   if (!value.is_object())
-    return error_response(bhttp::status::bad_request, "invalid_document",
+    return error_response(bhttp::status::bad_request, not_object_code,
                           "the body must be a JSON object", version);
   return boost::json::serialize(value);
 }
@@ -119,12 +125,12 @@ routed route_document(request& req, std::string_view collection, std::string_vie
       r.outcome = method_not_allowed(document_methods, version);
       return r;
   }
-  if (!valid_collection_name(collection)) {
+  if (!actors::valid_name(collection)) {
     r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
                                "collection names are 1 to 64 of [A-Za-z0-9_-]", version);
     return r;
   }
-  if (!valid_document_id(id)) {
+  if (!actors::valid_id(id)) {
     r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
                                "document ids are 1 to 256 of [A-Za-z0-9_.:@-], not . or ..",
                                version);
@@ -145,6 +151,43 @@ routed route_document(request& req, std::string_view collection, std::string_vie
   dr.collection.assign(collection);
   dr.id.assign(id);
   r.outcome = doc_call{std::move(dr)};
+  return r;
+}
+
+routed route_actor(request& req, std::string_view type, std::string_view id,
+                   std::string_view method, const route_env& env) {
+  auto version = req.version();
+  routed r{route_id::actor, response{}};
+  if (req.method() != bhttp::verb::post) {
+    r.outcome = method_not_allowed(actor_methods, version);
+    return r;
+  }
+  if (!actors::valid_name(type) || !actors::valid_name(method)) {
+    r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
+                               "actor types and methods are 1 to 64 of [A-Za-z0-9_-]", version);
+    return r;
+  }
+  if (!actors::valid_id(id)) {
+    r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
+                               "actor ids are 1 to 256 of [A-Za-z0-9_.:@-], not . or ..",
+                               version);
+    return r;
+  }
+  actors::actor_call call;
+  if (req.body().empty()) {
+    call.args = "{}";
+  } else {
+    auto body = parse_object_body(req, env, "invalid_args");
+    if (auto* err = std::get_if<response>(&body)) {
+      r.outcome = std::move(*err);
+      return r;
+    }
+    call.args = std::move(std::get<std::string>(body));
+  }
+  call.type.assign(type);
+  call.id.assign(id);
+  call.method.assign(method);
+  r.outcome = actor_invocation{std::move(call)};
   return r;
 }
 
@@ -197,32 +240,9 @@ std::string etag(std::uint64_t version) {
 
 const char* route_label(route_id r) noexcept {
   static constexpr std::array<const char*, route_count> labels{
-    "/healthz", "/readyz", "/metrics", "/v1/collections/{c}/docs/{id}", "unknown"};
+    "/healthz", "/readyz", "/metrics", "/v1/collections/{c}/docs/{id}",
+    "/v1/actors/{type}/{id}/method/{method}", "unknown"};
   return labels[static_cast<std::size_t>(r)];
-}
-
-bool valid_collection_name(std::string_view name) noexcept {
-  if (name.empty() || name.size() > 64)
-    return false;
-  for (char c : name) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-              || c == '_' || c == '-';
-    if (!ok)
-      return false;
-  }
-  return true;
-}
-
-bool valid_document_id(std::string_view id) noexcept {
-  if (id.empty() || id.size() > 256 || id == "." || id == "..")
-    return false;
-  for (char c : id) {
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-              || c == '_' || c == '-' || c == '.' || c == ':' || c == '@';
-    if (!ok)
-      return false;
-  }
-  return true;
 }
 
 std::optional<actors::precondition> parse_entity_tags(std::string_view value, bool weak_match) {
@@ -311,9 +331,26 @@ routed route(request& req, const route_env& env) {
     auto id = *it;
     if (s0 == "v1" && s1 == "collections" && s3 == "docs")
       return route_document(req, collection, id, env);
+  } else if (n == 6) {
+    auto it = segs.begin();
+    auto s0 = *it++;
+    auto s1 = *it++;
+    auto type = *it++;
+    auto id = *it++;
+    auto s4 = *it++;
+    auto method = *it;
+    if (s0 == "v1" && s1 == "actors" && s4 == "method")
+      return route_actor(req, type, id, method, env);
   }
   return {route_id::unknown,
           error_response(bhttp::status::not_found, "not_found", "no such route", version)};
+}
+
+response render_actor_reply(actors::actor_reply&& reply, unsigned version) {
+  if (reply.ok())
+    return plain_json(bhttp::status::ok, std::move(reply.body), version);
+  return error_response(static_cast<bhttp::status>(reply.status), reply.code, reply.message,
+                        version);
 }
 
 response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsigned version) {

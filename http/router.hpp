@@ -16,6 +16,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "actors/actor_protocol.hpp"
 #include "actors/doc_protocol.hpp"
 
 namespace shoal::http {
@@ -24,8 +25,8 @@ using request = boost::beast::http::request<boost::beast::http::string_body>;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
 
 /// The routes, as metric labels.
-enum class route_id : std::uint8_t { healthz, readyz, metrics, document, unknown };
-inline constexpr std::size_t route_count = 5;
+enum class route_id : std::uint8_t { healthz, readyz, metrics, document, actor, unknown };
+inline constexpr std::size_t route_count = 6;
 const char* route_label(route_id r) noexcept;
 
 /// What the router needs from the node.
@@ -33,6 +34,7 @@ struct route_env {
   std::function<bool()> ready;               ///< /readyz: storage open and not draining
   std::function<std::string()> metrics_text; ///< /metrics body
   unsigned max_json_depth = 64;              ///< deeper bodies are rejected as invalid_json
+  std::uint32_t actor_call_timeout_ms = 5000; ///< actors.call_timeout_ms: then 504
 };
 
 /// A request that must go to a shard; the reply is rendered by `render_doc_reply`.
@@ -41,9 +43,14 @@ struct doc_call {
   actors::doc_request request;
 };
 
+/// A virtual actor method call; the reply is rendered by `render_actor_reply`.
+struct actor_invocation {
+  actors::actor_call call;
+};
+
 struct routed {
   route_id route = route_id::unknown;
-  std::variant<response, doc_call> outcome;
+  std::variant<response, doc_call, actor_invocation> outcome;
 };
 
 /// Routes `req`. Bodies of document writes are parsed, validated and normalized here
@@ -53,15 +60,12 @@ routed route(request& req, const route_env& env);
 /// The HTTP response for a shard's reply to `call`.
 response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsigned version);
 
+/// The HTTP response for an actor's reply: 200 with the method's result, or its error.
+response render_actor_reply(actors::actor_reply&& reply, unsigned version);
+
 /// A JSON error `{"error":{"code":..,"message":..}}` with `status`.
 response error_response(boost::beast::http::status status, std::string_view code,
                         std::string_view message, unsigned version);
-
-/// Collection (and later type, queue) names: [A-Za-z0-9_-]{1,64}.
-bool valid_collection_name(std::string_view name) noexcept;
-
-/// Document ids (and actor ids, cache keys): [A-Za-z0-9_.:@-]{1,256}, not "." or "..".
-bool valid_document_id(std::string_view id) noexcept;
 
 /// Parses an If-Match / If-None-Match value: "*" or a comma-separated list of entity
 /// tags. Weak tags (W/"1") count only with `weak_match` (If-None-Match uses the weak

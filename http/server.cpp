@@ -23,7 +23,7 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 struct server::impl {
-  impl(const config::http_settings& s, doc_service& docs, route_env env, request_metrics& m,
+  impl(const config::http_settings& s, shard_service& docs, route_env env, request_metrics& m,
        server_logs logs)
     : ctx{s, docs, std::move(env), m, std::move(logs), {}, {}, {}},
       ioc(static_cast<int>(threads_for(s))),
@@ -115,7 +115,7 @@ struct server::impl {
   std::chrono::steady_clock::time_point drain_deadline;
 };
 
-server::server(const config::http_settings& settings, doc_service& docs, route_env env,
+server::server(const config::http_settings& settings, shard_service& docs, route_env env,
                request_metrics& metrics, server_logs logs)
   : impl_(std::make_unique<impl>(settings, docs, std::move(env), metrics, std::move(logs))) {}
 

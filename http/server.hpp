@@ -13,7 +13,7 @@ class logger;
 
 namespace shoal::http {
 
-class doc_service;
+class shard_service;
 class request_metrics;
 
 /// Loggers of the edge; either may be null (nothing logged).
@@ -31,7 +31,7 @@ struct server_logs {
 class server {
 public:
   /// Every reference must outlive the server. `env.ready` is combined with "not draining".
-  server(const config::http_settings& settings, doc_service& docs, route_env env,
+  server(const config::http_settings& settings, shard_service& docs, route_env env,
          request_metrics& metrics, server_logs logs);
   ~server();
 

@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "http/doc_service.hpp"
+#include "http/shard_service.hpp"
 #include "http/request_metrics.hpp"
 
 namespace shoal::http {
@@ -25,13 +25,14 @@ namespace net = boost::asio;
 
 namespace {
 
-/// Hands a shard's reply to the connection's strand. The shard calls `deliver` on a CAF
-/// worker thread; posting is the only thing done there.
-class session_sink final : public actors::reply_sink {
+/// Hands a shard's reply to the connection's strand. The shard (or a virtual actor)
+/// calls `deliver` on a CAF worker thread; posting is the only thing done there.
+template <class Sink, class Reply>
+class session_sink final : public Sink {
 public:
   session_sink(std::shared_ptr<session> s, std::uint64_t seq) : session_(std::move(s)), seq_(seq) {}
 
-  void deliver(actors::doc_reply&& reply) override {
+  void deliver(Reply&& reply) override {
     auto s = std::move(session_);
     auto ex = s->executor();
     net::post(ex, [s = std::move(s), seq = seq_, reply = std::move(reply)]() mutable {
@@ -43,6 +44,9 @@ private:
   std::shared_ptr<session> session_;
   std::uint64_t seq_;
 };
+
+using doc_sink = session_sink<actors::reply_sink, actors::doc_reply>;
+using actor_sink = session_sink<actors::call_sink, actors::actor_reply>;
 
 bool valid_request_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128)
@@ -196,6 +200,14 @@ void session::handle() {
   route_ = routed.route;
   if (auto* res = std::get_if<response>(&routed.outcome))
     return finish(std::move(*res));
+  awaiting_ = true;
+  auto seq = ++seq_;
+  if (auto* invocation = std::get_if<actor_invocation>(&routed.outcome)) {
+    arm_timeout(seq, ctx_.env.actor_call_timeout_ms);
+    ctx_.shards.call(std::move(invocation->call),
+                     std::make_shared<actor_sink>(shared_from_this(), seq));
+    return;
+  }
   call_ = std::move(std::get<doc_call>(routed.outcome));
   // The shard gets the request (body included); keep what rendering the reply needs.
   actors::doc_request outgoing = std::move(call_.request);
@@ -203,11 +215,14 @@ void session::handle() {
   call_.request.op = outgoing.op;
   call_.request.collection = outgoing.collection;
   call_.request.id = outgoing.id;
-  awaiting_ = true;
-  auto seq = ++seq_;
-  timer_.expires_after(std::chrono::milliseconds(ctx_.settings.request_timeout_ms));
+  arm_timeout(seq, ctx_.settings.request_timeout_ms);
+  ctx_.shards.submit(std::move(outgoing), std::make_shared<doc_sink>(shared_from_this(), seq));
+}
+
+void session::arm_timeout(std::uint64_t seq, std::uint32_t ms) {
+  timeout_ms_ = ms;
+  timer_.expires_after(std::chrono::milliseconds(ms));
   timer_.async_wait(beast::bind_front_handler(&session::on_timeout, shared_from_this(), seq));
-  ctx_.docs.submit(std::move(outgoing), std::make_shared<session_sink>(shared_from_this(), seq));
 }
 
 void session::on_reply(std::uint64_t seq, actors::doc_reply&& reply) {
@@ -218,14 +233,20 @@ void session::on_reply(std::uint64_t seq, actors::doc_reply&& reply) {
   finish(render_doc_reply(call_, std::move(reply), req_.version()));
 }
 
+void session::on_reply(std::uint64_t seq, actors::actor_reply&& reply) {
+  if (seq != seq_ || !awaiting_)
+    return;
+  awaiting_ = false;
+  timer_.cancel();
+  finish(render_actor_reply(std::move(reply), req_.version()));
+}
+
 void session::on_timeout(std::uint64_t seq, beast::error_code ec) {
   if (ec || seq != seq_ || !awaiting_)
     return;
   awaiting_ = false;
   finish(error_response(bhttp::status::gateway_timeout, "timeout",
-                        fmt::format("the shard did not answer within {} ms",
-                                    ctx_.settings.request_timeout_ms),
-                        req_.version()));
+                        fmt::format("no answer within {} ms", timeout_ms_), req_.version()));
 }
 
 void session::finish(response&& res) {

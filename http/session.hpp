@@ -23,13 +23,13 @@
 
 namespace shoal::http {
 
-class doc_service;
+class shard_service;
 class request_metrics;
 
 /// Shared by all sessions of a server; lives as long as the server.
 struct server_context {
   const config::http_settings& settings;
-  doc_service& docs;
+  shard_service& shards;
   route_env env;
   request_metrics& metrics;
   server_logs logs;
@@ -52,6 +52,7 @@ public:
 
   /// Completes the shard call number `seq` (on the strand).
   void on_reply(std::uint64_t seq, actors::doc_reply&& reply);
+  void on_reply(std::uint64_t seq, actors::actor_reply&& reply);
   boost::asio::any_io_executor executor() { return stream_.get_executor(); }
 
 private:
@@ -63,6 +64,7 @@ private:
   void read_body();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void handle();
+  void arm_timeout(std::uint64_t seq, std::uint32_t ms);
   void on_timeout(std::uint64_t seq, boost::beast::error_code ec);
   void reject_request(boost::beast::error_code ec);
   void finish(response&& res);
@@ -84,6 +86,7 @@ private:
   std::string request_id_;
   std::chrono::steady_clock::time_point started_;
   std::uint64_t seq_ = 0;
+  std::uint32_t timeout_ms_ = 0;
   bool awaiting_ = false;
   bool in_flight_ = false;
   bool keep_alive_ = true;

@@ -34,6 +34,9 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
     {"storage.write_buffer_bytes", "8388608"},
     {"cluster.shards", "64"},
     {"actors.threads", "0"},
+    {"actors.call_timeout_ms", "5000"},
+    {"actors.idle_timeout_ms", "300000"},
+    {"actors.max_active", "100000"},
     {"log.level", "info"},
     {"log.format", "text"},
     {"log.access_log", "true"},
@@ -57,6 +60,9 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.storage.write_buffer_bytes, b.storage.write_buffer_bytes);
   EXPECT_EQ(a.cluster.shards, b.cluster.shards);
   EXPECT_EQ(a.actors.threads, b.actors.threads);
+  EXPECT_EQ(a.actors.call_timeout_ms, b.actors.call_timeout_ms);
+  EXPECT_EQ(a.actors.idle_timeout_ms, b.actors.idle_timeout_ms);
+  EXPECT_EQ(a.actors.max_active, b.actors.max_active);
   EXPECT_EQ(a.log.level, b.log.level);
   EXPECT_EQ(a.log.format, b.log.format);
   EXPECT_EQ(a.log.access_log, b.log.access_log);

@@ -16,7 +16,7 @@
 #include <boost/beast/http/write.hpp>
 #include <gtest/gtest.h>
 
-#include "http/doc_service.hpp"
+#include "http/shard_service.hpp"
 #include "http/request_metrics.hpp"
 
 namespace shoal::http {
@@ -28,12 +28,16 @@ using tcp = net::ip::tcp;
 
 /// A doc service that keeps every sink until the test answers it: requests stay in
 /// flight for as long as the test wants.
-class held_service final : public doc_service {
+class held_service final : public shard_service {
 public:
   void submit(actors::doc_request&& request, actors::reply_sink_ptr sink) override {
     std::lock_guard<std::mutex> guard{mutex_};
     held_.push_back({std::move(request), std::move(sink)});
     cv_.notify_all();
+  }
+
+  void call(actors::actor_call&&, actors::call_sink_ptr sink) override {
+    sink->deliver(actors::actor_reply{404, {}, "unknown_actor_type", "none here"});
   }
 
   /// Waits until `n` requests are held (bounded).

@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <string_view>
+
+namespace shoal::actors {
+
+/// Names of collections, actor types, methods and queues: [A-Za-z0-9_-]{1,64}.
+bool valid_name(std::string_view name) noexcept;
+
+/// Document ids, actor ids and cache keys: [A-Za-z0-9_.:@-]{1,256}, not "." or "..".
+bool valid_id(std::string_view id) noexcept;
+
+} // namespace shoal::actors

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "actors/virtual_actor.hpp"
+
+#include <deque>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include <boost/json.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/actor_api.hpp"
+#include "actors/actor_metrics.hpp"
+#include "actors/shard_actor.hpp"
+#include "cluster/shard_map.hpp"
+#include "storage/store.hpp"
+
+namespace shoal::actors {
+
+namespace {
+
+constexpr char state_format_v1 = 0x01;
+
+actor_reply error_reply(std::uint16_t status, std::string code, std::string message) {
+  return actor_reply{status, {}, std::move(code), std::move(message)};
+}
+
+/// Where the answer to one call goes: the edge's sink, or a requesting actor.
+struct reply_target {
+  call_sink_ptr sink;
+  caf::typed_response_promise<actor_reply> promise;
+
+  void deliver(actor_reply&& reply) {
+    if (sink)
+      sink->deliver(std::move(reply));
+    else
+      promise.deliver(std::move(reply));
+  }
+};
+
+/// A call or a passivation waiting for its turn.
+struct queued {
+  std::optional<actor_call> call; ///< empty: the passivation request
+  reply_target to;
+  caf::typed_response_promise<caf::ok_atom> passivated;
+};
+
+class invocation;
+
+struct vactor_state {
+  virtual_actor_config cfg;
+  std::string key;
+  storage::shard_store* shard = nullptr;
+  bool loaded = false;
+  boost::json::object state;
+  std::string persisted; ///< JSON text of the last written state ("" = never written)
+  std::deque<queued> queue;
+  std::shared_ptr<invocation> current; ///< the call whose turn it is
+  bool stopping = false;
+
+  static inline const char* name = "shoal.virtual_actor";
+};
+
+using vactor_pointer = virtual_actor::stateful_pointer<vactor_state>;
+
+void pump(vactor_pointer self);
+void complete(vactor_pointer self, invocation& inv, actor_reply reply);
+
+/// One method call in progress: the `method_context` the handler sees.
+class invocation final : public method_context,
+                         public std::enable_shared_from_this<invocation> {
+public:
+  invocation(vactor_pointer self, const actor_type::method_entry* entry, actor_call call,
+             boost::json::object args, reply_target to)
+    : self_(self), entry_(entry), call_(std::move(call)), args_(std::move(args)),
+      to_(std::move(to)), started_(std::chrono::steady_clock::now()) {}
+
+  const std::string& type() const noexcept override { return call_.type; }
+  const std::string& id() const noexcept override { return call_.id; }
+  const std::string& method() const noexcept override { return call_.method; }
+  boost::json::object& state() noexcept override { return self_->state.state; }
+  const boost::json::object& args() const noexcept override { return args_; }
+
+  void reply(boost::json::value result) override {
+    if (done_)
+      return;
+    done_ = true;
+    complete(self_, *this, actor_reply{200, boost::json::serialize(result), {}, {}});
+  }
+
+  void fail(std::uint16_t status, std::string code, std::string message) override {
+    if (done_)
+      return;
+    done_ = true;
+    if (status < 400 || status > 599)
+      status = 500;
+    complete(self_, *this, error_reply(status, std::move(code), std::move(message)));
+  }
+
+  void call(std::string type, std::string id, std::string method, boost::json::object args,
+            std::function<void(method_context&, call_result)> then) override {
+    auto& st = self_->state;
+    ++outstanding_;
+    auto shard = cluster::shard_map{static_cast<std::uint32_t>(st.cfg.peers->handles.size())}
+                   .shard_of(type, id);
+    auto me = shared_from_this();
+    auto on_answer = [me, then](call_result result) {
+      --me->outstanding_;
+      if (me->done_)
+        return; // the method completed without waiting for this answer
+      me->run([&] { then(*me, std::move(result)); });
+    };
+    self_
+      ->request(st.cfg.peers->handles[shard], st.cfg.call_timeout,
+                actor_call{std::move(type), std::move(id), std::move(method),
+                           boost::json::serialize(args)})
+      .then(
+        [on_answer](actor_reply& r) {
+          call_result result{r.status, {}, std::move(r.code), std::move(r.message)};
+          if (r.ok()) {
+            boost::json::error_code ec;
+            result.value = boost::json::parse(r.body, ec);
+          }
+          on_answer(std::move(result));
+        },
+        [on_answer](caf::error& err) {
+          bool timeout = err == caf::sec::request_timeout;
+          on_answer(call_result{504, {}, timeout ? "call_timeout" : "call_failed",
+                                timeout ? "the called actor did not answer in time"
+                                        : "the call failed: " + caf::to_string(err)});
+        });
+  }
+
+  /// Runs user code (the handler or a continuation). A throw fails the call with 500
+  /// actor_failed; returning without replying, failing or waiting on a call fails it too,
+  /// because nothing could complete it any more.
+  template <class F>
+  void run(F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      fail(500, "actor_failed", std::string("the method threw: ") + e.what());
+    } catch (...) {
+      fail(500, "actor_failed", "the method threw");
+    }
+    if (!done_ && outstanding_ == 0)
+      fail(500, "actor_failed", "the method returned without replying");
+  }
+
+  void start() {
+    run([this] { entry_->handler(*this); });
+  }
+
+  bool read_only() const noexcept { return entry_->read_only; }
+  reply_target& target() noexcept { return to_; }
+  std::chrono::steady_clock::time_point started() const noexcept { return started_; }
+
+private:
+  vactor_pointer self_;
+  const actor_type::method_entry* entry_;
+  actor_call call_;
+  boost::json::object args_;
+  reply_target to_;
+  std::chrono::steady_clock::time_point started_;
+  int outstanding_ = 0;
+  bool done_ = false;
+};
+
+/// Loads the state once, before the first call; false when the store failed.
+bool ensure_loaded(vactor_pointer self, std::string& error) {
+  auto& st = self->state;
+  if (st.loaded)
+    return true;
+  std::string raw;
+  auto s = st.shard->get(st.key, raw);
+  if (s.code() == storage::errc::not_found) {
+    st.loaded = true;
+    return true;
+  }
+  if (!s) {
+    error = s.to_string();
+    return false;
+  }
+  if (raw.empty() || raw[0] != state_format_v1) {
+    error = "stored actor state has an unknown format";
+    return false;
+  }
+  boost::json::error_code ec;
+  auto v = boost::json::parse(std::string_view(raw).substr(1), ec);
+  if (ec || !v.is_object()) {
+    error = "stored actor state is not a JSON object";
+    return false;
+  }
+  st.state = std::move(v.get_object());
+  st.persisted = raw.substr(1);
+  st.loaded = true;
+  return true;
+}
+
+/// Puts the state back to what was last persisted (after a failed or thrown method).
+void restore(vactor_state& st) {
+  if (st.persisted.empty()) {
+    st.state = {};
+    return;
+  }
+  st.state = boost::json::parse(st.persisted).get_object();
+}
+
+void record(vactor_pointer self, const invocation& inv, const actor_reply& reply) {
+  auto* m = self->state.cfg.metrics ? self->state.cfg.metrics->find(inv.type(), inv.method())
+                                    : nullptr;
+  if (!m)
+    return;
+  if (reply.ok())
+    m->ok.inc();
+  else if (reply.status < 500)
+    m->error.inc();
+  else
+    m->failed.inc();
+  m->latency.observe(
+    std::chrono::duration<double>(std::chrono::steady_clock::now() - inv.started()).count());
+}
+
+/// Ends the current turn: deliver, then take the next queued call.
+void finish(vactor_pointer self, actor_reply reply) {
+  auto inv = std::move(self->state.current);
+  record(self, *inv, reply);
+  inv->target().deliver(std::move(reply));
+  pump(self);
+}
+
+void complete(vactor_pointer self, invocation& inv, actor_reply reply) {
+  auto& st = self->state;
+  if (!reply.ok()) {
+    restore(st);
+    return finish(self, std::move(reply));
+  }
+  if (inv.read_only()) {
+    restore(st); // a read-only method must not change the state, even in memory
+    return finish(self, std::move(reply));
+  }
+  auto text = boost::json::serialize(st.state);
+  if (text == st.persisted)
+    return finish(self, std::move(reply));
+  std::string value;
+  value.reserve(text.size() + 1);
+  value += state_format_v1;
+  value += text;
+  storage::write_batch batch;
+  batch.put(st.key, std::move(value));
+  if (auto s = st.shard->write(batch, false); !s) {
+    restore(st);
+    return finish(self, error_reply(503, "storage_unavailable", s.to_string()));
+  }
+  st.persisted = std::move(text);
+  if (!st.cfg.sync)
+    return finish(self, std::move(reply));
+  // Write-then-reply with fsync: the turn ends only when the WAL is durable, so the next
+  // call cannot observe (or answer from) a state a crash could still take back.
+  auto wanted = st.cfg.store->latest_sequence();
+  self->request(st.cfg.syncer, caf::infinite, wal_sync_atom::value, wanted)
+    .then([self, reply](std::uint64_t) mutable { finish(self, std::move(reply)); },
+          [self](caf::error& err) {
+            finish(self, error_reply(503, "storage_unavailable",
+                                     "fsync failed: " + caf::to_string(err)));
+          });
+}
+
+/// Starts queued calls until one is in progress (or the queue is empty).
+void pump(vactor_pointer self) {
+  auto& st = self->state;
+  while (!st.current && !st.queue.empty()) {
+    auto next = std::move(st.queue.front());
+    st.queue.pop_front();
+    if (!next.call) {
+      next.passivated.deliver(caf::ok_atom::value);
+      st.stopping = true;
+      self->quit();
+      return;
+    }
+    auto& call = *next.call;
+    std::string error;
+    if (!ensure_loaded(self, error)) {
+      next.to.deliver(error_reply(503, "storage_unavailable", error));
+      continue;
+    }
+    const auto* entry = st.cfg.type->find(call.method);
+    if (!entry) {
+      next.to.deliver(error_reply(404, "unknown_method",
+                                  "actor type '" + call.type + "' has no method '"
+                                    + call.method + "'"));
+      continue;
+    }
+    boost::json::error_code ec;
+    auto args = call.args.empty() ? boost::json::value(boost::json::object{})
+                                  : boost::json::parse(call.args, ec);
+    if (ec || !args.is_object()) {
+      next.to.deliver(error_reply(400, "invalid_args", "the arguments must be a JSON object"));
+      continue;
+    }
+    st.current = std::make_shared<invocation>(self, entry, std::move(call),
+                                              std::move(args.get_object()), std::move(next.to));
+    // Keep the invocation alive through the handler even if it completes synchronously.
+    auto inv = st.current;
+    inv->start();
+  }
+}
+
+void enqueue(vactor_pointer self, queued q) {
+  self->state.queue.push_back(std::move(q));
+  pump(self);
+}
+
+virtual_actor::behavior_type vactor_impl(vactor_pointer self, virtual_actor_config cfg) {
+  auto& st = self->state;
+  st.key = actor_state_key(cfg.type->name(), cfg.id);
+  st.shard = &cfg.store->shard(cfg.shard);
+  st.cfg = std::move(cfg);
+  return {
+    [self](actor_call& call) {
+      auto rp = self->make_response_promise<actor_reply>();
+      enqueue(self, queued{std::move(call), reply_target{nullptr, rp}, {}});
+      return rp;
+    },
+    [self](actor_call& call, call_sink_ptr& sink) {
+      enqueue(self, queued{std::move(call), reply_target{std::move(sink), {}}, {}});
+    },
+    [self](passivate_atom) {
+      auto rp = self->make_response_promise<caf::ok_atom>();
+      enqueue(self, queued{std::nullopt, {}, rp});
+      return rp;
+    },
+  };
+}
+
+} // namespace
+
+std::string actor_state_key(std::string_view type, std::string_view id) {
+  std::string k;
+  k.reserve(2 + type.size() + id.size());
+  k += 'a';
+  k += type;
+  k += '\0';
+  k += id;
+  return k;
+}
+
+virtual_actor spawn_virtual_actor(caf::actor_system& sys, virtual_actor_config cfg) {
+  return sys.spawn(vactor_impl, std::move(cfg));
+}
+
+} // namespace shoal::actors
