@@ -60,6 +60,7 @@ struct vactor_state {
   std::deque<queued> queue;
   std::shared_ptr<invocation> current; ///< the call whose turn it is
   bool stopping = false;
+  bool pumping = false; ///< pump() is on the stack: calls that finish in it do not recurse
 
   static inline const char* name = "shoal.virtual_actor";
 };
@@ -269,17 +270,22 @@ void complete(vactor_pointer self, invocation& inv, actor_reply reply) {
           });
 }
 
-/// Starts queued calls until one is in progress (or the queue is empty).
+/// Starts queued calls until one is in progress (or the queue is empty). Calls that
+/// complete synchronously end their turn inside this loop; the flag keeps that from
+/// recursing, so a long queue cannot grow the stack.
 void pump(vactor_pointer self) {
   auto& st = self->state;
-  while (!st.current && !st.queue.empty()) {
+  if (st.pumping)
+    return;
+  st.pumping = true;
+  while (!st.current && !st.queue.empty() && !st.stopping) {
     auto next = std::move(st.queue.front());
     st.queue.pop_front();
     if (!next.call) {
       next.passivated.deliver(caf::ok_atom::value);
       st.stopping = true;
       self->quit();
-      return;
+      break;
     }
     auto& call = *next.call;
     std::string error;
@@ -307,6 +313,7 @@ void pump(vactor_pointer self) {
     auto inv = st.current;
     inv->start();
   }
+  st.pumping = false;
 }
 
 void enqueue(vactor_pointer self, queued q) {
