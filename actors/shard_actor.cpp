@@ -227,7 +227,8 @@ void on_stopped(shard_pointer self, const std::string& key) {
     route_call(self, std::move(w.call), std::move(w.to));
 }
 
-void passivate(shard_pointer self, const std::string& key) {
+// `key` is taken by value: callers pass `st.lru.front()`, which `lru.erase` destroys.
+void passivate(shard_pointer self, std::string key) {
   auto& st = self->state;
   auto& h = st.hosted.at(key);
   h.stopping = true;
