@@ -16,6 +16,10 @@ struct actor_call {
   std::string id;
   std::string method;
   std::string args; ///< serialized JSON object
+  /// How long the caller will wait for the answer, in ms (0: actors.call_timeout_ms).
+  /// A call still queued when its time is up is answered 504 call_timeout without
+  /// running, so work nobody waits for any more (a timed-out call cycle) is dropped.
+  std::uint32_t budget_ms = 0;
 };
 
 /// The answer to an `actor_call`: `status` is an HTTP status; 200 carries the method's

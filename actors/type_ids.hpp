@@ -46,7 +46,7 @@ typename Inspector::result_type inspect(Inspector& f, doc_reply& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, actor_call& x) {
-  return f(caf::meta::type_name("actor_call"), x.type, x.id, x.method, x.args);
+  return f(caf::meta::type_name("actor_call"), x.type, x.id, x.method, x.args, x.budget_ms);
 }
 
 template <class Inspector>

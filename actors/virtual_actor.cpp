@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "actors/virtual_actor.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <exception>
 #include <memory>
@@ -41,11 +42,14 @@ struct reply_target {
   }
 };
 
+using clock_time = caf::actor_clock::time_point;
+
 /// A call or a passivation waiting for its turn.
 struct queued {
   std::optional<actor_call> call; ///< empty: the passivation request
   reply_target to;
   caf::typed_response_promise<caf::ok_atom> passivated;
+  clock_time deadline{}; ///< when the caller stops waiting (calls only)
 };
 
 class invocation;
@@ -75,9 +79,9 @@ class invocation final : public method_context,
                          public std::enable_shared_from_this<invocation> {
 public:
   invocation(vactor_pointer self, const actor_type::method_entry* entry, actor_call call,
-             boost::json::object args, reply_target to)
+             boost::json::object args, reply_target to, clock_time deadline)
     : self_(self), entry_(entry), call_(std::move(call)), args_(std::move(args)),
-      to_(std::move(to)), started_(std::chrono::steady_clock::now()) {}
+      to_(std::move(to)), started_(std::chrono::steady_clock::now()), deadline_(deadline) {}
 
   const std::string& type() const noexcept override { return call_.type; }
   const std::string& id() const noexcept override { return call_.id; }
@@ -107,6 +111,11 @@ public:
     ++outstanding_;
     auto shard = cluster::shard_map{static_cast<std::uint32_t>(st.cfg.peers->handles.size())}
                    .shard_of(type, id);
+    // A nested call gets what is left of this call's time (at most call_timeout): when
+    // our caller gives up, so does everything we started for it.
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_
+                                                                      - self_->clock().now());
+    auto budget = std::clamp(left, std::chrono::milliseconds(1), st.cfg.call_timeout);
     auto me = shared_from_this();
     auto on_answer = [me, then](call_result result) {
       --me->outstanding_;
@@ -115,9 +124,10 @@ public:
       me->run([&] { then(*me, std::move(result)); });
     };
     self_
-      ->request(st.cfg.peers->handles[shard], st.cfg.call_timeout,
+      ->request(st.cfg.peers->handles[shard], budget,
                 actor_call{std::move(type), std::move(id), std::move(method),
-                           boost::json::serialize(args)})
+                           boost::json::serialize(args),
+                           static_cast<std::uint32_t>(budget.count())})
       .then(
         [on_answer](actor_reply& r) {
           call_result result{r.status, {}, std::move(r.code), std::move(r.message)};
@@ -166,6 +176,7 @@ private:
   boost::json::object args_;
   reply_target to_;
   std::chrono::steady_clock::time_point started_;
+  clock_time deadline_;
   int outstanding_ = 0;
   bool done_ = false;
 };
@@ -288,6 +299,11 @@ void pump(vactor_pointer self) {
       break;
     }
     auto& call = *next.call;
+    if (self->clock().now() >= next.deadline) {
+      next.to.deliver(error_reply(504, "call_timeout",
+                                  "the caller stopped waiting before this call's turn"));
+      continue;
+    }
     std::string error;
     if (!ensure_loaded(self, error)) {
       next.to.deliver(error_reply(503, "storage_unavailable", error));
@@ -308,7 +324,8 @@ void pump(vactor_pointer self) {
       continue;
     }
     st.current = std::make_shared<invocation>(self, entry, std::move(call),
-                                              std::move(args.get_object()), std::move(next.to));
+                                              std::move(args.get_object()), std::move(next.to),
+                                              next.deadline);
     // Keep the invocation alive through the handler even if it completes synchronously.
     auto inv = st.current;
     inv->start();
@@ -317,6 +334,11 @@ void pump(vactor_pointer self) {
 }
 
 void enqueue(vactor_pointer self, queued q) {
+  if (q.call) {
+    auto budget = q.call->budget_ms != 0 ? std::chrono::milliseconds(q.call->budget_ms)
+                                         : self->state.cfg.call_timeout;
+    q.deadline = self->clock().now() + budget;
+  }
   self->state.queue.push_back(std::move(q));
   pump(self);
 }

@@ -187,6 +187,7 @@ routed route_actor(request& req, std::string_view type, std::string_view id,
   call.type.assign(type);
   call.id.assign(id);
   call.method.assign(method);
+  call.budget_ms = env.actor_call_timeout_ms;
   r.outcome = actor_invocation{std::move(call)};
   return r;
 }

@@ -217,7 +217,7 @@ pending_reply actor_test::send_raw(const std::string& type, const std::string& i
   start();
   auto c = std::make_shared<pending_reply::capture>();
   caf::anon_send(shards_.handles[shard_of(type, id)],
-                 actors::actor_call{type, id, method, std::move(args_text)},
+                 actors::actor_call{type, id, method, std::move(args_text), 0},
                  actors::call_sink_ptr{c});
   return pending_reply{std::move(c)};
 }

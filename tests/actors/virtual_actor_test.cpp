@@ -254,7 +254,7 @@ TEST_F(VirtualActorTest, BusinessErrorKeepsStateUnchanged) {
 // Verifies the design for call cycles: A → B → A cannot complete (A's call from B waits
 // behind A's own turn), so it times out with 504 call_timeout after actors.call_timeout
 // instead of deadlocking, and the shard serves other actors meanwhile and after. (What
-// the cycle leaves behind is DISABLED_AbandonedCallCycleStops.)
+// the cycle leaves behind is dropped: AbandonedCallCycleStops.)
 TEST_F(VirtualActorTest, CallCycleTimesOutWith504) {
   configure().shards = 1;
   configure().call_timeout = 1000ms;
@@ -275,18 +275,10 @@ TEST_F(VirtualActorTest, CallCycleTimesOutWith504) {
   expect_documents_served(0, "after-cycle");
 }
 
-// Verifies that a call cycle whose caller got its 504 stops: its actors answer other
-// calls at once and can be passivated.
-//
-// DISABLED: fails today (reported). The nested calls of the cycle outlive their callers:
-// when the first turn of A times out, A takes B's pending `go` (whose caller, B, has
-// itself timed out), calls B again, and B calls A again, so the cycle re-arms itself
-// once per call_timeout forever: two failed turns per call_timeout, the actors are
-// reactivated by the orphaned calls after every passivation, and any other call to them
-// waits up to 2 x call_timeout. A fix needs calls to carry their deadline (or the call
-// chain) so that a turn whose caller gave up is dropped. Run with
-// --gtest_also_run_disabled_tests.
-TEST_F(VirtualActorTest, DISABLED_AbandonedCallCycleStops) {
+// Verifies that a call cycle whose caller got its 504 stops: nested calls carry what is
+// left of their caller's time, so the cycle's leftover call is dropped (504) instead of
+// running again; the actors answer other calls at once and can be passivated.
+TEST_F(VirtualActorTest, AbandonedCallCycleStops) {
   configure().shards = 1;
   configure().call_timeout = 1000ms;
   registry().add(make_relay_type("ping", "pong"));
