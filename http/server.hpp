@@ -30,7 +30,10 @@ struct server_logs {
 /// signal stops at once.
 class server {
 public:
-  /// Every reference must outlive the server. `env.ready` is combined with "not draining".
+  /// Every reference must outlive the server, and `docs` must release every sink it was
+  /// given before the server is destroyed (a node stops its actors first): a sink keeps
+  /// its session, and a session uses the server's state. `env.ready` is combined with
+  /// "not draining".
   server(const config::http_settings& settings, shard_service& docs, route_env env,
          request_metrics& metrics, server_logs logs);
   ~server();

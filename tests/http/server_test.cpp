@@ -136,6 +136,11 @@ protected:
       service.answer_all();
       runner.join();
     }
+    // The server's contract: a service releases its sinks before the server goes (a node
+    // stops its actors first). Answer what is still held, then destroy the server, whose
+    // io_context drops the posted replies and with them the last sessions.
+    service.answer_all();
+    srv.reset();
   }
 };
 
