@@ -63,6 +63,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   opts.shards = settings.cluster.shards;
   opts.block_cache_bytes = settings.storage.block_cache_bytes;
   opts.write_buffer_bytes = settings.storage.write_buffer_bytes;
+  opts.total_write_buffer_bytes = settings.storage.total_write_buffer_bytes;
   std::unique_ptr<storage::store> store;
   if (auto s = storage::open_rocksdb_store(opts, store); !s) {
     logs.storage->error("cannot open the store at {}: {}", opts.path, s.to_string());

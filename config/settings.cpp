@@ -122,6 +122,8 @@ const std::vector<key_spec>& schema() {
       number<&s::storage, &storage::block_cache_bytes, 0, tib>("storage.block_cache_bytes"),
       number<&s::storage, &storage::write_buffer_bytes, 64 * kib, 4 * gib>(
           "storage.write_buffer_bytes"),
+      number<&s::storage, &storage::total_write_buffer_bytes, 0, tib>(
+          "storage.total_write_buffer_bytes"),
       number<&s::cluster, &cluster_settings::shards, 1, 65'536>("cluster.shards"),
       number<&s::actors, &actors_settings::threads, 0, 256>("actors.threads"),
       number<&s::actors, &actors_settings::call_timeout_ms, 1, day_ms>("actors.call_timeout_ms"),

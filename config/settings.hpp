@@ -31,6 +31,7 @@ struct storage_settings {
   bool sync = false;                          ///< fsync (group commit) before acknowledging
   std::size_t block_cache_bytes = 64u << 20;
   std::size_t write_buffer_bytes = 8u << 20;  ///< memtable per shard
+  std::size_t total_write_buffer_bytes = 128u << 20; ///< all memtables of the node; 0 = unbounded
 };
 
 /// [cluster] — one node for now; the shard map lives here.

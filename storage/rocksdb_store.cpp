@@ -349,6 +349,7 @@ status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
+  db_options.db_write_buffer_size = options.total_write_buffer_bytes;
 
   // An existing database must already have exactly our column families: check before
   // DB::Open, which would create the missing ones.

@@ -101,6 +101,9 @@ struct rocksdb_options {
   std::uint32_t shards = 64;                        ///< number of shard column families
   std::size_t block_cache_bytes = 64u << 20;        ///< shared LRU block cache
   std::size_t write_buffer_bytes = 8u << 20;        ///< memtable size per shard
+  /// All memtables of the node together (RocksDB db_write_buffer_size): past it the
+  /// largest is flushed. 0 = no node-wide bound (each shard may hold 2 full memtables).
+  std::size_t total_write_buffer_bytes = 128u << 20;
 };
 
 /// Opens (or creates) the RocksDB database at `options.path` with one column family per

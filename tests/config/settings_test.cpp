@@ -32,6 +32,7 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
     {"storage.sync", "false"},
     {"storage.block_cache_bytes", "67108864"},
     {"storage.write_buffer_bytes", "8388608"},
+    {"storage.total_write_buffer_bytes", "134217728"},
     {"cluster.shards", "64"},
     {"actors.threads", "0"},
     {"actors.call_timeout_ms", "5000"},
@@ -58,6 +59,7 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.storage.sync, b.storage.sync);
   EXPECT_EQ(a.storage.block_cache_bytes, b.storage.block_cache_bytes);
   EXPECT_EQ(a.storage.write_buffer_bytes, b.storage.write_buffer_bytes);
+  EXPECT_EQ(a.storage.total_write_buffer_bytes, b.storage.total_write_buffer_bytes);
   EXPECT_EQ(a.cluster.shards, b.cluster.shards);
   EXPECT_EQ(a.actors.threads, b.actors.threads);
   EXPECT_EQ(a.actors.call_timeout_ms, b.actors.call_timeout_ms);
