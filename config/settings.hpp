@@ -14,7 +14,7 @@ namespace shoal::config {
 struct http_settings {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;                 ///< 0 picks a free port (logged at start-up)
-  unsigned threads = 0;                      ///< I/O threads; 0 = number of cores
+  unsigned threads = 0;                      ///< I/O threads; 0 = CPUs in the affinity mask
   std::size_t max_body_bytes = 1u << 20;     ///< larger bodies get 413
   std::size_t max_header_bytes = 16u << 10;  ///< larger header blocks get 431
   std::uint32_t header_timeout_ms = 10'000;  ///< time to receive a whole request
@@ -41,7 +41,7 @@ struct cluster_settings {
 
 /// [actors] — the CAF actor system.
 struct actors_settings {
-  unsigned threads = 0;                    ///< CAF scheduler workers; 0 = number of cores
+  unsigned threads = 0;                    ///< CAF scheduler workers; 0 = CPUs in the affinity mask
   std::uint32_t call_timeout_ms = 5'000;   ///< a method call gets 504 after this long
   std::uint32_t idle_timeout_ms = 300'000; ///< an actor idle this long is passivated
   std::uint32_t max_active = 100'000;      ///< active actors per node (LRU passivation)
