@@ -280,6 +280,12 @@ void route_call(shard_pointer self, actor_call&& call, call_target to) {
     to.deliver(actor_reply{404, {}, "unknown_actor_type", "no actor type '" + call.type + "'"});
     return;
   }
+  if (!type->find(call.method)) {
+    // Refused here, so that a wrong method name does not activate (load) the actor.
+    to.deliver(actor_reply{404, {}, "unknown_method",
+                           "actor type '" + call.type + "' has no method '" + call.method + "'"});
+    return;
+  }
   auto key = actor_state_key(call.type, call.id);
   auto it = st.hosted.find(key);
   if (it != st.hosted.end() && it->second.stopping) {

@@ -183,6 +183,13 @@ TEST_F(VirtualActorTest, UnknownMethodIs404) {
   EXPECT_EQ(call("counter", "c", "get").body.at("value"), 1);
 }
 
+// Verifies that a call to an unknown method does not activate the actor.
+TEST_F(VirtualActorTest, UnknownMethodDoesNotActivate) {
+  EXPECT_EQ(call("counter", "never", "decrement").code, "unknown_method");
+  EXPECT_EQ(active("counter"), 0);
+  EXPECT_EQ(activations("counter"), 0u);
+}
+
 // Verifies that arguments that are not a JSON object answer 400 invalid_args.
 TEST_F(VirtualActorTest, NonObjectArgumentsAre400) {
   for (std::string args : {"[1,2]", "42", "\"by\"", "null", "{\"by\":", "not json"}) {
