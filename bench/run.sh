@@ -361,8 +361,9 @@ if ((sweep)); then
   for combo in "1 1" "1 2" "2 1" "2 2"; do
     read -r ht at <<<"$combo"
     cfg="http.threads=$ht actors.threads=$at"
-    if ((main && ht == cores && at == cores)); then
-      # 0 (the default) means one thread per core: the rows above are this combination.
+    if ((main && ht == 1 && at == 1)); then
+      # 0 (the default) means one thread per CPU of the affinity mask; shoal is pinned to
+      # one core here, so the rows above are this combination.
       for l in "GET hot" "PUT new"; do
         local_row="sweep|$l|shoal|$cfg (= defaults, rows above)|$conns"
         for n in 6 7 8 9 10 11; do local_row+="|$(row_field main "shoal $l" "$n")"; done
