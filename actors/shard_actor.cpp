@@ -16,6 +16,7 @@
 #include "actors/actor_api.hpp"
 #include "actors/actor_metrics.hpp"
 #include "actors/documents.hpp"
+#include "actors/reply_target.hpp"
 #include "actors/virtual_actor.hpp"
 #include "storage/store.hpp"
 
@@ -23,39 +24,17 @@ namespace shoal::actors {
 
 namespace {
 
-/// Where one reply goes: a sink (edge) or a response promise (actors).
-struct reply_target {
-  reply_sink_ptr sink;
-  caf::typed_response_promise<doc_reply> promise;
-
-  void deliver(doc_reply&& reply) {
-    if (sink)
-      sink->deliver(std::move(reply));
-    else
-      promise.deliver(std::move(reply));
-  }
-};
+using doc_target = reply_target<doc_reply, reply_sink>;
 
 /// A reply held back until the WAL is durable up to `sequence`.
 struct held_reply {
-  reply_target to;
+  doc_target to;
   doc_reply reply;
   std::uint64_t sequence;
   std::string key;
 };
 
-/// Where the answer to an actor call goes: the edge's sink, or a requesting actor.
-struct call_target {
-  call_sink_ptr sink;
-  caf::typed_response_promise<actor_reply> promise;
-
-  void deliver(actor_reply&& reply) {
-    if (sink)
-      sink->deliver(std::move(reply));
-    else
-      promise.deliver(std::move(reply));
-  }
-};
+using call_target = reply_target<actor_reply, call_sink>;
 
 /// A call for an actor that is being passivated: it waits for the next activation.
 struct waiting_call {
@@ -110,7 +89,7 @@ doc_reply storage_failure(const storage::status& s) {
 void request_sync(shard_pointer self);
 
 /// Delivers or holds `reply` for the document `key`.
-void respond(shard_pointer self, reply_target to, doc_reply reply, std::string key,
+void respond(shard_pointer self, doc_target to, doc_reply reply, std::string key,
              bool wrote) {
   auto& st = self->state;
   bool must_wait = st.cfg.sync && (wrote || st.unsynced.count(key) > 0);
@@ -162,7 +141,7 @@ void request_sync(shard_pointer self) {
       });
 }
 
-void handle(shard_pointer self, doc_request&& req, reply_target to) {
+void handle(shard_pointer self, doc_request&& req, doc_target to) {
   auto& st = self->state;
   auto key = documents::key(req.collection, req.id);
   std::string raw;
@@ -343,11 +322,11 @@ shard_actor::behavior_type shard_impl(shard_pointer self, shard_config cfg) {
   return {
     [=](doc_request& req) {
       auto rp = self->make_response_promise<doc_reply>();
-      handle(self, std::move(req), reply_target{nullptr, rp});
+      handle(self, std::move(req), doc_target{nullptr, rp});
       return rp;
     },
     [=](doc_request& req, reply_sink_ptr& sink) {
-      handle(self, std::move(req), reply_target{std::move(sink), {}});
+      handle(self, std::move(req), doc_target{std::move(sink), {}});
     },
     [=](actor_call& call) {
       auto rp = self->make_response_promise<actor_reply>();

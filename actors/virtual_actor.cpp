@@ -15,6 +15,7 @@
 
 #include "actors/actor_api.hpp"
 #include "actors/actor_metrics.hpp"
+#include "actors/reply_target.hpp"
 #include "actors/shard_actor.hpp"
 #include "cluster/shard_map.hpp"
 #include "storage/store.hpp"
@@ -29,25 +30,14 @@ actor_reply error_reply(std::uint16_t status, std::string code, std::string mess
   return actor_reply{status, {}, std::move(code), std::move(message)};
 }
 
-/// Where the answer to one call goes: the edge's sink, or a requesting actor.
-struct reply_target {
-  call_sink_ptr sink;
-  caf::typed_response_promise<actor_reply> promise;
-
-  void deliver(actor_reply&& reply) {
-    if (sink)
-      sink->deliver(std::move(reply));
-    else
-      promise.deliver(std::move(reply));
-  }
-};
+using call_target = reply_target<actor_reply, call_sink>;
 
 using clock_time = caf::actor_clock::time_point;
 
 /// A call or a passivation waiting for its turn.
 struct queued {
   std::optional<actor_call> call; ///< empty: the passivation request
-  reply_target to;
+  call_target to;
   caf::typed_response_promise<caf::ok_atom> passivated;
   clock_time deadline{}; ///< when the caller stops waiting (calls only)
 };
@@ -79,7 +69,7 @@ class invocation final : public method_context,
                          public std::enable_shared_from_this<invocation> {
 public:
   invocation(vactor_pointer self, const actor_type::method_entry* entry, actor_call call,
-             boost::json::object args, reply_target to, clock_time deadline)
+             boost::json::object args, call_target to, clock_time deadline)
     : self_(self), entry_(entry), call_(std::move(call)), args_(std::move(args)),
       to_(std::move(to)), started_(std::chrono::steady_clock::now()), deadline_(deadline) {}
 
@@ -166,7 +156,7 @@ public:
   }
 
   bool read_only() const noexcept { return entry_->read_only; }
-  reply_target& target() noexcept { return to_; }
+  call_target& target() noexcept { return to_; }
   std::chrono::steady_clock::time_point started() const noexcept { return started_; }
 
 private:
@@ -174,7 +164,7 @@ private:
   const actor_type::method_entry* entry_;
   actor_call call_;
   boost::json::object args_;
-  reply_target to_;
+  call_target to_;
   std::chrono::steady_clock::time_point started_;
   clock_time deadline_;
   int outstanding_ = 0;
@@ -351,11 +341,11 @@ virtual_actor::behavior_type vactor_impl(vactor_pointer self, virtual_actor_conf
   return {
     [self](actor_call& call) {
       auto rp = self->make_response_promise<actor_reply>();
-      enqueue(self, queued{std::move(call), reply_target{nullptr, rp}, {}});
+      enqueue(self, queued{std::move(call), call_target{nullptr, rp}, {}});
       return rp;
     },
     [self](actor_call& call, call_sink_ptr& sink) {
-      enqueue(self, queued{std::move(call), reply_target{std::move(sink), {}}, {}});
+      enqueue(self, queued{std::move(call), call_target{std::move(sink), {}}, {}});
     },
     [self](passivate_atom) {
       auto rp = self->make_response_promise<caf::ok_atom>();
