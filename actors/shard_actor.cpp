@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <deque>
 #include <list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -49,7 +50,9 @@ struct hosted_actor {
   caf::actor_clock::time_point last_used;
   const actor_type* type = nullptr;
   bool stopping = false;
-  std::deque<waiting_call> waiting; ///< calls that arrived while stopping, in order
+  /// Calls that arrived while stopping, in order; created only then (an empty
+  /// std::deque allocates, and most actors never see a call while stopping).
+  std::unique_ptr<std::deque<waiting_call>> waiting;
 };
 
 struct shard_state {
@@ -202,8 +205,9 @@ void on_stopped(shard_pointer self, const std::string& key) {
   auto waiting = std::move(it->second.waiting);
   st.hosted_keys.erase(it->second.handle.address());
   st.hosted.erase(it);
-  for (auto& w : waiting)
-    route_call(self, std::move(w.call), std::move(w.to));
+  if (waiting)
+    for (auto& w : *waiting)
+      route_call(self, std::move(w.call), std::move(w.to));
 }
 
 // `key` is taken by value: callers pass `st.lru.front()`, which `lru.erase` destroys.
@@ -268,7 +272,10 @@ void route_call(shard_pointer self, actor_call&& call, call_target to) {
   auto key = actor_state_key(call.type, call.id);
   auto it = st.hosted.find(key);
   if (it != st.hosted.end() && it->second.stopping) {
-    it->second.waiting.push_back({std::move(call), std::move(to)});
+    auto& waiting = it->second.waiting;
+    if (!waiting)
+      waiting = std::make_unique<std::deque<waiting_call>>();
+    waiting->push_back({std::move(call), std::move(to)});
     return;
   }
   auto& entry = it != st.hosted.end() ? it->second : activate(self, type, key, call.id);

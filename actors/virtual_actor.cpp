@@ -51,7 +51,9 @@ struct vactor_state {
   bool loaded = false;
   boost::json::object state;
   std::string persisted; ///< JSON text of the last written state ("" = never written)
-  std::deque<queued> queue;
+  /// Calls (and a passivation) waiting for their turn; created when the first one has to
+  /// wait, since most actors never queue and an empty std::deque still allocates.
+  std::unique_ptr<std::deque<queued>> queue;
   std::shared_ptr<invocation> current; ///< the call whose turn it is
   bool stopping = false;
   bool pumping = false; ///< pump() is on the stack: calls that finish in it do not recurse
@@ -271,6 +273,41 @@ void complete(vactor_pointer self, invocation& inv, actor_reply reply) {
           });
 }
 
+/// Runs `next`: a passivation stops the actor; a call is checked and started (it may
+/// complete before this returns).
+void dispatch(vactor_pointer self, queued next) {
+  auto& st = self->state;
+  if (!next.call) {
+    next.passivated.deliver(caf::ok_atom::value);
+    st.stopping = true;
+    self->quit();
+    return;
+  }
+  auto& call = *next.call;
+  if (self->clock().now() >= next.deadline)
+    return next.to.deliver(error_reply(504, "call_timeout",
+                                       "the caller stopped waiting before this call's turn"));
+  std::string error;
+  if (!ensure_loaded(self, error))
+    return next.to.deliver(error_reply(503, "storage_unavailable", error));
+  const auto* entry = st.cfg.type->find(call.method);
+  if (!entry)
+    return next.to.deliver(error_reply(404, "unknown_method",
+                                       "actor type '" + call.type + "' has no method '"
+                                         + call.method + "'"));
+  boost::json::error_code ec;
+  auto args = call.args.empty() ? boost::json::value(boost::json::object{})
+                                : boost::json::parse(call.args, ec);
+  if (ec || !args.is_object())
+    return next.to.deliver(error_reply(400, "invalid_args", "the arguments must be a JSON object"));
+  st.current = std::make_shared<invocation>(self, entry, std::move(call),
+                                            std::move(args.get_object()), std::move(next.to),
+                                            next.deadline);
+  // Keep the invocation alive through the handler even if it completes synchronously.
+  auto inv = st.current;
+  inv->start();
+}
+
 /// Starts queued calls until one is in progress (or the queue is empty). Calls that
 /// complete synchronously end their turn inside this loop; the flag keeps that from
 /// recursing, so a long queue cannot grow the stack.
@@ -279,57 +316,31 @@ void pump(vactor_pointer self) {
   if (st.pumping)
     return;
   st.pumping = true;
-  while (!st.current && !st.queue.empty() && !st.stopping) {
-    auto next = std::move(st.queue.front());
-    st.queue.pop_front();
-    if (!next.call) {
-      next.passivated.deliver(caf::ok_atom::value);
-      st.stopping = true;
-      self->quit();
-      break;
-    }
-    auto& call = *next.call;
-    if (self->clock().now() >= next.deadline) {
-      next.to.deliver(error_reply(504, "call_timeout",
-                                  "the caller stopped waiting before this call's turn"));
-      continue;
-    }
-    std::string error;
-    if (!ensure_loaded(self, error)) {
-      next.to.deliver(error_reply(503, "storage_unavailable", error));
-      continue;
-    }
-    const auto* entry = st.cfg.type->find(call.method);
-    if (!entry) {
-      next.to.deliver(error_reply(404, "unknown_method",
-                                  "actor type '" + call.type + "' has no method '"
-                                    + call.method + "'"));
-      continue;
-    }
-    boost::json::error_code ec;
-    auto args = call.args.empty() ? boost::json::value(boost::json::object{})
-                                  : boost::json::parse(call.args, ec);
-    if (ec || !args.is_object()) {
-      next.to.deliver(error_reply(400, "invalid_args", "the arguments must be a JSON object"));
-      continue;
-    }
-    st.current = std::make_shared<invocation>(self, entry, std::move(call),
-                                              std::move(args.get_object()), std::move(next.to),
-                                              next.deadline);
-    // Keep the invocation alive through the handler even if it completes synchronously.
-    auto inv = st.current;
-    inv->start();
+  while (!st.current && st.queue && !st.queue->empty() && !st.stopping) {
+    auto next = std::move(st.queue->front());
+    st.queue->pop_front();
+    dispatch(self, std::move(next));
   }
   st.pumping = false;
 }
 
 void enqueue(vactor_pointer self, queued q) {
+  auto& st = self->state;
   if (q.call) {
     auto budget = q.call->budget_ms != 0 ? std::chrono::milliseconds(q.call->budget_ms)
-                                         : self->state.cfg.call_timeout;
+                                         : st.cfg.call_timeout;
     q.deadline = self->clock().now() + budget;
   }
-  self->state.queue.push_back(std::move(q));
+  if (!st.current && !st.stopping && !st.pumping && (!st.queue || st.queue->empty())) {
+    // Nothing ahead of it: run it now, without touching (or allocating) the queue.
+    st.pumping = true;
+    dispatch(self, std::move(q));
+    st.pumping = false;
+  } else {
+    if (!st.queue)
+      st.queue = std::make_unique<std::deque<queued>>();
+    st.queue->push_back(std::move(q));
+  }
   pump(self);
 }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "storage/memory_store.hpp"
 
+#include <mutex>
+
 #include <map>
 #include <string>
 #include <utility>
@@ -15,7 +17,9 @@ status closed_error() {
 
 } // namespace
 
-/// One shard's keyspace: an ordered map, used by one thread at a time (see `shard_store`).
+/// One shard's keyspace: an ordered map behind a mutex. The shard actor and the virtual
+/// actors it hosts use a shard's store from different threads (disjoint keys), as they do
+/// with RocksDB, whose column families are thread-safe; the map is not, hence the lock.
 /// An instance built with `valid == false` stands for an out-of-range shard index.
 class memory_store::shard_impl final : public shard_store {
 public:
@@ -23,6 +27,7 @@ public:
 
   status get(std::string_view key, std::string& value) override {
     if (auto st = check(); !st) return st;
+    std::lock_guard<std::mutex> guard{mutex_};
     auto i = map_.find(key);
     if (i == map_.end()) return {errc::not_found, "key not found"};
     value = i->second;
@@ -33,6 +38,7 @@ public:
     if (auto st = check(); !st) return st;
     // An empty batch applies nothing and so takes no sequence number.
     if (batch.empty()) return status::ok();
+    std::lock_guard<std::mutex> guard{mutex_};
     for (const auto& op : batch.ops()) {
       if (op.kind == write_batch::op_kind::put) {
         put(op.key, op.value);
@@ -48,6 +54,7 @@ public:
   status scan_prefix(std::string_view prefix,
                      const std::function<bool(std::string_view, std::string_view)>& fn) override {
     if (auto st = check(); !st) return st;
+    std::lock_guard<std::mutex> guard{mutex_}; // `fn` must not call back into this shard
     for (auto i = map_.lower_bound(prefix); i != map_.end(); ++i) {
       if (i->first.compare(0, prefix.size(), prefix) != 0) break;
       if (!fn(i->first, i->second)) break;
@@ -55,9 +62,15 @@ public:
     return status::ok();
   }
 
-  std::uint64_t estimate_num_keys() override { return map_.size(); }
+  std::uint64_t estimate_num_keys() override {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return map_.size();
+  }
 
-  std::uint64_t live_data_bytes() override { return bytes_; }
+  std::uint64_t live_data_bytes() override {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return bytes_;
+  }
 
 private:
   status check() const {
@@ -85,6 +98,7 @@ private:
 
   memory_store& owner_;
   const bool valid_;
+  std::mutex mutex_;
   std::map<std::string, std::string, std::less<>> map_;
   std::uint64_t bytes_ = 0; ///< sum of key and value sizes
 };

@@ -45,9 +45,10 @@ private:
   std::size_t bytes_ = 0;
 };
 
-/// The keyspace of one shard (a RocksDB column family). Not thread-safe by contract:
-/// exactly one shard actor uses a `shard_store` at a time (the single writer), so an
-/// implementation needs no locks of its own beyond what the engine has.
+/// The keyspace of one shard (a RocksDB column family). Thread-safe: the shard actor and
+/// the virtual actors it hosts use it from different threads. They never share a key —
+/// each key has exactly one writer (documents: the shard actor; an actor's state: that
+/// actor) — so no caller needs a lock, and one key's reads and writes stay ordered.
 class shard_store {
 public:
   virtual ~shard_store() = default;
