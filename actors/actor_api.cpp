@@ -9,8 +9,7 @@ namespace shoal::actors {
 
 void actor_registry::add(actor_type type) {
   if (!valid_name(type.name()))
-    throw std::invalid_argument("actor type name '" + type.name()
-                                + "' breaks [A-Za-z0-9_-]{1,64}");
+    throw std::invalid_argument("actor type name '" + type.name() + "' breaks [A-Za-z0-9_-]{1,64}");
   for (const auto& [name, entry] : type.methods()) {
     if (!valid_name(name))
       throw std::invalid_argument("method name '" + name + "' of actor type '" + type.name()
@@ -43,8 +42,7 @@ actor_type make_counter_type() {
   counter.method("increment", [](method_context& m) {
     std::int64_t by = 1;
     if (auto it = m.args().find("by"); it != m.args().end()) {
-      if (!it->value().is_int64())
-        return m.fail(400, "invalid_args", "\"by\" must be an integer");
+      if (!it->value().is_int64()) return m.fail(400, "invalid_args", "\"by\" must be an integer");
       by = it->value().get_int64();
     }
     auto value = current_value(m);

@@ -33,7 +33,9 @@ struct call_result {
   std::string code;
   std::string message;
 
-  bool ok() const noexcept { return status == 200; }
+  bool ok() const noexcept {
+    return status == 200;
+  }
 };
 
 /// One method invocation, handed to the method's handler. Turn-based: until the method
@@ -66,8 +68,7 @@ public:
   /// blocking a thread. `then` runs in this actor's turn once the answer arrives; it may
   /// call again, reply or fail. A call that gets no answer within actors.call_timeout_ms
   /// yields status 504, code "call_timeout".
-  virtual void call(std::string type, std::string id, std::string method,
-                    boost::json::object args,
+  virtual void call(std::string type, std::string id, std::string method, boost::json::object args,
                     std::function<void(method_context&, call_result)> then) = 0;
 };
 
@@ -96,7 +97,9 @@ public:
     return *this;
   }
 
-  const std::string& name() const noexcept { return name_; }
+  const std::string& name() const noexcept {
+    return name_;
+  }
 
   /// The method called `name`, or nullptr.
   const method_entry* find(std::string_view name) const {

@@ -20,8 +20,7 @@ actor_metrics::type_metrics* actor_metrics::find(std::string_view type) noexcept
 actor_metrics::method_metrics* actor_metrics::find(std::string_view type,
                                                    std::string_view method) noexcept {
   auto* t = find(type);
-  if (!t)
-    return nullptr;
+  if (!t) return nullptr;
   auto it = t->methods.find(method);
   return it == t->methods.end() ? nullptr : it->second.get();
 }

@@ -30,7 +30,9 @@ struct actor_reply {
   std::string code; ///< stable error code, e.g. "unknown_method", "insufficient_stock"
   std::string message;
 
-  bool ok() const noexcept { return status == 200; }
+  bool ok() const noexcept {
+    return status == 200;
+  }
 };
 
 /// Where a reply to the edge goes; as `reply_sink` for documents: called exactly once,

@@ -24,7 +24,9 @@ struct precondition {
   kind what = kind::absent;
   std::vector<std::uint64_t> versions;
 
-  bool present() const noexcept { return what != kind::absent; }
+  bool present() const noexcept {
+    return what != kind::absent;
+  }
 };
 
 /// One document operation. Names are validated by the edge before a request is built.

@@ -22,8 +22,7 @@ doc_reply failure(doc_status status, std::string message) {
 
 /// The version of the live document, nullopt when there is none (absent or deleted).
 std::optional<std::uint64_t> version_of(const std::optional<record>& current) {
-  if (current && current->live())
-    return current->version;
+  if (current && current->live()) return current->version;
   return std::nullopt;
 }
 
@@ -34,10 +33,8 @@ void put_version(std::string& out, std::uint64_t version) {
 
 /// Evaluates If-Match then If-None-Match (RFC 9110 §13.2.2); true when the write may go on.
 bool preconditions_pass(const doc_request& req, std::optional<std::uint64_t> current) {
-  if (req.if_match.present() && !matches(req.if_match, current))
-    return false;
-  if (req.if_none_match.present() && matches(req.if_none_match, current))
-    return false;
+  if (req.if_match.present() && !matches(req.if_match, current)) return false;
+  if (req.if_none_match.present() && matches(req.if_none_match, current)) return false;
   return true;
 }
 
@@ -79,13 +76,11 @@ std::string encode_tombstone(std::uint64_t version) {
 }
 
 std::optional<record> decode(std::string_view bytes) {
-  if (bytes.size() < record_header)
-    return std::nullopt;
+  if (bytes.size() < record_header) return std::nullopt;
   std::uint64_t version = 0;
   for (std::size_t i = 1; i < record_header; ++i)
     version = (version << 8) | static_cast<unsigned char>(bytes[i]);
-  if (bytes[0] == record_format_v1)
-    return record{version, bytes.substr(record_header), false};
+  if (bytes[0] == record_format_v1) return record{version, bytes.substr(record_header), false};
   if (bytes[0] == tombstone_format_v1 && bytes.size() == record_header)
     return record{version, {}, true};
   return std::nullopt;
@@ -93,13 +88,12 @@ std::optional<record> decode(std::string_view bytes) {
 
 bool matches(const precondition& p, std::optional<std::uint64_t> current) noexcept {
   switch (p.what) {
-    case precondition::kind::absent:
-      return false;
-    case precondition::kind::any:
-      return current.has_value();
-    case precondition::kind::versions:
-      return current
-             && std::find(p.versions.begin(), p.versions.end(), *current) != p.versions.end();
+  case precondition::kind::absent:
+    return false;
+  case precondition::kind::any:
+    return current.has_value();
+  case precondition::kind::versions:
+    return current && std::find(p.versions.begin(), p.versions.end(), *current) != p.versions.end();
   }
   return false;
 }
@@ -110,51 +104,52 @@ write_plan plan_write(const doc_request& req, const std::optional<record>& curre
   // Versions continue across a delete: the next one follows the tombstone's.
   std::uint64_t last_version = current ? current->version : 0;
   if (!preconditions_pass(req, current_version)) {
-    plan.reply = failure(doc_status::precondition_failed,
-                         current_version
-                           ? "the document is at version " + std::to_string(*current_version)
-                           : std::string{"the document does not exist"});
+    plan.reply =
+      failure(doc_status::precondition_failed,
+              current_version ? "the document is at version " + std::to_string(*current_version)
+                              : std::string{"the document does not exist"});
     plan.reply.version = current_version.value_or(0);
     return plan;
   }
   switch (req.op) {
-    case doc_op::put: {
-      plan.what = write_plan::action::put;
-      plan.reply.version = last_version + 1;
-      plan.reply.status = current_version ? doc_status::ok : doc_status::created;
-      plan.value = encode(plan.reply.version, req.body);
+  case doc_op::put: {
+    plan.what = write_plan::action::put;
+    plan.reply.version = last_version + 1;
+    plan.reply.status = current_version ? doc_status::ok : doc_status::created;
+    plan.value = encode(plan.reply.version, req.body);
+    return plan;
+  }
+  case doc_op::patch: {
+    if (!current_version) {
+      plan.reply = failure(doc_status::not_found, "no such document");
       return plan;
     }
-    case doc_op::patch: {
-      if (!current_version) {
-        plan.reply = failure(doc_status::not_found, "no such document");
-        return plan;
-      }
-      boost::json::error_code ec;
-      auto doc = boost::json::parse(current->json, ec);
-      auto patch = ec ? boost::json::value{} : boost::json::parse(req.body, ec);
-      if (ec || !doc.is_object() || !patch.is_object()) {
-        plan.reply = failure(doc_status::invalid_document, "the document or patch is not a JSON object");
-        return plan;
-      }
-      merge_patch(doc, patch);
-      plan.what = write_plan::action::put;
-      plan.reply.version = *current_version + 1;
-      plan.value = encode(plan.reply.version, boost::json::serialize(doc));
+    boost::json::error_code ec;
+    auto doc = boost::json::parse(current->json, ec);
+    auto patch = ec ? boost::json::value{} : boost::json::parse(req.body, ec);
+    if (ec || !doc.is_object() || !patch.is_object()) {
+      plan.reply =
+        failure(doc_status::invalid_document, "the document or patch is not a JSON object");
       return plan;
     }
-    case doc_op::del: {
-      if (!current_version) {
-        plan.reply = failure(doc_status::not_found, "no such document");
-        return plan;
-      }
-      plan.what = write_plan::action::put;
-      plan.reply.version = *current_version + 1;
-      plan.value = encode_tombstone(plan.reply.version);
+    merge_patch(doc, patch);
+    plan.what = write_plan::action::put;
+    plan.reply.version = *current_version + 1;
+    plan.value = encode(plan.reply.version, boost::json::serialize(doc));
+    return plan;
+  }
+  case doc_op::del: {
+    if (!current_version) {
+      plan.reply = failure(doc_status::not_found, "no such document");
       return plan;
     }
-    case doc_op::get:
-      break;
+    plan.what = write_plan::action::put;
+    plan.reply.version = *current_version + 1;
+    plan.value = encode_tombstone(plan.reply.version);
+    return plan;
+  }
+  case doc_op::get:
+    break;
   }
   plan.reply = failure(doc_status::invalid_document, "not a write operation");
   return plan;
@@ -163,15 +158,14 @@ write_plan plan_write(const doc_request& req, const std::optional<record>& curre
 doc_reply read(const doc_request& req, const std::optional<record>& current) {
   auto current_version = version_of(current);
   if (req.if_match.present() && !matches(req.if_match, current_version)) {
-    auto r = failure(doc_status::precondition_failed,
-                     current_version
-                       ? "the document is at version " + std::to_string(*current_version)
-                       : std::string{"the document does not exist"});
+    auto r =
+      failure(doc_status::precondition_failed,
+              current_version ? "the document is at version " + std::to_string(*current_version)
+                              : std::string{"the document does not exist"});
     r.version = current_version.value_or(0);
     return r;
   }
-  if (!current_version)
-    return failure(doc_status::not_found, "no such document");
+  if (!current_version) return failure(doc_status::not_found, "no such document");
   doc_reply r;
   r.version = current->version;
   if (req.if_none_match.present() && matches(req.if_none_match, current->version)) {
@@ -187,8 +181,7 @@ void merge_patch(boost::json::value& target, const boost::json::value& patch) {
     target = patch;
     return;
   }
-  if (!target.is_object())
-    target = boost::json::object{};
+  if (!target.is_object()) target = boost::json::object{};
   auto& obj = target.get_object();
   for (const auto& member : patch.get_object()) {
     if (member.value().is_null()) {

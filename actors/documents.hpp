@@ -30,7 +30,9 @@ struct record {
   bool deleted = false;
 
   /// True for a live document.
-  bool live() const noexcept { return !deleted; }
+  bool live() const noexcept {
+    return !deleted;
+  }
 };
 
 /// Stored value of a document: format byte 0x01, version as 8 bytes big-endian, then the

@@ -5,8 +5,8 @@ namespace shoal::actors {
 
 std::string to_string(errc x) {
   switch (x) {
-    case errc::storage_failed:
-      return "storage_failed";
+  case errc::storage_failed:
+    return "storage_failed";
   }
   return "unknown";
 }

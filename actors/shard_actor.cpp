@@ -73,8 +73,7 @@ struct shard_state {
   ~shard_state() {
     // Only sinks can be told now; promises die with the actor and CAF reports that.
     for (auto& h : held)
-      if (h.to.sink)
-        h.to.sink->deliver(doc_reply{doc_status::unavailable, 0, {}, "shard stopped"});
+      if (h.to.sink) h.to.sink->deliver(doc_reply{doc_status::unavailable, 0, {}, "shard stopped"});
     // The hosted actors end with their shard.
     for (auto& [key, h] : hosted)
       caf::anon_send_exit(h.handle, caf::exit_reason::user_shutdown);
@@ -92,8 +91,7 @@ doc_reply storage_failure(const storage::status& s) {
 void request_sync(shard_pointer self);
 
 /// Delivers or holds `reply` for the document `key`.
-void respond(shard_pointer self, doc_target to, doc_reply reply, std::string key,
-             bool wrote) {
+void respond(shard_pointer self, doc_target to, doc_reply reply, std::string key, bool wrote) {
   auto& st = self->state;
   bool must_wait = st.cfg.sync && (wrote || st.unsynced.count(key) > 0);
   if (!must_wait) {
@@ -119,8 +117,7 @@ void release(shard_pointer self, std::uint64_t durable) {
 
 void request_sync(shard_pointer self) {
   auto& st = self->state;
-  if (st.sync_in_flight || st.held.empty())
-    return;
+  if (st.sync_in_flight || st.held.empty()) return;
   st.sync_in_flight = true;
   auto wanted = st.held.back().sequence;
   self->request(st.cfg.syncer, caf::infinite, wal_sync_atom::value, wanted)
@@ -177,8 +174,7 @@ void handle(shard_pointer self, doc_request&& req, doc_target to) {
     respond(self, std::move(to), storage_failure(s), std::move(key), false);
     return;
   }
-  if (st.cfg.sync)
-    st.last_sequence = st.cfg.store->latest_sequence();
+  if (st.cfg.sync) st.last_sequence = st.cfg.store->latest_sequence();
   respond(self, std::move(to), std::move(plan.reply), std::move(key), true);
 }
 
@@ -188,8 +184,7 @@ void route_call(shard_pointer self, actor_call&& call, call_target to);
 
 void schedule_tick(shard_pointer self) {
   auto& st = self->state;
-  if (st.tick_scheduled || st.lru.empty())
-    return;
+  if (st.tick_scheduled || st.lru.empty()) return;
   st.tick_scheduled = true;
   auto interval = std::max(st.cfg.hosting.idle_timeout / 2, std::chrono::milliseconds(10));
   self->delayed_send(self, interval, idle_tick_atom::value);
@@ -200,8 +195,7 @@ void schedule_tick(shard_pointer self) {
 void on_stopped(shard_pointer self, const std::string& key) {
   auto& st = self->state;
   auto it = st.hosted.find(key);
-  if (it == st.hosted.end() || !it->second.stopping)
-    return;
+  if (it == st.hosted.end() || !it->second.stopping) return;
   auto waiting = std::move(it->second.waiting);
   st.hosted_keys.erase(it->second.handle.address());
   st.hosted.erase(it);
@@ -265,7 +259,9 @@ void route_call(shard_pointer self, actor_call&& call, call_target to) {
   }
   if (!type->find(call.method)) {
     // Refused here, so that a wrong method name does not activate (load) the actor.
-    to.deliver(actor_reply{404, {}, "unknown_method",
+    to.deliver(actor_reply{404,
+                           {},
+                           "unknown_method",
                            "actor type '" + call.type + "' has no method '" + call.method + "'"});
     return;
   }
@@ -273,8 +269,7 @@ void route_call(shard_pointer self, actor_call&& call, call_target to) {
   auto it = st.hosted.find(key);
   if (it != st.hosted.end() && it->second.stopping) {
     auto& waiting = it->second.waiting;
-    if (!waiting)
-      waiting = std::make_unique<std::deque<waiting_call>>();
+    if (!waiting) waiting = std::make_unique<std::deque<waiting_call>>();
     waiting->push_back({std::move(call), std::move(to)});
     return;
   }
@@ -297,8 +292,7 @@ void on_idle_tick(shard_pointer self) {
   auto now = self->clock().now();
   while (!st.lru.empty()) {
     auto& h = st.hosted.at(st.lru.front());
-    if (now - h.last_used < st.cfg.hosting.idle_timeout)
-      break;
+    if (now - h.last_used < st.cfg.hosting.idle_timeout) break;
     passivate(self, st.lru.front());
   }
   schedule_tick(self);
@@ -308,16 +302,14 @@ void on_idle_tick(shard_pointer self) {
 void on_actor_down(shard_pointer self, const caf::down_msg& msg) {
   auto& st = self->state;
   auto k = st.hosted_keys.find(msg.source);
-  if (k == st.hosted_keys.end())
-    return;
+  if (k == st.hosted_keys.end()) return;
   auto key = k->second;
   st.hosted_keys.erase(k);
   auto it = st.hosted.find(key);
-  if (it == st.hosted.end() || it->second.stopping)
-    return; // a passivation: on_stopped handles it
+  if (it == st.hosted.end() || it->second.stopping) return; // a passivation: on_stopped handles it
   st.lru.erase(it->second.lru);
-  if (auto* m = st.cfg.hosting.metrics ? st.cfg.hosting.metrics->find(it->second.type->name())
-                                       : nullptr)
+  if (auto* m =
+        st.cfg.hosting.metrics ? st.cfg.hosting.metrics->find(it->second.type->name()) : nullptr)
     m->active.add(-1);
   st.hosted.erase(it);
 }

@@ -36,11 +36,11 @@ namespace shoal::actors {
 /// immediately after the WAL write with sync off; after the WAL syncer's fsync with sync
 /// on. Reads of a document whose last write still waits for that fsync wait with it, so
 /// nobody observes a write that a crash could still take back.
-using shard_actor = caf::typed_actor<caf::replies_to<doc_request>::with<doc_reply>,
-                                     caf::reacts_to<doc_request, reply_sink_ptr>,
-                                     caf::replies_to<actor_call>::with<actor_reply>,
-                                     caf::reacts_to<actor_call, call_sink_ptr>,
-                                     caf::reacts_to<idle_tick_atom>>;
+using shard_actor =
+  caf::typed_actor<caf::replies_to<doc_request>::with<doc_reply>,
+                   caf::reacts_to<doc_request, reply_sink_ptr>,
+                   caf::replies_to<actor_call>::with<actor_reply>,
+                   caf::reacts_to<actor_call, call_sink_ptr>, caf::reacts_to<idle_tick_atom>>;
 
 struct shard_handles;
 class actor_registry;

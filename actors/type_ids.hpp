@@ -57,11 +57,11 @@ typename Inspector::result_type inspect(Inspector& f, actor_reply& x) {
 } // namespace shoal::actors
 
 CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
-  CAF_ADD_TYPE_ID(shoal, (shoal::actors::precondition))
-  CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_request))
-  CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_reply))
-  CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_call))
-  CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_reply))
+CAF_ADD_TYPE_ID(shoal, (shoal::actors::precondition))
+CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_request))
+CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_reply))
+CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_call))
+CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_reply))
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 // A reply sink is a pointer into this process: it may travel in local messages only.

@@ -67,33 +67,39 @@ void pump(vactor_pointer self);
 void complete(vactor_pointer self, invocation& inv, actor_reply reply);
 
 /// One method call in progress: the `method_context` the handler sees.
-class invocation final : public method_context,
-                         public std::enable_shared_from_this<invocation> {
+class invocation final : public method_context, public std::enable_shared_from_this<invocation> {
 public:
   invocation(vactor_pointer self, const actor_type::method_entry* entry, actor_call call,
              boost::json::object args, call_target to, clock_time deadline)
-    : self_(self), entry_(entry), call_(std::move(call)), args_(std::move(args)),
-      to_(std::move(to)), started_(std::chrono::steady_clock::now()), deadline_(deadline) {}
+      : self_(self), entry_(entry), call_(std::move(call)), args_(std::move(args)),
+        to_(std::move(to)), started_(std::chrono::steady_clock::now()), deadline_(deadline) {}
 
-  const std::string& type() const noexcept override { return call_.type; }
-  const std::string& id() const noexcept override { return call_.id; }
-  const std::string& method() const noexcept override { return call_.method; }
-  boost::json::object& state() noexcept override { return self_->state.state; }
-  const boost::json::object& args() const noexcept override { return args_; }
+  const std::string& type() const noexcept override {
+    return call_.type;
+  }
+  const std::string& id() const noexcept override {
+    return call_.id;
+  }
+  const std::string& method() const noexcept override {
+    return call_.method;
+  }
+  boost::json::object& state() noexcept override {
+    return self_->state.state;
+  }
+  const boost::json::object& args() const noexcept override {
+    return args_;
+  }
 
   void reply(boost::json::value result) override {
-    if (done_)
-      return;
+    if (done_) return;
     done_ = true;
     complete(self_, *this, actor_reply{200, boost::json::serialize(result), {}, {}});
   }
 
   void fail(std::uint16_t status, std::string code, std::string message) override {
-    if (done_)
-      return;
+    if (done_) return;
     done_ = true;
-    if (status < 400 || status > 599)
-      status = 500;
+    if (status < 400 || status > 599) status = 500;
     complete(self_, *this, error_reply(status, std::move(code), std::move(message)));
   }
 
@@ -101,18 +107,18 @@ public:
             std::function<void(method_context&, call_result)> then) override {
     auto& st = self_->state;
     ++outstanding_;
-    auto shard = cluster::shard_map{static_cast<std::uint32_t>(st.cfg.peers->handles.size())}
-                   .shard_of(type, id);
+    auto shard =
+      cluster::shard_map{static_cast<std::uint32_t>(st.cfg.peers->handles.size())}.shard_of(type,
+                                                                                            id);
     // A nested call gets what is left of this call's time (at most call_timeout): when
     // our caller gives up, so does everything we started for it.
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_
-                                                                      - self_->clock().now());
+    auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - self_->clock().now());
     auto budget = std::clamp(left, std::chrono::milliseconds(1), st.cfg.call_timeout);
     auto me = shared_from_this();
     auto on_answer = [me, then](call_result result) {
       --me->outstanding_;
-      if (me->done_)
-        return; // the method completed without waiting for this answer
+      if (me->done_) return; // the method completed without waiting for this answer
       me->run([&] { then(*me, std::move(result)); });
     };
     self_
@@ -131,7 +137,9 @@ public:
         },
         [on_answer](caf::error& err) {
           bool timeout = err == caf::sec::request_timeout;
-          on_answer(call_result{504, {}, timeout ? "call_timeout" : "call_failed",
+          on_answer(call_result{504,
+                                {},
+                                timeout ? "call_timeout" : "call_failed",
                                 timeout ? "the called actor did not answer in time"
                                         : "the call failed: " + caf::to_string(err)});
         });
@@ -157,9 +165,15 @@ public:
     run([this] { entry_->handler(*this); });
   }
 
-  bool read_only() const noexcept { return entry_->read_only; }
-  call_target& target() noexcept { return to_; }
-  std::chrono::steady_clock::time_point started() const noexcept { return started_; }
+  bool read_only() const noexcept {
+    return entry_->read_only;
+  }
+  call_target& target() noexcept {
+    return to_;
+  }
+  std::chrono::steady_clock::time_point started() const noexcept {
+    return started_;
+  }
 
 private:
   vactor_pointer self_;
@@ -176,8 +190,7 @@ private:
 /// Loads the state once, before the first call; false when the store failed.
 bool ensure_loaded(vactor_pointer self, std::string& error) {
   auto& st = self->state;
-  if (st.loaded)
-    return true;
+  if (st.loaded) return true;
   std::string raw;
   auto s = st.shard->get(st.key, raw);
   if (s.code() == storage::errc::not_found) {
@@ -214,10 +227,9 @@ void restore(vactor_state& st) {
 }
 
 void record(vactor_pointer self, const invocation& inv, const actor_reply& reply) {
-  auto* m = self->state.cfg.metrics ? self->state.cfg.metrics->find(inv.type(), inv.method())
-                                    : nullptr;
-  if (!m)
-    return;
+  auto* m =
+    self->state.cfg.metrics ? self->state.cfg.metrics->find(inv.type(), inv.method()) : nullptr;
+  if (!m) return;
   if (reply.ok())
     m->ok.inc();
   else if (reply.status < 500)
@@ -247,8 +259,7 @@ void complete(vactor_pointer self, invocation& inv, actor_reply reply) {
     return finish(self, std::move(reply));
   }
   auto text = boost::json::serialize(st.state);
-  if (text == st.persisted)
-    return finish(self, std::move(reply));
+  if (text == st.persisted) return finish(self, std::move(reply));
   std::string value;
   value.reserve(text.size() + 1);
   value += state_format_v1;
@@ -260,16 +271,15 @@ void complete(vactor_pointer self, invocation& inv, actor_reply reply) {
     return finish(self, error_reply(503, "storage_unavailable", s.to_string()));
   }
   st.persisted = std::move(text);
-  if (!st.cfg.sync)
-    return finish(self, std::move(reply));
+  if (!st.cfg.sync) return finish(self, std::move(reply));
   // Write-then-reply with fsync: the turn ends only when the WAL is durable, so the next
   // call cannot observe (or answer from) a state a crash could still take back.
   auto wanted = st.cfg.store->latest_sequence();
   self->request(st.cfg.syncer, caf::infinite, wal_sync_atom::value, wanted)
     .then([self, reply](std::uint64_t) mutable { finish(self, std::move(reply)); },
           [self](caf::error& err) {
-            finish(self, error_reply(503, "storage_unavailable",
-                                     "fsync failed: " + caf::to_string(err)));
+            finish(self,
+                   error_reply(503, "storage_unavailable", "fsync failed: " + caf::to_string(err)));
           });
 }
 
@@ -285,24 +295,22 @@ void dispatch(vactor_pointer self, queued next) {
   }
   auto& call = *next.call;
   if (self->clock().now() >= next.deadline)
-    return next.to.deliver(error_reply(504, "call_timeout",
-                                       "the caller stopped waiting before this call's turn"));
+    return next.to.deliver(
+      error_reply(504, "call_timeout", "the caller stopped waiting before this call's turn"));
   std::string error;
   if (!ensure_loaded(self, error))
     return next.to.deliver(error_reply(503, "storage_unavailable", error));
   const auto* entry = st.cfg.type->find(call.method);
   if (!entry)
-    return next.to.deliver(error_reply(404, "unknown_method",
-                                       "actor type '" + call.type + "' has no method '"
-                                         + call.method + "'"));
+    return next.to.deliver(error_reply(
+      404, "unknown_method", "actor type '" + call.type + "' has no method '" + call.method + "'"));
   boost::json::error_code ec;
   auto args = call.args.empty() ? boost::json::value(boost::json::object{})
                                 : boost::json::parse(call.args, ec);
   if (ec || !args.is_object())
     return next.to.deliver(error_reply(400, "invalid_args", "the arguments must be a JSON object"));
-  st.current = std::make_shared<invocation>(self, entry, std::move(call),
-                                            std::move(args.get_object()), std::move(next.to),
-                                            next.deadline);
+  st.current = std::make_shared<invocation>(
+    self, entry, std::move(call), std::move(args.get_object()), std::move(next.to), next.deadline);
   // Keep the invocation alive through the handler even if it completes synchronously.
   auto inv = st.current;
   inv->start();
@@ -313,8 +321,7 @@ void dispatch(vactor_pointer self, queued next) {
 /// recursing, so a long queue cannot grow the stack.
 void pump(vactor_pointer self) {
   auto& st = self->state;
-  if (st.pumping)
-    return;
+  if (st.pumping) return;
   st.pumping = true;
   while (!st.current && st.queue && !st.queue->empty() && !st.stopping) {
     auto next = std::move(st.queue->front());
@@ -327,8 +334,8 @@ void pump(vactor_pointer self) {
 void enqueue(vactor_pointer self, queued q) {
   auto& st = self->state;
   if (q.call) {
-    auto budget = q.call->budget_ms != 0 ? std::chrono::milliseconds(q.call->budget_ms)
-                                         : st.cfg.call_timeout;
+    auto budget =
+      q.call->budget_ms != 0 ? std::chrono::milliseconds(q.call->budget_ms) : st.cfg.call_timeout;
     q.deadline = self->clock().now() + budget;
   }
   if (!st.current && !st.stopping && !st.pumping && (!st.queue || st.queue->empty())) {
@@ -337,8 +344,7 @@ void enqueue(vactor_pointer self, queued q) {
     dispatch(self, std::move(q));
     st.pumping = false;
   } else {
-    if (!st.queue)
-      st.queue = std::make_unique<std::deque<queued>>();
+    if (!st.queue) st.queue = std::make_unique<std::deque<queued>>();
     st.queue->push_back(std::move(q));
   }
   pump(self);

@@ -18,19 +18,17 @@ struct syncer_state {
   static inline const char* name = "shoal.wal_syncer";
 };
 
-wal_syncer_actor::behavior_type
-syncer_impl(wal_syncer_actor::stateful_pointer<syncer_state> self, storage::store* store) {
+wal_syncer_actor::behavior_type syncer_impl(wal_syncer_actor::stateful_pointer<syncer_state> self,
+                                            storage::store* store) {
   self->state.store = store;
   return {
     [=](wal_sync_atom, std::uint64_t wanted) -> caf::result<std::uint64_t> {
       auto& st = self->state;
       // Requests that queued up during the last fsync are usually covered by it already.
-      if (wanted <= st.durable)
-        return st.durable;
+      if (wanted <= st.durable) return st.durable;
       // Read the sequence before syncing: everything up to it is in the WAL file now.
       auto target = st.store->latest_sequence();
-      if (auto s = st.store->sync_wal(); !s)
-        return make_error(errc::storage_failed, s.to_string());
+      if (auto s = st.store->sync_wal(); !s) return make_error(errc::storage_failed, s.to_string());
       st.durable = target;
       return st.durable;
     },
@@ -40,8 +38,7 @@ syncer_impl(wal_syncer_actor::stateful_pointer<syncer_state> self, storage::stor
 } // namespace
 
 wal_syncer_actor spawn_wal_syncer(caf::actor_system& sys, storage::store& store, bool detached) {
-  if (detached)
-    return sys.spawn<caf::detached>(syncer_impl, &store);
+  if (detached) return sys.spawn<caf::detached>(syncer_impl, &store);
   return sys.spawn(syncer_impl, &store);
 }
 

@@ -19,8 +19,8 @@ namespace shoal::actors {
 /// to make the WAL durable up to a sequence number; it answers with the sequence number
 /// now durable (>= the one asked). One fsync covers every write that reached the WAL
 /// before it started, so concurrent writes of all shards share it.
-using wal_syncer_actor
-  = caf::typed_actor<caf::replies_to<wal_sync_atom, std::uint64_t>::with<std::uint64_t>>;
+using wal_syncer_actor =
+  caf::typed_actor<caf::replies_to<wal_sync_atom, std::uint64_t>::with<std::uint64_t>>;
 
 /// Spawns the syncer over `store` (which must outlive it). It blocks in fsync, so in a
 /// node it runs `detached` on a thread of its own; tests on the deterministic scheduler

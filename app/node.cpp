@@ -33,8 +33,7 @@ namespace {
 /// `n`, or for 0 the CPUs this process may run on (its affinity mask, so a node pinned
 /// with taskset or a cpuset gets one thread per CPU it actually has).
 unsigned or_cores(unsigned n) {
-  if (n != 0)
-    return n;
+  if (n != 0) return n;
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
@@ -58,8 +57,7 @@ void write_storage_metrics(metrics::text_writer& out, storage::store& store) {
 }
 
 double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-    .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 } // namespace
@@ -91,17 +89,15 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   cfg.set("work-stealing.aggressive-poll-attempts", std::size_t{10});
   cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
   cfg.add_message_types<caf::id_block::shoal>();
-  cfg.add_error_category(actors::errc_category,
-                         [](std::uint8_t code, caf::atom_value, const caf::message& context) {
-                           return actors::to_string(static_cast<actors::errc>(code)) + ": "
-                                  + caf::to_string(context);
-                         });
+  cfg.add_error_category(
+    actors::errc_category, [](std::uint8_t code, caf::atom_value, const caf::message& context) {
+      return actors::to_string(static_cast<actors::errc>(code)) + ": " + caf::to_string(context);
+    });
   int status = 0;
   {
     caf::actor_system sys{cfg};
     actors::wal_syncer_actor syncer;
-    if (settings.storage.sync)
-      syncer = actors::spawn_wal_syncer(sys, *store, true);
+    if (settings.storage.sync) syncer = actors::spawn_wal_syncer(sys, *store, true);
     actors::actor_metrics actor_metrics{registry};
     actors::shard_handles shards;
     actors::hosting_config hosting;
@@ -111,8 +107,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     hosting.call_timeout = std::chrono::milliseconds(settings.actors.call_timeout_ms);
     hosting.idle_timeout = std::chrono::milliseconds(settings.actors.idle_timeout_ms);
     // The node-wide bound, split over the shards (rounded up).
-    hosting.max_active
-      = (settings.actors.max_active + settings.cluster.shards - 1) / settings.cluster.shards;
+    hosting.max_active =
+      (settings.actors.max_active + settings.cluster.shards - 1) / settings.cluster.shards;
     shards.handles.reserve(settings.cluster.shards);
     for (std::uint32_t i = 0; i < settings.cluster.shards; ++i)
       shards.handles.push_back(actors::spawn_shard(
@@ -124,7 +120,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     collectors.add([&](metrics::text_writer& out) { request_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { actor_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { write_storage_metrics(out, *store); });
-    collectors.add([&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
+    collectors.add(
+      [&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
 
     http::route_env env;
     env.ready = [] { return true; }; // the store is open and the shards are spawned
@@ -146,8 +143,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     // The edge is drained: stop the actors, then close the store they write to.
     for (auto& shard : shards.handles)
       caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
-    if (syncer)
-      caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
+    if (syncer) caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
   }
   if (auto s = store->close(); !s) {

@@ -15,7 +15,9 @@ public:
   /// `shards` must be at least 1 (the config layer enforces it).
   explicit shard_map(std::uint32_t shards) noexcept : shards_(shards) {}
 
-  std::uint32_t shard_count() const noexcept { return shards_; }
+  std::uint32_t shard_count() const noexcept {
+    return shards_;
+  }
 
   /// The shard that owns (`space`, `id`).
   std::uint32_t shard_of(std::string_view space, std::string_view id) const noexcept;

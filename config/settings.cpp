@@ -106,33 +106,33 @@ const std::vector<key_spec>& schema() {
   using http = http_settings;
   using storage = storage_settings;
   static const std::vector<key_spec> keys = {
-      text<&s::http, &http::host>("http.host"),
-      number<&s::http, &http::port, 0, 65'535>("http.port"),
-      number<&s::http, &http::threads, 0, 256>("http.threads"),
-      number<&s::http, &http::max_body_bytes, 1, gib>("http.max_body_bytes"),
-      number<&s::http, &http::max_header_bytes, kib, mib>("http.max_header_bytes"),
-      number<&s::http, &http::header_timeout_ms, 1, day_ms>("http.header_timeout_ms"),
-      number<&s::http, &http::idle_timeout_ms, 1, day_ms>("http.idle_timeout_ms"),
-      number<&s::http, &http::request_timeout_ms, 1, day_ms>("http.request_timeout_ms"),
-      number<&s::http, &http::drain_timeout_ms, 1, day_ms>("http.drain_timeout_ms"),
-      number<&s::http, &http::max_connections, 1, 1'000'000>("http.max_connections"),
-      number<&s::http, &http::max_inflight, 1, 1'000'000>("http.max_inflight"),
-      text<&s::storage, &storage::path>("storage.path"),
-      boolean<&s::storage, &storage::sync>("storage.sync"),
-      number<&s::storage, &storage::block_cache_bytes, 0, tib>("storage.block_cache_bytes"),
-      number<&s::storage, &storage::write_buffer_bytes, 64 * kib, 4 * gib>(
-          "storage.write_buffer_bytes"),
-      number<&s::storage, &storage::total_write_buffer_bytes, 0, tib>(
-          "storage.total_write_buffer_bytes"),
-      number<&s::cluster, &cluster_settings::shards, 1, 65'536>("cluster.shards"),
-      number<&s::actors, &actors_settings::threads, 0, 256>("actors.threads"),
-      number<&s::actors, &actors_settings::call_timeout_ms, 1, day_ms>("actors.call_timeout_ms"),
-      number<&s::actors, &actors_settings::idle_timeout_ms, 1, day_ms>("actors.idle_timeout_ms"),
-      number<&s::actors, &actors_settings::max_active, 1, 100'000'000>("actors.max_active"),
-      choice<&s::log, &log_settings::level>("log.level",
-                                            {"trace", "debug", "info", "warn", "error", "off"}),
-      choice<&s::log, &log_settings::format>("log.format", {"text", "json"}),
-      boolean<&s::log, &log_settings::access_log>("log.access_log"),
+    text<&s::http, &http::host>("http.host"),
+    number<&s::http, &http::port, 0, 65'535>("http.port"),
+    number<&s::http, &http::threads, 0, 256>("http.threads"),
+    number<&s::http, &http::max_body_bytes, 1, gib>("http.max_body_bytes"),
+    number<&s::http, &http::max_header_bytes, kib, mib>("http.max_header_bytes"),
+    number<&s::http, &http::header_timeout_ms, 1, day_ms>("http.header_timeout_ms"),
+    number<&s::http, &http::idle_timeout_ms, 1, day_ms>("http.idle_timeout_ms"),
+    number<&s::http, &http::request_timeout_ms, 1, day_ms>("http.request_timeout_ms"),
+    number<&s::http, &http::drain_timeout_ms, 1, day_ms>("http.drain_timeout_ms"),
+    number<&s::http, &http::max_connections, 1, 1'000'000>("http.max_connections"),
+    number<&s::http, &http::max_inflight, 1, 1'000'000>("http.max_inflight"),
+    text<&s::storage, &storage::path>("storage.path"),
+    boolean<&s::storage, &storage::sync>("storage.sync"),
+    number<&s::storage, &storage::block_cache_bytes, 0, tib>("storage.block_cache_bytes"),
+    number<&s::storage, &storage::write_buffer_bytes, 64 * kib, 4 * gib>(
+      "storage.write_buffer_bytes"),
+    number<&s::storage, &storage::total_write_buffer_bytes, 0, tib>(
+      "storage.total_write_buffer_bytes"),
+    number<&s::cluster, &cluster_settings::shards, 1, 65'536>("cluster.shards"),
+    number<&s::actors, &actors_settings::threads, 0, 256>("actors.threads"),
+    number<&s::actors, &actors_settings::call_timeout_ms, 1, day_ms>("actors.call_timeout_ms"),
+    number<&s::actors, &actors_settings::idle_timeout_ms, 1, day_ms>("actors.idle_timeout_ms"),
+    number<&s::actors, &actors_settings::max_active, 1, 100'000'000>("actors.max_active"),
+    choice<&s::log, &log_settings::level>("log.level",
+                                          {"trace", "debug", "info", "warn", "error", "off"}),
+    choice<&s::log, &log_settings::format>("log.format", {"text", "json"}),
+    boolean<&s::log, &log_settings::access_log>("log.access_log"),
   };
   return keys;
 }
@@ -168,8 +168,8 @@ bool is_section(std::string_view section) {
 const key_spec& find_key(std::string_view section, std::string_view name) {
   const std::string key = std::string(section) + "." + std::string(name);
   if (!is_section(section)) {
-    throw config_error(key, "unknown section [" + std::string(section) +
-                                "]; known sections: " + known_sections());
+    throw config_error(key, "unknown section [" + std::string(section)
+                              + "]; known sections: " + known_sections());
   }
   std::vector<std::string_view> siblings;
   for (const auto& spec : schema()) {
@@ -177,43 +177,56 @@ const key_spec& find_key(std::string_view section, std::string_view name) {
     if (spec.name() == name) return spec;
     siblings.push_back(spec.name());
   }
-  throw config_error(key, "unknown key; known keys in [" + std::string(section) +
-                              "]: " + join(siblings));
+  throw config_error(key, "unknown key; known keys in [" + std::string(section)
+                            + "]: " + join(siblings));
 }
 
 // -- values -------------------------------------------------------------------
 
 std::string type_name(toml::value_t type) {
   switch (type) {
-  case toml::value_t::empty: return "nothing";
-  case toml::value_t::boolean: return "a boolean";
-  case toml::value_t::integer: return "an integer";
-  case toml::value_t::floating: return "a float";
-  case toml::value_t::string: return "a string";
-  case toml::value_t::offset_datetime: return "an offset date-time";
-  case toml::value_t::local_datetime: return "a local date-time";
-  case toml::value_t::local_date: return "a local date";
-  case toml::value_t::local_time: return "a local time";
-  case toml::value_t::array: return "an array";
-  case toml::value_t::table: return "a table";
+  case toml::value_t::empty:
+    return "nothing";
+  case toml::value_t::boolean:
+    return "a boolean";
+  case toml::value_t::integer:
+    return "an integer";
+  case toml::value_t::floating:
+    return "a float";
+  case toml::value_t::string:
+    return "a string";
+  case toml::value_t::offset_datetime:
+    return "an offset date-time";
+  case toml::value_t::local_datetime:
+    return "a local date-time";
+  case toml::value_t::local_date:
+    return "a local date";
+  case toml::value_t::local_time:
+    return "a local time";
+  case toml::value_t::array:
+    return "an array";
+  case toml::value_t::table:
+    return "a table";
   }
   return "an unknown type";
 }
 
 toml::value_t expected_type(kind k) {
   switch (k) {
-  case kind::boolean: return toml::value_t::boolean;
-  case kind::number: return toml::value_t::integer;
+  case kind::boolean:
+    return toml::value_t::boolean;
+  case kind::number:
+    return toml::value_t::integer;
   case kind::text:
-  case kind::choice: return toml::value_t::string;
+  case kind::choice:
+    return toml::value_t::string;
   }
   return toml::value_t::empty;
 }
 
 [[noreturn]] void out_of_range(const key_spec& spec, const std::string& got) {
-  throw config_error(std::string(spec.key), "must be between " + std::to_string(spec.min) +
-                                                " and " + std::to_string(spec.max) + ", got " +
-                                                got);
+  throw config_error(std::string(spec.key), "must be between " + std::to_string(spec.min) + " and "
+                                              + std::to_string(spec.max) + ", got " + got);
 }
 
 /// Returns `value` if it satisfies `spec`'s range, choices or non-emptiness.
@@ -236,18 +249,20 @@ scalar check(const key_spec& spec, scalar value) {
 /// Converts a TOML value; its TOML type must match the key's kind exactly.
 scalar from_toml(const key_spec& spec, const toml_value& value) {
   if (value.type() != expected_type(spec.type)) {
-    throw config_error(std::string(spec.key), "expected " + type_name(expected_type(spec.type)) +
-                                                  ", got " + type_name(value.type()));
+    throw config_error(std::string(spec.key), "expected " + type_name(expected_type(spec.type))
+                                                + ", got " + type_name(value.type()));
   }
   switch (spec.type) {
-  case kind::boolean: return value.as_boolean();
+  case kind::boolean:
+    return value.as_boolean();
   case kind::number: {
     const std::int64_t n = value.as_integer();
     if (n < 0) out_of_range(spec, std::to_string(n));
     return static_cast<std::uint64_t>(n);
   }
   case kind::text:
-  case kind::choice: return value.as_string().str;
+  case kind::choice:
+    return value.as_string().str;
   }
   return {};
 }
@@ -261,8 +276,9 @@ scalar from_text(const key_spec& spec, const std::string& text) {
     if (text == "true" || text == "false") return text == "true";
     throw config_error(key, "expected true or false, got \"" + text + "\"");
   case kind::number: {
-    const bool digits = !text.empty() && std::all_of(text.begin(), text.end(),
-                                                     [](char c) { return c >= '0' && c <= '9'; });
+    const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+      return c >= '0' && c <= '9';
+    });
     if (!digits) throw config_error(key, "expected an unsigned integer, got \"" + text + "\"");
     std::uint64_t n = 0;
     if (std::from_chars(text.data(), text.data() + text.size(), n).ec != std::errc{}) {
@@ -350,7 +366,8 @@ settings load_from_string(const std::string& toml_text, const std::vector<std::s
   }
   settings s;
   apply_document(s, root);
-  for (const auto& text : overrides) apply_override(s, text);
+  for (const auto& text : overrides)
+    apply_override(s, text);
   return s;
 }
 

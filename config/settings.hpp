@@ -13,24 +13,24 @@ namespace shoal::config {
 /// [http] — the Beast edge.
 struct http_settings {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 8080;                 ///< 0 picks a free port (logged at start-up)
-  unsigned threads = 0;                      ///< I/O threads; 0 = CPUs in the affinity mask
-  std::size_t max_body_bytes = 1u << 20;     ///< larger bodies get 413
-  std::size_t max_header_bytes = 16u << 10;  ///< larger header blocks get 431
-  std::uint32_t header_timeout_ms = 10'000;  ///< time to receive a whole request
-  std::uint32_t idle_timeout_ms = 60'000;    ///< keep-alive connection with no request
-  std::uint32_t request_timeout_ms = 5'000;  ///< time for a shard to answer (then 504)
-  std::uint32_t drain_timeout_ms = 10'000;   ///< in-flight requests get this long at shutdown
-  std::uint32_t max_connections = 10'000;    ///< more connections get 503 and are closed
-  std::uint32_t max_inflight = 8'192;        ///< more requests in flight get 503
+  std::uint16_t port = 8080;                ///< 0 picks a free port (logged at start-up)
+  unsigned threads = 0;                     ///< I/O threads; 0 = CPUs in the affinity mask
+  std::size_t max_body_bytes = 1u << 20;    ///< larger bodies get 413
+  std::size_t max_header_bytes = 16u << 10; ///< larger header blocks get 431
+  std::uint32_t header_timeout_ms = 10'000; ///< time to receive a whole request
+  std::uint32_t idle_timeout_ms = 60'000;   ///< keep-alive connection with no request
+  std::uint32_t request_timeout_ms = 5'000; ///< time for a shard to answer (then 504)
+  std::uint32_t drain_timeout_ms = 10'000;  ///< in-flight requests get this long at shutdown
+  std::uint32_t max_connections = 10'000;   ///< more connections get 503 and are closed
+  std::uint32_t max_inflight = 8'192;       ///< more requests in flight get 503
 };
 
 /// [storage] — RocksDB.
 struct storage_settings {
   std::string path = "./data";
-  bool sync = false;                          ///< fsync (group commit) before acknowledging
+  bool sync = false; ///< fsync (group commit) before acknowledging
   std::size_t block_cache_bytes = 64u << 20;
-  std::size_t write_buffer_bytes = 8u << 20;  ///< memtable per shard
+  std::size_t write_buffer_bytes = 8u << 20;         ///< memtable per shard
   std::size_t total_write_buffer_bytes = 128u << 20; ///< all memtables of the node; 0 = unbounded
 };
 
@@ -49,9 +49,9 @@ struct actors_settings {
 
 /// [log]
 struct log_settings {
-  std::string level = "info";   ///< trace, debug, info, warn, error, off
-  std::string format = "text";  ///< text or json (JSON lines)
-  bool access_log = true;       ///< one line per HTTP request
+  std::string level = "info";  ///< trace, debug, info, warn, error, off
+  std::string format = "text"; ///< text or json (JSON lines)
+  bool access_log = true;      ///< one line per HTTP request
 };
 
 /// Everything a node is started with. Plain values: tests build them directly.
@@ -68,8 +68,10 @@ struct settings {
 class config_error : public std::runtime_error {
 public:
   config_error(std::string key, const std::string& message)
-    : std::runtime_error(key.empty() ? message : key + ": " + message), key_(std::move(key)) {}
-  const std::string& key() const noexcept { return key_; }
+      : std::runtime_error(key.empty() ? message : key + ": " + message), key_(std::move(key)) {}
+  const std::string& key() const noexcept {
+    return key_;
+  }
 
 private:
   std::string key_;

@@ -8,7 +8,7 @@
 namespace shoal::http {
 
 actor_bridge::actor_bridge(const actors::shard_handles& shards, cluster::shard_map map)
-  : shards_(shards), map_(map) {}
+    : shards_(shards), map_(map) {}
 
 actor_bridge::~actor_bridge() = default;
 

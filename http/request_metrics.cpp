@@ -7,20 +7,19 @@ namespace shoal::http {
 
 namespace {
 
-constexpr std::array<std::string_view, 8> method_labels{"GET",    "HEAD",    "PUT",  "PATCH",
+constexpr std::array<std::string_view, 8> method_labels{"GET",    "HEAD", "PUT",     "PATCH",
                                                         "DELETE", "POST", "OPTIONS", "other"};
 
 std::size_t method_index(std::string_view method) noexcept {
   for (std::size_t i = 0; i + 1 < method_labels.size(); ++i)
-    if (method == method_labels[i])
-      return i;
+    if (method == method_labels[i]) return i;
   return method_labels.size() - 1;
 }
 
 } // namespace
 
 request_metrics::request_metrics()
-  : counts_(std::make_unique<status_counters[]>(route_count * method_count)) {
+    : counts_(std::make_unique<status_counters[]>(route_count * method_count)) {
   for (auto& h : latency_)
     h = std::make_unique<metrics::histogram>(metrics::histogram::latency_bounds());
 }
@@ -41,8 +40,7 @@ void request_metrics::write(metrics::text_writer& out) const {
       const auto& counters = counts_[r * method_count + m];
       for (std::size_t s = 0; s < status_count; ++s) {
         auto v = counters[s].value();
-        if (v == 0)
-          continue;
+        if (v == 0) continue;
         auto code = std::to_string(first_status + s);
         out.sample("shoal_http_requests_total",
                    {{"route", route}, {"method", method_labels[m]}, {"status", code}}, v);

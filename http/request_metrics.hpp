@@ -23,10 +23,10 @@ public:
   /// Appends every family to `out`.
   void write(metrics::text_writer& out) const;
 
-  metrics::gauge inflight;             ///< requests parsed and not yet answered
-  metrics::gauge connections;          ///< open connections
+  metrics::gauge inflight;               ///< requests parsed and not yet answered
+  metrics::gauge connections;            ///< open connections
   metrics::counter rejected_connections; ///< closed at once: over http.max_connections
-  metrics::counter rejected_requests;  ///< answered 503: over http.max_inflight
+  metrics::counter rejected_requests;    ///< answered 503: over http.max_inflight
 
 private:
   static constexpr std::size_t method_count = 8; // GET HEAD PUT PATCH DELETE POST OPTIONS other

@@ -43,11 +43,9 @@ bool is_json_media_type(std::string_view content_type) {
   while (!media.empty() && media.back() == ' ')
     media.remove_suffix(1);
   auto lower_equals = [](std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-      return false;
+    if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(a[i])) != b[i])
-        return false;
+      if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
     return true;
   };
   return lower_equals(media, "application/json")
@@ -56,9 +54,9 @@ bool is_json_media_type(std::string_view content_type) {
 
 /// Parses and normalizes a body that must be a JSON object; an error response on failure.
 /// `not_object_code` is the error code for valid JSON that is not an object.
-std::variant<std::string, response> parse_object_body(const request& req, const route_env& env,
-                                                      std::string_view not_object_code
-                                                      = "invalid_document") {
+std::variant<std::string, response>
+parse_object_body(const request& req, const route_env& env,
+                  std::string_view not_object_code = "invalid_document") {
   auto version = req.version();
   if (auto ct = req[bhttp::field::content_type]; !ct.empty() && !is_json_media_type(ct))
     return error_response(bhttp::status::unsupported_media_type, "unsupported_media_type",
@@ -108,22 +106,22 @@ routed route_document(request& req, std::string_view collection, std::string_vie
   routed r{route_id::document, response{}};
   actors::doc_request dr;
   switch (req.method()) {
-    case bhttp::verb::get:
-    case bhttp::verb::head: // the session drops the body of HEAD responses
-      dr.op = actors::doc_op::get;
-      break;
-    case bhttp::verb::put:
-      dr.op = actors::doc_op::put;
-      break;
-    case bhttp::verb::patch:
-      dr.op = actors::doc_op::patch;
-      break;
-    case bhttp::verb::delete_:
-      dr.op = actors::doc_op::del;
-      break;
-    default:
-      r.outcome = method_not_allowed(document_methods, version);
-      return r;
+  case bhttp::verb::get:
+  case bhttp::verb::head: // the session drops the body of HEAD responses
+    dr.op = actors::doc_op::get;
+    break;
+  case bhttp::verb::put:
+    dr.op = actors::doc_op::put;
+    break;
+  case bhttp::verb::patch:
+    dr.op = actors::doc_op::patch;
+    break;
+  case bhttp::verb::delete_:
+    dr.op = actors::doc_op::del;
+    break;
+  default:
+    r.outcome = method_not_allowed(document_methods, version);
+    return r;
   }
   if (!actors::valid_name(collection)) {
     r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
@@ -131,9 +129,9 @@ routed route_document(request& req, std::string_view collection, std::string_vie
     return r;
   }
   if (!actors::valid_id(id)) {
-    r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
-                               "document ids are 1 to 256 of [A-Za-z0-9_.:@-], not . or ..",
-                               version);
+    r.outcome =
+      error_response(bhttp::status::bad_request, "invalid_name",
+                     "document ids are 1 to 256 of [A-Za-z0-9_.:@-], not . or ..", version);
     return r;
   }
   if (auto err = parse_preconditions(req, dr)) {
@@ -169,8 +167,7 @@ routed route_actor(request& req, std::string_view type, std::string_view id,
   }
   if (!actors::valid_id(id)) {
     r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
-                               "actor ids are 1 to 256 of [A-Za-z0-9_.:@-], not . or ..",
-                               version);
+                               "actor ids are 1 to 256 of [A-Za-z0-9_.:@-], not . or ..", version);
     return r;
   }
   actors::actor_call call;
@@ -200,23 +197,23 @@ routed route_probe(const request& req, route_id id, const route_env& env) {
     return r;
   }
   switch (id) {
-    case route_id::healthz:
-      r.outcome = plain_json(bhttp::status::ok, R"({"status":"ok"})", version);
-      break;
-    case route_id::readyz:
-      if (env.ready && env.ready())
-        r.outcome = plain_json(bhttp::status::ok, R"({"status":"ready"})", version);
-      else
-        r.outcome = error_response(bhttp::status::service_unavailable, "not_ready",
-                                   "the node is starting or shutting down", version);
-      break;
-    default: {
-      response res{bhttp::status::ok, version};
-      res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-      res.body() = env.metrics_text ? env.metrics_text() : std::string{};
-      res.prepare_payload();
-      r.outcome = std::move(res);
-    }
+  case route_id::healthz:
+    r.outcome = plain_json(bhttp::status::ok, R"({"status":"ok"})", version);
+    break;
+  case route_id::readyz:
+    if (env.ready && env.ready())
+      r.outcome = plain_json(bhttp::status::ok, R"({"status":"ready"})", version);
+    else
+      r.outcome = error_response(bhttp::status::service_unavailable, "not_ready",
+                                 "the node is starting or shutting down", version);
+    break;
+  default: {
+    response res{bhttp::status::ok, version};
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = env.metrics_text ? env.metrics_text() : std::string{};
+    res.prepare_payload();
+    r.outcome = std::move(res);
+  }
   }
   return r;
 }
@@ -241,8 +238,12 @@ std::string etag(std::uint64_t version) {
 
 const char* route_label(route_id r) noexcept {
   static constexpr std::array<const char*, route_count> labels{
-    "/healthz", "/readyz", "/metrics", "/v1/collections/{c}/docs/{id}",
-    "/v1/actors/{type}/{id}/method/{method}", "unknown"};
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/collections/{c}/docs/{id}",
+    "/v1/actors/{type}/{id}/method/{method}",
+    "unknown"};
   return labels[static_cast<std::size_t>(r)];
 }
 
@@ -268,28 +269,23 @@ std::optional<actors::precondition> parse_entity_tags(std::string_view value, bo
       weak = true;
       value.remove_prefix(2);
     }
-    if (value.empty() || value.front() != '"')
-      return std::nullopt;
+    if (value.empty() || value.front() != '"') return std::nullopt;
     auto close = value.find('"', 1);
-    if (close == std::string_view::npos)
-      return std::nullopt;
+    if (close == std::string_view::npos) return std::nullopt;
     auto tag = value.substr(1, close - 1);
     value = trim(value.substr(close + 1));
     if (!value.empty()) {
-      if (value.front() != ',')
-        return std::nullopt;
+      if (value.front() != ',') return std::nullopt;
       value = trim(value.substr(1));
     }
     any_tag = true;
-    if (weak && !weak_match)
-      continue;
+    if (weak && !weak_match) continue;
     std::uint64_t v = 0;
     auto [end, ec] = std::from_chars(tag.data(), tag.data() + tag.size(), v);
     if (ec == std::errc{} && end == tag.data() + tag.size() && !tag.empty())
       p.versions.push_back(v);
   }
-  if (!any_tag)
-    return std::nullopt;
+  if (!any_tag) return std::nullopt;
   return p;
 }
 
@@ -317,12 +313,9 @@ routed route(request& req, const route_env& env) {
   auto n = segs.size();
   if (n == 1) {
     auto s = *segs.begin();
-    if (s == "healthz")
-      return route_probe(req, route_id::healthz, env);
-    if (s == "readyz")
-      return route_probe(req, route_id::readyz, env);
-    if (s == "metrics")
-      return route_probe(req, route_id::metrics, env);
+    if (s == "healthz") return route_probe(req, route_id::healthz, env);
+    if (s == "readyz") return route_probe(req, route_id::readyz, env);
+    if (s == "metrics") return route_probe(req, route_id::metrics, env);
   } else if (n == 5) {
     auto it = segs.begin();
     auto s0 = *it++;
@@ -348,8 +341,7 @@ routed route(request& req, const route_env& env) {
 }
 
 response render_actor_reply(actors::actor_reply&& reply, unsigned version) {
-  if (reply.ok())
-    return plain_json(bhttp::status::ok, std::move(reply.body), version);
+  if (reply.ok()) return plain_json(bhttp::status::ok, std::move(reply.body), version);
   return error_response(static_cast<bhttp::status>(reply.status), reply.code, reply.message,
                         version);
 }
@@ -358,49 +350,49 @@ response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsig
   using actors::doc_status;
   const auto& req = call.request;
   switch (reply.status) {
-    case doc_status::ok: {
-      if (req.op == actors::doc_op::del) {
-        response res{bhttp::status::no_content, version};
-        res.prepare_payload();
-        return res;
-      }
-      response res;
-      if (req.op == actors::doc_op::get) {
-        res = plain_json(bhttp::status::ok, std::move(reply.body), version);
-      } else {
-        res = plain_json(bhttp::status::ok, id_version_body(req.id, reply.version), version);
-      }
-      res.set(bhttp::field::etag, etag(reply.version));
+  case doc_status::ok: {
+    if (req.op == actors::doc_op::del) {
+      response res{bhttp::status::no_content, version};
+      res.prepare_payload();
       return res;
     }
-    case doc_status::created: {
-      auto res = plain_json(bhttp::status::created, id_version_body(req.id, reply.version), version);
-      res.set(bhttp::field::etag, etag(reply.version));
-      res.set(bhttp::field::location, "/v1/collections/" + req.collection + "/docs/" + req.id);
-      return res;
+    response res;
+    if (req.op == actors::doc_op::get) {
+      res = plain_json(bhttp::status::ok, std::move(reply.body), version);
+    } else {
+      res = plain_json(bhttp::status::ok, id_version_body(req.id, reply.version), version);
     }
-    case doc_status::not_modified: {
-      response res{bhttp::status::not_modified, version};
-      res.set(bhttp::field::etag, etag(reply.version));
-      return res;
-    }
-    case doc_status::not_found:
-      return error_response(bhttp::status::not_found, "not_found", "no such document", version);
-    case doc_status::precondition_failed:
-      return error_response(bhttp::status::precondition_failed, "precondition_failed",
-                            reply.message, version);
-    case doc_status::invalid_document:
-      return error_response(bhttp::status::internal_server_error, "internal_error",
-                            reply.message, version);
-    case doc_status::storage_error:
-      return error_response(bhttp::status::service_unavailable, "storage_unavailable",
-                            reply.message, version);
-    case doc_status::unavailable:
-      return error_response(bhttp::status::service_unavailable, "shutting_down", reply.message,
-                            version);
+    res.set(bhttp::field::etag, etag(reply.version));
+    return res;
   }
-  return error_response(bhttp::status::internal_server_error, "internal_error",
-                        "unknown reply", version);
+  case doc_status::created: {
+    auto res = plain_json(bhttp::status::created, id_version_body(req.id, reply.version), version);
+    res.set(bhttp::field::etag, etag(reply.version));
+    res.set(bhttp::field::location, "/v1/collections/" + req.collection + "/docs/" + req.id);
+    return res;
+  }
+  case doc_status::not_modified: {
+    response res{bhttp::status::not_modified, version};
+    res.set(bhttp::field::etag, etag(reply.version));
+    return res;
+  }
+  case doc_status::not_found:
+    return error_response(bhttp::status::not_found, "not_found", "no such document", version);
+  case doc_status::precondition_failed:
+    return error_response(bhttp::status::precondition_failed, "precondition_failed", reply.message,
+                          version);
+  case doc_status::invalid_document:
+    return error_response(bhttp::status::internal_server_error, "internal_error", reply.message,
+                          version);
+  case doc_status::storage_error:
+    return error_response(bhttp::status::service_unavailable, "storage_unavailable", reply.message,
+                          version);
+  case doc_status::unavailable:
+    return error_response(bhttp::status::service_unavailable, "shutting_down", reply.message,
+                          version);
+  }
+  return error_response(bhttp::status::internal_server_error, "internal_error", "unknown reply",
+                        version);
 }
 
 } // namespace shoal::http

@@ -31,9 +31,9 @@ const char* route_label(route_id r) noexcept;
 
 /// What the router needs from the node.
 struct route_env {
-  std::function<bool()> ready;               ///< /readyz: storage open and not draining
-  std::function<std::string()> metrics_text; ///< /metrics body
-  unsigned max_json_depth = 64;              ///< deeper bodies are rejected as invalid_json
+  std::function<bool()> ready;                ///< /readyz: storage open and not draining
+  std::function<std::string()> metrics_text;  ///< /metrics body
+  unsigned max_json_depth = 64;               ///< deeper bodies are rejected as invalid_json
   std::uint32_t actor_call_timeout_ms = 5000; ///< actors.call_timeout_ms: then 504
 };
 

@@ -25,11 +25,9 @@ using tcp = net::ip::tcp;
 struct server::impl {
   impl(const config::http_settings& s, shard_service& docs, route_env env, request_metrics& m,
        server_logs logs)
-    : ctx{s, docs, std::move(env), m, std::move(logs), {}, {}, {}},
-      ioc(static_cast<int>(threads_for(s))),
-      acceptor(ioc),
-      signals(ioc, SIGINT, SIGTERM),
-      drain_timer(ioc) {
+      : ctx{s, docs, std::move(env), m, std::move(logs), {}, {}, {}},
+        ioc(static_cast<int>(threads_for(s))), acceptor(ioc), signals(ioc, SIGINT, SIGTERM),
+        drain_timer(ioc) {
     std::random_device rd;
     ctx.request_id_prefix = fmt::format("{:08x}", rd());
     // Readiness also turns false as soon as a drain starts.
@@ -40,51 +38,44 @@ struct server::impl {
   }
 
   static unsigned threads_for(const config::http_settings& s) {
-    if (s.threads != 0)
-      return s.threads;
+    if (s.threads != 0) return s.threads;
     return std::max(1u, std::thread::hardware_concurrency());
   }
 
   void do_accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec,
-                                                        tcp::socket socket) {
-      if (ec == net::error::operation_aborted || !acceptor.is_open())
-        return; // closed by a drain
-      if (ec) {
-        // Out of file descriptors and the like: log and keep accepting.
-        if (ctx.logs.http)
-          ctx.logs.http->warn("accept failed: {}", ec.message());
-      } else {
-        bool reject = ctx.metrics.connections.value()
-                      >= static_cast<std::int64_t>(ctx.settings.max_connections);
-        std::make_shared<session>(std::move(socket), ctx, reject)->start();
-      }
-      do_accept();
-    });
+    acceptor.async_accept(
+      net::make_strand(ioc), [this](boost::system::error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) return; // closed by a drain
+        if (ec) {
+          // Out of file descriptors and the like: log and keep accepting.
+          if (ctx.logs.http) ctx.logs.http->warn("accept failed: {}", ec.message());
+        } else {
+          bool reject = ctx.metrics.connections.value()
+                        >= static_cast<std::int64_t>(ctx.settings.max_connections);
+          std::make_shared<session>(std::move(socket), ctx, reject)->start();
+        }
+        do_accept();
+      });
   }
 
   void on_signal(boost::system::error_code ec, int signal) {
-    if (ec)
-      return;
+    if (ec) return;
     if (ctx.draining.load()) {
-      if (ctx.logs.http)
-        ctx.logs.http->warn("signal {} during drain: stopping now", signal);
+      if (ctx.logs.http) ctx.logs.http->warn("signal {} during drain: stopping now", signal);
       ioc.stop();
       return;
     }
-    if (ctx.logs.http)
-      ctx.logs.http->info("signal {}: draining", signal);
+    if (ctx.logs.http) ctx.logs.http->info("signal {}: draining", signal);
     begin_drain();
     signals.async_wait([this](auto e, int s) { on_signal(e, s); });
   }
 
   void begin_drain() {
-    if (ctx.draining.exchange(true))
-      return;
+    if (ctx.draining.exchange(true)) return;
     boost::system::error_code ignored;
     acceptor.close(ignored);
-    drain_deadline = std::chrono::steady_clock::now()
-                     + std::chrono::milliseconds(ctx.settings.drain_timeout_ms);
+    drain_deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(ctx.settings.drain_timeout_ms);
     check_drained();
   }
 
@@ -102,8 +93,7 @@ struct server::impl {
     }
     drain_timer.expires_after(std::chrono::milliseconds(10));
     drain_timer.async_wait([this](boost::system::error_code ec) {
-      if (!ec)
-        check_drained();
+      if (!ec) check_drained();
     });
   }
 
@@ -117,7 +107,7 @@ struct server::impl {
 
 server::server(const config::http_settings& settings, shard_service& docs, route_env env,
                request_metrics& metrics, server_logs logs)
-  : impl_(std::make_unique<impl>(settings, docs, std::move(env), metrics, std::move(logs))) {}
+    : impl_(std::make_unique<impl>(settings, docs, std::move(env), metrics, std::move(logs))) {}
 
 server::~server() = default;
 

@@ -49,24 +49,21 @@ using doc_sink = session_sink<actors::reply_sink, actors::doc_reply>;
 using actor_sink = session_sink<actors::call_sink, actors::actor_reply>;
 
 bool valid_request_id(std::string_view id) noexcept {
-  if (id.empty() || id.size() > 128)
-    return false;
+  if (id.empty() || id.size() > 128) return false;
   for (char c : id)
-    if (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
-      return false;
+    if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') return false;
   return true;
 }
 
 } // namespace
 
 session::session(net::ip::tcp::socket&& socket, server_context& ctx, bool reject)
-  : ctx_(ctx), stream_(std::move(socket)), timer_(stream_.get_executor()), reject_(reject) {
+    : ctx_(ctx), stream_(std::move(socket)), timer_(stream_.get_executor()), reject_(reject) {
   ctx_.metrics.connections.add(1);
 }
 
 session::~session() {
-  if (in_flight_)
-    ctx_.metrics.inflight.add(-1);
+  if (in_flight_) ctx_.metrics.inflight.add(-1);
   ctx_.metrics.connections.add(-1);
 }
 
@@ -87,8 +84,7 @@ void session::start() {
 }
 
 void session::do_wait() {
-  if (buffer_.size() > 0)
-    return do_read(); // a pipelined request is already here
+  if (buffer_.size() > 0) return do_read(); // a pipelined request is already here
   // Idle keep-alive: wait for the first byte of the next request.
   stream_.expires_after(std::chrono::milliseconds(ctx_.settings.idle_timeout_ms));
   stream_.async_read_some(buffer_.prepare(4096),
@@ -96,8 +92,7 @@ void session::do_wait() {
 }
 
 void session::on_wait(beast::error_code ec, std::size_t bytes) {
-  if (ec)
-    return do_close(); // idle timeout, EOF or reset between requests: nothing to answer
+  if (ec) return do_close(); // idle timeout, EOF or reset between requests: nothing to answer
   buffer_.commit(bytes);
   do_read();
 }
@@ -115,25 +110,21 @@ void session::do_read() {
 }
 
 void session::on_header(beast::error_code ec, std::size_t bytes) {
-  if (ec)
-    return on_read(ec, bytes);
-  if (parser_->is_done())
-    return on_read(ec, bytes);
+  if (ec) return on_read(ec, bytes);
+  if (parser_->is_done()) return on_read(ec, bytes);
   auto expect = parser_->get()[bhttp::field::expect];
   if (beast::iequals(expect, "100-continue")) {
-    continue_ = std::make_unique<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
-                                                                      11);
-    return bhttp::async_write(stream_, *continue_,
-                              beast::bind_front_handler(&session::on_continue_sent,
-                                                        shared_from_this()));
+    continue_ = std::make_unique<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
+    return bhttp::async_write(
+      stream_, *continue_,
+      beast::bind_front_handler(&session::on_continue_sent, shared_from_this()));
   }
   read_body();
 }
 
 void session::on_continue_sent(beast::error_code ec, std::size_t) {
   continue_.reset();
-  if (ec)
-    return do_close();
+  if (ec) return do_close();
   read_body();
 }
 
@@ -143,10 +134,8 @@ void session::read_body() {
 }
 
 void session::on_read(beast::error_code ec, std::size_t) {
-  if (ec == bhttp::error::end_of_stream)
-    return do_close();
-  if (ec)
-    return reject_request(ec);
+  if (ec == bhttp::error::end_of_stream) return do_close();
+  if (ec) return reject_request(ec);
   req_ = parser_->release();
   handle();
 }
@@ -163,16 +152,14 @@ void session::reject_request(beast::error_code ec) {
   request_id_ = request_id_from(req_);
   route_ = route_id::unknown;
   // A timed-out tcp_stream has closed its socket already: nothing can be answered.
-  if (ec == beast::error::timeout)
-    return do_close();
+  if (ec == beast::error::timeout) return do_close();
   if (ec == bhttp::error::header_limit)
-    return finish(error_response(bhttp::status::request_header_fields_too_large,
-                                 "header_too_large", "the header block is too large", 11));
+    return finish(error_response(bhttp::status::request_header_fields_too_large, "header_too_large",
+                                 "the header block is too large", 11));
   if (ec == bhttp::error::body_limit)
-    return finish(error_response(bhttp::status::payload_too_large, "body_too_large",
-                                 fmt::format("the body exceeds {} bytes",
-                                             ctx_.settings.max_body_bytes),
-                                 11));
+    return finish(
+      error_response(bhttp::status::payload_too_large, "body_too_large",
+                     fmt::format("the body exceeds {} bytes", ctx_.settings.max_body_bytes), 11));
   finish(error_response(bhttp::status::bad_request, "bad_request",
                         "malformed HTTP request: " + ec.message(), 11));
 }
@@ -198,8 +185,7 @@ void session::handle() {
   }
   auto routed = route(req_, ctx_.env);
   route_ = routed.route;
-  if (auto* res = std::get_if<response>(&routed.outcome))
-    return finish(std::move(*res));
+  if (auto* res = std::get_if<response>(&routed.outcome)) return finish(std::move(*res));
   awaiting_ = true;
   auto seq = ++seq_;
   if (auto* invocation = std::get_if<actor_invocation>(&routed.outcome)) {
@@ -226,24 +212,21 @@ void session::arm_timeout(std::uint64_t seq, std::uint32_t ms) {
 }
 
 void session::on_reply(std::uint64_t seq, actors::doc_reply&& reply) {
-  if (seq != seq_ || !awaiting_)
-    return; // answered already (timeout); the late reply is dropped
+  if (seq != seq_ || !awaiting_) return; // answered already (timeout); the late reply is dropped
   awaiting_ = false;
   timer_.cancel();
   finish(render_doc_reply(call_, std::move(reply), req_.version()));
 }
 
 void session::on_reply(std::uint64_t seq, actors::actor_reply&& reply) {
-  if (seq != seq_ || !awaiting_)
-    return;
+  if (seq != seq_ || !awaiting_) return;
   awaiting_ = false;
   timer_.cancel();
   finish(render_actor_reply(std::move(reply), req_.version()));
 }
 
 void session::on_timeout(std::uint64_t seq, beast::error_code ec) {
-  if (ec || seq != seq_ || !awaiting_)
-    return;
+  if (ec || seq != seq_ || !awaiting_) return;
   awaiting_ = false;
   finish(error_response(bhttp::status::gateway_timeout, "timeout",
                         fmt::format("no answer within {} ms", timeout_ms_), req_.version()));
@@ -269,15 +252,14 @@ void session::finish(response&& res) {
   ctx_.metrics.record(route_, req_.method_string(), status, seconds);
   log_access(status, body_bytes, seconds);
   res_ = std::move(res);
-  bhttp::async_write(stream_, res_,
-                     beast::bind_front_handler(&session::on_write, shared_from_this(),
-                                               res_.keep_alive()));
+  bhttp::async_write(
+    stream_, res_,
+    beast::bind_front_handler(&session::on_write, shared_from_this(), res_.keep_alive()));
 }
 
 void session::log_access(unsigned status, std::size_t body_bytes, double seconds) {
   auto* log = ctx_.logs.access.get();
-  if (!log)
-    return;
+  if (!log) return;
   auto micros = static_cast<long long>(seconds * 1e6);
   if (ctx_.logs.access_json) {
     boost::json::object o;
@@ -298,11 +280,9 @@ void session::log_access(unsigned status, std::size_t body_bytes, double seconds
 }
 
 void session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
-  if (ec)
-    return do_close();
+  if (ec) return do_close();
   res_ = {};
-  if (!keep_alive || ctx_.draining.load(std::memory_order_relaxed))
-    return do_close();
+  if (!keep_alive || ctx_.draining.load(std::memory_order_relaxed)) return do_close();
   do_wait();
 }
 

@@ -53,7 +53,9 @@ public:
   /// Completes the shard call number `seq` (on the strand).
   void on_reply(std::uint64_t seq, actors::doc_reply&& reply);
   void on_reply(std::uint64_t seq, actors::actor_reply&& reply);
-  boost::asio::any_io_executor executor() { return stream_.get_executor(); }
+  boost::asio::any_io_executor executor() {
+    return stream_.get_executor();
+  }
 
 private:
   void do_wait();

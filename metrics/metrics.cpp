@@ -13,8 +13,8 @@
 namespace shoal::metrics {
 
 histogram::histogram(std::vector<double> upper_bounds)
-  : bounds_(std::move(upper_bounds)),
-    buckets_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
+    : bounds_(std::move(upper_bounds)),
+      buckets_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
   for (std::size_t i = 0; i <= bounds_.size(); ++i)
     buckets_[i].store(0, std::memory_order_relaxed);
 }
@@ -42,8 +42,8 @@ histogram::snapshot histogram::collect() const {
 }
 
 std::vector<double> histogram::latency_bounds() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-          0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 5, 10};
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 namespace {
@@ -51,17 +51,17 @@ namespace {
 void append_escaped(std::string& out, std::string_view value) {
   for (char c : value) {
     switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '"':
+      out += "\\\"";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    default:
+      out += c;
     }
   }
 }
@@ -85,13 +85,11 @@ void text_writer::family(std::string_view name, std::string_view type, std::stri
 void text_writer::series(std::string_view name, std::initializer_list<label> labels,
                          std::string_view extra_key, std::string_view extra_value) {
   out_ += name;
-  if (labels.size() == 0 && extra_key.empty())
-    return;
+  if (labels.size() == 0 && extra_key.empty()) return;
   out_ += '{';
   bool first = true;
   auto add = [&](std::string_view k, std::string_view v) {
-    if (!first)
-      out_ += ',';
+    if (!first) out_ += ',';
     first = false;
     out_ += k;
     out_ += "=\"";
@@ -100,13 +98,11 @@ void text_writer::series(std::string_view name, std::initializer_list<label> lab
   };
   for (const auto& [k, v] : labels)
     add(k, v);
-  if (!extra_key.empty())
-    add(extra_key, extra_value);
+  if (!extra_key.empty()) add(extra_key, extra_value);
   out_ += '}';
 }
 
-void text_writer::sample(std::string_view name, std::initializer_list<label> labels,
-                         double value) {
+void text_writer::sample(std::string_view name, std::initializer_list<label> labels, double value) {
   series(name, labels);
   out_ += ' ';
   append_number(out_, value);
@@ -153,8 +149,7 @@ void write_process_metrics(text_writer& out, double start_time_seconds) {
   // statm: size resident shared text lib data dt (in pages).
   std::uint64_t size_pages = 0;
   std::uint64_t resident_pages = 0;
-  if (std::ifstream statm{"/proc/self/statm"}; statm)
-    statm >> size_pages >> resident_pages;
+  if (std::ifstream statm{"/proc/self/statm"}; statm) statm >> size_pages >> resident_pages;
   auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
   out.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
   out.sample("process_resident_memory_bytes", {}, resident_pages * page);

@@ -16,8 +16,12 @@ namespace shoal::metrics {
 /// A monotonically increasing count. Lock-free; safe from any thread.
 class counter {
 public:
-  void inc(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
-  std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+  void inc(std::uint64_t n = 1) noexcept {
+    value_.fetch_add(n, std::memory_order_relaxed);
+  }
+  std::uint64_t value() const noexcept {
+    return value_.load(std::memory_order_relaxed);
+  }
 
 private:
   std::atomic<std::uint64_t> value_{0};
@@ -26,9 +30,15 @@ private:
 /// A value that goes up and down. Lock-free; safe from any thread.
 class gauge {
 public:
-  void add(std::int64_t n) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
-  void set(std::int64_t n) noexcept { value_.store(n, std::memory_order_relaxed); }
-  std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+  void add(std::int64_t n) noexcept {
+    value_.fetch_add(n, std::memory_order_relaxed);
+  }
+  void set(std::int64_t n) noexcept {
+    value_.store(n, std::memory_order_relaxed);
+  }
+  std::int64_t value() const noexcept {
+    return value_.load(std::memory_order_relaxed);
+  }
 
 private:
   std::atomic<std::int64_t> value_{0};
@@ -44,7 +54,9 @@ public:
 
   void observe(double seconds) noexcept;
 
-  const std::vector<double>& upper_bounds() const noexcept { return bounds_; }
+  const std::vector<double>& upper_bounds() const noexcept {
+    return bounds_;
+  }
   /// Cumulative bucket counts (one per bound, then +Inf), the count and the sum in seconds.
   struct snapshot {
     std::vector<std::uint64_t> cumulative;
@@ -77,8 +89,12 @@ public:
   void histogram(std::string_view name, std::initializer_list<label> labels,
                  const metrics::histogram& h);
 
-  const std::string& str() const noexcept { return out_; }
-  std::string take() noexcept { return std::move(out_); }
+  const std::string& str() const noexcept {
+    return out_;
+  }
+  std::string take() noexcept {
+    return std::move(out_);
+  }
 
 private:
   void series(std::string_view name, std::initializer_list<label> labels,
@@ -93,7 +109,9 @@ using collector = std::function<void(text_writer&)>;
 /// scrape, and never removed, so `render` needs no lock.
 class registry {
 public:
-  void add(collector c) { collectors_.push_back(std::move(c)); }
+  void add(collector c) {
+    collectors_.push_back(std::move(c));
+  }
   std::string render() const;
 
 private:

@@ -104,7 +104,7 @@ private:
 };
 
 memory_store::memory_store(std::uint32_t shards)
-  : invalid_shard_(std::make_unique<shard_impl>(*this, false)) {
+    : invalid_shard_(std::make_unique<shard_impl>(*this, false)) {
   shards_.reserve(shards);
   for (std::uint32_t i = 0; i < shards; ++i) {
     shards_.push_back(std::make_unique<shard_impl>(*this, true));

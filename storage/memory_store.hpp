@@ -24,7 +24,9 @@ public:
   status close() override;
 
   /// Number of `sync_wal` calls so far (group-commit tests count fsyncs with it).
-  std::uint64_t sync_count() const noexcept { return syncs_.load(); }
+  std::uint64_t sync_count() const noexcept {
+    return syncs_.load();
+  }
 
 private:
   class shard_impl;

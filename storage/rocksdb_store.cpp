@@ -39,22 +39,22 @@ status to_error(const rocksdb::Status& s) {
   if (s.ok()) return status::ok();
   errc code = errc::io_error;
   switch (s.code()) {
-    case rocksdb::Status::kNotFound:
-      code = errc::not_found;
-      break;
-    case rocksdb::Status::kCorruption:
-      code = errc::corruption;
-      break;
-    case rocksdb::Status::kInvalidArgument:
-    case rocksdb::Status::kNotSupported:
-      code = errc::invalid_argument;
-      break;
-    case rocksdb::Status::kShutdownInProgress:
-      code = errc::unavailable;
-      break;
-    default: // kIOError and everything else: the engine could not do the I/O asked of it
-      code = errc::io_error;
-      break;
+  case rocksdb::Status::kNotFound:
+    code = errc::not_found;
+    break;
+  case rocksdb::Status::kCorruption:
+    code = errc::corruption;
+    break;
+  case rocksdb::Status::kInvalidArgument:
+  case rocksdb::Status::kNotSupported:
+    code = errc::invalid_argument;
+    break;
+  case rocksdb::Status::kShutdownInProgress:
+    code = errc::unavailable;
+    break;
+  default: // kIOError and everything else: the engine could not do the I/O asked of it
+    code = errc::io_error;
+    break;
   }
   return {code, s.ToString()};
 }
@@ -94,7 +94,7 @@ status check_column_families(const rocksdb_options& options, std::vector<std::st
   for (std::uint32_t i = 0; i < options.shards; ++i) {
     if (existing[i] != shard_cf_name(i)) {
       return {errc::incompatible, "data directory " + options.path
-                                      + " has unexpected column family '" + existing[i] + "'"};
+                                    + " has unexpected column family '" + existing[i] + "'"};
     }
   }
   return status::ok();
@@ -103,11 +103,11 @@ status check_column_families(const rocksdb_options& options, std::vector<std::st
 /// Reads the stored shard count from a database that exists, through a read-only open
 /// that changes nothing on disk; `out` stays empty when the key is absent.
 status read_meta_shards(const rocksdb::DBOptions& db_options, const std::string& path,
-                        const std::vector<std::string>& families,
-                        std::optional<std::string>& out) {
+                        const std::vector<std::string>& families, std::optional<std::string>& out) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.reserve(families.size());
-  for (const auto& name : families) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  for (const auto& name : families)
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   if (auto s = rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &raw);
@@ -117,7 +117,8 @@ status read_meta_shards(const rocksdb::DBOptions& db_options, const std::string&
   std::unique_ptr<rocksdb::DB> db(raw);
   std::string value;
   auto s = db->Get(rocksdb::ReadOptions(), db->DefaultColumnFamily(), meta_shards_key, &value);
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  for (auto* h : handles)
+    db->DestroyColumnFamilyHandle(h);
   if (s.ok()) {
     out = std::move(value);
   } else if (!s.IsNotFound()) {
@@ -133,10 +134,11 @@ status check_partial_creation(const rocksdb_options& options,
   for (const auto& name : existing) {
     if (name == rocksdb::kDefaultColumnFamilyName) continue;
     bool known = false;
-    for (std::uint32_t i = 0; i < options.shards && !known; ++i) known = name == shard_cf_name(i);
+    for (std::uint32_t i = 0; i < options.shards && !known; ++i)
+      known = name == shard_cf_name(i);
     if (!known) {
-      return {errc::incompatible, "data directory " + options.path
-                                      + " has unexpected column family '" + name + "'"};
+      return {errc::incompatible,
+              "data directory " + options.path + " has unexpected column family '" + name + "'"};
     }
   }
   return status::ok();
@@ -152,7 +154,7 @@ rocksdb::ColumnFamilyOptions make_cf_options(const rocksdb_options& options) {
   cf.write_buffer_size = options.write_buffer_bytes;
   const auto supported = rocksdb::GetSupportedCompressions();
   const bool has_lz4 =
-      std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end();
+    std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end();
   cf.compression = has_lz4 ? rocksdb::kLZ4Compression : rocksdb::kNoCompression;
   return cf;
 }
@@ -163,7 +165,7 @@ rocksdb::ColumnFamilyOptions make_cf_options(const rocksdb_options& options) {
 class rocksdb_shard final : public shard_store {
 public:
   rocksdb_shard(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::atomic<bool>& closed)
-    : db_(db), cf_(cf), closed_(closed) {}
+      : db_(db), cf_(cf), closed_(closed) {}
 
   status get(std::string_view key, std::string& value) override {
     if (auto st = check(); !st) return st;
@@ -238,7 +240,7 @@ private:
 class rocksdb_store final : public store {
 public:
   rocksdb_store(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
-    : db_(db), handles_(std::move(handles)), invalid_shard_(db, nullptr, closed_) {
+      : db_(db), handles_(std::move(handles)), invalid_shard_(db, nullptr, closed_) {
     shards_.reserve(handles_.size() - 1);
     for (std::size_t i = 1; i < handles_.size(); ++i) {
       shards_.push_back(std::make_unique<rocksdb_shard>(db, handles_[i], closed_));
@@ -310,7 +312,7 @@ public:
     }
     if (has_format && stored_format != format_version) {
       return {errc::incompatible, "data directory " + options.path + " has format " + stored_format
-                                      + ", this build reads format " + format_version};
+                                    + ", this build reads format " + format_version};
     }
     if (has_shards && has_format) return status::ok();
     rocksdb::WriteBatch wb;
@@ -337,7 +339,7 @@ status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>
   if (options.path.empty()) return {errc::invalid_argument, "data directory path is empty"};
   if (options.shards == 0 || options.shards > max_shards) {
     return {errc::invalid_argument, "shard count " + std::to_string(options.shards)
-                                        + " is outside 1.." + std::to_string(max_shards)};
+                                      + " is outside 1.." + std::to_string(max_shards)};
   }
   std::error_code ec;
   std::filesystem::create_directories(options.path, ec);

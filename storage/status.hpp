@@ -28,12 +28,22 @@ public:
   status() noexcept = default;
   status(errc code, std::string message) : code_(code), message_(std::move(message)) {}
 
-  static status ok() noexcept { return {}; }
+  static status ok() noexcept {
+    return {};
+  }
 
-  bool is_ok() const noexcept { return code_ == errc::ok; }
-  explicit operator bool() const noexcept { return is_ok(); }
-  errc code() const noexcept { return code_; }
-  const std::string& message() const noexcept { return message_; }
+  bool is_ok() const noexcept {
+    return code_ == errc::ok;
+  }
+  explicit operator bool() const noexcept {
+    return is_ok();
+  }
+  errc code() const noexcept {
+    return code_;
+  }
+  const std::string& message() const noexcept {
+    return message_;
+  }
 
   /// "ok" or "<code>: <message>".
   std::string to_string() const;

@@ -34,11 +34,19 @@ public:
     ops_.clear();
     bytes_ = 0;
   }
-  const std::vector<op>& ops() const noexcept { return ops_; }
-  bool empty() const noexcept { return ops_.empty(); }
-  std::size_t size() const noexcept { return ops_.size(); }
+  const std::vector<op>& ops() const noexcept {
+    return ops_;
+  }
+  bool empty() const noexcept {
+    return ops_.empty();
+  }
+  std::size_t size() const noexcept {
+    return ops_.size();
+  }
   /// Sum of key and value sizes, for batch bounding.
-  std::size_t bytes() const noexcept { return bytes_; }
+  std::size_t bytes() const noexcept {
+    return bytes_;
+  }
 
 private:
   std::vector<op> ops_;
@@ -64,8 +72,7 @@ public:
   /// Calls `fn(key, value)` for each key starting with `prefix` in key order, until `fn`
   /// returns false. Views are valid only during the call.
   virtual status scan_prefix(std::string_view prefix,
-                             const std::function<bool(std::string_view, std::string_view)>& fn)
-    = 0;
+                             const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
 
   /// The engine's estimate of the number of keys (RocksDB "rocksdb.estimate-num-keys").
   virtual std::uint64_t estimate_num_keys() = 0;
@@ -98,10 +105,10 @@ public:
 
 /// Options for `open_rocksdb_store`.
 struct rocksdb_options {
-  std::string path;                                 ///< data directory, created when missing
-  std::uint32_t shards = 64;                        ///< number of shard column families
-  std::size_t block_cache_bytes = 64u << 20;        ///< shared LRU block cache
-  std::size_t write_buffer_bytes = 8u << 20;        ///< memtable size per shard
+  std::string path;                          ///< data directory, created when missing
+  std::uint32_t shards = 64;                 ///< number of shard column families
+  std::size_t block_cache_bytes = 64u << 20; ///< shared LRU block cache
+  std::size_t write_buffer_bytes = 8u << 20; ///< memtable size per shard
   /// All memtables of the node together (RocksDB db_write_buffer_size): past it the
   /// largest is flushed. 0 = no node-wide bound (each shard may hold 2 full memtables).
   std::size_t total_write_buffer_bytes = 128u << 20;

@@ -39,11 +39,10 @@ struct deterministic_config : caf::actor_system_config {
     set("logger.file-verbosity", caf::atom("quiet"));
     set("logger.console-verbosity", caf::atom("quiet"));
     add_message_types<caf::id_block::shoal>();
-    add_error_category(actors::errc_category,
-                       [](std::uint8_t code, caf::atom_value, const caf::message& context) {
-                         return actors::to_string(static_cast<actors::errc>(code)) + ": "
-                                + caf::to_string(context);
-                       });
+    add_error_category(
+      actors::errc_category, [](std::uint8_t code, caf::atom_value, const caf::message& context) {
+        return actors::to_string(static_cast<actors::errc>(code)) + ": " + caf::to_string(context);
+      });
   }
 };
 
@@ -98,8 +97,7 @@ int pending_reply::deliveries() const noexcept {
 }
 
 reply pending_reply::get() const {
-  if (!ready())
-    return reply{0, nullptr, "no_reply", "no reply arrived"};
+  if (!ready()) return reply{0, nullptr, "no_reply", "no reply arrived"};
   const auto& r = capture_->last;
   reply out{r.status, nullptr, r.code, r.message};
   if (r.ok() && !r.body.empty()) {
@@ -117,9 +115,9 @@ reply pending_reply::get() const {
 // -- actor_test ----------------------------------------------------------------
 
 actor_test::actor_test()
-  : cfg_(std::make_unique<deterministic_config>()),
-    sys_(std::make_unique<caf::actor_system>(*cfg_)),
-    sched_(&dynamic_cast<caf::scheduler::test_coordinator&>(sys_->scheduler())) {}
+    : cfg_(std::make_unique<deterministic_config>()),
+      sys_(std::make_unique<caf::actor_system>(*cfg_)),
+      sched_(&dynamic_cast<caf::scheduler::test_coordinator&>(sys_->scheduler())) {}
 
 actor_test::~actor_test() {
   if (started_) {
@@ -151,8 +149,7 @@ testkit::settings& actor_test::configure() {
 }
 
 void actor_test::start() {
-  if (started_)
-    return;
+  if (started_) return;
   if (settings_.shards == 0)
     throw std::logic_error("actor_test: settings.shards must be at least 1");
   dir_ = make_temp_dir();
@@ -174,10 +171,8 @@ void actor_test::open_store() {
 }
 
 void actor_test::close_store() {
-  if (!store_)
-    return;
-  if (auto s = store_->close(); !s)
-    ADD_FAILURE() << "closing the store failed: " << s.to_string();
+  if (!store_) return;
+  if (auto s = store_->close(); !s) ADD_FAILURE() << "closing the store failed: " << s.to_string();
   store_.reset();
 }
 
@@ -185,8 +180,7 @@ void actor_test::spawn_node() {
   // As app/node.cpp does, except that the syncer is not detached: on the deterministic
   // scheduler it runs as an ordinary job, so a test sees when the fsync happens.
   metrics_ = std::make_unique<actors::actor_metrics>(registry_);
-  if (settings_.sync)
-    syncer_ = actors::spawn_wal_syncer(*sys_, *store_, false);
+  if (settings_.sync) syncer_ = actors::spawn_wal_syncer(*sys_, *store_, false);
   actors::hosting_config hosting;
   hosting.registry = &registry_;
   hosting.metrics = metrics_.get();
@@ -205,8 +199,7 @@ void actor_test::stop_node(caf::exit_reason reason) {
   // A shard's hosted actors end with it (it sends them an exit, never a passivation).
   for (auto& shard : shards_.handles)
     caf::anon_send_exit(shard, reason);
-  if (syncer_)
-    caf::anon_send_exit(syncer_, reason);
+  if (syncer_) caf::anon_send_exit(syncer_, reason);
   sched_->run();
   shards_.handles.clear();
   syncer_ = nullptr;
@@ -236,8 +229,8 @@ reply actor_test::call_raw(const std::string& type, const std::string& id,
   return p.get();
 }
 
-reply actor_test::call(const std::string& type, const std::string& id,
-                       const std::string& method, boost::json::object args) {
+reply actor_test::call(const std::string& type, const std::string& id, const std::string& method,
+                       boost::json::object args) {
   return call_raw(type, id, method, boost::json::serialize(args));
 }
 
@@ -246,8 +239,7 @@ std::optional<boost::json::object> actor_test::persisted_state(const std::string
   start();
   std::string raw;
   auto s = store_->shard(shard_of(type, id)).get(actors::actor_state_key(type, id), raw);
-  if (s.code() == storage::errc::not_found)
-    return std::nullopt;
+  if (s.code() == storage::errc::not_found) return std::nullopt;
   if (!s) {
     ADD_FAILURE() << "reading the state of " << type << "/" << id << ": " << s.to_string();
     return std::nullopt;
@@ -259,8 +251,8 @@ std::optional<boost::json::object> actor_test::persisted_state(const std::string
   boost::json::error_code ec;
   auto v = boost::json::parse(std::string_view(raw).substr(1), ec);
   if (ec || !v.is_object()) {
-    ADD_FAILURE() << "the state of " << type << "/" << id << " is not a JSON object: "
-                  << raw.substr(1);
+    ADD_FAILURE() << "the state of " << type << "/" << id
+                  << " is not a JSON object: " << raw.substr(1);
     return std::nullopt;
   }
   return std::move(v.get_object());
@@ -277,13 +269,11 @@ void actor_test::kill_node() {
   // their dying shard) nor anything the test spawned. Queued calls are lost unanswered.
   std::unordered_set<caf::abstract_actor*> killed;
   auto kill = [&killed](caf::abstract_actor* a) {
-    if (a && killed.insert(a).second)
-      kill_now(a);
+    if (a && killed.insert(a).second) kill_now(a);
   };
   for (auto& shard : shards_.handles)
     kill(caf::actor_cast<caf::abstract_actor*>(shard));
-  if (syncer_)
-    kill(caf::actor_cast<caf::abstract_actor*>(syncer_));
+  if (syncer_) kill(caf::actor_cast<caf::abstract_actor*>(syncer_));
   do {
     // Copy first: a kill may add its target to the job queue.
     std::vector<caf::resumable*> jobs(sched_->jobs.begin(), sched_->jobs.end());
@@ -307,8 +297,7 @@ void actor_test::crash_and_restart() {
 actors::actor_metrics::type_metrics* actor_test::type_metrics(const std::string& type) {
   start();
   auto* t = metrics_->find(type);
-  if (!t)
-    ADD_FAILURE() << "no metrics for actor type '" << type << "': is it registered?";
+  if (!t) ADD_FAILURE() << "no metrics for actor type '" << type << "': is it registered?";
   return t;
 }
 

@@ -59,7 +59,9 @@ struct reply {
   std::string message;
 
   /// True for status 200.
-  bool ok() const noexcept { return status == 200; }
+  bool ok() const noexcept {
+    return status == 200;
+  }
 };
 
 /// Prints a reply in GoogleTest failure messages.
@@ -128,7 +130,9 @@ public:
   testkit::settings& configure();
 
   /// The settings in effect.
-  const testkit::settings& current_settings() const noexcept { return settings_; }
+  const testkit::settings& current_settings() const noexcept {
+    return settings_;
+  }
 
   /// Opens the store, creates the metrics and spawns the syncer (sync mode) and the shard
   /// actors. Called by every helper that needs the node; calling it again does nothing.
@@ -136,7 +140,9 @@ public:
   void start();
 
   /// True once `start()` ran.
-  bool started() const noexcept { return started_; }
+  bool started() const noexcept {
+    return started_;
+  }
 
   // -- calls -------------------------------------------------------------------
 
@@ -158,8 +164,8 @@ public:
                      boost::json::object args = {});
 
   /// As `send`, with `args_text` sent verbatim as the serialized arguments.
-  pending_reply send_raw(const std::string& type, const std::string& id,
-                         const std::string& method, std::string args_text);
+  pending_reply send_raw(const std::string& type, const std::string& id, const std::string& method,
+                         std::string args_text);
 
   // -- state -------------------------------------------------------------------
 
@@ -218,10 +224,14 @@ public:
   void advance_time(std::chrono::milliseconds d);
 
   /// CAF's deterministic scheduler, for finer steps (run_once, prioritize, peek).
-  caf::scheduler::test_coordinator& sched() noexcept { return *sched_; }
+  caf::scheduler::test_coordinator& sched() noexcept {
+    return *sched_;
+  }
 
   /// The actor system (for spawning helper actors in a test).
-  caf::actor_system& system() noexcept { return *sys_; }
+  caf::actor_system& system() noexcept {
+    return *sys_;
+  }
 
   // -- node --------------------------------------------------------------------
 
@@ -238,7 +248,9 @@ public:
   storage::store& store();
 
   /// The store's directory (removed when the fixture ends).
-  const std::filesystem::path& store_path() const noexcept { return dir_; }
+  const std::filesystem::path& store_path() const noexcept {
+    return dir_;
+  }
 
 private:
   void spawn_node();

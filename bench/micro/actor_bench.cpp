@@ -76,11 +76,10 @@ struct node_config : caf::actor_system_config {
     set("logger.file-verbosity", caf::atom("quiet"));
     set("logger.console-verbosity", caf::atom("quiet"));
     add_message_types<caf::id_block::shoal>();
-    add_error_category(actors::errc_category,
-                       [](std::uint8_t code, caf::atom_value, const caf::message& context) {
-                         return actors::to_string(static_cast<actors::errc>(code)) + ": "
-                                + caf::to_string(context);
-                       });
+    add_error_category(
+      actors::errc_category, [](std::uint8_t code, caf::atom_value, const caf::message& context) {
+        return actors::to_string(static_cast<actors::errc>(code)) + ": " + caf::to_string(context);
+      });
   }
 };
 
@@ -98,8 +97,7 @@ std::int64_t rss_bytes() {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::stoll(line.substr(6)) * 1024;
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
   return 0;
 }
 
@@ -151,7 +149,9 @@ public:
   bench_node(const bench_node&) = delete;
   bench_node& operator=(const bench_node&) = delete;
 
-  caf::actor_system& system() { return *sys_; }
+  caf::actor_system& system() {
+    return *sys_;
+  }
 
   /// Sends `counter/<id>.<method>` from `self`; the reply comes back as an actor_reply.
   void send(caf::scoped_actor& self, const std::string& id, const char* method) {
@@ -182,8 +182,7 @@ bool receive_one(caf::scoped_actor& self, benchmark::State& state) {
   self->receive(
     [&](actors::actor_reply& r) {
       ok = r.ok();
-      if (!ok)
-        state.SkipWithError(("call failed: " + r.code + " " + r.message).c_str());
+      if (!ok) state.SkipWithError(("call failed: " + r.code + " " + r.message).c_str());
     },
     [&](caf::error& err) { state.SkipWithError(("call failed: " + caf::to_string(err)).c_str()); },
     caf::after(std::chrono::seconds(30)) >> [&] { state.SkipWithError("no reply within 30 s"); });
@@ -199,10 +198,8 @@ bool run_untimed(bench_node& node, caf::scoped_actor& self, benchmark::State& st
   for (; sent < count && sent < inflight; ++sent)
     node.send(self, next(sent), "increment");
   for (std::int64_t done = 0; done < count; ++done) {
-    if (!receive_one(self, state))
-      return false;
-    if (sent < count)
-      node.send(self, next(sent++), "increment");
+    if (!receive_one(self, state)) return false;
+    if (sent < count) node.send(self, next(sent++), "increment");
   }
   return true;
 }
@@ -218,10 +215,8 @@ void run_timed(bench_node& node, caf::scoped_actor& self, benchmark::State& stat
   for (; sent < inflight && sent < total; ++sent)
     node.send(self, next(sent), method);
   for (auto _ : state) {
-    if (!receive_one(self, state))
-      break;
-    if (sent < total)
-      node.send(self, next(sent++), method);
+    if (!receive_one(self, state)) break;
+    if (sent < total) node.send(self, next(sent++), method);
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -234,8 +229,7 @@ std::unique_ptr<bench_node> hot_nodes[2];
 
 bench_node& hot_node(store_kind kind) {
   auto& n = hot_nodes[kind == rocksdb ? 1 : 0];
-  if (!n)
-    n = std::make_unique<bench_node>(kind);
+  if (!n) n = std::make_unique<bench_node>(kind);
   return *n;
 }
 
@@ -275,8 +269,7 @@ void BM_DistinctCounters(benchmark::State& state) {
   const auto pass = state.range(1);
   constexpr std::int64_t inflight = 64;
   caf::scoped_actor self{node.system()};
-  if (pass == 2 && !run_untimed(node, self, state, distinct_ids, inflight, distinct_id))
-    return;
+  if (pass == 2 && !run_untimed(node, self, state, distinct_ids, inflight, distinct_id)) return;
   auto rss_before = rss_bytes();
   auto active_before = node.active();
   run_timed(node, self, state, inflight, "increment", distinct_id);
@@ -284,8 +277,8 @@ void BM_DistinctCounters(benchmark::State& state) {
   auto active = node.active();
   state.counters["active"] = static_cast<double>(active);
   state.counters["activated"] = static_cast<double>(active - active_before);
-  state.counters["rss_delta_per_call"]
-    = static_cast<double>(rss_bytes() - rss_before) / static_cast<double>(state.iterations());
+  state.counters["rss_delta_per_call"] =
+    static_cast<double>(rss_bytes() - rss_before) / static_cast<double>(state.iterations());
 }
 // RocksDB only: the virtual actors of a shard run concurrently on the CAF workers and
 // each reads and writes the shard's store itself, which RocksDB allows but memory_store
@@ -303,8 +296,7 @@ BENCHMARK(BM_DistinctCounters)
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv))
-    return 1;
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   for (auto& n : hot_nodes)

@@ -39,16 +39,14 @@ shoal::actors::actor_type make_inventory_type() {
   shoal::actors::actor_type inventory{"inventory"};
   inventory.method("restock", [](method_context& m) {
     auto qty = quantity(m);
-    if (!qty)
-      return;
+    if (!qty) return;
     if (stock(m) > max_qty * 10 - *qty)
       return m.fail(409, "stock_limit", "stock would exceed the limit");
     answer_stock(m, stock(m) + *qty);
   });
   inventory.method("reserve", [](method_context& m) {
     auto qty = quantity(m);
-    if (!qty)
-      return;
+    if (!qty) return;
     if (stock(m) < *qty)
       return m.fail(409, "insufficient_stock",
                     "only " + std::to_string(stock(m)) + " of " + m.id() + " in stock");
@@ -56,8 +54,7 @@ shoal::actors::actor_type make_inventory_type() {
   });
   inventory.method("release", [](method_context& m) {
     auto qty = quantity(m);
-    if (!qty)
-      return;
+    if (!qty) return;
     answer_stock(m, stock(m) + *qty);
   });
   inventory.read_only("get", [](method_context& m) {

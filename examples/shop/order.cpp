@@ -70,8 +70,7 @@ void reserve_from(method_context& m, items_ptr items, std::size_t i) {
   const auto& it = (*items)[i];
   m.call("inventory", it.sku, "reserve", boost::json::object{{"qty", it.qty}},
          [items, i](method_context& m, call_result r) {
-           if (r.ok())
-             return reserve_from(m, items, i + 1);
+           if (r.ok()) return reserve_from(m, items, i + 1);
            roll_back(m, items, i, std::move(r));
          });
 }
@@ -84,8 +83,7 @@ shoal::actors::actor_type make_order_type() {
     if (auto it = m.state().find("status"); it != m.state().end() && it->value() == "placed")
       return m.fail(409, "already_placed", "order " + m.id() + " was placed before");
     auto items = parse_items(m);
-    if (!items)
-      return;
+    if (!items) return;
     reserve_from(m, items, 0);
   });
   order.read_only("get", [](method_context& m) {

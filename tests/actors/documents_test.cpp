@@ -33,8 +33,8 @@ TEST(MergePatchTest, FollowsRfc7396Examples) {
 
 // Verifies a record encodes and decodes to the same version and JSON.
 TEST(RecordCodecTest, RoundTrips) {
-  for (std::uint64_t v : {std::uint64_t{1}, std::uint64_t{255}, std::uint64_t{1} << 40,
-                          ~std::uint64_t{0}}) {
+  for (std::uint64_t v :
+       {std::uint64_t{1}, std::uint64_t{255}, std::uint64_t{1} << 40, ~std::uint64_t{0}}) {
     auto bytes = encode(v, R"({"k":"v"})");
     auto rec = decode(bytes);
     ASSERT_TRUE(rec.has_value());

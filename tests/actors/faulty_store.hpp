@@ -23,28 +23,34 @@ public:
   bool fail_writes = false;
   bool fail_syncs = false;
 
-  std::uint32_t shard_count() const noexcept override { return inner_.shard_count(); }
-  storage::shard_store& shard(std::uint32_t i) override { return shards_.at(i); }
-  std::uint64_t latest_sequence() override { return inner_.latest_sequence(); }
+  std::uint32_t shard_count() const noexcept override {
+    return inner_.shard_count();
+  }
+  storage::shard_store& shard(std::uint32_t i) override {
+    return shards_.at(i);
+  }
+  std::uint64_t latest_sequence() override {
+    return inner_.latest_sequence();
+  }
   storage::status sync_wal() override {
-    if (fail_syncs)
-      return {storage::errc::io_error, "injected fsync failure"};
+    if (fail_syncs) return {storage::errc::io_error, "injected fsync failure"};
     return inner_.sync_wal();
   }
-  storage::status close() override { return inner_.close(); }
+  storage::status close() override {
+    return inner_.close();
+  }
 
 private:
   class shard_wrapper final : public storage::shard_store {
   public:
-    shard_wrapper(faulty_store& owner, storage::shard_store& inner) : owner_(owner), inner_(inner) {}
+    shard_wrapper(faulty_store& owner, storage::shard_store& inner)
+        : owner_(owner), inner_(inner) {}
     storage::status get(std::string_view key, std::string& value) override {
-      if (owner_.fail_reads)
-        return {storage::errc::io_error, "injected read failure"};
+      if (owner_.fail_reads) return {storage::errc::io_error, "injected read failure"};
       return inner_.get(key, value);
     }
     storage::status write(const storage::write_batch& batch, bool sync) override {
-      if (owner_.fail_writes)
-        return {storage::errc::io_error, "injected write failure"};
+      if (owner_.fail_writes) return {storage::errc::io_error, "injected write failure"};
       return inner_.write(batch, sync);
     }
     storage::status
@@ -52,8 +58,12 @@ private:
                 const std::function<bool(std::string_view, std::string_view)>& fn) override {
       return inner_.scan_prefix(prefix, fn);
     }
-    std::uint64_t estimate_num_keys() override { return inner_.estimate_num_keys(); }
-    std::uint64_t live_data_bytes() override { return inner_.live_data_bytes(); }
+    std::uint64_t estimate_num_keys() override {
+      return inner_.estimate_num_keys();
+    }
+    std::uint64_t live_data_bytes() override {
+      return inner_.live_data_bytes();
+    }
 
   private:
     faulty_store& owner_;

@@ -44,13 +44,12 @@ class shard_fixture : public ::testing::Test {
 protected:
   deterministic_config cfg;
   caf::actor_system sys{cfg};
-  caf::scheduler::test_coordinator& sched
-    = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  caf::scheduler::test_coordinator& sched =
+    dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
 
   /// Spawns a syncer and one shard actor of shard `index` over `store`.
   actors::shard_actor spawn(storage::store& store, std::uint32_t index, bool sync) {
-    if (sync && !syncer)
-      syncer = actors::spawn_wal_syncer(sys, store, false);
+    if (sync && !syncer) syncer = actors::spawn_wal_syncer(sys, store, false);
     return actors::spawn_shard(sys, actors::shard_config{index, &store, sync, syncer, {}});
   }
 
@@ -66,14 +65,16 @@ protected:
     auto sink = send(shard, std::move(req));
     run();
     EXPECT_EQ(sink->deliveries, 1);
-    return sink->last.value_or(actors::doc_reply{actors::doc_status::unavailable, 0, {}, "no reply"});
+    return sink->last.value_or(
+      actors::doc_reply{actors::doc_status::unavailable, 0, {}, "no reply"});
   }
 
-  void run() { sched.run(); }
+  void run() {
+    sched.run();
+  }
 
   ~shard_fixture() override {
-    if (syncer)
-      caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
+    if (syncer) caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
     sched.run();
   }
 

@@ -61,8 +61,7 @@ actors::actor_type make_probe_type() {
   probe.method("copy", [](method_context& m) {
     m.call("counter", m.args().at("from").as_string().c_str(), "get", {},
            [](method_context& m, call_result r) {
-             if (!r.ok())
-               return m.fail(r.status, r.code, r.message);
+             if (!r.ok()) return m.fail(r.status, r.code, r.message);
              m.state()["v"] = r.value.at("value");
              m.reply(m.state());
            });
@@ -78,8 +77,7 @@ actors::actor_type make_relay_type(std::string name, std::string to) {
   relay.read_only("echo", [](method_context& m) { m.reply("echo"); });
   relay.method("go", [to](method_context& m) {
     m.call(to, m.id(), "go", {}, [](method_context& m, call_result r) {
-      if (!r.ok())
-        return m.fail(r.status, r.code, r.message);
+      if (!r.ok()) return m.fail(r.status, r.code, r.message);
       m.reply(r.value);
     });
   });
@@ -330,8 +328,7 @@ TEST_F(VirtualActorTest, CallsRunOneAtATimeInOrder) {
   std::vector<testkit::pending_reply> replies;
   for (int i = 1; i <= 100; ++i) {
     replies.push_back(send("counter", "c", "increment", {{"by", i}}));
-    if (i % 10 == 0)
-      replies.push_back(send("counter", "c", "get"));
+    if (i % 10 == 0) replies.push_back(send("counter", "c", "get"));
   }
   run();
   std::int64_t sum = 0;

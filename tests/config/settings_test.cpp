@@ -17,30 +17,30 @@ const std::string single_node_toml = SHOAL_SOURCE_DIR "/config/single-node.toml"
 
 /// Every key with its default, as override text.
 const std::vector<std::pair<std::string, std::string>> every_key_default = {
-    {"http.host", "127.0.0.1"},
-    {"http.port", "8080"},
-    {"http.threads", "0"},
-    {"http.max_body_bytes", "1048576"},
-    {"http.max_header_bytes", "16384"},
-    {"http.header_timeout_ms", "10000"},
-    {"http.idle_timeout_ms", "60000"},
-    {"http.request_timeout_ms", "5000"},
-    {"http.drain_timeout_ms", "10000"},
-    {"http.max_connections", "10000"},
-    {"http.max_inflight", "8192"},
-    {"storage.path", "./data"},
-    {"storage.sync", "false"},
-    {"storage.block_cache_bytes", "67108864"},
-    {"storage.write_buffer_bytes", "8388608"},
-    {"storage.total_write_buffer_bytes", "134217728"},
-    {"cluster.shards", "64"},
-    {"actors.threads", "0"},
-    {"actors.call_timeout_ms", "5000"},
-    {"actors.idle_timeout_ms", "300000"},
-    {"actors.max_active", "100000"},
-    {"log.level", "info"},
-    {"log.format", "text"},
-    {"log.access_log", "true"},
+  {"http.host", "127.0.0.1"},
+  {"http.port", "8080"},
+  {"http.threads", "0"},
+  {"http.max_body_bytes", "1048576"},
+  {"http.max_header_bytes", "16384"},
+  {"http.header_timeout_ms", "10000"},
+  {"http.idle_timeout_ms", "60000"},
+  {"http.request_timeout_ms", "5000"},
+  {"http.drain_timeout_ms", "10000"},
+  {"http.max_connections", "10000"},
+  {"http.max_inflight", "8192"},
+  {"storage.path", "./data"},
+  {"storage.sync", "false"},
+  {"storage.block_cache_bytes", "67108864"},
+  {"storage.write_buffer_bytes", "8388608"},
+  {"storage.total_write_buffer_bytes", "134217728"},
+  {"cluster.shards", "64"},
+  {"actors.threads", "0"},
+  {"actors.call_timeout_ms", "5000"},
+  {"actors.idle_timeout_ms", "300000"},
+  {"actors.max_active", "100000"},
+  {"log.level", "info"},
+  {"log.format", "text"},
+  {"log.access_log", "true"},
 };
 
 void expect_same(const settings& a, const settings& b) {
@@ -126,14 +126,16 @@ TEST(SettingsTest, SingleNodeFileDocumentsEveryKey) {
     }
   }
   std::set<std::string> expected;
-  for (const auto& entry : every_key_default) expected.insert(entry.first);
+  for (const auto& entry : every_key_default)
+    expected.insert(entry.first);
   EXPECT_EQ(keys, expected);
 }
 
 // Verifies that every key is accepted as an override and that its default text round-trips.
 TEST(SettingsTest, EveryKeyOverridableWithItsDefault) {
   std::vector<std::string> overrides;
-  for (const auto& [key, value] : every_key_default) overrides.push_back(key + "=" + value);
+  for (const auto& [key, value] : every_key_default)
+    overrides.push_back(key + "=" + value);
   expect_same(load_from_string("", overrides), settings{});
 }
 
@@ -211,10 +213,10 @@ TEST(SettingsTest, OverridesBeatFileInOrder) {
 // Verifies the inclusive bounds of every ranged key.
 TEST(SettingsTest, BoundaryValuesAccepted) {
   const settings s = load_from_string(
-      "", {"http.port=0", "http.threads=256", "http.max_body_bytes=1073741824",
-           "http.max_header_bytes=1024", "cluster.shards=65536", "actors.threads=256",
-           "http.max_connections=1000000", "storage.block_cache_bytes=1099511627776",
-           "storage.write_buffer_bytes=4294967296"});
+    "", {"http.port=0", "http.threads=256", "http.max_body_bytes=1073741824",
+         "http.max_header_bytes=1024", "cluster.shards=65536", "actors.threads=256",
+         "http.max_connections=1000000", "storage.block_cache_bytes=1099511627776",
+         "storage.write_buffer_bytes=4294967296"});
   EXPECT_EQ(s.http.port, 0);
   EXPECT_EQ(s.http.max_body_bytes, 1u << 30);
   EXPECT_EQ(s.cluster.shards, 65536u);
@@ -225,7 +227,7 @@ TEST(SettingsTest, BoundaryValuesAccepted) {
 // Verifies that a quoted string override loses its quotes and an unquoted one is verbatim.
 TEST(SettingsTest, QuotedStringOverride) {
   const settings s = load_from_string(
-      "", {"http.host=\"0.0.0.0\"", "log.level=\"debug\"", "storage.path=/tmp/a=b \"c\""});
+    "", {"http.host=\"0.0.0.0\"", "log.level=\"debug\"", "storage.path=/tmp/a=b \"c\""});
   EXPECT_EQ(s.http.host, "0.0.0.0");
   EXPECT_EQ(s.log.level, "debug");
   EXPECT_EQ(s.storage.path, "/tmp/a=b \"c\"");
@@ -277,25 +279,26 @@ TEST(SettingsTest, WrongTypeRejected) {
 // Verifies that out-of-range values name the key and the allowed range.
 TEST(SettingsTest, OutOfRangeRejected) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"[http]\nport = 70000", "http.port"},
-      {"[http]\nport = -1", "http.port"},
-      {"[http]\nthreads = 257", "http.threads"},
-      {"[http]\nmax_body_bytes = 0", "http.max_body_bytes"},
-      {"[http]\nmax_body_bytes = 1073741825", "http.max_body_bytes"},
-      {"[http]\nmax_header_bytes = 1023", "http.max_header_bytes"},
-      {"[http]\nheader_timeout_ms = 0", "http.header_timeout_ms"},
-      {"[http]\nidle_timeout_ms = 0", "http.idle_timeout_ms"},
-      {"[http]\nrequest_timeout_ms = 0", "http.request_timeout_ms"},
-      {"[http]\ndrain_timeout_ms = 0", "http.drain_timeout_ms"},
-      {"[http]\nmax_connections = 0", "http.max_connections"},
-      {"[http]\nmax_inflight = 1000001", "http.max_inflight"},
-      {"[storage]\nblock_cache_bytes = 1099511627777", "storage.block_cache_bytes"},
-      {"[storage]\nwrite_buffer_bytes = 65535", "storage.write_buffer_bytes"},
-      {"[cluster]\nshards = 0", "cluster.shards"},
-      {"[cluster]\nshards = 65537", "cluster.shards"},
-      {"[actors]\nthreads = 257", "actors.threads"},
+    {"[http]\nport = 70000", "http.port"},
+    {"[http]\nport = -1", "http.port"},
+    {"[http]\nthreads = 257", "http.threads"},
+    {"[http]\nmax_body_bytes = 0", "http.max_body_bytes"},
+    {"[http]\nmax_body_bytes = 1073741825", "http.max_body_bytes"},
+    {"[http]\nmax_header_bytes = 1023", "http.max_header_bytes"},
+    {"[http]\nheader_timeout_ms = 0", "http.header_timeout_ms"},
+    {"[http]\nidle_timeout_ms = 0", "http.idle_timeout_ms"},
+    {"[http]\nrequest_timeout_ms = 0", "http.request_timeout_ms"},
+    {"[http]\ndrain_timeout_ms = 0", "http.drain_timeout_ms"},
+    {"[http]\nmax_connections = 0", "http.max_connections"},
+    {"[http]\nmax_inflight = 1000001", "http.max_inflight"},
+    {"[storage]\nblock_cache_bytes = 1099511627777", "storage.block_cache_bytes"},
+    {"[storage]\nwrite_buffer_bytes = 65535", "storage.write_buffer_bytes"},
+    {"[cluster]\nshards = 0", "cluster.shards"},
+    {"[cluster]\nshards = 65537", "cluster.shards"},
+    {"[actors]\nthreads = 257", "actors.threads"},
   };
-  for (const auto& [toml, key] : cases) expect_file_error(toml, key, "must be between");
+  for (const auto& [toml, key] : cases)
+    expect_file_error(toml, key, "must be between");
   expect_file_error("[http]\nport = 70000", "http.port", "must be between 0 and 65535, got 70000");
   expect_file_error("[cluster]\nshards = 0", "cluster.shards",
                     "must be between 1 and 65536, got 0");

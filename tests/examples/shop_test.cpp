@@ -14,7 +14,9 @@ namespace {
 
 class ShopTest : public testkit::actor_test {
 protected:
-  ShopTest() { examples::shop::register_types(registry()); }
+  ShopTest() {
+    examples::shop::register_types(registry());
+  }
 
   /// The stock of `sku` as the inventory actor answers it.
   std::int64_t stock(const std::string& sku) {
@@ -34,8 +36,8 @@ protected:
     ASSERT_TRUE(r.ok()) << ::testing::PrintToString(r);
   }
 
-  static boost::json::object order_of(
-    std::initializer_list<std::pair<const char*, std::int64_t>> items) {
+  static boost::json::object
+  order_of(std::initializer_list<std::pair<const char*, std::int64_t>> items) {
     boost::json::array a;
     for (const auto& [sku, qty] : items)
       a.push_back(boost::json::object{{"sku", sku}, {"qty", qty}});
@@ -67,18 +69,17 @@ TEST_F(ShopTest, ReserveMoreThanStockIs409AndKeepsStock) {
   EXPECT_EQ(r.code, "insufficient_stock");
   EXPECT_EQ(stock("apple"), 5);
   EXPECT_EQ(stored_stock("apple"), 5);
-  EXPECT_EQ(call("inventory", "never-stocked", "reserve", {{"qty", 1}}).code,
-            "insufficient_stock");
+  EXPECT_EQ(call("inventory", "never-stocked", "reserve", {{"qty", 1}}).code, "insufficient_stock");
   EXPECT_EQ(call("inventory", "apple", "reserve", {{"qty", 5}}).body.at("stock"), 0);
 }
 
 // Verifies that inventory methods refuse a missing, non-integer or non-positive qty.
 TEST_F(ShopTest, InventoryInvalidQuantityIs400) {
   restock("apple", 5);
-  for (auto args : {boost::json::object{}, boost::json::object{{"qty", 0}},
-                    boost::json::object{{"qty", -1}}, boost::json::object{{"qty", "2"}},
-                    boost::json::object{{"qty", 1.5}},
-                    boost::json::object{{"qty", 2'000'000'000}}}) {
+  for (auto args :
+       {boost::json::object{}, boost::json::object{{"qty", 0}}, boost::json::object{{"qty", -1}},
+        boost::json::object{{"qty", "2"}}, boost::json::object{{"qty", 1.5}},
+        boost::json::object{{"qty", 2'000'000'000}}}) {
     for (const char* method : {"restock", "reserve", "release"}) {
       auto r = call("inventory", "apple", method, args);
       EXPECT_EQ(r.status, 400) << method << " " << boost::json::serialize(args);
@@ -132,8 +133,8 @@ TEST_F(ShopTest, FailedOrderRollsBackEarlierReservations) {
   EXPECT_EQ(persisted_state("order", "o1"), std::nullopt);
   // After a restock the same order goes through.
   restock("plum", 1);
-  EXPECT_TRUE(call("order", "o1", "place", order_of({{"apple", 4}, {"pear", 5}, {"plum", 2}}))
-                .ok());
+  EXPECT_TRUE(
+    call("order", "o1", "place", order_of({{"apple", 4}, {"pear", 5}, {"plum", 2}})).ok());
   EXPECT_EQ(stock("apple"), 6);
   EXPECT_EQ(stock("plum"), 0);
 }

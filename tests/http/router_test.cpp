@@ -31,7 +31,9 @@ protected:
     env.metrics_text = [] { return std::string("m 1\n"); };
   }
 
-  routed go(request req) { return route(req, env); }
+  routed go(request req) {
+    return route(req, env);
+  }
 
   /// The error code of a JSON error response.
   static std::string code_of(const response& res) {
@@ -78,11 +80,10 @@ TEST_F(RouterTest, BadNamesAreInvalidName) {
   std::string long_id(257, 'i');
   for (std::string target : std::vector<std::string>{
          "/v1/collections//docs/1", "/v1/collections/" + long_collection + "/docs/1",
-        "/v1/collections/c/docs/" + long_id, "/v1/collections/c/docs/..",
-        "/v1/collections/c/docs/.", "/v1/collections/c/docs/a%2Fb",
-        "/v1/collections/c/docs/a%01b", "/v1/collections/c/docs/caf%C3%A9",
-        "/v1/collections/a.b/docs/1", "/v1/collections/c/docs/a%20b",
-        "/v1/collections/c/docs/"}) {
+         "/v1/collections/c/docs/" + long_id, "/v1/collections/c/docs/..",
+         "/v1/collections/c/docs/.", "/v1/collections/c/docs/a%2Fb", "/v1/collections/c/docs/a%01b",
+         "/v1/collections/c/docs/caf%C3%A9", "/v1/collections/a.b/docs/1",
+         "/v1/collections/c/docs/a%20b", "/v1/collections/c/docs/"}) {
     auto r = go(make(bhttp::verb::get, target));
     const auto& res = response_of(r);
     EXPECT_EQ(res.result(), bhttp::status::bad_request) << target;
@@ -111,7 +112,8 @@ TEST_F(RouterTest, BadBodiesAreRefused) {
        {bad_body{"{", "invalid_json"}, bad_body{"", "invalid_json"},
         bad_body{"[1,2]", "invalid_document"}, bad_body{"42", "invalid_document"},
         bad_body{"\"s\"", "invalid_document"}, bad_body{deep_object, "invalid_json"},
-        bad_body{"{\"a\":\"\xc3\x28\"}", "invalid_json"}, bad_body{"{\"a\":1} x", "invalid_json"}}) {
+        bad_body{"{\"a\":\"\xc3\x28\"}", "invalid_json"},
+        bad_body{"{\"a\":1} x", "invalid_json"}}) {
     for (auto verb : {bhttp::verb::put, bhttp::verb::patch}) {
       auto r = go(make(verb, "/v1/collections/c/docs/1", body));
       const auto& res = response_of(r);
@@ -125,7 +127,8 @@ TEST_F(RouterTest, BadBodiesAreRefused) {
 TEST_F(RouterTest, ContentTypeMustBeJson) {
   auto r = go(make(bhttp::verb::put, "/v1/collections/c/docs/1", "{}", "text/plain"));
   EXPECT_EQ(response_of(r).result(), bhttp::status::unsupported_media_type);
-  for (auto ct : {"application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"})
+  for (auto ct :
+       {"application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"})
     EXPECT_TRUE(std::holds_alternative<doc_call>(
       go(make(bhttp::verb::patch, "/v1/collections/c/docs/1", "{}", ct)).outcome))
       << ct;
@@ -205,10 +208,11 @@ TEST(RenderTest, RendersEachReplyStatus) {
   auto replaced = render_doc_reply(put_call, {actors::doc_status::ok, 2, {}, {}}, 11);
   EXPECT_EQ(replaced.result(), bhttp::status::ok);
   EXPECT_EQ(replaced.body(), R"({"id":"42","version":2})");
-  EXPECT_EQ(render_doc_reply(put_call, {actors::doc_status::precondition_failed, 2, {}, "x"}, 11)
-              .result(),
-            bhttp::status::precondition_failed);
-  auto unavailable = render_doc_reply(put_call, {actors::doc_status::storage_error, 0, {}, "x"}, 11);
+  EXPECT_EQ(
+    render_doc_reply(put_call, {actors::doc_status::precondition_failed, 2, {}, "x"}, 11).result(),
+    bhttp::status::precondition_failed);
+  auto unavailable =
+    render_doc_reply(put_call, {actors::doc_status::storage_error, 0, {}, "x"}, 11);
   EXPECT_EQ(unavailable.result(), bhttp::status::service_unavailable);
   EXPECT_EQ(unavailable[bhttp::field::retry_after], "1");
 

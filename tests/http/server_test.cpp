@@ -234,10 +234,12 @@ TEST_F(ServerTest, MetricsCountRequests) {
   c.get("/nope");
   metrics::text_writer w;
   metrics.write(w);
-  EXPECT_NE(w.str().find(R"(shoal_http_requests_total{route="/healthz",method="GET",status="200"} 1)"),
-            std::string::npos);
-  EXPECT_NE(w.str().find(R"(shoal_http_requests_total{route="unknown",method="GET",status="404"} 1)"),
-            std::string::npos);
+  EXPECT_NE(
+    w.str().find(R"(shoal_http_requests_total{route="/healthz",method="GET",status="200"} 1)"),
+    std::string::npos);
+  EXPECT_NE(
+    w.str().find(R"(shoal_http_requests_total{route="unknown",method="GET",status="404"} 1)"),
+    std::string::npos);
   EXPECT_EQ(metrics.inflight.value(), 0);
 }
 

@@ -45,8 +45,7 @@ std::string actor(std::string_view type, std::string_view id, std::string_view m
 /// POSTs `body` (as application/json when not empty; an empty body is sent bare).
 http_response post(http_client& c, const std::string& target, std::string body = {},
                    header_list headers = {}) {
-  if (!body.empty())
-    headers.insert(headers.end(), json_type.begin(), json_type.end());
+  if (!body.empty()) headers.insert(headers.end(), json_type.begin(), json_type.end());
   return c.request("POST", target, std::move(body), headers);
 }
 
@@ -55,8 +54,7 @@ std::optional<std::int64_t> value_of(const http_response& res) {
   auto v = res.json();
   const auto* o = v.if_object();
   const auto* n = o ? o->if_contains("value") : nullptr;
-  if (!n || !n->is_int64())
-    return std::nullopt;
+  if (!n || !n->is_int64()) return std::nullopt;
   return n->get_int64();
 }
 
@@ -78,8 +76,7 @@ void expect_counter(http_client& c, const std::string& id, std::int64_t expected
   }
   std::string error;
   auto res = c.try_request("POST", actor("counter", id, "get"), {}, {}, &error);
-  if (res && res->status == 200 && value_of(*res) == expected)
-    return;
+  if (res && res->status == 200 && value_of(*res) == expected) return;
   ++failures;
   ADD_FAILURE() << "counter " << id << " (state key of " << 9 + id.size() << " bytes): expected "
                 << expected << ", got "
@@ -104,8 +101,7 @@ std::vector<sample> parse_samples(std::string_view text) {
     auto eol = text.find('\n');
     auto line = text.substr(0, eol);
     text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
-    if (line.empty() || line.front() == '#')
-      continue;
+    if (line.empty() || line.front() == '#') continue;
     sample s;
     std::size_t i = 0;
     while (i < line.size() && line[i] != '{' && line[i] != ' ')
@@ -115,20 +111,17 @@ std::vector<sample> parse_samples(std::string_view text) {
       ++i;
       while (i < line.size() && line[i] != '}') {
         auto eq = line.find('=', i);
-        if (eq == std::string_view::npos || eq + 1 >= line.size() || line[eq + 1] != '"')
-          break;
+        if (eq == std::string_view::npos || eq + 1 >= line.size() || line[eq + 1] != '"') break;
         std::string key(line.substr(i, eq - i));
         std::string value;
         std::size_t j = eq + 2;
         for (; j < line.size() && line[j] != '"'; ++j) {
-          if (line[j] == '\\' && j + 1 < line.size())
-            ++j;
+          if (line[j] == '\\' && j + 1 < line.size()) ++j;
           value += line[j];
         }
         s.labels.emplace(std::move(key), std::move(value));
         i = j + 1;
-        if (i < line.size() && line[i] == ',')
-          ++i;
+        if (i < line.size() && line[i] == ',') ++i;
       }
       ++i; // '}'
     }
@@ -150,14 +143,12 @@ std::optional<double> metric(std::string_view text, std::string_view name,
                              const label_set& match = {}) {
   std::optional<double> sum;
   for (const auto& s : parse_samples(text)) {
-    if (s.name != name)
-      continue;
+    if (s.name != name) continue;
     bool all = std::all_of(match.begin(), match.end(), [&](const auto& kv) {
       auto it = s.labels.find(kv.first);
       return it != s.labels.end() && it->second == kv.second;
     });
-    if (all)
-      sum = sum.value_or(0) + s.value;
+    if (all) sum = sum.value_or(0) + s.value;
   }
   return sum;
 }
@@ -600,11 +591,9 @@ TEST_F(ActorBoundTest, TenThousandDistinctCountersStayBounded) {
     auto res =
       post(c, actor("counter", name(i), "increment"), R"({"by":)" + std::to_string(by(i)) + "}");
     if (res.status != 200 || value_of(res) != by(i)) {
-      if (++bad <= 5)
-        ADD_FAILURE() << name(i) << ": " << res.status << " " << res.body;
+      if (++bad <= 5) ADD_FAILURE() << name(i) << ": " << res.status << " " << res.body;
     }
-    if (i % 1000 == 999)
-      peak = std::max(peak, active_actors(c));
+    if (i % 1000 == 999) peak = std::max(peak, active_actors(c));
   }
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("[ actors   ] %d distinct counters in %.2f s (%.0f calls/s)\n", n, seconds,
@@ -700,8 +689,7 @@ TEST_F(ActorBoundTest, ChurnUnderConcurrentCallsLosesNoIncrement) {
           continue;
         }
         auto& l = last[static_cast<std::size_t>(t)][static_cast<std::size_t>(k)];
-        if (*v <= l)
-          ++went_back; // calls of one client to one counter are answered in order
+        if (*v <= l) ++went_back; // calls of one client to one counter are answered in order
         l = *v;
         ++sent[static_cast<std::size_t>(t)][static_cast<std::size_t>(k)];
       }

@@ -58,13 +58,11 @@ const std::string shared_id = "shared";
 
 /// `"value"` of a counter reply, or nullopt.
 std::optional<std::int64_t> value_of(const http_response& res) {
-  if (res.status != 200)
-    return std::nullopt;
+  if (res.status != 200) return std::nullopt;
   auto v = res.json();
   const auto* o = v.if_object();
   const auto* n = o ? o->if_contains("value") : nullptr;
-  if (!n || !n->is_int64())
-    return std::nullopt;
+  if (!n || !n->is_int64()) return std::nullopt;
   return n->get_int64();
 }
 
@@ -95,8 +93,7 @@ void run_client(std::uint16_t port, int c, const std::vector<std::int64_t>& base
     ++out.sent[k];
     auto res = client.try_request("POST", target(own_id(c, static_cast<int>(k)), "increment"),
                                   R"({"by":1})", json_type);
-    if (!res)
-      return;
+    if (!res) return;
     if (auto v = value_of(*res)) {
       ++out.acked[k];
       out.highest[k] = std::max(out.highest[k], *v);
@@ -108,12 +105,10 @@ void run_client(std::uint16_t port, int c, const std::vector<std::int64_t>& base
     } else {
       note(*res);
     }
-    if (i % shared_every != 0)
-      continue;
+    if (i % shared_every != 0) continue;
     ++out.shared_sent;
     res = client.try_request("POST", target(shared_id, "increment"), R"({"by":1})", json_type);
-    if (!res)
-      return;
+    if (!res) return;
     if (auto v = value_of(*res)) {
       ++out.shared_acked;
       out.shared_highest = std::max(out.shared_highest, *v);
@@ -142,8 +137,7 @@ snapshot read_all(std::uint16_t port) {
       return std::nullopt;
     }
     auto v = value_of(*res);
-    if (!v)
-      ADD_FAILURE() << "get " << id << ": " << res->status << " " << res->body;
+    if (!v) ADD_FAILURE() << "get " << id << ": " << res->status << " " << res->body;
     return v;
   };
   for (int c = 0; c < clients; ++c)
@@ -197,8 +191,7 @@ void run_crash_cycles(bool sync) {
 
     node = start_node(dir / "data", dir / ("cycle-" + std::to_string(cycle + 1) + ".log"), sets);
     auto now = read_all(node->port());
-    if (::testing::Test::HasFailure())
-      break;
+    if (::testing::Test::HasFailure()) break;
 
     std::size_t acknowledged = 0;
     std::size_t lost = 0;
@@ -269,8 +262,7 @@ void run_crash_cycles(bool sync) {
     std::fflush(stdout);
     EXPECT_GT(acknowledged, 0u) << "no increment was acknowledged before the kill";
     EXPECT_EQ(lost, 0u) << "cycle " << cycle + 1 << " (seed " << seed << ")";
-    if (::testing::Test::HasFailure())
-      break;
+    if (::testing::Test::HasFailure()) break;
   }
   EXPECT_EQ(node->stop(SIGTERM), 0) << node->log();
 }

@@ -90,8 +90,8 @@ TEST_F(ApiTest, PutExistingDocumentReturns200AndNextVersion) {
 
 // Verifies a GET returns the stored object as its body, with ETag and a JSON content type.
 TEST_F(ApiTest, GetReturnsStoredBodyAndETag) {
-  const std::string body
-    = R"({"s":"caf\u00e9 \u2603","n":-1.5e3,"b":[true,false,null],"o":{"k":{}}})";
+  const std::string body =
+    R"({"s":"caf\u00e9 \u2603","n":-1.5e3,"b":[true,false,null],"o":{"k":{}}})";
   ASSERT_EQ(client().put(doc("g"), body).status, 201u);
   auto res = client().get(doc("g"));
   EXPECT_EQ(res.status, 200u);
@@ -200,8 +200,8 @@ TEST_F(ApiTest, PatchMergesObjectsAndRemovesNullMembers) {
 // Verifies PATCH accepts the merge-patch media type application/merge-patch+json.
 TEST_F(ApiTest, PatchAcceptsMergePatchMediaType) {
   ASSERT_EQ(client().put(doc("p"), R"({"a":1})").status, 201u);
-  auto res
-    = client().patch(doc("p"), R"({"b":2})", {{"Content-Type", "application/merge-patch+json"}});
+  auto res =
+    client().patch(doc("p"), R"({"b":2})", {{"Content-Type", "application/merge-patch+json"}});
   EXPECT_EQ(res.status, 200u) << res.body;
   EXPECT_EQ(client().get(doc("p")).json(), json::parse(R"({"a":1,"b":2})"));
 }
@@ -282,8 +282,8 @@ TEST_F(ApiTest, HeadOfHealthzSendsNoBody) {
 
 // Verifies a method the document route does not serve answers 405 with an Allow header.
 TEST_F(ApiTest, PostOnDocumentReturns405WithAllow) {
-  auto res
-    = client().request("POST", doc("x"), R"({"a":1})", {{"Content-Type", "application/json"}});
+  auto res =
+    client().request("POST", doc("x"), R"({"a":1})", {{"Content-Type", "application/json"}});
   EXPECT_EQ(res.status, 405u);
   EXPECT_EQ(res.error_code(), "method_not_allowed") << res.body;
   EXPECT_EQ(res.header("Allow"), "GET, HEAD, PUT, PATCH, DELETE");
@@ -397,8 +397,7 @@ TEST_F(ApiTest, MetricsExposeHttpStorageAndProcessFamilies) {
     std::regex sample("(^|\n)" + std::string(family) + "(\\{[^\n]*\\})? [-+0-9.eE]+(\n|$)");
     EXPECT_TRUE(std::regex_search(res.body, sample)) << "no sample of " << family;
     std::string base = family;
-    if (auto suffix = base.rfind("_bucket"); suffix != std::string::npos)
-      base.erase(suffix);
+    if (auto suffix = base.rfind("_bucket"); suffix != std::string::npos) base.erase(suffix);
     EXPECT_TRUE(contains(res.body, "# TYPE " + base + " ")) << "no TYPE line for " << family;
   }
   std::regex put_created(
@@ -510,10 +509,8 @@ TEST_F(ApiTest, ClosedConnectionsAreReleased) {
     std::vector<std::unique_ptr<raw_connection>> conns;
     for (int i = 0; i < 20; ++i) {
       conns.push_back(std::make_unique<raw_connection>(port()));
-      if (i % 3 == 1)
-        conns.back()->send("PUT " + doc("partial") + " HTTP/1.1\r\nHost: a\r\n");
-      if (i % 3 == 2)
-        conns.back()->send(raw_request("GET", "/healthz"));
+      if (i % 3 == 1) conns.back()->send("PUT " + doc("partial") + " HTTP/1.1\r\nHost: a\r\n");
+      if (i % 3 == 2) conns.back()->send(raw_request("GET", "/healthz"));
     }
   } // all closed here
   // The server notices each close on its next read; poll /metrics for a bounded time.
@@ -526,8 +523,7 @@ TEST_F(ApiTest, ClosedConnectionsAreReleased) {
     std::smatch m;
     ASSERT_TRUE(std::regex_search(body, m, gauge)) << "no shoal_http_connections sample";
     last = m[2];
-    if (last == "1")
-      break; // only the probe's own connection
+    if (last == "1") break; // only the probe's own connection
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_EQ(last, "1") << "connections still counted after their clients closed";
@@ -1102,8 +1098,7 @@ TEST_F(ApiOverloadTest, ConnectionOverLimitGets503AndIsClosed) {
     http_client fresh{port(), 5s};
     auto r = fresh.try_request("GET", "/healthz");
     status = r ? r->status : 0;
-    if (status != 200)
-      std::this_thread::sleep_for(20ms);
+    if (status != 200) std::this_thread::sleep_for(20ms);
   }
   EXPECT_EQ(status, 200u);
 }
@@ -1362,8 +1357,7 @@ TEST_F(ApiLifecycleTest, SigtermUnderLoadKeepsAcknowledgedWrites) {
         auto id = "w" + std::to_string(w) + "-" + std::to_string(i);
         auto body = R"({"w":)" + std::to_string(w) + R"(,"i":)" + std::to_string(i) + "}";
         auto res = c.try_request("PUT", target(id), body, {{"Content-Type", "application/json"}});
-        if (!res)
-          return; // the node is gone
+        if (!res) return; // the node is gone
         if (res->status == 201) {
           std::lock_guard lock{mutex};
           acknowledged.emplace(target(id), body);
@@ -1388,8 +1382,7 @@ TEST_F(ApiLifecycleTest, SigtermUnderLoadKeepsAcknowledgedWrites) {
   std::size_t lost = 0;
   for (const auto& [t, body] : acknowledged) {
     auto res = c.get(t);
-    if (res.status != 200 || res.json() != json::parse(body))
-      ++lost;
+    if (res.status != 200 || res.json() != json::parse(body)) ++lost;
   }
   EXPECT_EQ(lost, 0u) << "of " << acknowledged.size() << " acknowledged writes";
   c.close();

@@ -49,8 +49,7 @@ std::string hot_id(int writer) {
 /// The version in an ETag "N", or 0.
 std::uint64_t etag_version(const http_response& res) {
   auto tag = res.header("ETag");
-  if (!tag || tag->size() < 3)
-    return 0;
+  if (!tag || tag->size() < 3) return 0;
   return std::strtoull(tag->c_str() + 1, nullptr, 10);
 }
 
@@ -83,8 +82,7 @@ void run_writer(std::uint16_t port, int cycle, int w, const std::atomic<bool>& s
     auto body = R"({"c":)" + std::to_string(cycle) + R"(,"w":)" + std::to_string(w) + R"(,"i":)"
                 + std::to_string(i) + R"(,"pad":")" + pad + R"("})";
     auto res = client.try_request("PUT", target(id), body, json_type);
-    if (!res)
-      return;
+    if (!res) return;
     if (res->status == 201) {
       out.write_once.emplace_back(target(id), std::move(body));
       ++out.acknowledged;
@@ -92,13 +90,11 @@ void run_writer(std::uint16_t port, int cycle, int w, const std::atomic<bool>& s
       ++out.unexpected;
       out.unexpected_example = std::to_string(res->status) + " " + res->body;
     }
-    if (i % hot_every != 0)
-      continue;
+    if (i % hot_every != 0) continue;
     auto hot_body = R"({"w":)" + std::to_string(w) + R"(,"n":)" + std::to_string(++hot_count)
                     + R"(,"c":)" + std::to_string(cycle) + "}";
     res = client.try_request("PUT", target(hot_id(w)), hot_body, json_type);
-    if (!res)
-      return;
+    if (!res) return;
     if (res->status == 200 || res->status == 201) {
       auto version = etag_version(*res);
       if (version > out.hot_version) {
@@ -122,8 +118,7 @@ std::size_t count_lost(std::uint16_t port, const ledger& acked) {
   std::atomic<std::size_t> lost{0};
   std::atomic<int> reported{0};
   auto report = [&](const std::string& what) {
-    if (reported.fetch_add(1) < 10)
-      ADD_FAILURE() << "lost: " << what;
+    if (reported.fetch_add(1) < 10) ADD_FAILURE() << "lost: " << what;
   };
   std::vector<std::thread> threads;
   for (int v = 0; v < verifiers; ++v) {
@@ -149,8 +144,7 @@ std::size_t count_lost(std::uint16_t port, const ledger& acked) {
   http_client client{port, 5s};
   for (int w = 0; w < writers; ++w) {
     auto wanted = acked.hot_version[static_cast<std::size_t>(w)];
-    if (wanted == 0)
-      continue;
+    if (wanted == 0) continue;
     auto res = client.try_request("GET", target(hot_id(w)));
     auto version = res ? etag_version(*res) : 0;
     if (!res || res->status != 200 || version < wanted
@@ -229,8 +223,7 @@ void run_crash_cycles(bool sync) {
     std::fflush(stdout);
     EXPECT_GT(acknowledged, 0u) << "no write was acknowledged before the kill";
     EXPECT_EQ(lost, 0u) << "cycle " << cycle + 1 << " (seed " << seed << ")";
-    if (::testing::Test::HasFatalFailure() || lost > 0)
-      break;
+    if (::testing::Test::HasFatalFailure() || lost > 0) break;
   }
   EXPECT_EQ(node->stop(SIGTERM), 0) << node->log();
 }

@@ -63,8 +63,7 @@ protected:
     if (HasFailure() && node_) {
       auto log = node_->log();
       constexpr std::size_t tail = 4000;
-      if (log.size() > tail)
-        log.erase(0, log.size() - tail);
+      if (log.size() > tail) log.erase(0, log.size() - tail);
       std::fprintf(stderr, "--- end of the node log ---\n%s\n", log.c_str());
     }
   }

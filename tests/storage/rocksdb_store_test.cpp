@@ -31,7 +31,9 @@ protected:
     ASSERT_FALSE(dir_->path().empty()) << "mkdtemp failed";
   }
 
-  void TearDown() override { dir_.reset(); }
+  void TearDown() override {
+    dir_.reset();
+  }
 
   rocksdb_options options(std::uint32_t shards = 4) const {
     rocksdb_options result;
@@ -165,11 +167,13 @@ void make_partial_database(const std::string& path, const std::vector<std::strin
   opts.create_missing_column_families = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> families{
     {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()}};
-  for (const auto& name : shards) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  for (const auto& name : shards)
+    families.emplace_back(name, rocksdb::ColumnFamilyOptions());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
   ASSERT_TRUE(rocksdb::DB::Open(opts, path, families, &handles, &db).ok());
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  for (auto* h : handles)
+    db->DestroyColumnFamilyHandle(h);
   delete db;
 }
 
@@ -253,9 +257,11 @@ TEST_F(RocksDbStoreTest, ConcurrentWritersAndWalSyncer) {
     });
   }
   threads.emplace_back([&] {
-    for (int i = 0; i < syncs; ++i) record(db->sync_wal());
+    for (int i = 0; i < syncs; ++i)
+      record(db->sync_wal());
   });
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   EXPECT_THAT(errors, ::testing::IsEmpty());
 
   for (std::uint32_t w = 0; w < writers; ++w) {

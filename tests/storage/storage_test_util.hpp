@@ -36,7 +36,9 @@ public:
   temp_dir(temp_dir&&) = delete;
   temp_dir& operator=(temp_dir&&) = delete;
 
-  const std::string& path() const noexcept { return path_; }
+  const std::string& path() const noexcept {
+    return path_;
+  }
 
 private:
   std::string path_;

@@ -66,7 +66,9 @@ protected:
     dir_.reset();
   }
 
-  shard_store& shard(std::uint32_t index = 0) { return store_->shard(index); }
+  shard_store& shard(std::uint32_t index = 0) {
+    return store_->shard(index);
+  }
 
   status put(shard_store& s, std::string key, std::string value) {
     write_batch batch;
@@ -190,7 +192,8 @@ TYPED_TEST(StoreContractTest, ScanPrefixVisitsKeysInOrder) {
 
 // Verifies scan_prefix stops as soon as the callback returns false.
 TYPED_TEST(StoreContractTest, ScanPrefixStopsWhenCallbackReturnsFalse) {
-  for (const char* key : {"p/1", "p/2", "p/3"}) ASSERT_OK(this->put(this->shard(), key, "v"));
+  for (const char* key : {"p/1", "p/2", "p/3"})
+    ASSERT_OK(this->put(this->shard(), key, "v"));
   std::vector<std::string> seen;
   ASSERT_OK(this->shard().scan_prefix("p/", [&](std::string_view k, std::string_view) {
     seen.emplace_back(k);
@@ -207,7 +210,8 @@ TYPED_TEST(StoreContractTest, ScanPrefixRespectsPrefixBoundary) {
   }
   auto keys = [&](std::string_view prefix) {
     std::vector<std::string> result;
-    for (auto& [k, v] : this->scan(this->shard(), prefix)) result.push_back(k);
+    for (auto& [k, v] : this->scan(this->shard(), prefix))
+      result.push_back(k);
     return result;
   };
   EXPECT_THAT(keys(std::string_view("a\0", 2)), ElementsAre(nul_key));

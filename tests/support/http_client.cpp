@@ -31,8 +31,7 @@ namespace {
 using response_parser = bhttp::response_parser<bhttp::string_body>;
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size())
-    return false;
+  if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
     if (std::tolower(static_cast<unsigned char>(a[i]))
         != std::tolower(static_cast<unsigned char>(b[i])))
@@ -43,8 +42,7 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 void configure(response_parser& p, bool head_request) {
   p.header_limit(1u << 20);
   p.body_limit(std::uint64_t{64} << 20);
-  if (head_request)
-    p.skip(true);
+  if (head_request) p.skip(true);
 }
 
 http_response to_response(bhttp::response<bhttp::string_body>&& res) {
@@ -131,14 +129,12 @@ struct loopback_stream {
 
 bool has_header(const header_list& headers, std::string_view name) {
   for (const auto& [k, v] : headers)
-    if (iequals(k, name))
-      return true;
+    if (iequals(k, name)) return true;
   return false;
 }
 
 header_list with_json_type(const header_list& headers) {
-  if (has_header(headers, "content-type"))
-    return headers;
+  if (has_header(headers, "content-type")) return headers;
   header_list out = headers;
   out.emplace_back("Content-Type", "application/json");
   return out;
@@ -150,37 +146,31 @@ header_list with_json_type(const header_list& headers) {
 
 std::optional<std::string> http_response::header(std::string_view name) const {
   for (const auto& [k, v] : headers)
-    if (iequals(k, name))
-      return v;
+    if (iequals(k, name)) return v;
   return std::nullopt;
 }
 
 std::size_t http_response::header_count(std::string_view name) const {
   std::size_t n = 0;
   for (const auto& [k, v] : headers)
-    if (iequals(k, name))
-      ++n;
+    if (iequals(k, name)) ++n;
   return n;
 }
 
 boost::json::value http_response::json() const {
   boost::json::error_code ec;
   auto v = boost::json::parse(body, ec);
-  if (ec)
-    return nullptr;
+  if (ec) return nullptr;
   return v;
 }
 
 std::string http_response::error_code() const {
   auto v = json();
-  if (!v.is_object())
-    return {};
+  if (!v.is_object()) return {};
   const auto* err = v.get_object().if_contains("error");
-  if (err == nullptr || !err->is_object())
-    return {};
+  if (err == nullptr || !err->is_object()) return {};
   const auto* code = err->get_object().if_contains("code");
-  if (code == nullptr || !code->is_string())
-    return {};
+  if (code == nullptr || !code->is_string()) return {};
   return std::string(code->get_string());
 }
 
@@ -208,15 +198,13 @@ std::optional<http_response> http_client::try_request(std::string_view method,
                                                       std::string* error) {
   auto& d = *impl_;
   auto fail = [&](std::string_view what, const beast::error_code& ec) {
-    if (error)
-      *error = std::string(what) + ": " + ec.message();
+    if (error) *error = std::string(what) + ": " + ec.message();
     d.conn.close();
     d.open = false;
     return std::nullopt;
   };
   if (!d.open) {
-    if (auto ec = d.conn.connect(d.port))
-      return fail("connect", ec);
+    if (auto ec = d.conn.connect(d.port)) return fail("connect", ec);
     d.open = true;
     ++d.opened;
   }
@@ -229,12 +217,10 @@ std::optional<http_response> http_client::try_request(std::string_view method,
     req.insert(name, value);
   req.body() = std::move(body);
   req.prepare_payload();
-  if (auto ec = d.conn.write_message(req))
-    return fail("write", ec);
+  if (auto ec = d.conn.write_message(req)) return fail("write", ec);
   response_parser parser;
   configure(parser, req.method() == bhttp::verb::head);
-  if (auto ec = d.conn.read(parser))
-    return fail("read", ec);
+  if (auto ec = d.conn.read(parser)) return fail("read", ec);
   auto res = to_response(parser.release());
   if (!res.keep_alive) {
     d.conn.close();
@@ -247,8 +233,7 @@ http_response http_client::request(std::string_view method, std::string_view tar
                                    std::string body, const header_list& headers) {
   std::string error;
   auto res = try_request(method, target, std::move(body), headers, &error);
-  if (!res)
-    throw transport_error(std::string(method) + " " + std::string(target) + ": " + error);
+  if (!res) throw transport_error(std::string(method) + " " + std::string(target) + ": " + error);
   return std::move(*res);
 }
 
@@ -300,8 +285,7 @@ raw_connection::~raw_connection() = default;
 
 bool raw_connection::send(std::string_view bytes, std::string* error) {
   auto ec = impl_->conn.write(bytes);
-  if (ec && error)
-    *error = "write: " + ec.message();
+  if (ec && error) *error = "write: " + ec.message();
   return !ec;
 }
 
@@ -314,8 +298,7 @@ std::optional<http_response> raw_connection::read_response(bool head_request, st
   response_parser parser;
   configure(parser, head_request);
   if (auto ec = impl_->conn.read(parser)) {
-    if (error)
-      *error = "read: " + ec.message();
+    if (error) *error = "read: " + ec.message();
     return std::nullopt;
   }
   return to_response(parser.release());
@@ -331,8 +314,7 @@ raw_reply raw_connection::read_until_close(std::chrono::milliseconds timeout) {
   conn.buffer.consume(buffered.size());
   for (;;) {
     auto ec = conn.read_some(out.bytes, deadline);
-    if (!ec)
-      continue;
+    if (!ec) continue;
     if (ec == net::error::eof) {
       out.closed = true;
     } else if (ec == net::error::connection_reset) {
@@ -343,8 +325,8 @@ raw_reply raw_connection::read_until_close(std::chrono::milliseconds timeout) {
     }
     break;
   }
-  out.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-    std::chrono::steady_clock::now() - start);
+  out.elapsed =
+    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   return out;
 }
 
@@ -354,8 +336,7 @@ raw_reply raw_exchange(std::uint16_t port, std::string_view bytes, bool half_clo
                        std::chrono::milliseconds timeout) {
   raw_connection conn{port, timeout};
   conn.send(bytes); // a server may answer and close before taking everything
-  if (half_close)
-    conn.shutdown_send();
+  if (half_close) conn.shutdown_send();
   return conn.read_until_close(timeout);
 }
 
@@ -369,26 +350,21 @@ std::optional<http_response> parse_response(std::string_view bytes, std::string_
   while (!parser.is_done()) {
     if (in.empty()) {
       // A response delimited by the end of the connection ends with the bytes.
-      if (!parser.is_header_done() || !parser.need_eof())
-        return std::nullopt;
+      if (!parser.is_header_done() || !parser.need_eof()) return std::nullopt;
       parser.put_eof(ec);
-      if (ec)
-        return std::nullopt;
+      if (ec) return std::nullopt;
       break;
     }
     auto n = parser.put(net::buffer(in.data(), in.size()), ec);
     in.remove_prefix(n);
     if (ec == bhttp::error::need_more) {
       ec = {};
-      if (n == 0 && !in.empty())
-        return std::nullopt; // an incomplete header can never complete
+      if (n == 0 && !in.empty()) return std::nullopt; // an incomplete header can never complete
       continue;
     }
-    if (ec)
-      return std::nullopt;
+    if (ec) return std::nullopt;
   }
-  if (rest)
-    *rest = in;
+  if (rest) *rest = in;
   return to_response(parser.release());
 }
 

@@ -33,39 +33,32 @@ constexpr std::string_view listening_marker = "listening on http://";
 
 int open_or_throw(const std::filesystem::path& path, int flags) {
   int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw std::system_error(errno, std::generic_category(), "open " + path.string());
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + path.string());
   return fd;
 }
 
 /// The port of the first `listening on http://HOST:PORT` line in `log`, or 0.
 std::uint16_t find_port(std::string_view log) {
   auto at = log.find(listening_marker);
-  if (at == std::string_view::npos)
-    return 0;
+  if (at == std::string_view::npos) return 0;
   auto line = log.substr(at + listening_marker.size());
   line = line.substr(0, line.find('\n'));
   auto colon = line.rfind(':');
-  if (colon == std::string_view::npos)
-    return 0;
+  if (colon == std::string_view::npos) return 0;
   unsigned long port = 0;
   std::size_t digits = 0;
   for (char c : line.substr(colon + 1)) {
-    if (c < '0' || c > '9')
-      break;
+    if (c < '0' || c > '9') break;
     port = port * 10 + static_cast<unsigned long>(c - '0');
-    if (port > 65535)
-      return 0;
+    if (port > 65535) return 0;
     ++digits;
   }
   return digits > 0 ? static_cast<std::uint16_t>(port) : 0;
 }
 
 int decode_status(int raw) {
-  if (WIFEXITED(raw))
-    return WEXITSTATUS(raw);
-  if (WIFSIGNALED(raw))
-    return 128 + WTERMSIG(raw);
+  if (WIFEXITED(raw)) return WEXITSTATUS(raw);
+  if (WIFSIGNALED(raw)) return 128 + WTERMSIG(raw);
   return -1;
 }
 
@@ -73,8 +66,7 @@ int decode_status(int raw) {
 /// test process do not leak into the node. Only async-signal-safe calls.
 void close_inherited_fds(int max_fd) {
 #ifdef SYS_close_range
-  if (::syscall(SYS_close_range, 3u, ~0u, 0u) == 0)
-    return;
+  if (::syscall(SYS_close_range, 3u, ~0u, 0u) == 0) return;
 #endif
   for (int fd = 3; fd < max_fd; ++fd)
     ::close(fd);
@@ -83,15 +75,13 @@ void close_inherited_fds(int max_fd) {
 } // namespace
 
 std::string shoal_binary() {
-  if (const char* path = std::getenv("SHOAL_BINARY"); path != nullptr && *path != '\0')
-    return path;
+  if (const char* path = std::getenv("SHOAL_BINARY"); path != nullptr && *path != '\0') return path;
   return SHOAL_BINARY;
 }
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return {};
+  if (!in) return {};
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
@@ -118,8 +108,7 @@ shoal_process::shoal_process(process_options opts) : opts_(std::move(opts)) {
                : open_or_throw(opts_.stderr_file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
   } catch (...) {
     ::close(null_fd);
-    if (out_fd >= 0)
-      ::close(out_fd);
+    if (out_fd >= 0) ::close(out_fd);
     throw;
   }
   rlimit limit{};
@@ -132,13 +121,11 @@ shoal_process::shoal_process(process_options opts) : opts_(std::move(opts)) {
   if (pid == 0) {
     // The node must not outlive a test process that dies without cleaning up.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent)
-      ::_exit(127);
+    if (::getppid() != parent) ::_exit(127);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (::dup2(null_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0)
-      ::_exit(127);
+    if (::dup2(null_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) ::_exit(127);
     close_inherited_fds(max_fd);
     ::execv(argv[0], argv.data());
     const char msg[] = "shoal_process: execv failed\n";
@@ -149,21 +136,17 @@ shoal_process::shoal_process(process_options opts) : opts_(std::move(opts)) {
   int fork_errno = errno;
   ::close(null_fd);
   ::close(out_fd);
-  if (err_fd != out_fd)
-    ::close(err_fd);
-  if (pid < 0)
-    throw std::system_error(fork_errno, std::generic_category(), "fork");
+  if (err_fd != out_fd) ::close(err_fd);
+  if (pid < 0) throw std::system_error(fork_errno, std::generic_category(), "fork");
   pid_ = pid;
 }
 
 shoal_process::~shoal_process() {
-  if (running())
-    kill9();
+  if (running()) kill9();
 }
 
 bool shoal_process::reap(bool block) {
-  if (status_)
-    return true;
+  if (status_) return true;
   int raw = 0;
   for (;;) {
     pid_t r = ::waitpid(pid_, &raw, block ? 0 : WNOHANG);
@@ -171,10 +154,8 @@ bool shoal_process::reap(bool block) {
       status_ = decode_status(raw);
       return true;
     }
-    if (r == 0)
-      return false;
-    if (errno == EINTR)
-      continue;
+    if (r == 0) return false;
+    if (errno == EINTR) continue;
     status_ = -1; // ECHILD: reaped elsewhere; nothing left to wait for
     return true;
   }
@@ -191,8 +172,7 @@ std::optional<std::uint16_t> shoal_process::wait_listening(std::chrono::millisec
       port_ = port;
       return port;
     }
-    if (!running() || std::chrono::steady_clock::now() >= deadline)
-      return std::nullopt;
+    if (!running() || std::chrono::steady_clock::now() >= deadline) return std::nullopt;
     std::this_thread::sleep_for(poll_interval);
   }
 }
@@ -213,14 +193,12 @@ int shoal_process::wait_exit(std::chrono::milliseconds timeout) {
 }
 
 int shoal_process::stop(int signal, std::chrono::milliseconds timeout) {
-  if (running())
-    ::kill(pid_, signal);
+  if (running()) ::kill(pid_, signal);
   return wait_exit(timeout);
 }
 
 void shoal_process::kill9() {
-  if (!running())
-    return;
+  if (!running()) return;
   ::kill(pid_, SIGKILL);
   reap(true);
 }

@@ -12,8 +12,8 @@
 namespace shoal::test {
 
 temp_dir::temp_dir(std::string_view prefix) {
-  auto pattern
-    = (std::filesystem::temp_directory_path() / std::string(prefix)).string() + "-XXXXXX";
+  auto pattern =
+    (std::filesystem::temp_directory_path() / std::string(prefix)).string() + "-XXXXXX";
   std::vector<char> buf(pattern.begin(), pattern.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr)
@@ -22,8 +22,7 @@ temp_dir::temp_dir(std::string_view prefix) {
 }
 
 temp_dir::~temp_dir() {
-  if (const char* keep = std::getenv("SHOAL_KEEP_TEMP"); keep != nullptr && *keep != '\0')
-    return;
+  if (const char* keep = std::getenv("SHOAL_KEEP_TEMP"); keep != nullptr && *keep != '\0') return;
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
 }
