@@ -50,6 +50,7 @@ enum class doc_status : std::uint8_t {
   invalid_document,    ///< the stored or patched document could not be processed
   storage_error,       ///< the store failed; nothing was acknowledged
   unavailable,         ///< the shard is shutting down
+  shard_unavailable,   ///< the node that owns the shard is down or not answering
 };
 
 struct doc_reply {

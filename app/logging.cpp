@@ -60,6 +60,7 @@ loggers make_loggers(const config::log_settings& settings) {
   out.main = make("shoal");
   out.http = make("http");
   out.storage = make("storage");
+  out.cluster = make("cluster");
   if (settings.access_log) {
     out.access_pool = std::make_shared<spdlog::details::thread_pool>(8192, 1);
     auto access_sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();

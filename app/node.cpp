@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/node.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -9,6 +10,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
@@ -19,11 +21,17 @@
 #include "actors/type_ids.hpp"
 #include "actors/wal_syncer.hpp"
 #include "app/logging.hpp"
+#include "cluster/ownership.hpp"
 #include "cluster/shard_map.hpp"
+#include "cluster/view.hpp"
 #include "http/actor_bridge.hpp"
 #include "http/request_metrics.hpp"
 #include "http/server.hpp"
 #include "metrics/metrics.hpp"
+#include "remote/gateway.hpp"
+#include "remote/membership.hpp"
+#include "remote/remote_shard.hpp"
+#include "remote/type_ids.hpp"
 #include "storage/store.hpp"
 
 namespace shoal::app {
@@ -54,6 +62,32 @@ void write_storage_metrics(metrics::text_writer& out, storage::store& store) {
   out.family("shoal_storage_live_data_bytes", "gauge",
              "RocksDB estimate-live-data-size summed over shards.");
   out.sample("shoal_storage_live_data_bytes", {}, live);
+}
+
+/// The node ids of the cluster, or just this node's id when it runs alone.
+std::vector<std::string> member_ids(const config::settings& settings) {
+  std::vector<std::string> ids;
+  for (const auto& n : settings.cluster.nodes)
+    ids.push_back(n.id);
+  if (ids.empty()) ids.push_back(settings.node.id);
+  return ids;
+}
+
+/// The view of a node that runs alone: itself, up, owning every shard.
+std::shared_ptr<const cluster::cluster_view> single_node_view(const config::settings& settings,
+                                                              const cluster::ownership& owners) {
+  auto view = std::make_shared<cluster::cluster_view>();
+  view->self = settings.node.id;
+  cluster::member_view self;
+  self.id = settings.node.id;
+  self.http = settings.http.host + ":" + std::to_string(settings.http.port);
+  self.state = cluster::member_state::up;
+  self.last_heartbeat = std::chrono::steady_clock::now();
+  view->nodes.push_back(std::move(self));
+  for (std::uint32_t s = 0; s < owners.shard_count(); ++s)
+    view->shard_owners.push_back(owners.owner(s));
+  view->ready = true;
+  return view;
 }
 
 double now_seconds() {
@@ -89,6 +123,11 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   cfg.set("work-stealing.aggressive-poll-attempts", std::size_t{10});
   cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
   cfg.add_message_types<caf::id_block::shoal>();
+  const bool clustered = settings.cluster.clustered();
+  if (clustered) {
+    cfg.load<caf::io::middleman>();
+    cfg.add_message_types<caf::id_block::shoal_remote>();
+  }
   cfg.add_error_category(
     actors::errc_category, [](std::uint8_t code, caf::atom_value, const caf::message& context) {
       return actors::to_string(static_cast<actors::errc>(code)) + ": " + caf::to_string(context);
@@ -109,10 +148,53 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     // The node-wide bound, split over the shards (rounded up).
     hosting.max_active =
       (settings.actors.max_active + settings.cluster.shards - 1) / settings.cluster.shards;
+    // This node's shards get shard actors; every other node's shard gets a stub that
+    // forwards to its owner (docs/cluster.md).
+    const cluster::ownership owners{member_ids(settings), settings.cluster.shards};
+    std::vector<std::vector<remote::remote_shard_actor>> stubs(owners.nodes().size() - 1);
     shards.handles.reserve(settings.cluster.shards);
-    for (std::uint32_t i = 0; i < settings.cluster.shards; ++i)
-      shards.handles.push_back(actors::spawn_shard(
-        sys, actors::shard_config{i, store.get(), settings.storage.sync, syncer, hosting}));
+    for (std::uint32_t i = 0; i < settings.cluster.shards; ++i) {
+      if (owners.owner(i) == settings.node.id) {
+        shards.handles.push_back(actors::spawn_shard(
+          sys, actors::shard_config{i, store.get(), settings.storage.sync, syncer, hosting}));
+        continue;
+      }
+      auto stub = remote::spawn_remote_shard(
+        sys, remote::remote_shard_config{
+               i, owners.owner(i), std::chrono::milliseconds(settings.cluster.failure_timeout_ms),
+               std::chrono::milliseconds(settings.actors.call_timeout_ms)});
+      shards.handles.push_back(stub);
+      // Peers are numbered in config order without this node, as the membership expects.
+      auto owner = owners.owner_index(i);
+      auto self_index = std::find(owners.nodes().begin(), owners.nodes().end(), settings.node.id)
+                        - owners.nodes().begin();
+      stubs[owner < self_index ? owner : owner - 1].push_back(std::move(stub));
+    }
+    cluster::view_board board;
+    caf::actor gateway;
+    caf::actor membership;
+    if (clustered) {
+      auto identity = remote::cluster_identity::from(settings, logs.cluster);
+      const auto& self_address = *std::find_if(
+        settings.cluster.nodes.begin(), settings.cluster.nodes.end(),
+        [&](const config::node_address& n) { return n.id == settings.node.id; });
+      gateway = remote::spawn_gateway(sys, identity, shards, owners);
+      auto published = sys.middleman().publish(gateway, self_address.actor_port,
+                                               self_address.host.c_str(), true);
+      if (!published) {
+        logs.cluster->error("cannot listen for peers on {}:{}: {}", self_address.host,
+                            self_address.actor_port, sys.render(published.error()));
+        status = 1;
+      } else {
+        logs.cluster->info("node {} listens for peers on {}:{} ({} of {} shards are local)",
+                           settings.node.id, self_address.host, *published,
+                           owners.shards_of(settings.node.id).size(), settings.cluster.shards);
+        membership =
+          remote::spawn_membership(sys, std::move(identity), std::move(stubs), owners, board);
+      }
+    } else {
+      board.publish(single_node_view(settings, owners));
+    }
 
     http::actor_bridge bridge{shards, cluster::shard_map{settings.cluster.shards}};
     http::request_metrics request_metrics;
@@ -124,14 +206,19 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       [&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
 
     http::route_env env;
-    env.ready = [] { return true; }; // the store is open and the shards are spawned
+    // The store is open and the shards are spawned; in a cluster the membership decides.
+    env.ready = [&board] {
+      auto view = board.read();
+      return view && view->ready;
+    };
+    env.cluster_view = [&board] { return board.read(); };
     env.metrics_text = [&collectors] { return collectors.render(); };
     env.actor_call_timeout_ms = settings.actors.call_timeout_ms;
     auto http_settings = settings.http;
     http_settings.threads = or_cores(http_settings.threads);
     http::server server{http_settings, bridge, std::move(env), request_metrics,
                         http::server_logs{logs.http, logs.access, settings.log.format == "json"}};
-    try {
+    if (status == 0) try {
       auto port = server.listen();
       logs.main->info("listening on http://{}:{}", settings.http.host, port);
       server.run();
@@ -141,6 +228,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       status = 1;
     }
     // The edge is drained: stop the actors, then close the store they write to.
+    if (membership) caf::anon_send_exit(membership, caf::exit_reason::user_shutdown);
+    if (gateway) caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
     for (auto& shard : shards.handles)
       caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
     if (syncer) caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);

@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <type_traits>
@@ -106,6 +107,7 @@ const std::vector<key_spec>& schema() {
   using http = http_settings;
   using storage = storage_settings;
   static const std::vector<key_spec> keys = {
+    text<&s::node, &node_settings::id>("node.id"),
     text<&s::http, &http::host>("http.host"),
     number<&s::http, &http::port, 0, 65'535>("http.port"),
     number<&s::http, &http::threads, 0, 256>("http.threads"),
@@ -125,6 +127,12 @@ const std::vector<key_spec>& schema() {
     number<&s::storage, &storage::total_write_buffer_bytes, 0, tib>(
       "storage.total_write_buffer_bytes"),
     number<&s::cluster, &cluster_settings::shards, 1, 65'536>("cluster.shards"),
+    text<&s::cluster, &cluster_settings::secret>("cluster.secret"),
+    number<&s::cluster, &cluster_settings::heartbeat_ms, 10, 60'000>("cluster.heartbeat_ms"),
+    number<&s::cluster, &cluster_settings::failure_timeout_ms, 50, 600'000>(
+      "cluster.failure_timeout_ms"),
+    number<&s::cluster, &cluster_settings::reconnect_max_ms, 10, 600'000>(
+      "cluster.reconnect_max_ms"),
     number<&s::actors, &actors_settings::threads, 0, 256>("actors.threads"),
     number<&s::actors, &actors_settings::call_timeout_ms, 1, day_ms>("actors.call_timeout_ms"),
     number<&s::actors, &actors_settings::idle_timeout_ms, 1, day_ms>("actors.idle_timeout_ms"),
@@ -177,6 +185,7 @@ const key_spec& find_key(std::string_view section, std::string_view name) {
     if (spec.name() == name) return spec;
     siblings.push_back(spec.name());
   }
+  if (section == "cluster") siblings.push_back("nodes");
   throw config_error(key, "unknown key; known keys in [" + std::string(section)
                             + "]: " + join(siblings));
 }
@@ -296,6 +305,112 @@ scalar from_text(const key_spec& spec, const std::string& text) {
   return {};
 }
 
+// -- cluster members ----------------------------------------------------------
+
+constexpr std::string_view nodes_key = "cluster.nodes";
+
+/// Letters, digits, '-', '_' and '.', 1 to 64 of them: safe in logs, URLs and labels.
+bool valid_node_id(const std::string& id) {
+  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
+           || c == '_' || c == '.';
+  });
+}
+
+/// One `[[cluster.nodes]]` table: exactly id, host, http_port and actor_port.
+node_address parse_node(const toml_value& value, std::size_t index) {
+  const std::string where = std::string(nodes_key) + "[" + std::to_string(index) + "]";
+  if (!value.is_table()) {
+    throw config_error(where, "expected a table with id, host, http_port and actor_port, got "
+                                + type_name(value.type()));
+  }
+  node_address node;
+  for (const auto& [name, field] : value.as_table()) {
+    const std::string key = where + "." + name;
+    if (name == "id" || name == "host") {
+      if (!field.is_string()) throw config_error(key, "expected a string, got " + type_name(field.type()));
+      const std::string text = field.as_string().str;
+      if (text.empty()) throw config_error(key, "must not be empty");
+      (name == "id" ? node.id : node.host) = text;
+    } else if (name == "http_port" || name == "actor_port") {
+      if (!field.is_integer()) {
+        throw config_error(key, "expected an integer, got " + type_name(field.type()));
+      }
+      const auto port = field.as_integer();
+      if (port < 1 || port > 65'535) {
+        throw config_error(key, "must be between 1 and 65535, got " + std::to_string(port));
+      }
+      (name == "http_port" ? node.http_port : node.actor_port) = static_cast<std::uint16_t>(port);
+    } else {
+      throw config_error(key, "unknown key; known keys: id, host, http_port, actor_port");
+    }
+  }
+  if (node.id.empty()) throw config_error(where + ".id", "missing");
+  if (node.host.empty()) throw config_error(where + ".host", "missing");
+  if (node.http_port == 0) throw config_error(where + ".http_port", "missing");
+  if (node.actor_port == 0) throw config_error(where + ".actor_port", "missing");
+  if (!valid_node_id(node.id)) {
+    throw config_error(where + ".id", "\"" + node.id
+                                        + "\" is not a node id (1-64 letters, digits, '-', '_', '.')");
+  }
+  return node;
+}
+
+std::vector<node_address> parse_nodes(const toml_value& value) {
+  if (!value.is_array()) {
+    throw config_error(std::string(nodes_key),
+                       "expected an array of tables ([[cluster.nodes]]), got " + type_name(value.type()));
+  }
+  std::vector<node_address> nodes;
+  for (const auto& item : value.as_array())
+    nodes.push_back(parse_node(item, nodes.size()));
+  return nodes;
+}
+
+/// Rules that span keys, checked once everything is applied.
+void finish(settings& s) {
+  const std::string node_key = "node.id";
+  if (!valid_node_id(s.node.id)) {
+    throw config_error(node_key, "\"" + s.node.id
+                                   + "\" is not a node id (1-64 letters, digits, '-', '_', '.')");
+  }
+  auto& c = s.cluster;
+  if (!c.clustered()) return;
+  std::set<std::string> ids;
+  std::set<std::pair<std::string, std::uint16_t>> endpoints;
+  for (const auto& n : c.nodes) {
+    if (!ids.insert(n.id).second) {
+      throw config_error(std::string(nodes_key), "node id \"" + n.id + "\" appears twice");
+    }
+    for (auto port : {n.http_port, n.actor_port}) {
+      if (!endpoints.insert({n.host, port}).second) {
+        throw config_error(std::string(nodes_key), "address " + n.host + ":" + std::to_string(port)
+                                                     + " is used twice");
+      }
+    }
+  }
+  const auto self = std::find_if(c.nodes.begin(), c.nodes.end(),
+                                 [&](const node_address& n) { return n.id == s.node.id; });
+  if (self == c.nodes.end()) {
+    throw config_error(node_key, "\"" + s.node.id + "\" is not one of cluster.nodes");
+  }
+  if (c.secret.size() < 16) {
+    throw config_error("cluster.secret", c.secret.empty()
+                                           ? "required when cluster.nodes is set"
+                                           : "must be at least 16 characters");
+  }
+  if (c.failure_timeout_ms <= c.heartbeat_ms) {
+    throw config_error("cluster.failure_timeout_ms", "must be longer than cluster.heartbeat_ms ("
+                                                       + std::to_string(c.heartbeat_ms) + ")");
+  }
+  s.http.host = self->host;
+  s.http.port = self->http_port;
+  for (auto at = s.storage.path.find("{node}"); at != std::string::npos;
+       at = s.storage.path.find("{node}", at + s.node.id.size())) {
+    s.storage.path.replace(at, 6, s.node.id);
+  }
+}
+
 // -- sources ------------------------------------------------------------------
 
 /// Applies every key of every section of `root`; throws `config_error` at the first bad one.
@@ -308,6 +423,10 @@ void apply_document(settings& s, const toml_value& root) {
       throw config_error(section, "unknown section; known sections: " + known_sections());
     }
     for (const auto& [name, value] : table.as_table()) {
+      if (section == "cluster" && name == "nodes") {
+        s.cluster.nodes = parse_nodes(value);
+        continue;
+      }
       const key_spec& spec = find_key(section, name);
       spec.set(s, check(spec, from_toml(spec, value)));
     }
@@ -319,6 +438,10 @@ void apply_override(settings& s, const std::string& text) {
   const auto eq = text.find('=');
   const std::string key = text.substr(0, eq);
   const auto dot = key.find('.');
+  if (key == nodes_key) {
+    throw config_error(key, "cannot be overridden; list the members as [[cluster.nodes]] tables "
+                            "in the file");
+  }
   if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot + 1 == key.size()) {
     throw config_error(key, "malformed override \"" + text + "\"; expected section.key=value");
   }
@@ -368,6 +491,7 @@ settings load_from_string(const std::string& toml_text, const std::vector<std::s
   apply_document(s, root);
   for (const auto& text : overrides)
     apply_override(s, text);
+  finish(s);
   return s;
 }
 

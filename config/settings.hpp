@@ -34,9 +34,36 @@ struct storage_settings {
   std::size_t total_write_buffer_bytes = 128u << 20; ///< all memtables of the node; 0 = unbounded
 };
 
-/// [cluster] — one node for now; the shard map lives here.
+/// One member of `cluster.nodes` (`[[cluster.nodes]]` in TOML).
+struct node_address {
+  std::string id;             ///< a name (letters, digits, '-', '_', '.'); unique
+  std::string host;           ///< the interface both ports bind to, and peers dial
+  std::uint16_t http_port = 0; ///< where this node's HTTP edge listens
+  std::uint16_t actor_port = 0; ///< where this node's CAF middleman listens for peers
+
+  friend bool operator==(const node_address& a, const node_address& b) {
+    return a.id == b.id && a.host == b.host && a.http_port == b.http_port
+           && a.actor_port == b.actor_port;
+  }
+};
+
+/// [node] — who this process is.
+struct node_settings {
+  std::string id = "local"; ///< must name an entry of `cluster.nodes` when there are any
+};
+
+/// [cluster] — the shard map and the members. With no `nodes`, the node runs alone.
 struct cluster_settings {
   std::uint32_t shards = 64;
+  std::vector<node_address> nodes; ///< every member, this node included; empty: one node
+  std::string secret;              ///< shared by all members; required with `nodes`
+  std::uint32_t heartbeat_ms = 250;        ///< a peer is pinged this often
+  std::uint32_t failure_timeout_ms = 2'000; ///< no answer this long: the peer is down
+  std::uint32_t reconnect_max_ms = 2'000;  ///< ceiling of the reconnect backoff
+
+  bool clustered() const noexcept {
+    return !nodes.empty();
+  }
 };
 
 /// [actors] — the CAF actor system.
@@ -56,6 +83,7 @@ struct log_settings {
 
 /// Everything a node is started with. Plain values: tests build them directly.
 struct settings {
+  node_settings node;
   http_settings http;
   storage_settings storage;
   cluster_settings cluster;
@@ -80,6 +108,10 @@ private:
 /// Builds settings from the defaults, then the TOML file `file` (when given), then each
 /// `section.key=value` override in order. Unknown sections or keys, wrong TOML types and
 /// out-of-range values throw `config_error` naming the key. Nothing is opened here.
+///
+/// With `cluster.nodes`, the member named `node.id` decides where this node listens:
+/// `http.host`/`http.port` are taken from it, and `{node}` in `storage.path` is replaced
+/// by the id (so one shared file serves every member). `cluster.nodes` is file-only.
 settings load(const std::optional<std::string>& file, const std::vector<std::string>& overrides);
 
 /// Same as `load` but from TOML text (for tests); `origin` names it in messages.

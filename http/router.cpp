@@ -207,6 +207,16 @@ routed route_probe(const request& req, route_id id, const route_env& env) {
       r.outcome = error_response(bhttp::status::service_unavailable, "not_ready",
                                  "the node is starting or shutting down", version);
     break;
+  case route_id::cluster: {
+    auto view = env.cluster_view ? env.cluster_view() : nullptr;
+    if (view)
+      r.outcome = plain_json(bhttp::status::ok,
+                             cluster_json(*view, std::chrono::steady_clock::now()), version);
+    else
+      r.outcome = error_response(bhttp::status::service_unavailable, "not_ready",
+                                 "the node is starting", version);
+    break;
+  }
   default: {
     response res{bhttp::status::ok, version};
     res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
@@ -241,6 +251,7 @@ const char* route_label(route_id r) noexcept {
     "/healthz",
     "/readyz",
     "/metrics",
+    "/v1/cluster",
     "/v1/collections/{c}/docs/{id}",
     "/v1/actors/{type}/{id}/method/{method}",
     "unknown"};
@@ -303,6 +314,37 @@ response error_response(bhttp::status status, std::string_view code, std::string
   return res;
 }
 
+std::string cluster_json(const cluster::cluster_view& view,
+                         std::chrono::steady_clock::time_point now) {
+  boost::json::array nodes;
+  for (const auto& m : view.nodes) {
+    boost::json::object o;
+    o["id"] = m.id;
+    o["state"] = cluster::to_string(m.state);
+    o["http"] = m.http;
+    if (m.last_heartbeat) {
+      auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - *m.last_heartbeat);
+      o["last_heartbeat_ms"] = std::max<std::int64_t>(0, age.count());
+    } else {
+      o["last_heartbeat_ms"] = nullptr;
+    }
+    if (!m.reason.empty()) o["reason"] = m.reason;
+    nodes.push_back(std::move(o));
+  }
+  boost::json::object owners;
+  for (std::size_t s = 0; s < view.shard_owners.size(); ++s)
+    owners[std::to_string(s)] = view.shard_owners[s];
+  boost::json::object shards;
+  shards["count"] = view.shard_owners.size();
+  shards["owners"] = std::move(owners);
+  boost::json::object out;
+  out["node"] = view.self;
+  out["ready"] = view.ready;
+  out["nodes"] = std::move(nodes);
+  out["shards"] = std::move(shards);
+  return boost::json::serialize(out);
+}
+
 routed route(request& req, const route_env& env) {
   auto version = req.version();
   auto parsed = boost::urls::parse_origin_form(req.target());
@@ -316,6 +358,9 @@ routed route(request& req, const route_env& env) {
     if (s == "healthz") return route_probe(req, route_id::healthz, env);
     if (s == "readyz") return route_probe(req, route_id::readyz, env);
     if (s == "metrics") return route_probe(req, route_id::metrics, env);
+  } else if (n == 2) {
+    auto it = segs.begin();
+    if (*it++ == "v1" && *it == "cluster") return route_probe(req, route_id::cluster, env);
   } else if (n == 5) {
     auto it = segs.begin();
     auto s0 = *it++;
@@ -389,6 +434,9 @@ response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsig
                           version);
   case doc_status::unavailable:
     return error_response(bhttp::status::service_unavailable, "shutting_down", reply.message,
+                          version);
+  case doc_status::shard_unavailable:
+    return error_response(bhttp::status::service_unavailable, "shard_unavailable", reply.message,
                           version);
   }
   return error_response(bhttp::status::internal_server_error, "internal_error", "unknown reply",

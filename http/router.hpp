@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +20,7 @@
 
 #include "actors/actor_protocol.hpp"
 #include "actors/doc_protocol.hpp"
+#include "cluster/view.hpp"
 
 namespace shoal::http {
 
@@ -25,14 +28,16 @@ using request = boost::beast::http::request<boost::beast::http::string_body>;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
 
 /// The routes, as metric labels.
-enum class route_id : std::uint8_t { healthz, readyz, metrics, document, actor, unknown };
-inline constexpr std::size_t route_count = 6;
+enum class route_id : std::uint8_t { healthz, readyz, metrics, cluster, document, actor, unknown };
+inline constexpr std::size_t route_count = 7;
 const char* route_label(route_id r) noexcept;
 
 /// What the router needs from the node.
 struct route_env {
   std::function<bool()> ready;                ///< /readyz: storage open and not draining
   std::function<std::string()> metrics_text;  ///< /metrics body
+  /// /v1/cluster: the latest view of the members (null: the route answers 503).
+  std::function<std::shared_ptr<const cluster::cluster_view>()> cluster_view;
   unsigned max_json_depth = 64;               ///< deeper bodies are rejected as invalid_json
   std::uint32_t actor_call_timeout_ms = 5000; ///< actors.call_timeout_ms: then 504
 };
@@ -52,6 +57,10 @@ struct routed {
   route_id route = route_id::unknown;
   std::variant<response, doc_call, actor_invocation> outcome;
 };
+
+/// The body of GET /v1/cluster for `view`, with heartbeat ages measured at `now`.
+std::string cluster_json(const cluster::cluster_view& view,
+                         std::chrono::steady_clock::time_point now);
 
 /// Routes `req`. Bodies of document writes are parsed, validated and normalized here
 /// (on the I/O thread), so shards only see well-formed JSON objects. Moves the body out.

@@ -12,11 +12,13 @@ packages=(
   # libraries (docs/DESIGN stack table): Boost 1.81 with JSON and URL, not Debian's default 1.74
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libcaf-dev librocksdb-dev libspdlog-dev libfmt-dev
-  libtoml11-dev libcli11-dev libxxhash-dev
+  libtoml11-dev libcli11-dev libxxhash-dev libssl-dev
   # tests and micro benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # what the scripts and the integration tests run besides the compiler (not in a minbase system)
   curl procps
+  # the cluster tests put a real haproxy in front of three nodes
+  haproxy
 )
 
 for arg in "$@"; do

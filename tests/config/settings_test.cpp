@@ -17,6 +17,7 @@ const std::string single_node_toml = SHOAL_SOURCE_DIR "/config/single-node.toml"
 
 /// Every key with its default, as override text.
 const std::vector<std::pair<std::string, std::string>> every_key_default = {
+  {"node.id", "local"},
   {"http.host", "127.0.0.1"},
   {"http.port", "8080"},
   {"http.threads", "0"},
@@ -34,6 +35,9 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"storage.write_buffer_bytes", "8388608"},
   {"storage.total_write_buffer_bytes", "134217728"},
   {"cluster.shards", "64"},
+  {"cluster.heartbeat_ms", "250"},
+  {"cluster.failure_timeout_ms", "2000"},
+  {"cluster.reconnect_max_ms", "2000"},
   {"actors.threads", "0"},
   {"actors.call_timeout_ms", "5000"},
   {"actors.idle_timeout_ms", "300000"},
@@ -61,6 +65,12 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.storage.write_buffer_bytes, b.storage.write_buffer_bytes);
   EXPECT_EQ(a.storage.total_write_buffer_bytes, b.storage.total_write_buffer_bytes);
   EXPECT_EQ(a.cluster.shards, b.cluster.shards);
+  EXPECT_EQ(a.node.id, b.node.id);
+  EXPECT_EQ(a.cluster.heartbeat_ms, b.cluster.heartbeat_ms);
+  EXPECT_EQ(a.cluster.failure_timeout_ms, b.cluster.failure_timeout_ms);
+  EXPECT_EQ(a.cluster.reconnect_max_ms, b.cluster.reconnect_max_ms);
+  EXPECT_EQ(a.cluster.nodes, b.cluster.nodes);
+  EXPECT_EQ(a.cluster.secret, b.cluster.secret);
   EXPECT_EQ(a.actors.threads, b.actors.threads);
   EXPECT_EQ(a.actors.call_timeout_ms, b.actors.call_timeout_ms);
   EXPECT_EQ(a.actors.idle_timeout_ms, b.actors.idle_timeout_ms);

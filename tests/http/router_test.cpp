@@ -234,3 +234,69 @@ TEST(RenderTest, RendersEachReplyStatus) {
 
 } // namespace
 } // namespace shoal::http
+
+namespace shoal::http {
+namespace {
+
+// Verifies GET /v1/cluster renders the latest view: states, heartbeat ages (null before
+// the first), reasons of down members and the owner of every shard.
+TEST(ClusterRouteTest, RendersTheView) {
+  auto now = std::chrono::steady_clock::now();
+  auto view = std::make_shared<cluster::cluster_view>();
+  view->self = "n1";
+  view->ready = true;
+  view->nodes.push_back({"n1", "127.0.0.1:8081", cluster::member_state::up, now, ""});
+  view->nodes.push_back({"n2", "127.0.0.1:8082", cluster::member_state::down,
+                         now - std::chrono::milliseconds(1500), "connection lost"});
+  view->nodes.push_back({"n3", "127.0.0.1:8083", cluster::member_state::connecting, {}, "x"});
+  view->shard_owners = {"n2", "n1", "n3"};
+  route_env env;
+  env.cluster_view = [view] { return view; };
+  request req{bhttp::verb::get, "/v1/cluster", 11};
+  auto r = route(req, env);
+  EXPECT_EQ(r.route, route_id::cluster);
+  const auto& res = std::get<response>(r.outcome);
+  ASSERT_EQ(res.result(), bhttp::status::ok);
+  auto v = boost::json::parse(res.body()).as_object();
+  EXPECT_EQ(v.at("node").as_string(), "n1");
+  const auto& nodes = v.at("nodes").as_array();
+  ASSERT_EQ(nodes.size(), 3u);
+  EXPECT_EQ(nodes[0].at("state").as_string(), "up");
+  EXPECT_EQ(nodes[0].at("http").as_string(), "127.0.0.1:8081");
+  EXPECT_EQ(nodes[1].at("state").as_string(), "down");
+  EXPECT_GE(nodes[1].at("last_heartbeat_ms").as_int64(), 1500);
+  EXPECT_EQ(nodes[1].at("reason").as_string(), "connection lost");
+  EXPECT_EQ(nodes[2].at("state").as_string(), "connecting");
+  EXPECT_TRUE(nodes[2].at("last_heartbeat_ms").is_null());
+  EXPECT_EQ(v.at("shards").at("count").as_int64(), 3);
+  EXPECT_EQ(v.at("shards").at("owners").at("0").as_string(), "n2");
+  EXPECT_EQ(v.at("shards").at("owners").at("2").as_string(), "n3");
+}
+
+// Verifies /v1/cluster without a view yet is 503, and only GET/HEAD are allowed.
+TEST(ClusterRouteTest, NoViewIsNotReadyAndWritesAreRefused) {
+  route_env env;
+  env.cluster_view = [] { return std::shared_ptr<const cluster::cluster_view>{}; };
+  request get{bhttp::verb::get, "/v1/cluster", 11};
+  EXPECT_EQ(std::get<response>(route(get, env).outcome).result(),
+            bhttp::status::service_unavailable);
+  request post{bhttp::verb::post, "/v1/cluster", 11};
+  EXPECT_EQ(std::get<response>(route(post, env).outcome).result(),
+            bhttp::status::method_not_allowed);
+}
+
+// Verifies a forwarded request that found its owner down renders as 503
+// shard_unavailable with Retry-After.
+TEST(ClusterRouteTest, ShardUnavailableIs503WithRetryAfter) {
+  doc_call call;
+  call.request.op = actors::doc_op::get;
+  auto res = render_doc_reply(
+    call, actors::doc_reply{actors::doc_status::shard_unavailable, 0, {}, "node n2 is down"}, 11);
+  EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  auto v = boost::json::parse(res.body());
+  EXPECT_EQ(v.at("error").at("code").as_string(), "shard_unavailable");
+}
+
+} // namespace
+} // namespace shoal::http

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include "remote/members.hpp"
+
+namespace shoal::actors {
+struct shard_handles;
+} // namespace shoal::actors
+
+namespace shoal::cluster {
+class ownership;
+} // namespace shoal::cluster
+
+namespace shoal::remote {
+
+/// The one actor a node publishes on its actor port: the door for peers.
+///
+/// - `hello` → `hello_ack`, `auth` → `auth_ack`: the handshake (docs/cluster.md). Only a
+///   peer that proved the cluster secret and agrees on the shard count and the member
+///   list becomes trusted (by its CAF node id, until its connection goes down).
+/// - `(shard, doc_request)` → `doc_reply` and `(shard, actor_call)` → `actor_reply`:
+///   forwarded work, delegated to this node's shard actor; the answer goes straight back
+///   to the peer's stub.
+/// - `heartbeat_atom` → `heartbeat_atom`.
+///
+/// Anything from an untrusted sender gets the same error as a message nobody handles, so
+/// an unknown peer learns nothing and reaches no shard.
+///
+/// `shards` and `owners` must outlive the actor.
+caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
+                         const actors::shard_handles& shards, const cluster::ownership& owners);
+
+} // namespace shoal::remote

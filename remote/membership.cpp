@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "remote/membership.hpp"
+
+#include <optional>
+#include <random>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
+#include <caf/stateful_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cluster/handshake.hpp"
+#include "cluster/ownership.hpp"
+#include "cluster/view.hpp"
+#include "remote/type_ids.hpp"
+
+namespace shoal::remote {
+namespace {
+
+namespace hs = cluster::handshake;
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds first_backoff{100};
+
+struct peer_link {
+  config::node_address addr;
+  std::vector<remote_shard_actor> stubs;
+  cluster::member_state state = cluster::member_state::connecting;
+  bool settled = false; ///< the first dial has finished, one way or another
+  bool refused = false; ///< the last handshake ended in a refusal (by either side)
+  caf::actor gateway;   ///< after a completed handshake, until the connection drops
+  std::uint64_t generation = 0; ///< bumped per dial and per loss; stale answers compare it
+  bool dialing = false;
+  std::optional<clock::time_point> last_heartbeat;
+  milliseconds backoff = first_backoff;
+  std::string reason = "not connected yet";
+};
+
+struct membership_state {
+  cluster_identity id;
+  const cluster::ownership* owners = nullptr;
+  cluster::view_board* board = nullptr;
+  caf::io::middleman_actor mm;
+  std::vector<peer_link> peers;
+  std::minstd_rand jitter{std::random_device{}()};
+};
+
+using self_pointer = caf::stateful_actor<membership_state>*;
+
+void publish(self_pointer self) {
+  auto& st = self->state;
+  auto view = std::make_shared<cluster::cluster_view>();
+  view->self = st.id.self;
+  bool all_settled = true;
+  bool any_up = false;
+  bool any_refused = false;
+  std::size_t p = 0;
+  for (const auto& node : st.id.nodes) {
+    cluster::member_view m;
+    m.id = node.id;
+    m.http = node.host + ":" + std::to_string(node.http_port);
+    if (node.id == st.id.self) {
+      m.state = cluster::member_state::up;
+      m.last_heartbeat = clock::now();
+    } else {
+      const auto& peer = st.peers[p++];
+      m.state = peer.state;
+      m.last_heartbeat = peer.last_heartbeat;
+      if (peer.state != cluster::member_state::up) m.reason = peer.reason;
+      all_settled = all_settled && peer.settled;
+      any_up = any_up || peer.state == cluster::member_state::up;
+      any_refused = any_refused || peer.refused;
+    }
+    view->nodes.push_back(std::move(m));
+  }
+  view->shard_owners.reserve(st.owners->shard_count());
+  for (std::uint32_t s = 0; s < st.owners->shard_count(); ++s)
+    view->shard_owners.push_back(st.owners->owner(s));
+  // Ready once every peer was tried, unless every peer this node reached refused it
+  // (then this node is the odd one out and must not take traffic).
+  view->ready = all_settled && (any_up || !any_refused);
+  st.board->publish(std::move(view));
+}
+
+void tell_stubs(self_pointer self, peer_link& peer) {
+  const bool up = peer.state == cluster::member_state::up;
+  for (auto& stub : peer.stubs)
+    self->send(stub, peer_update_atom::value, peer.gateway, up, up ? std::string{} : peer.reason);
+}
+
+void schedule_dial(self_pointer self, std::size_t i) {
+  auto& st = self->state;
+  auto& peer = st.peers[i];
+  // ±20% jitter keeps nodes that lost a peer together from redialing in lockstep.
+  std::uniform_real_distribution<double> spread(0.8, 1.2);
+  const auto delay = milliseconds(static_cast<long>(peer.backoff.count() * spread(st.jitter)));
+  peer.backoff = std::min(peer.backoff * 2, std::max(st.id.reconnect_max, first_backoff));
+  self->delayed_send(self, delay, dial_atom::value, static_cast<std::uint64_t>(i),
+                     peer.generation);
+}
+
+void set_down(self_pointer self, std::size_t i, std::string reason, bool refused) {
+  auto& peer = self->state.peers[i];
+  const bool was_up = peer.state == cluster::member_state::up;
+  const bool changed = reason != peer.reason || refused != peer.refused;
+  // A peer never reached stays `connecting` while this node waits for it.
+  if (was_up || refused) peer.state = cluster::member_state::down;
+  peer.settled = true;
+  peer.refused = refused;
+  if (was_up) {
+    self->state.id.log->warn("node {} is down: {}", peer.addr.id, reason);
+  } else if (changed) {
+    auto level = refused ? spdlog::level::err : spdlog::level::info;
+    self->state.id.log->log(level, "node {} not joined: {}", peer.addr.id, reason);
+  }
+  peer.reason = std::move(reason);
+  tell_stubs(self, peer);
+  publish(self);
+}
+
+/// A dial or handshake step failed: mark the peer and try again after the backoff.
+void dial_failed(self_pointer self, std::size_t i, std::uint64_t generation, std::string reason,
+                 bool refused) {
+  auto& peer = self->state.peers[i];
+  if (peer.generation != generation) return;
+  peer.dialing = false;
+  if (peer.gateway) return; // a concurrent loss already redials
+  set_down(self, i, std::move(reason), refused);
+  schedule_dial(self, i);
+}
+
+void joined(self_pointer self, std::size_t i, std::uint64_t generation, caf::actor gateway) {
+  auto& peer = self->state.peers[i];
+  if (peer.generation != generation) return;
+  peer.dialing = false;
+  peer.gateway = std::move(gateway);
+  self->monitor(peer.gateway);
+  peer.state = cluster::member_state::up;
+  peer.settled = true;
+  peer.refused = false;
+  peer.reason.clear();
+  peer.last_heartbeat = clock::now();
+  peer.backoff = first_backoff;
+  self->state.id.log->info("node {} is up ({}:{})", peer.addr.id, peer.addr.host,
+                           peer.addr.actor_port);
+  tell_stubs(self, peer);
+  publish(self);
+}
+
+void handshake(self_pointer self, std::size_t i, std::uint64_t generation, caf::actor gateway) {
+  auto& st = self->state;
+  const auto timeout = st.id.failure_timeout;
+  const auto nonce = hs::make_nonce();
+  self->request(gateway, timeout, hello{st.id.self, nonce})
+    .then(
+      [=](hello_ack& ack) {
+        auto& st = self->state;
+        const auto& peer = st.peers[i];
+        if (!ack.refusal.empty())
+          return dial_failed(self, i, generation, "refused by the peer: " + ack.refusal, true);
+        if (ack.node != peer.addr.id)
+          return dial_failed(self, i, generation,
+                             "the actor port answers as node \"" + ack.node + "\"", true);
+        const auto expected = hs::proof(st.id.secret, hs::role::acceptor, st.id.self,
+                                        peer.addr.id, nonce, ack.nonce);
+        if (!hs::same_proof(expected, ack.proof)) {
+          self->send(gateway, refuse_atom::value, st.id.self,
+                     std::string{"your proof of the cluster secret is wrong"});
+          return dial_failed(self, i, generation, "it does not know the cluster secret", true);
+        }
+        auth mine{hs::proof(st.id.secret, hs::role::dialer, st.id.self, peer.addr.id, nonce,
+                            ack.nonce),
+                  st.id.shards, st.id.members};
+        self->request(gateway, st.id.failure_timeout, std::move(mine))
+          .then(
+            [=](auth_ack& a) {
+              if (!a.refusal.empty())
+                return dial_failed(self, i, generation, "refused by the peer: " + a.refusal,
+                                   true);
+              joined(self, i, generation, gateway);
+            },
+            [=](caf::error& err) {
+              dial_failed(self, i, generation, "handshake failed: " + caf::to_string(err), false);
+            });
+      },
+      [=](caf::error& err) {
+        dial_failed(self, i, generation, "handshake failed: " + caf::to_string(err), false);
+      });
+}
+
+void dial(self_pointer self, std::size_t i) {
+  auto& st = self->state;
+  auto& peer = st.peers[i];
+  if (peer.dialing || peer.gateway) return;
+  peer.dialing = true;
+  const auto generation = ++peer.generation;
+  self->request(st.mm, st.id.failure_timeout, caf::connect_atom::value, peer.addr.host,
+                peer.addr.actor_port)
+    .then(
+      [=](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
+        if (!ptr)
+          return dial_failed(self, i, generation, "nothing is published on its actor port",
+                             false);
+        handshake(self, i, generation, caf::actor_cast<caf::actor>(std::move(ptr)));
+      },
+      [=](caf::error& err) {
+        dial_failed(self, i, generation, "cannot connect: " + caf::to_string(err), false);
+      });
+}
+
+/// The connection to a peer dropped (its gateway proxy went down).
+void lost(self_pointer self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  for (std::size_t i = 0; i < st.peers.size(); ++i) {
+    auto& peer = st.peers[i];
+    if (!peer.gateway || peer.gateway.address() != msg.source) continue;
+    peer.gateway = nullptr;
+    ++peer.generation;
+    peer.dialing = false;
+    peer.backoff = first_backoff;
+    set_down(self, i, "connection lost", false);
+    schedule_dial(self, i);
+  }
+}
+
+void tick(self_pointer self) {
+  auto& st = self->state;
+  const auto now = clock::now();
+  for (std::size_t i = 0; i < st.peers.size(); ++i) {
+    auto& peer = st.peers[i];
+    if (!peer.gateway) continue;
+    if (peer.state == cluster::member_state::up && peer.last_heartbeat
+        && now - *peer.last_heartbeat > st.id.failure_timeout) {
+      set_down(self, i,
+               "no heartbeat answer for " + std::to_string(st.id.failure_timeout.count()) + " ms",
+               false);
+    }
+    const auto generation = peer.generation;
+    self->request(peer.gateway, st.id.failure_timeout, heartbeat_atom::value)
+      .then(
+        [=](heartbeat_atom) {
+          auto& peer = self->state.peers[i];
+          if (peer.generation != generation || !peer.gateway) return;
+          peer.last_heartbeat = clock::now();
+          if (peer.state != cluster::member_state::up) {
+            peer.state = cluster::member_state::up;
+            peer.reason.clear();
+            self->state.id.log->info("node {} answers again", peer.addr.id);
+            tell_stubs(self, peer);
+          }
+          publish(self);
+        },
+        [](caf::error&) {
+          // Silence is judged by the next tick; a lost connection by the down message.
+        });
+  }
+  publish(self);
+  self->delayed_send(self, st.id.heartbeat, tick_atom::value);
+}
+
+caf::behavior membership_impl(self_pointer self, cluster_identity id,
+                              std::vector<std::vector<remote_shard_actor>> stubs,
+                              const cluster::ownership* owners, cluster::view_board* board) {
+  auto& st = self->state;
+  st.id = std::move(id);
+  st.owners = owners;
+  st.board = board;
+  st.mm = self->system().middleman().actor_handle();
+  std::size_t p = 0;
+  for (const auto& node : st.id.nodes) {
+    if (node.id == st.id.self) continue;
+    peer_link link;
+    link.addr = node;
+    if (p < stubs.size()) link.stubs = std::move(stubs[p]);
+    ++p;
+    st.peers.push_back(std::move(link));
+  }
+  self->set_down_handler([self](caf::down_msg& msg) { lost(self, msg); });
+  publish(self);
+  for (std::size_t i = 0; i < st.peers.size(); ++i)
+    dial(self, i);
+  self->send(self, tick_atom::value);
+  return {
+    [=](dial_atom, std::uint64_t i, std::uint64_t generation) {
+      if (i < self->state.peers.size() && self->state.peers[i].generation == generation)
+        dial(self, i);
+    },
+    [=](tick_atom) { tick(self); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_membership(caf::actor_system& sys, cluster_identity identity,
+                            std::vector<std::vector<remote_shard_actor>> stubs,
+                            const cluster::ownership& owners, cluster::view_board& board) {
+  return sys.spawn(membership_impl, std::move(identity), std::move(stubs), &owners, &board);
+}
+
+} // namespace shoal::remote

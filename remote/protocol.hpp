@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The node-to-node handshake messages (docs/cluster.md). Plain structs; their CAF type
+// ids are in remote/type_ids.hpp. Forwarded work needs no new types: a peer sends
+// (shard, doc_request) or (shard, actor_call) to the owner's gateway and gets the
+// shard's doc_reply or actor_reply back.
+
+#include <cstdint>
+#include <string>
+
+namespace shoal::remote {
+
+/// Dialer → acceptor's gateway, first message on a new connection.
+struct hello {
+  std::string node;  ///< the dialer's configured id
+  std::string nonce; ///< the dialer's challenge
+};
+
+/// Acceptor → dialer. Either a refusal (an id the acceptor does not know), or the
+/// acceptor's own challenge and its proof of the secret over both nonces.
+struct hello_ack {
+  std::string refusal;
+  std::string node;  ///< the acceptor's configured id
+  std::string nonce; ///< the acceptor's challenge
+  std::string proof; ///< handshake::proof(role::acceptor, …)
+};
+
+/// Dialer → acceptor, once the acceptor's proof checked out: the dialer's proof, then
+/// what both sides must agree on before any work flows.
+struct auth {
+  std::string proof;         ///< handshake::proof(role::dialer, …)
+  std::uint32_t shards = 0;  ///< cluster.shards
+  std::string members;       ///< the canonical member list (describe_members)
+};
+
+/// Acceptor → dialer: empty `refusal` means the dialer is now a trusted peer.
+struct auth_ack {
+  std::string refusal;
+};
+
+} // namespace shoal::remote

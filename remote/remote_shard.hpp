@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <caf/fwd.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "actors/shard_actor.hpp"
+#include "remote/type_ids.hpp"
+
+namespace shoal::remote {
+
+/// Stands in, on this node, for a shard another node owns. It speaks the shard actor's
+/// interface, so the HTTP bridge and virtual actors use it like a local shard; it
+/// forwards every request to the owner's gateway over CAF's middleman and hands the
+/// answer back (to the sink, or as the response). While the owner is down it answers at
+/// once with `shard_unavailable`; a forwarded request that gets no answer within
+/// `failure_timeout` (or that loses its connection) gets the same, so nobody hangs.
+///
+/// The membership actor tells it where the owner is: `(peer_update_atom, gateway, up,
+/// reason)`.
+using remote_shard_actor =
+  actors::shard_actor::extend<caf::reacts_to<peer_update_atom, caf::actor, bool, std::string>>;
+
+struct remote_shard_config {
+  std::uint32_t shard = 0;
+  std::string owner;                             ///< the owner's node id, for messages
+  std::chrono::milliseconds failure_timeout{2000}; ///< longest wait for a forwarded document request
+  std::chrono::milliseconds call_timeout{5000};  ///< actor calls without a budget
+};
+
+remote_shard_actor spawn_remote_shard(caf::actor_system& sys, remote_shard_config cfg);
+
+} // namespace shoal::remote
