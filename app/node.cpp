@@ -28,9 +28,7 @@
 #include "http/request_metrics.hpp"
 #include "http/server.hpp"
 #include "metrics/metrics.hpp"
-#include "remote/gateway.hpp"
-#include "remote/membership.hpp"
-#include "remote/remote_shard.hpp"
+#include "remote/cluster_runtime.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/store.hpp"
 
@@ -138,11 +136,11 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     actors::wal_syncer_actor syncer;
     if (settings.storage.sync) syncer = actors::spawn_wal_syncer(sys, *store, true);
     actors::actor_metrics actor_metrics{registry};
-    actors::shard_handles shards;
+    remote::placed_shards shards;
     actors::hosting_config hosting;
     hosting.registry = &registry;
     hosting.metrics = &actor_metrics;
-    hosting.peers = &shards; // filled below, before any message can arrive
+    hosting.peers = &shards.handles; // filled below, before any message can arrive
     hosting.call_timeout = std::chrono::milliseconds(settings.actors.call_timeout_ms);
     hosting.idle_timeout = std::chrono::milliseconds(settings.actors.idle_timeout_ms);
     // The node-wide bound, split over the shards (rounded up).
@@ -151,52 +149,33 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     // This node's shards get shard actors; every other node's shard gets a stub that
     // forwards to its owner (docs/cluster.md).
     const cluster::ownership owners{member_ids(settings), settings.cluster.shards};
-    std::vector<std::vector<remote::remote_shard_actor>> stubs(owners.nodes().size() - 1);
-    shards.handles.reserve(settings.cluster.shards);
-    for (std::uint32_t i = 0; i < settings.cluster.shards; ++i) {
-      if (owners.owner(i) == settings.node.id) {
-        shards.handles.push_back(actors::spawn_shard(
-          sys, actors::shard_config{i, store.get(), settings.storage.sync, syncer, hosting}));
-        continue;
-      }
-      auto stub = remote::spawn_remote_shard(
-        sys, remote::remote_shard_config{
-               i, owners.owner(i), std::chrono::milliseconds(settings.cluster.failure_timeout_ms),
-               std::chrono::milliseconds(settings.actors.call_timeout_ms)});
-      shards.handles.push_back(stub);
-      // Peers are numbered in config order without this node, as the membership expects.
-      auto owner = owners.owner_index(i);
-      auto self_index = std::find(owners.nodes().begin(), owners.nodes().end(), settings.node.id)
-                        - owners.nodes().begin();
-      stubs[owner < self_index ? owner : owner - 1].push_back(std::move(stub));
-    }
+    shards = remote::place_shards(
+      sys, settings.node.id, owners, std::chrono::milliseconds(settings.cluster.failure_timeout_ms),
+      std::chrono::milliseconds(settings.actors.call_timeout_ms), [&](std::uint32_t i) {
+        return actors::spawn_shard(
+          sys, actors::shard_config{i, store.get(), settings.storage.sync, syncer, hosting});
+      });
     cluster::view_board board;
-    caf::actor gateway;
-    caf::actor membership;
+    remote::cluster_actors members;
     if (clustered) {
-      auto identity = remote::cluster_identity::from(settings, logs.cluster);
-      const auto& self_address = *std::find_if(
-        settings.cluster.nodes.begin(), settings.cluster.nodes.end(),
-        [&](const config::node_address& n) { return n.id == settings.node.id; });
-      gateway = remote::spawn_gateway(sys, identity, shards, owners);
-      auto published = sys.middleman().publish(gateway, self_address.actor_port,
-                                               self_address.host.c_str(), true);
-      if (!published) {
-        logs.cluster->error("cannot listen for peers on {}:{}: {}", self_address.host,
-                            self_address.actor_port, sys.render(published.error()));
+      auto started =
+        remote::start_cluster(sys, remote::cluster_identity::from(settings, logs.cluster), shards,
+                              owners, board);
+      if (!started) {
+        logs.cluster->error("cannot listen for peers on the actor port of node {}: {}",
+                            settings.node.id, sys.render(started.error()));
         status = 1;
       } else {
-        logs.cluster->info("node {} listens for peers on {}:{} ({} of {} shards are local)",
-                           settings.node.id, self_address.host, *published,
-                           owners.shards_of(settings.node.id).size(), settings.cluster.shards);
-        membership =
-          remote::spawn_membership(sys, std::move(identity), std::move(stubs), owners, board);
+        members = std::move(*started);
+        logs.cluster->info("node {} listens for peers ({} of {} shards are local)",
+                           settings.node.id, owners.shards_of(settings.node.id).size(),
+                           settings.cluster.shards);
       }
     } else {
       board.publish(single_node_view(settings, owners));
     }
 
-    http::actor_bridge bridge{shards, cluster::shard_map{settings.cluster.shards}};
+    http::actor_bridge bridge{shards.handles, cluster::shard_map{settings.cluster.shards}};
     http::request_metrics request_metrics;
     metrics::registry collectors;
     collectors.add([&](metrics::text_writer& out) { request_metrics.write(out); });
@@ -228,9 +207,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       status = 1;
     }
     // The edge is drained: stop the actors, then close the store they write to.
-    if (membership) caf::anon_send_exit(membership, caf::exit_reason::user_shutdown);
-    if (gateway) caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
-    for (auto& shard : shards.handles)
+    if (members.membership) caf::anon_send_exit(members.membership, caf::exit_reason::user_shutdown);
+    if (members.gateway) caf::anon_send_exit(members.gateway, caf::exit_reason::user_shutdown);
+    for (auto& shard : shards.handles.handles)
       caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
     if (syncer) caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "remote/cluster_runtime.hpp"
+
+#include <algorithm>
+
+#include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+
+#include "cluster/ownership.hpp"
+#include "remote/gateway.hpp"
+#include "remote/membership.hpp"
+
+namespace shoal::remote {
+
+placed_shards place_shards(caf::actor_system& sys, const std::string& self,
+                           const cluster::ownership& owners,
+                           std::chrono::milliseconds failure_timeout,
+                           std::chrono::milliseconds call_timeout,
+                           const std::function<actors::shard_actor(std::uint32_t)>& spawn_local) {
+  placed_shards out;
+  const auto& nodes = owners.nodes();
+  const auto self_index =
+    static_cast<std::uint32_t>(std::find(nodes.begin(), nodes.end(), self) - nodes.begin());
+  out.stubs_by_peer.resize(nodes.size() - 1);
+  out.handles.handles.reserve(owners.shard_count());
+  for (std::uint32_t i = 0; i < owners.shard_count(); ++i) {
+    const auto owner = owners.owner_index(i);
+    if (owner == self_index) {
+      out.handles.handles.push_back(spawn_local(i));
+      continue;
+    }
+    auto stub = spawn_remote_shard(
+      sys, remote_shard_config{i, owners.owner(i), failure_timeout, call_timeout});
+    out.handles.handles.push_back(stub);
+    out.stubs_by_peer[owner < self_index ? owner : owner - 1].push_back(std::move(stub));
+  }
+  return out;
+}
+
+caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,
+                                            placed_shards& shards,
+                                            const cluster::ownership& owners,
+                                            cluster::view_board& board) {
+  const auto self = std::find_if(identity.nodes.begin(), identity.nodes.end(),
+                                 [&](const auto& n) { return n.id == identity.self; });
+  if (self == identity.nodes.end())
+    return caf::make_error(caf::sec::invalid_argument, "node.id is not one of cluster.nodes");
+  const auto address = *self;
+  cluster_actors out;
+  out.gateway = spawn_gateway(sys, identity, shards.handles, owners);
+  auto port = sys.middleman().publish(out.gateway, address.actor_port, address.host.c_str(),
+                                      true);
+  if (!port) {
+    caf::anon_send_exit(out.gateway, caf::exit_reason::user_shutdown);
+    return std::move(port.error());
+  }
+  out.membership = spawn_membership(sys, std::move(identity), std::move(shards.stubs_by_peer),
+                                    owners, board);
+  return out;
+}
+
+} // namespace shoal::remote

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/expected.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/shard_actor.hpp"
+#include "remote/members.hpp"
+#include "remote/remote_shard.hpp"
+
+namespace shoal::cluster {
+class ownership;
+class view_board;
+} // namespace shoal::cluster
+
+namespace shoal::remote {
+
+/// Every shard of the cluster as this node addresses it.
+struct placed_shards {
+  /// All shards in shard order: this node's shard actors and stubs for the others.
+  actors::shard_handles handles;
+  /// The stubs grouped by peer, in `cluster.nodes` order without this node.
+  std::vector<std::vector<remote_shard_actor>> stubs_by_peer;
+};
+
+/// Fills a `placed_shards`: `spawn_local(i)` for every shard `self` owns, a remote shard
+/// stub for every other.
+placed_shards place_shards(caf::actor_system& sys, const std::string& self,
+                           const cluster::ownership& owners,
+                           std::chrono::milliseconds failure_timeout,
+                           std::chrono::milliseconds call_timeout,
+                           const std::function<actors::shard_actor(std::uint32_t)>& spawn_local);
+
+/// The two actors that make a node a member.
+struct cluster_actors {
+  caf::actor gateway;
+  caf::actor membership;
+};
+
+/// Spawns the gateway and publishes it on this node's actor port, bound to its host
+/// (with SO_REUSEADDR, so a restarted node gets its port back at once), then spawns the
+/// membership actor, which starts dialing. The middleman must be loaded and the
+/// `shoal_remote` type ids added. `shards`, `owners` and `board` must outlive the actors.
+/// On failure nothing keeps running and the error says which address could not be bound.
+caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,
+                                            placed_shards& shards,
+                                            const cluster::ownership& owners,
+                                            cluster::view_board& board);
+
+} // namespace shoal::remote

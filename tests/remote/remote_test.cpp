@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: Apache-2.0
+// In-process nodes: two or three CAF actor systems in one test process, each with its
+// own middleman, talking over loopback exactly as separate processes do. Fast cases of
+// the handshake, trust, forwarding and failure detection; the multi-process suite
+// (tests/integration/cluster_test.cpp) covers the binary.
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/actor_api.hpp"
+#include "actors/shard_actor.hpp"
+#include "cluster/handshake.hpp"
+#include "cluster/ownership.hpp"
+#include "cluster/shard_map.hpp"
+#include "cluster/view.hpp"
+#include "remote/cluster_runtime.hpp"
+#include "remote/type_ids.hpp"
+#include "storage/memory_store.hpp"
+
+namespace shoal::remote {
+namespace {
+
+using namespace std::chrono_literals;
+
+/// A port that was free a moment ago (bind to 0, read it, close).
+std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+/// Log lines, kept for assertions.
+class capture_sink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  bool contains(const std::string& text) {
+    std::lock_guard<std::mutex> guard(mutex_);
+    for (const auto& line : lines_)
+      if (line.find(text) != std::string::npos) return true;
+    return false;
+  }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    lines_.emplace_back(msg.payload.data(), msg.payload.size());
+  }
+  void flush_() override {}
+
+private:
+  std::vector<std::string> lines_;
+};
+
+struct node_spec {
+  std::string self;
+  std::vector<config::node_address> nodes;
+  std::string secret = "0123456789abcdef-secret";
+  std::uint32_t shards = 8;
+};
+
+/// One in-process member: actor system with middleman, memory store, shards hosting the
+/// counter, gateway and membership.
+class test_node {
+public:
+  explicit test_node(const node_spec& spec)
+      : store_(spec.shards), owners_(ids(spec.nodes), spec.shards) {
+    registry_.add(actors::make_counter_type());
+    cfg_.set("scheduler.max-threads", std::size_t{2});
+    cfg_.load<caf::io::middleman>();
+    cfg_.add_message_types<caf::id_block::shoal>();
+    cfg_.add_message_types<caf::id_block::shoal_remote>();
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    sink = std::make_shared<capture_sink>();
+    auto log = std::make_shared<spdlog::logger>("cluster-" + spec.self, sink);
+    cluster_identity id;
+    id.self = spec.self;
+    id.nodes = spec.nodes;
+    id.shards = spec.shards;
+    id.secret = spec.secret;
+    id.members = describe_members(spec.nodes);
+    id.heartbeat = 50ms;
+    id.failure_timeout = 500ms;
+    id.reconnect_max = 200ms;
+    id.log = log;
+    hosting_.registry = &registry_;
+    hosting_.peers = &placed_.handles;
+    placed_ = place_shards(*sys_, spec.self, owners_, id.failure_timeout, 2s,
+                           [&](std::uint32_t i) {
+                             return actors::spawn_shard(
+                               *sys_, actors::shard_config{i, &store_, false, {}, hosting_});
+                           });
+    auto started = start_cluster(*sys_, std::move(id), placed_, owners_, board);
+    EXPECT_TRUE(started) << sys_->render(started.error());
+    if (started) actors_ = *started;
+  }
+
+  ~test_node() {
+    stop();
+  }
+
+  void stop() {
+    if (!sys_) return;
+    for (auto& a : {actors_.membership, actors_.gateway})
+      if (a) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (auto& s : placed_.handles.handles)
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    sys_->await_all_actors_done();
+    sys_.reset();
+  }
+
+  caf::actor_system& sys() {
+    return *sys_;
+  }
+  const cluster::ownership& owners() const {
+    return owners_;
+  }
+  const actors::shard_actor& shard(std::uint32_t i) const {
+    return placed_.handles.handles[i];
+  }
+  storage::store& store() {
+    return store_;
+  }
+
+  /// The state of member `id` in this node's latest view.
+  cluster::member_state state_of(const std::string& id) const {
+    auto view = board.read();
+    for (const auto& m : view->nodes)
+      if (m.id == id) return m.state;
+    return cluster::member_state::connecting;
+  }
+  std::string reason_of(const std::string& id) const {
+    auto view = board.read();
+    for (const auto& m : view->nodes)
+      if (m.id == id) return m.reason;
+    return {};
+  }
+  bool ready() const {
+    auto view = board.read();
+    return view && view->ready;
+  }
+
+  cluster::view_board board;
+  std::shared_ptr<capture_sink> sink;
+
+private:
+  static std::vector<std::string> ids(const std::vector<config::node_address>& nodes) {
+    std::vector<std::string> out;
+    for (const auto& n : nodes)
+      out.push_back(n.id);
+    return out;
+  }
+
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  storage::memory_store store_;
+  actors::actor_registry registry_;
+  actors::hosting_config hosting_;
+  cluster::ownership owners_;
+  placed_shards placed_;
+  cluster_actors actors_;
+};
+
+/// Polls `pred` every 10 ms for up to `limit`.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+std::vector<config::node_address> loopback_members(std::initializer_list<const char*> ids) {
+  std::vector<config::node_address> out;
+  for (const char* id : ids)
+    out.push_back({id, "127.0.0.1", free_port(), free_port()});
+  return out;
+}
+
+/// A document id in `collection` whose shard `owner` owns.
+std::pair<std::string, std::uint32_t> key_owned_by(const cluster::ownership& owners,
+                                                   const std::string& owner,
+                                                   const std::string& collection) {
+  cluster::shard_map map{owners.shard_count()};
+  for (int i = 0;; ++i) {
+    auto id = "k" + std::to_string(i);
+    auto shard = map.shard_of(collection, id);
+    if (owners.owner(shard) == owner) return {id, shard};
+  }
+}
+
+actors::doc_reply ask(caf::actor_system& sys, const actors::shard_actor& shard,
+                      actors::doc_request req) {
+  caf::scoped_actor self{sys};
+  actors::doc_reply out{actors::doc_status::storage_error, 0, {}, "no answer"};
+  self->request(shard, 5s, std::move(req))
+    .receive([&](actors::doc_reply& r) { out = std::move(r); },
+             [&](caf::error& e) { out.message = caf::to_string(e); });
+  return out;
+}
+
+actors::doc_request put(std::string collection, std::string id, std::string body) {
+  actors::doc_request r;
+  r.op = actors::doc_op::put;
+  r.collection = std::move(collection);
+  r.id = std::move(id);
+  r.body = std::move(body);
+  return r;
+}
+
+actors::doc_request get(std::string collection, std::string id) {
+  actors::doc_request r;
+  r.op = actors::doc_op::get;
+  r.collection = std::move(collection);
+  r.id = std::move(id);
+  return r;
+}
+
+// Verifies two members complete the handshake both ways, both become ready, and a
+// document written through one node's stub lands on the owner and reads back from both.
+TEST(RemoteTest, MembersJoinAndForwardDocuments) {
+  auto members = loopback_members({"a", "b"});
+  test_node a{{"a", members}};
+  test_node b{{"b", members}};
+  ASSERT_TRUE(eventually([&] {
+    return a.state_of("b") == cluster::member_state::up
+           && b.state_of("a") == cluster::member_state::up;
+  }));
+  EXPECT_TRUE(a.ready());
+  EXPECT_TRUE(b.ready());
+  auto [id, shard] = key_owned_by(a.owners(), "b", "users");
+  auto created = ask(a.sys(), a.shard(shard), put("users", id, R"({"n":1})"));
+  EXPECT_EQ(created.status, actors::doc_status::created) << created.message;
+  EXPECT_EQ(created.version, 1u);
+  // The owner's local shard has it, and a's stub reads it back.
+  auto local = ask(b.sys(), b.shard(shard), get("users", id));
+  EXPECT_EQ(local.status, actors::doc_status::ok);
+  EXPECT_EQ(local.body, R"({"n":1})");
+  auto via_stub = ask(a.sys(), a.shard(shard), get("users", id));
+  EXPECT_EQ(via_stub.body, R"({"n":1})");
+  // Nothing was written on the non-owner.
+  std::string value;
+  EXPECT_EQ(a.store().shard(shard).estimate_num_keys(), 0u);
+}
+
+// Verifies a virtual actor call through a stub runs on the owner, once per call.
+TEST(RemoteTest, ActorCallsAreForwardedToTheOwner) {
+  auto members = loopback_members({"a", "b"});
+  test_node a{{"a", members}};
+  test_node b{{"b", members}};
+  ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::up; }));
+  cluster::shard_map map{a.owners().shard_count()};
+  std::string id;
+  for (int i = 0; id.empty(); ++i)
+    if (a.owners().owner(map.shard_of("counter", "c" + std::to_string(i))) == "b")
+      id = "c" + std::to_string(i);
+  auto shard = map.shard_of("counter", id);
+  caf::scoped_actor self{a.sys()};
+  for (int expected : {2, 4}) {
+    actors::actor_reply reply;
+    self->request(a.shard(shard), 5s, actors::actor_call{"counter", id, "increment", R"({"by":2})", 0})
+      .receive([&](actors::actor_reply& r) { reply = std::move(r); },
+               [&](caf::error& e) { reply.message = caf::to_string(e); });
+    EXPECT_EQ(reply.status, 200) << reply.message;
+    EXPECT_EQ(reply.body, R"({"value":)" + std::to_string(expected) + "}");
+  }
+}
+
+// Verifies a wrong secret is refused with a log line on both sides, no data flows, and
+// neither node calls itself ready (each was refused by every peer it reached).
+TEST(RemoteTest, WrongSecretIsRefusedOnBothSides) {
+  auto members = loopback_members({"a", "b"});
+  test_node a{{"a", members, "0123456789abcdef-secret"}};
+  test_node b{{"b", members, "another-secret-0123456"}};
+  ASSERT_TRUE(eventually([&] {
+    return a.sink->contains("does not know the cluster secret")
+           && b.sink->contains("does not know the cluster secret")
+           && a.sink->contains("node b refused this node")
+           && b.sink->contains("node a refused this node");
+  }));
+  EXPECT_EQ(a.state_of("b"), cluster::member_state::down);
+  EXPECT_NE(a.reason_of("b").find("cluster secret"), std::string::npos) << a.reason_of("b");
+  EXPECT_FALSE(a.ready());
+  EXPECT_FALSE(b.ready());
+  auto [id, shard] = key_owned_by(a.owners(), "b", "users");
+  auto reply = ask(a.sys(), a.shard(shard), put("users", id, "{}"));
+  EXPECT_EQ(reply.status, actors::doc_status::shard_unavailable);
+  EXPECT_EQ(b.store().shard(shard).estimate_num_keys(), 0u);
+}
+
+// Verifies a member with another shard count is refused, naming both counts.
+TEST(RemoteTest, ShardCountMismatchIsRefused) {
+  auto members = loopback_members({"a", "b"});
+  test_node a{{"a", members, "0123456789abcdef-secret", 8}};
+  test_node b{{"b", members, "0123456789abcdef-secret", 16}};
+  ASSERT_TRUE(eventually([&] {
+    return a.sink->contains("refused node b: it has cluster.shards = 16, this node has 8")
+           && b.sink->contains("refused node a: it has cluster.shards = 8, this node has 16");
+  }));
+  ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::down; }));
+  EXPECT_NE(a.reason_of("b").find("cluster.shards differs"), std::string::npos)
+    << a.reason_of("b");
+  EXPECT_FALSE(a.ready());
+}
+
+// Verifies members with different node lists refuse each other.
+TEST(RemoteTest, MemberListMismatchIsRefused) {
+  auto members = loopback_members({"a", "b"});
+  auto other = members;
+  other.push_back({"c", "127.0.0.1", free_port(), free_port()});
+  test_node a{{"a", members}};
+  test_node b{{"b", other}};
+  ASSERT_TRUE(eventually([&] {
+    return a.sink->contains("refused node b: its cluster.nodes")
+           && b.sink->contains("refused node a: its cluster.nodes");
+  }));
+  EXPECT_NE(a.state_of("b"), cluster::member_state::up);
+}
+
+// Verifies a CAF node that never completed the handshake gets nothing from a gateway:
+// no document, no heartbeat, no write; and an id outside the member list is refused.
+TEST(RemoteTest, UntrustedPeerGetsNothing) {
+  auto members = loopback_members({"a", "b"});
+  test_node b{{"b", members}};
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.add_message_types<caf::id_block::shoal>();
+  cfg.add_message_types<caf::id_block::shoal_remote>();
+  caf::actor_system stranger{cfg};
+  auto gateway = stranger.middleman().remote_actor(members[1].host, members[1].actor_port);
+  ASSERT_TRUE(gateway) << stranger.render(gateway.error());
+  caf::scoped_actor self{stranger};
+  auto [id, shard] = key_owned_by(b.owners(), "b", "users");
+  bool refused = false;
+  self->request(*gateway, 2s, shard, put("users", id, "{}"))
+    .receive([&](actors::doc_reply&) {}, [&](caf::error&) { refused = true; });
+  EXPECT_TRUE(refused);
+  refused = false;
+  self->request(*gateway, 2s, heartbeat_atom::value)
+    .receive([&](heartbeat_atom) {}, [&](caf::error&) { refused = true; });
+  EXPECT_TRUE(refused);
+  // A known id without the secret: the hello is answered, a forged auth is refused.
+  hello_ack ack;
+  self->request(*gateway, 2s, hello{"a", cluster::handshake::make_nonce()})
+    .receive([&](hello_ack& x) { ack = std::move(x); }, [&](caf::error&) {});
+  EXPECT_TRUE(ack.refusal.empty());
+  auth_ack verdict;
+  self->request(*gateway, 2s, auth{std::string(64, '0'), 8, describe_members(members)})
+    .receive([&](auth_ack& x) { verdict = std::move(x); }, [&](caf::error&) {});
+  EXPECT_EQ(verdict.refusal, "the cluster secret differs");
+  refused = false;
+  self->request(*gateway, 2s, shard, put("users", id, "{}"))
+    .receive([&](actors::doc_reply&) {}, [&](caf::error&) { refused = true; });
+  EXPECT_TRUE(refused);
+  // An id that is not a member.
+  self->request(*gateway, 2s, hello{"mallory", cluster::handshake::make_nonce()})
+    .receive([&](hello_ack& x) { ack = std::move(x); }, [&](caf::error&) {});
+  EXPECT_NE(ack.refusal.find("not a member"), std::string::npos);
+  EXPECT_EQ(b.store().shard(shard).estimate_num_keys(), 0u);
+  self->send_exit(*gateway, caf::exit_reason::user_shutdown); // a no-op for a remote proxy
+}
+
+// Verifies that when a member goes away its peer marks it down within the failure
+// timeout, answers its shards with shard_unavailable at once, and takes it back when a
+// new process with the same id comes up on the same port.
+TEST(RemoteTest, LostMemberIsDownThenRejoins) {
+  auto members = loopback_members({"a", "b"});
+  test_node a{{"a", members}};
+  auto b = std::make_unique<test_node>(node_spec{"b", members});
+  ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::up; }));
+  auto [id, shard] = key_owned_by(a.owners(), "b", "users");
+  ASSERT_EQ(ask(a.sys(), a.shard(shard), put("users", id, "{}")).status,
+            actors::doc_status::created);
+  b->stop();
+  ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::down; }, 2s));
+  auto started = std::chrono::steady_clock::now();
+  auto reply = ask(a.sys(), a.shard(shard), get("users", id));
+  EXPECT_EQ(reply.status, actors::doc_status::shard_unavailable);
+  EXPECT_NE(reply.message.find("node b"), std::string::npos) << reply.message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 400ms); // known down: no waiting
+  b = std::make_unique<test_node>(node_spec{"b", members});
+  ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::up; }));
+  // The new b has a fresh memory store: the put lands again as version 1.
+  EXPECT_EQ(ask(a.sys(), a.shard(shard), put("users", id, "{}")).status,
+            actors::doc_status::created);
+}
+
+} // namespace
+} // namespace shoal::remote
