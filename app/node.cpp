@@ -71,6 +71,17 @@ std::vector<std::string> member_ids(const config::settings& settings) {
   return ids;
 }
 
+/// What a data directory is bound to (storage::rocksdb_options::layout).
+std::string storage_layout(const config::settings& settings) {
+  if (!settings.cluster.clustered()) return "a single node";
+  auto ids = member_ids(settings);
+  std::sort(ids.begin(), ids.end());
+  std::string list;
+  for (const auto& id : ids)
+    list += (list.empty() ? "" : ", ") + id;
+  return "node " + settings.node.id + " of the cluster [" + list + "]";
+}
+
 /// The view of a node that runs alone: itself, up, owning every shard.
 std::shared_ptr<const cluster::cluster_view> single_node_view(const config::settings& settings,
                                                               const cluster::ownership& owners) {
@@ -86,6 +97,18 @@ std::shared_ptr<const cluster::cluster_view> single_node_view(const config::sett
     view->shard_owners.push_back(owners.owner(s));
   view->ready = true;
   return view;
+}
+
+void write_cluster_metrics(metrics::text_writer& out, const cluster::view_board& board) {
+  auto view = board.read();
+  if (!view) return;
+  out.family("shoal_cluster_member_up", "gauge",
+             "1 when this node sees the member up (itself included), else 0.");
+  for (const auto& m : view->nodes)
+    out.sample("shoal_cluster_member_up", {{"node", m.id}},
+               std::uint64_t{m.state == cluster::member_state::up});
+  out.family("shoal_cluster_ready", "gauge", "1 when /readyz answers ready.");
+  out.sample("shoal_cluster_ready", {}, std::uint64_t{view->ready});
 }
 
 double now_seconds() {
@@ -104,6 +127,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   opts.block_cache_bytes = settings.storage.block_cache_bytes;
   opts.write_buffer_bytes = settings.storage.write_buffer_bytes;
   opts.total_write_buffer_bytes = settings.storage.total_write_buffer_bytes;
+  // Which shards this node owns follows from its id and the member ids (not their
+  // addresses), so a data directory is bound to them; a node alone owns everything.
+  opts.layout = storage_layout(settings);
   std::unique_ptr<storage::store> store;
   if (auto s = storage::open_rocksdb_store(opts, store); !s) {
     logs.storage->error("cannot open the store at {}: {}", opts.path, s.to_string());
@@ -183,6 +209,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     collectors.add([&](metrics::text_writer& out) { write_storage_metrics(out, *store); });
     collectors.add(
       [&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
+    collectors.add([&board](metrics::text_writer& out) { write_cluster_metrics(out, board); });
 
     http::route_env env;
     // The store is open and the shards are spawned; in a cluster the membership decides.

@@ -322,7 +322,9 @@ std::string cluster_json(const cluster::cluster_view& view,
     o["id"] = m.id;
     o["state"] = cluster::to_string(m.state);
     o["http"] = m.http;
-    if (m.last_heartbeat) {
+    if (m.id == view.self) {
+      o["last_heartbeat_ms"] = 0; // a node hears itself all the time
+    } else if (m.last_heartbeat) {
       auto age = std::chrono::duration_cast<std::chrono::milliseconds>(now - *m.last_heartbeat);
       o["last_heartbeat_ms"] = std::max<std::int64_t>(0, age.count());
     } else {

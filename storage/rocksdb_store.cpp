@@ -32,6 +32,7 @@ constexpr std::uint32_t max_shards = 100000;
 /// Keys in the default column family that describe the layout of the directory.
 constexpr const char* meta_shards_key = "shoal.meta.shards";
 constexpr const char* meta_format_key = "shoal.meta.format";
+constexpr const char* meta_layout_key = "shoal.meta.layout";
 constexpr const char* format_version = "1";
 
 /// The one place where a `rocksdb::Status` becomes a `status`.
@@ -314,10 +315,23 @@ public:
       return {errc::incompatible, "data directory " + options.path + " has format " + stored_format
                                     + ", this build reads format " + format_version};
     }
-    if (has_shards && has_format) return status::ok();
+    std::string stored_layout;
+    s = db_->Get(rocksdb::ReadOptions(), meta, meta_layout_key, &stored_layout);
+    if (!s.ok() && !s.IsNotFound()) return to_error(s);
+    const bool has_layout = s.ok() || options.layout.empty();
+    if (s.ok() && !options.layout.empty() && stored_layout != options.layout) {
+      return {errc::incompatible, "data directory " + options.path + " belongs to " + stored_layout
+                                    + ", but this node is " + options.layout
+                                    + "; the shards it owns would change and stored keys "
+                                      "would become unreachable"};
+    }
+    if (has_shards && has_format && has_layout) return status::ok();
     rocksdb::WriteBatch wb;
     if (s = wb.Put(meta, meta_shards_key, shards); !s.ok()) return to_error(s);
     if (s = wb.Put(meta, meta_format_key, format_version); !s.ok()) return to_error(s);
+    if (!options.layout.empty()) {
+      if (s = wb.Put(meta, meta_layout_key, options.layout); !s.ok()) return to_error(s);
+    }
     rocksdb::WriteOptions wo;
     wo.sync = true;
     return to_error(db_->Write(wo, &wb));

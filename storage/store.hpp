@@ -112,11 +112,16 @@ struct rocksdb_options {
   /// All memtables of the node together (RocksDB db_write_buffer_size): past it the
   /// largest is flushed. 0 = no node-wide bound (each shard may hold 2 full memtables).
   std::size_t total_write_buffer_bytes = 128u << 20;
+  /// Which shards this directory serves, as a caller-defined text (the node id and the
+  /// member list of a cluster). Remembered on first open, like the shard count: opening
+  /// with another layout fails with `errc::incompatible`, since the shards this node
+  /// owns would change and stored keys would become unreachable. Empty: not checked.
+  std::string layout;
 };
 
 /// Opens (or creates) the RocksDB database at `options.path` with one column family per
 /// shard, named "shard-00000" … Opening a directory written with another shard count
-/// fails with `errc::incompatible` and a message naming both counts. On failure `out`
+/// or layout fails with `errc::incompatible` and a message naming both. On failure `out`
 /// stays empty and the returned status says why.
 status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>& out);
 

@@ -30,6 +30,7 @@
 #include "cluster/ownership.hpp"
 #include "cluster/shard_map.hpp"
 #include "cluster/view.hpp"
+#include "examples/shop/shop.hpp"
 #include "remote/cluster_runtime.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/memory_store.hpp"
@@ -86,6 +87,7 @@ public:
   explicit test_node(const node_spec& spec)
       : store_(spec.shards), owners_(ids(spec.nodes), spec.shards) {
     registry_.add(actors::make_counter_type());
+    examples::shop::register_types(registry_);
     cfg_.set("scheduler.max-threads", std::size_t{2});
     cfg_.load<caf::io::middleman>();
     cfg_.add_message_types<caf::id_block::shoal>();
@@ -145,12 +147,14 @@ public:
   /// The state of member `id` in this node's latest view.
   cluster::member_state state_of(const std::string& id) const {
     auto view = board.read();
+    if (!view) return cluster::member_state::connecting; // not published yet
     for (const auto& m : view->nodes)
       if (m.id == id) return m.state;
     return cluster::member_state::connecting;
   }
   std::string reason_of(const std::string& id) const {
     auto view = board.read();
+    if (!view) return {};
     for (const auto& m : view->nodes)
       if (m.id == id) return m.reason;
     return {};
@@ -286,6 +290,59 @@ TEST(RemoteTest, ActorCallsAreForwardedToTheOwner) {
     EXPECT_EQ(reply.status, 200) << reply.message;
     EXPECT_EQ(reply.body, R"({"value":)" + std::to_string(expected) + "}");
   }
+}
+
+/// An id in `space` (an actor type) whose shard `owner` owns.
+std::string id_owned_by(const cluster::ownership& owners, const std::string& owner,
+                        const std::string& space, const std::string& prefix) {
+  cluster::shard_map map{owners.shard_count()};
+  for (int i = 0;; ++i) {
+    auto id = prefix + std::to_string(i);
+    if (owners.owner(map.shard_of(space, id)) == owner) return id;
+  }
+}
+
+actors::actor_reply call(test_node& via, const std::string& type, const std::string& id,
+                         const std::string& method, const std::string& args) {
+  cluster::shard_map map{via.owners().shard_count()};
+  caf::scoped_actor self{via.sys()};
+  actors::actor_reply reply{0, {}, "no_answer", {}};
+  self->request(via.shard(map.shard_of(type, id)), 5s, actors::actor_call{type, id, method, args, 0})
+    .receive([&](actors::actor_reply& r) { reply = std::move(r); },
+             [&](caf::error& e) { reply.message = caf::to_string(e); });
+  return reply;
+}
+
+// Verifies virtual actors call each other across nodes: an order on node a reserves
+// stock from inventories on a and on b, and rolls back the one on a when b's fails.
+TEST(RemoteTest, ActorsCallEachOtherAcrossNodes) {
+  auto members = loopback_members({"a", "b"});
+  test_node a{{"a", members}};
+  test_node b{{"b", members}};
+  ASSERT_TRUE(eventually([&] {
+    return a.state_of("b") == cluster::member_state::up
+           && b.state_of("a") == cluster::member_state::up;
+  }));
+  const auto sku_a = id_owned_by(a.owners(), "a", "inventory", "sku-a");
+  const auto sku_b = id_owned_by(a.owners(), "b", "inventory", "sku-b");
+  // Restock through the other node each time, so both directions forward.
+  EXPECT_EQ(call(b, "inventory", sku_a, "restock", R"({"qty":5})").body, R"({"stock":5})");
+  EXPECT_EQ(call(a, "inventory", sku_b, "restock", R"({"qty":1})").body, R"({"stock":1})");
+  const auto order1 = id_owned_by(a.owners(), "a", "order", "o-");
+  auto placed = call(b, "order", order1, "place",
+                     R"({"items":[{"sku":")" + sku_a + R"(","qty":2},{"sku":")" + sku_b
+                       + R"(","qty":1}]})");
+  EXPECT_EQ(placed.status, 200) << placed.code << " " << placed.message;
+  EXPECT_EQ(call(a, "inventory", sku_a, "get", "{}").body, R"({"stock":3})");
+  EXPECT_EQ(call(a, "inventory", sku_b, "get", "{}").body, R"({"stock":0})");
+  // b's inventory is empty now: the second order fails there and releases a's stock.
+  const auto order2 = id_owned_by(a.owners(), "a", "order", "p-");
+  auto failed = call(a, "order", order2, "place",
+                     R"({"items":[{"sku":")" + sku_a + R"(","qty":1},{"sku":")" + sku_b
+                       + R"(","qty":1}]})");
+  EXPECT_EQ(failed.status, 409);
+  EXPECT_EQ(failed.code, "insufficient_stock");
+  EXPECT_EQ(call(b, "inventory", sku_a, "get", "{}").body, R"({"stock":3})");
 }
 
 // Verifies a wrong secret is refused with a log line on both sides, no data flows, and

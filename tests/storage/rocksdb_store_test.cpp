@@ -177,6 +177,34 @@ void make_partial_database(const std::string& path, const std::vector<std::strin
   delete db;
 }
 
+// Verifies a directory remembers its layout: another layout is refused naming both and
+// changing nothing; the same layout opens; a directory written before layouts existed
+// (or opened without one) adopts the first layout it is opened with.
+TEST_F(RocksDbStoreTest, ReopenWithDifferentLayoutIsIncompatible) {
+  auto with_layout = [this](std::string layout) {
+    auto o = options();
+    o.layout = std::move(layout);
+    return o;
+  };
+  std::unique_ptr<store> db;
+  ASSERT_OK(open_rocksdb_store(options(), db)); // no layout yet
+  ASSERT_OK(put(db->shard(1), "k", "v"));
+  ASSERT_OK(db->close());
+  db.reset();
+  ASSERT_OK(open_rocksdb_store(with_layout("node n1 of the cluster [n1, n2]"), db));
+  ASSERT_OK(db->close());
+  db.reset();
+  auto st = open_rocksdb_store(with_layout("node n1 of the cluster [n1, n2, n3]"), db);
+  EXPECT_EQ(st.code(), errc::incompatible) << st.to_string();
+  EXPECT_THAT(st.message(), HasSubstr("belongs to node n1 of the cluster [n1, n2]"));
+  EXPECT_THAT(st.message(), HasSubstr("this node is node n1 of the cluster [n1, n2, n3]"));
+  EXPECT_EQ(db, nullptr);
+  ASSERT_OK(open_rocksdb_store(with_layout("node n1 of the cluster [n1, n2]"), db));
+  std::string value;
+  ASSERT_OK(db->shard(1).get("k", value));
+  EXPECT_EQ(value, "v");
+}
+
 // Verifies a creation interrupted midway resumes on the next start instead of being
 // refused as a different layout; afterwards the layout is fixed.
 TEST_F(RocksDbStoreTest, InterruptedCreationResumes) {
