@@ -184,9 +184,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     cluster::view_board board;
     remote::cluster_actors members;
     if (clustered) {
-      auto started =
-        remote::start_cluster(sys, remote::cluster_identity::from(settings, logs.cluster), shards,
-                              owners, board);
+      auto started = remote::start_cluster(
+        sys, remote::cluster_identity::from(settings, logs.cluster), shards, owners, board);
       if (!started) {
         logs.cluster->error("cannot listen for peers on the actor port of node {}: {}",
                             settings.node.id, sys.render(started.error()));
@@ -225,16 +224,17 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     http::server server{http_settings, bridge, std::move(env), request_metrics,
                         http::server_logs{logs.http, logs.access, settings.log.format == "json"}};
     if (status == 0) try {
-      auto port = server.listen();
-      logs.main->info("listening on http://{}:{}", settings.http.host, port);
-      server.run();
-    } catch (const std::exception& e) {
-      logs.main->error("cannot serve on {}:{}: {}", settings.http.host, settings.http.port,
-                       e.what());
-      status = 1;
-    }
+        auto port = server.listen();
+        logs.main->info("listening on http://{}:{}", settings.http.host, port);
+        server.run();
+      } catch (const std::exception& e) {
+        logs.main->error("cannot serve on {}:{}: {}", settings.http.host, settings.http.port,
+                         e.what());
+        status = 1;
+      }
     // The edge is drained: stop the actors, then close the store they write to.
-    if (members.membership) caf::anon_send_exit(members.membership, caf::exit_reason::user_shutdown);
+    if (members.membership)
+      caf::anon_send_exit(members.membership, caf::exit_reason::user_shutdown);
     if (members.gateway) caf::anon_send_exit(members.gateway, caf::exit_reason::user_shutdown);
     for (auto& shard : shards.handles.handles)
       caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);

@@ -328,7 +328,8 @@ node_address parse_node(const toml_value& value, std::size_t index) {
   for (const auto& [name, field] : value.as_table()) {
     const std::string key = where + "." + name;
     if (name == "id" || name == "host") {
-      if (!field.is_string()) throw config_error(key, "expected a string, got " + type_name(field.type()));
+      if (!field.is_string())
+        throw config_error(key, "expected a string, got " + type_name(field.type()));
       const std::string text = field.as_string().str;
       if (text.empty()) throw config_error(key, "must not be empty");
       (name == "id" ? node.id : node.host) = text;
@@ -350,8 +351,8 @@ node_address parse_node(const toml_value& value, std::size_t index) {
   if (node.http_port == 0) throw config_error(where + ".http_port", "missing");
   if (node.actor_port == 0) throw config_error(where + ".actor_port", "missing");
   if (!valid_node_id(node.id)) {
-    throw config_error(where + ".id", "\"" + node.id
-                                        + "\" is not a node id (1-64 letters, digits, '-', '_', '.')");
+    throw config_error(
+      where + ".id", "\"" + node.id + "\" is not a node id (1-64 letters, digits, '-', '_', '.')");
   }
   return node;
 }
@@ -359,7 +360,8 @@ node_address parse_node(const toml_value& value, std::size_t index) {
 std::vector<node_address> parse_nodes(const toml_value& value) {
   if (!value.is_array()) {
     throw config_error(std::string(nodes_key),
-                       "expected an array of tables ([[cluster.nodes]]), got " + type_name(value.type()));
+                       "expected an array of tables ([[cluster.nodes]]), got "
+                         + type_name(value.type()));
   }
   std::vector<node_address> nodes;
   for (const auto& item : value.as_array())
@@ -384,8 +386,8 @@ void finish(settings& s) {
     }
     for (auto port : {n.http_port, n.actor_port}) {
       if (!endpoints.insert({n.host, port}).second) {
-        throw config_error(std::string(nodes_key), "address " + n.host + ":" + std::to_string(port)
-                                                     + " is used twice");
+        throw config_error(std::string(nodes_key),
+                           "address " + n.host + ":" + std::to_string(port) + " is used twice");
       }
     }
   }
@@ -395,9 +397,8 @@ void finish(settings& s) {
     throw config_error(node_key, "\"" + s.node.id + "\" is not one of cluster.nodes");
   }
   if (c.secret.size() < 16) {
-    throw config_error("cluster.secret", c.secret.empty()
-                                           ? "required when cluster.nodes is set"
-                                           : "must be at least 16 characters");
+    throw config_error("cluster.secret", c.secret.empty() ? "required when cluster.nodes is set"
+                                                          : "must be at least 16 characters");
   }
   if (c.failure_timeout_ms <= c.heartbeat_ms) {
     throw config_error("cluster.failure_timeout_ms", "must be longer than cluster.heartbeat_ms ("

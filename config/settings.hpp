@@ -36,9 +36,9 @@ struct storage_settings {
 
 /// One member of `cluster.nodes` (`[[cluster.nodes]]` in TOML).
 struct node_address {
-  std::string id;             ///< a name (letters, digits, '-', '_', '.'); unique
-  std::string host;           ///< the interface both ports bind to, and peers dial
-  std::uint16_t http_port = 0; ///< where this node's HTTP edge listens
+  std::string id;               ///< a name (letters, digits, '-', '_', '.'); unique
+  std::string host;             ///< the interface both ports bind to, and peers dial
+  std::uint16_t http_port = 0;  ///< where this node's HTTP edge listens
   std::uint16_t actor_port = 0; ///< where this node's CAF middleman listens for peers
 
   friend bool operator==(const node_address& a, const node_address& b) {
@@ -55,11 +55,11 @@ struct node_settings {
 /// [cluster] — the shard map and the members. With no `nodes`, the node runs alone.
 struct cluster_settings {
   std::uint32_t shards = 64;
-  std::vector<node_address> nodes; ///< every member, this node included; empty: one node
-  std::string secret;              ///< shared by all members; required with `nodes`
-  std::uint32_t heartbeat_ms = 250;        ///< a peer is pinged this often
+  std::vector<node_address> nodes;          ///< every member, this node included; empty: one node
+  std::string secret;                       ///< shared by all members; required with `nodes`
+  std::uint32_t heartbeat_ms = 250;         ///< a peer is pinged this often
   std::uint32_t failure_timeout_ms = 2'000; ///< no answer this long: the peer is down
-  std::uint32_t reconnect_max_ms = 2'000;  ///< ceiling of the reconnect backoff
+  std::uint32_t reconnect_max_ms = 2'000;   ///< ceiling of the reconnect backoff
 
   bool clustered() const noexcept {
     return !nodes.empty();

@@ -34,8 +34,8 @@ const char* route_label(route_id r) noexcept;
 
 /// What the router needs from the node.
 struct route_env {
-  std::function<bool()> ready;                ///< /readyz: storage open and not draining
-  std::function<std::string()> metrics_text;  ///< /metrics body
+  std::function<bool()> ready;               ///< /readyz: storage open and not draining
+  std::function<std::string()> metrics_text; ///< /metrics body
   /// /v1/cluster: the latest view of the members (null: the route answers 503).
   std::function<std::shared_ptr<const cluster::cluster_view>()> cluster_view;
   unsigned max_json_depth = 64;               ///< deeper bodies are rejected as invalid_json

@@ -40,8 +40,7 @@ placed_shards place_shards(caf::actor_system& sys, const std::string& self,
 }
 
 caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,
-                                            placed_shards& shards,
-                                            const cluster::ownership& owners,
+                                            placed_shards& shards, const cluster::ownership& owners,
                                             cluster::view_board& board) {
   const auto self = std::find_if(identity.nodes.begin(), identity.nodes.end(),
                                  [&](const auto& n) { return n.id == identity.self; });
@@ -50,14 +49,13 @@ caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_iden
   const auto address = *self;
   cluster_actors out;
   out.gateway = spawn_gateway(sys, identity, shards.handles, owners);
-  auto port = sys.middleman().publish(out.gateway, address.actor_port, address.host.c_str(),
-                                      true);
+  auto port = sys.middleman().publish(out.gateway, address.actor_port, address.host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(out.gateway, caf::exit_reason::user_shutdown);
     return std::move(port.error());
   }
-  out.membership = spawn_membership(sys, std::move(identity), std::move(shards.stubs_by_peer),
-                                    owners, board);
+  out.membership =
+    spawn_membership(sys, std::move(identity), std::move(shards.stubs_by_peer), owners, board);
   return out;
 }
 

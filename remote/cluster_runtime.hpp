@@ -50,8 +50,7 @@ struct cluster_actors {
 /// `shoal_remote` type ids added. `shards`, `owners` and `board` must outlive the actors.
 /// On failure nothing keeps running and the error says which address could not be bound.
 caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,
-                                            placed_shards& shards,
-                                            const cluster::ownership& owners,
+                                            placed_shards& shards, const cluster::ownership& owners,
                                             cluster::view_board& board);
 
 } // namespace shoal::remote

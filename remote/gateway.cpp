@@ -79,8 +79,8 @@ auth_ack on_auth(gateway_pointer self, auth& a) {
   if (it == st.challenges.end()) return auth_ack{"auth without hello"};
   const challenge c = std::move(it->second);
   st.challenges.erase(it);
-  const auto expected = hs::proof(st.id.secret, hs::role::dialer, c.peer, st.id.self,
-                                  c.dialer_nonce, c.acceptor_nonce);
+  const auto expected =
+    hs::proof(st.id.secret, hs::role::dialer, c.peer, st.id.self, c.dialer_nonce, c.acceptor_nonce);
   if (!hs::same_proof(expected, a.proof)) {
     st.id.log->error("refused node {}: it does not know the cluster secret", c.peer);
     return auth_ack{"the cluster secret differs"};
@@ -92,8 +92,8 @@ auth_ack on_auth(gateway_pointer self, auth& a) {
                     + st.id.self + ", " + std::to_string(a.shards) + " on node " + c.peer};
   }
   if (a.members != st.id.members) {
-    st.id.log->error("refused node {}: its cluster.nodes [{}] differ from this node's [{}]",
-                     c.peer, a.members, st.id.members);
+    st.id.log->error("refused node {}: its cluster.nodes [{}] differ from this node's [{}]", c.peer,
+                     a.members, st.id.members);
     return auth_ack{"cluster.nodes differs: node " + st.id.self + " has [" + st.id.members + "]"};
   }
   auto addr = caf::actor_cast<caf::actor_addr>(sender);
@@ -105,8 +105,7 @@ auth_ack on_auth(gateway_pointer self, auth& a) {
 }
 
 caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_identity id,
-                           const actors::shard_handles* shards,
-                           const cluster::ownership* owners) {
+                           const actors::shard_handles* shards, const cluster::ownership* owners) {
   self->state.id = std::move(id);
   self->state.shards = shards;
   self->state.owners = owners;
@@ -136,7 +135,9 @@ caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_ide
       if (!trusted(self)) return untrusted();
       auto* local = local_shard(self, shard);
       if (!local)
-        return actors::doc_reply{actors::doc_status::shard_unavailable, 0, {},
+        return actors::doc_reply{actors::doc_status::shard_unavailable,
+                                 0,
+                                 {},
                                  "node " + self->state.id.self + " does not own shard "
                                    + std::to_string(shard)};
       return self->delegate(*local, std::move(req));
@@ -145,7 +146,9 @@ caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_ide
       if (!trusted(self)) return untrusted();
       auto* local = local_shard(self, shard);
       if (!local)
-        return actors::actor_reply{503, {}, "shard_unavailable",
+        return actors::actor_reply{503,
+                                   {},
+                                   "shard_unavailable",
                                    "node " + self->state.id.self + " does not own shard "
                                      + std::to_string(shard)};
       return self->delegate(*local, std::move(call));

@@ -6,13 +6,12 @@
 namespace shoal::remote {
 
 std::string describe_members(std::vector<config::node_address> nodes) {
-  std::sort(nodes.begin(), nodes.end(),
-            [](const auto& a, const auto& b) { return a.id < b.id; });
+  std::sort(nodes.begin(), nodes.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   std::string out;
   for (const auto& n : nodes) {
     if (!out.empty()) out += ", ";
-    out += n.id + "@" + n.host + ":" + std::to_string(n.http_port) + "/"
-           + std::to_string(n.actor_port);
+    out +=
+      n.id + "@" + n.host + ":" + std::to_string(n.http_port) + "/" + std::to_string(n.actor_port);
   }
   return out;
 }

@@ -29,9 +29,9 @@ struct peer_link {
   config::node_address addr;
   std::vector<remote_shard_actor> stubs;
   cluster::member_state state = cluster::member_state::connecting;
-  bool settled = false; ///< the first dial has finished, one way or another
-  bool refused = false; ///< the last handshake ended in a refusal (by either side)
-  caf::actor gateway;   ///< after a completed handshake, until the connection drops
+  bool settled = false;         ///< the first dial has finished, one way or another
+  bool refused = false;         ///< the last handshake ended in a refusal (by either side)
+  caf::actor gateway;           ///< after a completed handshake, until the connection drops
   std::uint64_t generation = 0; ///< bumped per dial and per loss; stale answers compare it
   bool dialing = false;
   std::optional<clock::time_point> last_heartbeat;
@@ -98,8 +98,7 @@ void schedule_dial(self_pointer self, std::size_t i) {
   std::uniform_real_distribution<double> spread(0.8, 1.2);
   const auto delay = milliseconds(static_cast<long>(peer.backoff.count() * spread(st.jitter)));
   peer.backoff = std::min(peer.backoff * 2, std::max(st.id.reconnect_max, first_backoff));
-  self->delayed_send(self, delay, dial_atom::value, static_cast<std::uint64_t>(i),
-                     peer.generation);
+  self->delayed_send(self, delay, dial_atom::value, static_cast<std::uint64_t>(i), peer.generation);
 }
 
 void set_down(self_pointer self, std::size_t i, std::string reason, bool refused) {
@@ -164,22 +163,21 @@ void handshake(self_pointer self, std::size_t i, std::uint64_t generation, caf::
         if (ack.node != peer.addr.id)
           return dial_failed(self, i, generation,
                              "the actor port answers as node \"" + ack.node + "\"", true);
-        const auto expected = hs::proof(st.id.secret, hs::role::acceptor, st.id.self,
-                                        peer.addr.id, nonce, ack.nonce);
+        const auto expected =
+          hs::proof(st.id.secret, hs::role::acceptor, st.id.self, peer.addr.id, nonce, ack.nonce);
         if (!hs::same_proof(expected, ack.proof)) {
           self->send(gateway, refuse_atom::value, st.id.self,
                      std::string{"your proof of the cluster secret is wrong"});
           return dial_failed(self, i, generation, "it does not know the cluster secret", true);
         }
-        auth mine{hs::proof(st.id.secret, hs::role::dialer, st.id.self, peer.addr.id, nonce,
-                            ack.nonce),
-                  st.id.shards, st.id.members};
+        auth mine{
+          hs::proof(st.id.secret, hs::role::dialer, st.id.self, peer.addr.id, nonce, ack.nonce),
+          st.id.shards, st.id.members};
         self->request(gateway, st.id.failure_timeout, std::move(mine))
           .then(
             [=](auth_ack& a) {
               if (!a.refusal.empty())
-                return dial_failed(self, i, generation, "refused by the peer: " + a.refusal,
-                                   true);
+                return dial_failed(self, i, generation, "refused by the peer: " + a.refusal, true);
               joined(self, i, generation, gateway);
             },
             [=](caf::error& err) {
@@ -197,13 +195,13 @@ void dial(self_pointer self, std::size_t i) {
   if (peer.dialing || peer.gateway) return;
   peer.dialing = true;
   const auto generation = ++peer.generation;
-  self->request(st.mm, st.id.failure_timeout, caf::connect_atom::value, peer.addr.host,
-                peer.addr.actor_port)
+  self
+    ->request(st.mm, st.id.failure_timeout, caf::connect_atom::value, peer.addr.host,
+              peer.addr.actor_port)
     .then(
       [=](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
         if (!ptr)
-          return dial_failed(self, i, generation, "nothing is published on its actor port",
-                             false);
+          return dial_failed(self, i, generation, "nothing is published on its actor port", false);
         handshake(self, i, generation, caf::actor_cast<caf::actor>(std::move(ptr)));
       },
       [=](caf::error& err) {

@@ -79,8 +79,7 @@ remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_conf
     },
     [=](actor_call& call, actors::call_sink_ptr& sink) {
       auto& st = self->state;
-      if (!st.up)
-        return sink->deliver(actor_reply{503, {}, "shard_unavailable", down_message(st)});
+      if (!st.up) return sink->deliver(actor_reply{503, {}, "shard_unavailable", down_message(st)});
       const auto wait = call_budget(st, call);
       self->request(st.gateway, wait, st.cfg.shard, std::move(call))
         .then([sink](actor_reply& reply) { sink->deliver(std::move(reply)); },

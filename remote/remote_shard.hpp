@@ -27,9 +27,10 @@ using remote_shard_actor =
 
 struct remote_shard_config {
   std::uint32_t shard = 0;
-  std::string owner;                             ///< the owner's node id, for messages
-  std::chrono::milliseconds failure_timeout{2000}; ///< longest wait for a forwarded document request
-  std::chrono::milliseconds call_timeout{5000};  ///< actor calls without a budget
+  std::string owner; ///< the owner's node id, for messages
+  std::chrono::milliseconds failure_timeout{
+    2000};                                      ///< longest wait for a forwarded document request
+  std::chrono::milliseconds call_timeout{5000}; ///< actor calls without a budget
 };
 
 remote_shard_actor spawn_remote_shard(caf::actor_system& sys, remote_shard_config cfg);

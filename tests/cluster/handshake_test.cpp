@@ -10,7 +10,8 @@ namespace shoal::cluster::handshake {
 namespace {
 
 // Verifies the proof is HMAC-SHA256 over the length-prefixed fields. Pinned with openssl:
-// printf '\x00\x00\x00\x0fshoal-dialer-v1\x00\x00\x00\x01a\x00\x00\x00\x01b\x00\x00\x00\x02n1\x00\x00\x00\x02n2'
+// printf
+// '\x00\x00\x00\x0fshoal-dialer-v1\x00\x00\x00\x01a\x00\x00\x00\x01b\x00\x00\x00\x02n1\x00\x00\x00\x02n2'
 //   | openssl dgst -sha256 -hmac 0123456789abcdef
 TEST(HandshakeTest, ProofIsPinned) {
   EXPECT_EQ(proof("0123456789abcdef", role::dialer, "a", "b", "n1", "n2"),

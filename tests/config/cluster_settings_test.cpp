@@ -89,8 +89,7 @@ TEST(ClusterSettingsTest, RejectsInconsistentMembers) {
   const std::string secret_line = "secret = \"0123456789abcdef\"\n";
   no_secret.erase(no_secret.find(secret_line), secret_line.size());
   expect_error(no_secret, {"node.id=a"}, "cluster.secret", "required");
-  expect_error(two_nodes, {"node.id=a", "cluster.secret=short"}, "cluster.secret",
-               "at least 16");
+  expect_error(two_nodes, {"node.id=a", "cluster.secret=short"}, "cluster.secret", "at least 16");
   auto dup_id = two_nodes;
   dup_id.replace(dup_id.find("id = \"b\""), 8, "id = \"a\"");
   expect_error(dup_id, {"node.id=a"}, "cluster.nodes", "appears twice");
@@ -98,8 +97,8 @@ TEST(ClusterSettingsTest, RejectsInconsistentMembers) {
   dup_port.replace(dup_port.find("127.0.0.2"), 9, "127.0.0.1");
   dup_port.replace(dup_port.find("7102"), 4, "7001");
   expect_error(dup_port, {"node.id=a"}, "cluster.nodes", "used twice");
-  expect_error(two_nodes, {"node.id=a", "cluster.heartbeat_ms=3000"},
-               "cluster.failure_timeout_ms", "longer than cluster.heartbeat_ms");
+  expect_error(two_nodes, {"node.id=a", "cluster.heartbeat_ms=3000"}, "cluster.failure_timeout_ms",
+               "longer than cluster.heartbeat_ms");
 }
 
 // Verifies that a malformed member table names the member and the field.
@@ -107,13 +106,15 @@ TEST(ClusterSettingsTest, RejectsMalformedMemberTables) {
   const std::string head = "[cluster]\nsecret = \"0123456789abcdef\"\n";
   expect_error(head + "[[cluster.nodes]]\nid = \"a\"\nhost = \"h\"\nhttp_port = 1\n", {},
                "cluster.nodes[0].actor_port", "missing");
-  expect_error(head + "[[cluster.nodes]]\nid = \"a\"\nhost = \"h\"\nhttp_port = 0\nactor_port = 2\n",
+  expect_error(head
+                 + "[[cluster.nodes]]\nid = \"a\"\nhost = \"h\"\nhttp_port = 0\nactor_port = 2\n",
                {}, "cluster.nodes[0].http_port", "between 1 and 65535");
   expect_error(head + "[[cluster.nodes]]\nid = 5\n", {}, "cluster.nodes[0].id",
                "expected a string");
   expect_error(head + "[[cluster.nodes]]\nid = \"a\"\nport = 3\n", {}, "cluster.nodes[0].port",
                "unknown key");
-  expect_error(head + "[[cluster.nodes]]\nid = \"a/b\"\nhost = \"h\"\nhttp_port = 1\nactor_port = 2\n",
+  expect_error(head
+                 + "[[cluster.nodes]]\nid = \"a/b\"\nhost = \"h\"\nhttp_port = 1\nactor_port = 2\n",
                {}, "cluster.nodes[0].id", "is not a node id");
   expect_error("[cluster]\nnodes = \"a,b\"\n", {}, "cluster.nodes", "array of tables");
   expect_error("", {"cluster.nodes=a"}, "cluster.nodes", "cannot be overridden");

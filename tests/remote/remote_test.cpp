@@ -107,11 +107,9 @@ public:
     id.log = log;
     hosting_.registry = &registry_;
     hosting_.peers = &placed_.handles;
-    placed_ = place_shards(*sys_, spec.self, owners_, id.failure_timeout, 2s,
-                           [&](std::uint32_t i) {
-                             return actors::spawn_shard(
-                               *sys_, actors::shard_config{i, &store_, false, {}, hosting_});
-                           });
+    placed_ = place_shards(*sys_, spec.self, owners_, id.failure_timeout, 2s, [&](std::uint32_t i) {
+      return actors::spawn_shard(*sys_, actors::shard_config{i, &store_, false, {}, hosting_});
+    });
     auto started = start_cluster(*sys_, std::move(id), placed_, owners_, board);
     EXPECT_TRUE(started) << sys_->render(started.error());
     if (started) actors_ = *started;
@@ -284,7 +282,9 @@ TEST(RemoteTest, ActorCallsAreForwardedToTheOwner) {
   caf::scoped_actor self{a.sys()};
   for (int expected : {2, 4}) {
     actors::actor_reply reply;
-    self->request(a.shard(shard), 5s, actors::actor_call{"counter", id, "increment", R"({"by":2})", 0})
+    self
+      ->request(a.shard(shard), 5s,
+                actors::actor_call{"counter", id, "increment", R"({"by":2})", 0})
       .receive([&](actors::actor_reply& r) { reply = std::move(r); },
                [&](caf::error& e) { reply.message = caf::to_string(e); });
     EXPECT_EQ(reply.status, 200) << reply.message;
@@ -307,7 +307,8 @@ actors::actor_reply call(test_node& via, const std::string& type, const std::str
   cluster::shard_map map{via.owners().shard_count()};
   caf::scoped_actor self{via.sys()};
   actors::actor_reply reply{0, {}, "no_answer", {}};
-  self->request(via.shard(map.shard_of(type, id)), 5s, actors::actor_call{type, id, method, args, 0})
+  self
+    ->request(via.shard(map.shard_of(type, id)), 5s, actors::actor_call{type, id, method, args, 0})
     .receive([&](actors::actor_reply& r) { reply = std::move(r); },
              [&](caf::error& e) { reply.message = caf::to_string(e); });
   return reply;
@@ -329,17 +330,17 @@ TEST(RemoteTest, ActorsCallEachOtherAcrossNodes) {
   EXPECT_EQ(call(b, "inventory", sku_a, "restock", R"({"qty":5})").body, R"({"stock":5})");
   EXPECT_EQ(call(a, "inventory", sku_b, "restock", R"({"qty":1})").body, R"({"stock":1})");
   const auto order1 = id_owned_by(a.owners(), "a", "order", "o-");
-  auto placed = call(b, "order", order1, "place",
-                     R"({"items":[{"sku":")" + sku_a + R"(","qty":2},{"sku":")" + sku_b
-                       + R"(","qty":1}]})");
+  auto placed =
+    call(b, "order", order1, "place",
+         R"({"items":[{"sku":")" + sku_a + R"(","qty":2},{"sku":")" + sku_b + R"(","qty":1}]})");
   EXPECT_EQ(placed.status, 200) << placed.code << " " << placed.message;
   EXPECT_EQ(call(a, "inventory", sku_a, "get", "{}").body, R"({"stock":3})");
   EXPECT_EQ(call(a, "inventory", sku_b, "get", "{}").body, R"({"stock":0})");
   // b's inventory is empty now: the second order fails there and releases a's stock.
   const auto order2 = id_owned_by(a.owners(), "a", "order", "p-");
-  auto failed = call(a, "order", order2, "place",
-                     R"({"items":[{"sku":")" + sku_a + R"(","qty":1},{"sku":")" + sku_b
-                       + R"(","qty":1}]})");
+  auto failed =
+    call(a, "order", order2, "place",
+         R"({"items":[{"sku":")" + sku_a + R"(","qty":1},{"sku":")" + sku_b + R"(","qty":1}]})");
   EXPECT_EQ(failed.status, 409);
   EXPECT_EQ(failed.code, "insufficient_stock");
   EXPECT_EQ(call(b, "inventory", sku_a, "get", "{}").body, R"({"stock":3})");
@@ -377,8 +378,7 @@ TEST(RemoteTest, ShardCountMismatchIsRefused) {
            && b.sink->contains("refused node a: it has cluster.shards = 8, this node has 16");
   }));
   ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::down; }));
-  EXPECT_NE(a.reason_of("b").find("cluster.shards differs"), std::string::npos)
-    << a.reason_of("b");
+  EXPECT_NE(a.reason_of("b").find("cluster.shards differs"), std::string::npos) << a.reason_of("b");
   EXPECT_FALSE(a.ready());
 }
 
