@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "remote/gateway.hpp"
 
+#include <chrono>
 #include <map>
 
 #include <caf/actor_system.hpp>
@@ -31,6 +32,9 @@ struct gateway_state {
   std::map<caf::node_id, challenge> challenges;    ///< hello answered, auth pending
   std::map<caf::node_id, std::string> trusted;     ///< CAF node → configured id
   std::map<caf::actor_addr, caf::node_id> dialers; ///< monitored, to forget on down
+  /// When each refusal text was last logged: a refused peer redials every few seconds,
+  /// so the same refusal is logged again only after a minute.
+  std::map<std::string, std::chrono::steady_clock::time_point> refusals;
 };
 
 using gateway_pointer = caf::stateful_actor<gateway_state>*;
@@ -47,6 +51,17 @@ caf::error untrusted() {
   return caf::make_error(caf::sec::unexpected_message);
 }
 
+/// Logs a refusal at error level, unless the same one was logged in the last minute.
+void log_refusal(gateway_state& st, const std::string& text) {
+  const auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = st.refusals.emplace(text, now);
+  if (!fresh) {
+    if (now - it->second < std::chrono::minutes(1)) return;
+    it->second = now;
+  }
+  st.id.log->error("{}", text);
+}
+
 /// Local shard `shard`, or null when another node owns it (a peer with another map).
 const actors::shard_actor* local_shard(gateway_pointer self, std::uint32_t shard) {
   auto& st = self->state;
@@ -59,8 +74,8 @@ hello_ack on_hello(gateway_pointer self, hello& h) {
   const auto& sender = self->current_sender();
   if (!sender) return hello_ack{"anonymous hello", {}, {}, {}};
   if (h.node == st.id.self || !st.id.is_member(h.node)) {
-    st.id.log->error("refused a connection from node id \"{}\": not a member of this cluster",
-                     h.node);
+    log_refusal(st, "refused a connection from node id \"" + h.node
+                      + "\": not a member of this cluster");
     return hello_ack{"node id \"" + h.node + "\" is not a member", {}, {}, {}};
   }
   challenge c{h.node, std::move(h.nonce), hs::make_nonce()};
@@ -82,18 +97,19 @@ auth_ack on_auth(gateway_pointer self, auth& a) {
   const auto expected =
     hs::proof(st.id.secret, hs::role::dialer, c.peer, st.id.self, c.dialer_nonce, c.acceptor_nonce);
   if (!hs::same_proof(expected, a.proof)) {
-    st.id.log->error("refused node {}: it does not know the cluster secret", c.peer);
+    log_refusal(st, "refused node " + c.peer + ": it does not know the cluster secret");
     return auth_ack{"the cluster secret differs"};
   }
   if (a.shards != st.id.shards) {
-    st.id.log->error("refused node {}: it has cluster.shards = {}, this node has {}", c.peer,
-                     a.shards, st.id.shards);
+    log_refusal(st, "refused node " + c.peer
+                      + ": it has cluster.shards = " + std::to_string(a.shards) + ", this node has "
+                      + std::to_string(st.id.shards));
     return auth_ack{"cluster.shards differs: " + std::to_string(st.id.shards) + " on node "
                     + st.id.self + ", " + std::to_string(a.shards) + " on node " + c.peer};
   }
   if (a.members != st.id.members) {
-    st.id.log->error("refused node {}: its cluster.nodes [{}] differ from this node's [{}]", c.peer,
-                     a.members, st.id.members);
+    log_refusal(st, "refused node " + c.peer + ": its cluster.nodes [" + a.members
+                      + "] differ from this node's [" + st.id.members + "]");
     return auth_ack{"cluster.nodes differs: node " + st.id.self + " has [" + st.id.members + "]"};
   }
   auto addr = caf::actor_cast<caf::actor_addr>(sender);
@@ -125,7 +141,7 @@ caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_ide
     [=](auth& a) { return on_auth(self, a); },
     [=](refuse_atom, const std::string& node, const std::string& reason) {
       if (!self->state.id.is_member(node)) return;
-      self->state.id.log->error("node {} refused this node: {}", node, reason);
+      log_refusal(self->state, "node " + node + " refused this node: " + reason);
     },
     [=](heartbeat_atom) -> caf::result<heartbeat_atom> {
       if (!trusted(self)) return untrusted();

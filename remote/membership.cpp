@@ -46,6 +46,7 @@ struct membership_state {
   caf::io::middleman_actor mm;
   std::vector<peer_link> peers;
   std::minstd_rand jitter{std::random_device{}()};
+  bool ever_ready = false; ///< see publish()
 };
 
 using self_pointer = caf::stateful_actor<membership_state>*;
@@ -55,8 +56,8 @@ void publish(self_pointer self) {
   auto view = std::make_shared<cluster::cluster_view>();
   view->self = st.id.self;
   bool all_settled = true;
-  bool any_up = false;
-  bool any_refused = false;
+  std::size_t refused = 0;
+  std::size_t up = 0;
   std::size_t p = 0;
   for (const auto& node : st.id.nodes) {
     cluster::member_view m;
@@ -71,17 +72,20 @@ void publish(self_pointer self) {
       m.last_heartbeat = peer.last_heartbeat;
       if (peer.state != cluster::member_state::up) m.reason = peer.reason;
       all_settled = all_settled && peer.settled;
-      any_up = any_up || peer.state == cluster::member_state::up;
-      any_refused = any_refused || peer.refused;
+      refused += peer.refused ? 1 : 0;
+      up += peer.state == cluster::member_state::up ? 1 : 0;
     }
     view->nodes.push_back(std::move(m));
   }
   view->shard_owners.reserve(st.owners->shard_count());
   for (std::uint32_t s = 0; s < st.owners->shard_count(); ++s)
     view->shard_owners.push_back(st.owners->owner(s));
-  // Ready once every peer was tried, unless every peer this node reached refused it
-  // (then this node is the odd one out and must not take traffic).
-  view->ready = all_settled && (any_up || !any_refused);
+  // Ready once every peer was tried, unless more of the peers refused this node than
+  // accepted it: then it is most likely the one with the odd config and must not take
+  // traffic. A refusal alone cannot say which side is wrong, so the node that served
+  // first keeps serving: once ready, later refusals only mark those peers down.
+  st.ever_ready = st.ever_ready || (all_settled && up >= refused);
+  view->ready = st.ever_ready;
   st.board->publish(std::move(view));
 }
 

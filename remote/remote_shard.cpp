@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "remote/remote_shard.hpp"
 
+#include <functional>
+#include <unordered_map>
+
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
@@ -20,6 +23,11 @@ struct stub_state {
   caf::actor gateway; ///< the owner's gateway, once a handshake completed
   bool up = false;
   std::string reason = "not connected yet";
+  std::uint64_t next_id = 0;
+  /// Requests in flight to the owner, by id: how to fail each one. When the owner goes
+  /// down they are failed at once instead of waiting for their timeout; an answer that
+  /// arrives for an id no longer here was already answered and is dropped.
+  std::unordered_map<std::uint64_t, std::function<void(const std::string&)>> in_flight;
 };
 
 using stub_pointer = remote_shard_actor::stateful_pointer<stub_state>;
@@ -41,15 +49,32 @@ doc_reply doc_unavailable(std::string message) {
   return doc_reply{doc_status::shard_unavailable, 0, {}, std::move(message)};
 }
 
-actor_reply call_failed(const stub_state& st, const caf::error& err,
-                        std::chrono::milliseconds waited) {
-  if (err == caf::sec::request_timeout)
-    return actor_reply{504, {}, "call_timeout", failure_message(st, err, waited)};
-  return actor_reply{503, {}, "shard_unavailable", failure_message(st, err, waited)};
+actor_reply call_unavailable(std::string message) {
+  return actor_reply{503, {}, "shard_unavailable", std::move(message)};
 }
 
 std::chrono::milliseconds call_budget(const stub_state& st, const actor_call& call) {
   return call.budget_ms != 0 ? std::chrono::milliseconds(call.budget_ms) : st.cfg.call_timeout;
+}
+
+/// Sends `msg` to the owner's gateway and hands the answer to `deliver`. A failure goes
+/// to `fail(message, timed_out)`: no answer within `wait`, a lost connection, or the
+/// owner marked down while the request was in flight. Exactly one of them runs.
+template <class Reply, class Message, class Deliver, class Fail>
+void forward(stub_pointer self, Message&& msg, std::chrono::milliseconds wait, Deliver deliver,
+             Fail fail) {
+  auto& st = self->state;
+  const auto id = ++st.next_id;
+  st.in_flight.emplace(id, [fail](const std::string& why) mutable { fail(why, false); });
+  self->request(st.gateway, wait, st.cfg.shard, std::forward<Message>(msg))
+    .then(
+      [self, id, deliver](Reply& reply) mutable {
+        if (self->state.in_flight.erase(id) != 0) deliver(std::move(reply));
+      },
+      [self, id, fail, wait](caf::error& err) mutable {
+        if (self->state.in_flight.erase(id) != 0)
+          fail(failure_message(self->state, err, wait), err == caf::sec::request_timeout);
+      });
 }
 
 remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_config cfg) {
@@ -58,45 +83,42 @@ remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_conf
     [=](doc_request& req, actors::reply_sink_ptr& sink) {
       auto& st = self->state;
       if (!st.up) return sink->deliver(doc_unavailable(down_message(st)));
-      const auto wait = st.cfg.failure_timeout;
-      self->request(st.gateway, wait, st.cfg.shard, std::move(req))
-        .then([sink](doc_reply& reply) { sink->deliver(std::move(reply)); },
-              [self, sink, wait](caf::error& err) {
-                sink->deliver(doc_unavailable(failure_message(self->state, err, wait)));
-              });
+      forward<doc_reply>(
+        self, std::move(req), st.cfg.failure_timeout,
+        [sink](doc_reply&& reply) { sink->deliver(std::move(reply)); },
+        [sink](const std::string& why, bool) { sink->deliver(doc_unavailable(why)); });
     },
     [=](doc_request& req) -> caf::result<doc_reply> {
       auto& st = self->state;
       if (!st.up) return doc_unavailable(down_message(st));
       auto rp = self->make_response_promise<doc_reply>();
-      const auto wait = st.cfg.failure_timeout;
-      self->request(st.gateway, wait, st.cfg.shard, std::move(req))
-        .then([rp](doc_reply& reply) mutable { rp.deliver(std::move(reply)); },
-              [self, rp, wait](caf::error& err) mutable {
-                rp.deliver(doc_unavailable(failure_message(self->state, err, wait)));
-              });
+      forward<doc_reply>(
+        self, std::move(req), st.cfg.failure_timeout,
+        [rp](doc_reply&& reply) mutable { rp.deliver(std::move(reply)); },
+        [rp](const std::string& why, bool) mutable { rp.deliver(doc_unavailable(why)); });
       return rp;
     },
     [=](actor_call& call, actors::call_sink_ptr& sink) {
       auto& st = self->state;
-      if (!st.up) return sink->deliver(actor_reply{503, {}, "shard_unavailable", down_message(st)});
-      const auto wait = call_budget(st, call);
-      self->request(st.gateway, wait, st.cfg.shard, std::move(call))
-        .then([sink](actor_reply& reply) { sink->deliver(std::move(reply)); },
-              [self, sink, wait](caf::error& err) {
-                sink->deliver(call_failed(self->state, err, wait));
-              });
+      if (!st.up) return sink->deliver(call_unavailable(down_message(st)));
+      forward<actor_reply>(
+        self, std::move(call), call_budget(st, call),
+        [sink](actor_reply&& reply) { sink->deliver(std::move(reply)); },
+        [sink](const std::string& why, bool timed_out) {
+          sink->deliver(timed_out ? actor_reply{504, {}, "call_timeout", why}
+                                  : call_unavailable(why));
+        });
     },
     [=](actor_call& call) -> caf::result<actor_reply> {
       auto& st = self->state;
-      if (!st.up) return actor_reply{503, {}, "shard_unavailable", down_message(st)};
+      if (!st.up) return call_unavailable(down_message(st));
       auto rp = self->make_response_promise<actor_reply>();
-      const auto wait = call_budget(st, call);
-      self->request(st.gateway, wait, st.cfg.shard, std::move(call))
-        .then([rp](actor_reply& reply) mutable { rp.deliver(std::move(reply)); },
-              [self, rp, wait](caf::error& err) mutable {
-                rp.deliver(call_failed(self->state, err, wait));
-              });
+      forward<actor_reply>(
+        self, std::move(call), call_budget(st, call),
+        [rp](actor_reply&& reply) mutable { rp.deliver(std::move(reply)); },
+        [rp](const std::string& why, bool timed_out) mutable {
+          rp.deliver(timed_out ? actor_reply{504, {}, "call_timeout", why} : call_unavailable(why));
+        });
       return rp;
     },
     [=](actors::idle_tick_atom) {
@@ -107,6 +129,12 @@ remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_conf
       st.gateway = std::move(gateway);
       st.up = up && st.gateway;
       st.reason = std::move(reason);
+      if (st.up || st.in_flight.empty()) return;
+      auto pending = std::move(st.in_flight);
+      st.in_flight.clear();
+      const auto why = down_message(st);
+      for (auto& [id, fail] : pending)
+        fail(why);
     },
   };
 }

@@ -16,6 +16,8 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
@@ -346,11 +348,75 @@ TEST(RemoteTest, ActorsCallEachOtherAcrossNodes) {
   EXPECT_EQ(call(b, "inventory", sku_a, "get", "{}").body, R"({"stock":3})");
 }
 
-// Verifies a wrong secret is refused with a log line on both sides, no data flows, and
-// neither node calls itself ready (each was refused by every peer it reached).
+/// Stands in for an owner's gateway that holds every document request until told
+/// `ok_atom`, then answers them all.
+struct held_requests {
+  std::vector<caf::response_promise> promises;
+};
+
+caf::behavior slow_gateway(caf::stateful_actor<held_requests>* self) {
+  return {
+    [=](std::uint32_t, actors::doc_request&) {
+      auto rp = self->make_response_promise();
+      self->state.promises.push_back(rp);
+      return rp;
+    },
+    [=](caf::ok_atom) {
+      for (auto& rp : self->state.promises)
+        rp.deliver(actors::doc_reply{actors::doc_status::ok, 7, "{}", {}});
+      self->state.promises.clear();
+    },
+  };
+}
+
+// Verifies a stub fails its requests in flight as soon as the owner goes down, rather than
+// at their timeout, and drops the owner's late answer (every request is answered once).
+TEST(RemoteShardTest, InFlightRequestsFailWhenTheOwnerGoesDown) {
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::shoal>();
+  cfg.add_message_types<caf::id_block::shoal_remote>();
+  caf::actor_system sys{cfg};
+  auto gateway = sys.spawn(slow_gateway);
+  auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 10s, 10s});
+  caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
+  caf::scoped_actor self{sys};
+  // Plain sends: the replies come back as ordinary messages, collected below.
+  for (int i = 0; i < 2; ++i)
+    self->send(stub, get("users", "k" + std::to_string(i)));
+  // Let both requests reach the gateway, then take the owner down.
+  std::this_thread::sleep_for(100ms);
+  auto started = std::chrono::steady_clock::now();
+  caf::anon_send(stub, peer_update_atom::value, caf::actor{}, false,
+                 std::string{"connection lost"});
+  std::vector<actors::doc_reply> replies;
+  for (int i = 0; i < 2; ++i)
+    self->receive([&](actors::doc_reply& r) { replies.push_back(std::move(r)); },
+                  caf::after(5s) >> [] {});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  ASSERT_EQ(replies.size(), 2u);
+  for (const auto& r : replies) {
+    EXPECT_EQ(r.status, actors::doc_status::shard_unavailable);
+    EXPECT_NE(r.message.find("connection lost"), std::string::npos) << r.message;
+  }
+  // The owner's late answers must not reach anyone a second time.
+  caf::anon_send(gateway, caf::ok_atom::value);
+  bool extra = false;
+  self->receive([&](actors::doc_reply&) { extra = true; }, caf::after(300ms) >> [] {});
+  EXPECT_FALSE(extra);
+  // Down: new requests are refused at once, without reaching the gateway.
+  auto down = ask(sys, stub, get("users", "k9"));
+  EXPECT_EQ(down.status, actors::doc_status::shard_unavailable);
+  EXPECT_NE(down.message.find("node b owns shard 3"), std::string::npos) << down.message;
+  caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
+}
+
+// Verifies a wrong secret is refused with a log line on both sides and no data flows;
+// the node that served first (alone) stays ready, the refused newcomer never is.
 TEST(RemoteTest, WrongSecretIsRefusedOnBothSides) {
   auto members = loopback_members({"a", "b"});
   test_node a{{"a", members, "0123456789abcdef-secret"}};
+  ASSERT_TRUE(eventually([&] { return a.ready(); })); // b does not answer yet: a runs alone
   test_node b{{"b", members, "another-secret-0123456"}};
   ASSERT_TRUE(eventually([&] {
     return a.sink->contains("does not know the cluster secret")
@@ -360,7 +426,7 @@ TEST(RemoteTest, WrongSecretIsRefusedOnBothSides) {
   }));
   EXPECT_EQ(a.state_of("b"), cluster::member_state::down);
   EXPECT_NE(a.reason_of("b").find("cluster secret"), std::string::npos) << a.reason_of("b");
-  EXPECT_FALSE(a.ready());
+  EXPECT_TRUE(a.ready());
   EXPECT_FALSE(b.ready());
   auto [id, shard] = key_owned_by(a.owners(), "b", "users");
   auto reply = ask(a.sys(), a.shard(shard), put("users", id, "{}"));
@@ -368,10 +434,12 @@ TEST(RemoteTest, WrongSecretIsRefusedOnBothSides) {
   EXPECT_EQ(b.store().shard(shard).estimate_num_keys(), 0u);
 }
 
-// Verifies a member with another shard count is refused, naming both counts.
+// Verifies a member with another shard count is refused, naming both counts, and the
+// newcomer is not ready while the node that served first stays ready.
 TEST(RemoteTest, ShardCountMismatchIsRefused) {
   auto members = loopback_members({"a", "b"});
   test_node a{{"a", members, "0123456789abcdef-secret", 8}};
+  ASSERT_TRUE(eventually([&] { return a.ready(); }));
   test_node b{{"b", members, "0123456789abcdef-secret", 16}};
   ASSERT_TRUE(eventually([&] {
     return a.sink->contains("refused node b: it has cluster.shards = 16, this node has 8")
@@ -379,7 +447,8 @@ TEST(RemoteTest, ShardCountMismatchIsRefused) {
   }));
   ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::down; }));
   EXPECT_NE(a.reason_of("b").find("cluster.shards differs"), std::string::npos) << a.reason_of("b");
-  EXPECT_FALSE(a.ready());
+  EXPECT_TRUE(a.ready());
+  EXPECT_FALSE(b.ready());
 }
 
 // Verifies members with different node lists refuse each other.
