@@ -349,12 +349,12 @@ TEST(RemoteTest, ActorsCallEachOtherAcrossNodes) {
 }
 
 /// Stands in for an owner's gateway that holds every document request until told
-/// `ok_atom`, then answers them all.
+/// `ok_atom`, then answers them all with `answer`.
 struct held_requests {
   std::vector<caf::response_promise> promises;
 };
 
-caf::behavior slow_gateway(caf::stateful_actor<held_requests>* self) {
+caf::behavior slow_gateway(caf::stateful_actor<held_requests>* self, actors::doc_reply answer) {
   return {
     [=](std::uint32_t, actors::doc_request&) {
       auto rp = self->make_response_promise();
@@ -363,7 +363,7 @@ caf::behavior slow_gateway(caf::stateful_actor<held_requests>* self) {
     },
     [=](caf::ok_atom) {
       for (auto& rp : self->state.promises)
-        rp.deliver(actors::doc_reply{actors::doc_status::ok, 7, "{}", {}});
+        rp.deliver(answer);
       self->state.promises.clear();
     },
   };
@@ -376,7 +376,7 @@ TEST(RemoteShardTest, InFlightRequestsFailWhenTheOwnerGoesDown) {
   cfg.add_message_types<caf::id_block::shoal>();
   cfg.add_message_types<caf::id_block::shoal_remote>();
   caf::actor_system sys{cfg};
-  auto gateway = sys.spawn(slow_gateway);
+  auto gateway = sys.spawn(slow_gateway, actors::doc_reply{actors::doc_status::ok, 7, "{}", {}});
   auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 10s, 10s});
   caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
   caf::scoped_actor self{sys};
