@@ -10,10 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
@@ -36,24 +32,12 @@
 #include "remote/cluster_runtime.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/support/ports.hpp"
 
 namespace shoal::remote {
 namespace {
 
 using namespace std::chrono_literals;
-
-/// A port that was free a moment ago (bind to 0, read it, close).
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 /// Log lines, kept for assertions.
 class capture_sink final : public spdlog::sinks::base_sink<std::mutex> {
@@ -197,9 +181,12 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
 }
 
 std::vector<config::node_address> loopback_members(std::initializer_list<const char*> ids) {
+  auto ports = test::free_tcp_ports(2 * ids.size());
   std::vector<config::node_address> out;
-  for (const char* id : ids)
-    out.push_back({id, "127.0.0.1", free_port(), free_port()});
+  for (const char* id : ids) {
+    out.push_back({id, "127.0.0.1", ports.back(), ports[ports.size() - 2]});
+    ports.resize(ports.size() - 2);
+  }
   return out;
 }
 
@@ -455,7 +442,8 @@ TEST(RemoteTest, ShardCountMismatchIsRefused) {
 TEST(RemoteTest, MemberListMismatchIsRefused) {
   auto members = loopback_members({"a", "b"});
   auto other = members;
-  other.push_back({"c", "127.0.0.1", free_port(), free_port()});
+  auto spare = test::free_tcp_ports(2);
+  other.push_back({"c", "127.0.0.1", spare[0], spare[1]});
   test_node a{{"a", members}};
   test_node b{{"b", other}};
   ASSERT_TRUE(eventually([&] {
