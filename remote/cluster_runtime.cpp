@@ -48,14 +48,14 @@ caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_iden
     return caf::make_error(caf::sec::invalid_argument, "node.id is not one of cluster.nodes");
   const auto address = *self;
   cluster_actors out;
-  out.gateway = spawn_gateway(sys, identity, shards.handles, owners);
+  out.membership = spawn_membership(sys, identity, std::move(shards.stubs_by_peer), owners, board);
+  out.gateway = spawn_gateway(sys, std::move(identity), shards.handles, owners, out.membership);
   auto port = sys.middleman().publish(out.gateway, address.actor_port, address.host.c_str(), true);
   if (!port) {
+    caf::anon_send_exit(out.membership, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(out.gateway, caf::exit_reason::user_shutdown);
     return std::move(port.error());
   }
-  out.membership =
-    spawn_membership(sys, std::move(identity), std::move(shards.stubs_by_peer), owners, board);
   return out;
 }
 

@@ -44,9 +44,9 @@ struct cluster_actors {
   caf::actor membership;
 };
 
-/// Spawns the gateway and publishes it on this node's actor port, bound to its host
-/// (with SO_REUSEADDR, so a restarted node gets its port back at once), then spawns the
-/// membership actor, which starts dialing. The middleman must be loaded and the
+/// Spawns the membership actor, which starts dialing, and the gateway, published on this
+/// node's actor port, bound to its host (with SO_REUSEADDR, so a restarted node gets its
+/// port back at once). The middleman must be loaded and the
 /// `shoal_remote` type ids added. `shards`, `owners` and `board` must outlive the actors.
 /// On failure nothing keeps running and the error says which address could not be bound.
 caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,

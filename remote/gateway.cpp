@@ -29,6 +29,7 @@ struct gateway_state {
   cluster_identity id;
   const actors::shard_handles* shards = nullptr;
   const cluster::ownership* owners = nullptr;
+  caf::actor membership;
   std::map<caf::node_id, challenge> challenges;    ///< hello answered, auth pending
   std::map<caf::node_id, std::string> trusted;     ///< CAF node → configured id
   std::map<caf::actor_addr, caf::node_id> dialers; ///< monitored, to forget on down
@@ -117,14 +118,17 @@ auth_ack on_auth(gateway_pointer self, auth& a) {
   auto& known = st.trusted[sender->node()];
   if (known.empty()) st.id.log->info("node {} completed the handshake", c.peer);
   known = c.peer;
+  if (st.membership) self->send(st.membership, peer_back_atom::value, c.peer);
   return auth_ack{};
 }
 
 caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_identity id,
-                           const actors::shard_handles* shards, const cluster::ownership* owners) {
+                           const actors::shard_handles* shards, const cluster::ownership* owners,
+                           caf::actor membership) {
   self->state.id = std::move(id);
   self->state.shards = shards;
   self->state.owners = owners;
+  self->state.membership = std::move(membership);
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
     auto it = st.dialers.find(msg.source);
@@ -175,8 +179,9 @@ caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_ide
 } // namespace
 
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
-                         const actors::shard_handles& shards, const cluster::ownership& owners) {
-  return sys.spawn(gateway_impl, std::move(identity), &shards, &owners);
+                         const actors::shard_handles& shards, const cluster::ownership& owners,
+                         caf::actor membership) {
+  return sys.spawn(gateway_impl, std::move(identity), &shards, &owners, std::move(membership));
 }
 
 } // namespace shoal::remote

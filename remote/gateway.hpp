@@ -28,8 +28,12 @@ namespace shoal::remote {
 /// Anything from an untrusted sender gets the same error as a message nobody handles, so
 /// an unknown peer learns nothing and reaches no shard.
 ///
+/// When a peer completes a handshake, the gateway tells `membership`
+/// (`peer_back_atom`), which dials that peer at once if it had it down.
+///
 /// `shards` and `owners` must outlive the actor.
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
-                         const actors::shard_handles& shards, const cluster::ownership& owners);
+                         const actors::shard_handles& shards, const cluster::ownership& owners,
+                         caf::actor membership);
 
 } // namespace shoal::remote

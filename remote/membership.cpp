@@ -291,6 +291,19 @@ caf::behavior membership_impl(self_pointer self, cluster_identity id,
         dial(self, i);
     },
     [=](tick_atom) { tick(self); },
+    [=](peer_back_atom, const std::string& id) {
+      // A peer that just proved itself to our gateway is running: if we have it down
+      // (or never reached it), dial now instead of waiting out the backoff.
+      auto& peers = self->state.peers;
+      for (std::size_t i = 0; i < peers.size(); ++i) {
+        auto& peer = peers[i];
+        if (peer.addr.id != id || peer.gateway) continue;
+        ++peer.generation; // the pending delayed dial and any dial in flight are stale
+        peer.dialing = false;
+        peer.backoff = first_backoff;
+        dial(self, i);
+      }
+    },
   };
 }
 

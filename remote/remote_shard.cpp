@@ -24,11 +24,19 @@ struct stub_state {
   bool up = false;
   std::string reason = "not connected yet";
   std::uint64_t next_id = 0;
-  /// Requests in flight to the owner, by id: how to fail each one. When the owner goes
-  /// down they are failed at once instead of waiting for their timeout; an answer that
-  /// arrives for an id no longer here was already answered and is dropped.
-  std::unordered_map<std::uint64_t, std::function<void(const std::string&)>> in_flight;
+  struct pending {
+    std::chrono::steady_clock::time_point deadline;
+    std::chrono::milliseconds wait;
+    std::function<void(const std::string&, bool timed_out)> fail;
+  };
+  /// Requests in flight to the owner, by id. When the owner goes down they fail at once;
+  /// the sweep fails those past their deadline; an answer that arrives for an id no
+  /// longer here was already answered and is dropped.
+  std::unordered_map<std::uint64_t, pending> in_flight;
+  bool sweep_scheduled = false;
 };
+
+constexpr std::chrono::milliseconds sweep_interval{25};
 
 using stub_pointer = remote_shard_actor::stateful_pointer<stub_state>;
 
@@ -65,16 +73,39 @@ void forward(stub_pointer self, Message&& msg, std::chrono::milliseconds wait, D
              Fail fail) {
   auto& st = self->state;
   const auto id = ++st.next_id;
-  st.in_flight.emplace(id, [fail](const std::string& why) mutable { fail(why, false); });
-  self->request(st.gateway, wait, st.cfg.shard, std::forward<Message>(msg))
+  st.in_flight.emplace(id,
+                       stub_state::pending{std::chrono::steady_clock::now() + wait, wait, fail});
+  if (!st.sweep_scheduled) {
+    st.sweep_scheduled = true;
+    self->delayed_send(self, sweep_interval, sweep_atom::value);
+  }
+  self->request(st.gateway, caf::infinite, st.cfg.shard, std::forward<Message>(msg))
     .then(
       [self, id, deliver](Reply& reply) mutable {
         if (self->state.in_flight.erase(id) != 0) deliver(std::move(reply));
       },
       [self, id, fail, wait](caf::error& err) mutable {
         if (self->state.in_flight.erase(id) != 0)
-          fail(failure_message(self->state, err, wait), err == caf::sec::request_timeout);
+          fail(failure_message(self->state, err, wait), false);
       });
+}
+
+/// Fails the requests in flight whose deadline passed; runs while any are in flight.
+void sweep(stub_pointer self) {
+  auto& st = self->state;
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = st.in_flight.begin(); it != st.in_flight.end();) {
+    if (it->second.deadline > now) {
+      ++it;
+      continue;
+    }
+    auto expired = std::move(it->second);
+    it = st.in_flight.erase(it);
+    expired.fail(failure_message(st, caf::make_error(caf::sec::request_timeout), expired.wait),
+                 true);
+  }
+  st.sweep_scheduled = !st.in_flight.empty();
+  if (st.sweep_scheduled) self->delayed_send(self, sweep_interval, sweep_atom::value);
 }
 
 remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_config cfg) {
@@ -133,9 +164,10 @@ remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_conf
       auto pending = std::move(st.in_flight);
       st.in_flight.clear();
       const auto why = down_message(st);
-      for (auto& [id, fail] : pending)
-        fail(why);
+      for (auto& entry : pending)
+        entry.second.fail(why, false);
     },
+    [=](sweep_atom) { sweep(self); },
   };
 }
 

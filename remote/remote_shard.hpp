@@ -19,11 +19,14 @@ namespace shoal::remote {
 /// answer back (to the sink, or as the response). While the owner is down it answers at
 /// once with `shard_unavailable`; a forwarded request that gets no answer within
 /// `failure_timeout` (or that loses its connection) gets the same, so nobody hangs.
+/// Deadlines are checked by one sweep every 25 ms while requests are in flight, not by
+/// a CAF timer per request (which costs a clock-thread wake-up each).
 ///
 /// The membership actor tells it where the owner is: `(peer_update_atom, gateway, up,
 /// reason)`.
 using remote_shard_actor =
-  actors::shard_actor::extend<caf::reacts_to<peer_update_atom, caf::actor, bool, std::string>>;
+  actors::shard_actor::extend<caf::reacts_to<peer_update_atom, caf::actor, bool, std::string>,
+                              caf::reacts_to<sweep_atom>>;
 
 struct remote_shard_config {
   std::uint32_t shard = 0;

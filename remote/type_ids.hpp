@@ -23,6 +23,11 @@ using peer_update_atom = caf::atom_constant<caf::atom("peer_upd")>;
 using dial_atom = caf::atom_constant<caf::atom("dial")>;
 /// Membership → itself: send heartbeats and check for silent peers.
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+/// Remote shard stub → itself: fail the requests in flight whose time is up.
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+/// Gateway → membership: this peer just completed a handshake with us, so it is back;
+/// dial it now instead of at the end of the backoff.
+using peer_back_atom = caf::atom_constant<caf::atom("peer_back")>;
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hello& x) {

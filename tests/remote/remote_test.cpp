@@ -64,6 +64,7 @@ struct node_spec {
   std::vector<config::node_address> nodes;
   std::string secret = "0123456789abcdef-secret";
   std::uint32_t shards = 8;
+  std::chrono::milliseconds reconnect_max = 200ms;
 };
 
 /// One in-process member: actor system with middleman, memory store, shards hosting the
@@ -89,7 +90,7 @@ public:
     id.members = describe_members(spec.nodes);
     id.heartbeat = 50ms;
     id.failure_timeout = 500ms;
-    id.reconnect_max = 200ms;
+    id.reconnect_max = spec.reconnect_max;
     id.log = log;
     hosting_.registry = &registry_;
     hosting_.peers = &placed_.handles;
@@ -339,6 +340,7 @@ TEST(RemoteTest, ActorsCallEachOtherAcrossNodes) {
 /// `ok_atom`, then answers them all with `answer`.
 struct held_requests {
   std::vector<caf::response_promise> promises;
+  std::vector<caf::response_promise> calls; ///< actor calls: never answered
 };
 
 caf::behavior slow_gateway(caf::stateful_actor<held_requests>* self, actors::doc_reply answer) {
@@ -346,6 +348,11 @@ caf::behavior slow_gateway(caf::stateful_actor<held_requests>* self, actors::doc
     [=](std::uint32_t, actors::doc_request&) {
       auto rp = self->make_response_promise();
       self->state.promises.push_back(rp);
+      return rp;
+    },
+    [=](std::uint32_t, actors::actor_call&) {
+      auto rp = self->make_response_promise();
+      self->state.calls.push_back(rp);
       return rp;
     },
     [=](caf::ok_atom) {
@@ -394,6 +401,39 @@ TEST(RemoteShardTest, InFlightRequestsFailWhenTheOwnerGoesDown) {
   auto down = ask(sys, stub, get("users", "k9"));
   EXPECT_EQ(down.status, actors::doc_status::shard_unavailable);
   EXPECT_NE(down.message.find("node b owns shard 3"), std::string::npos) << down.message;
+  caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
+}
+
+// Verifies a request the owner does not answer fails at its deadline (the stub's sweep),
+// as 503 for documents and 504 call_timeout for actor calls, and only once.
+TEST(RemoteShardTest, SilentOwnerFailsRequestsAtTheirDeadline) {
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::shoal>();
+  cfg.add_message_types<caf::id_block::shoal_remote>();
+  caf::actor_system sys{cfg};
+  auto gateway = sys.spawn(slow_gateway, actors::doc_reply{actors::doc_status::ok, 7, "{}", {}});
+  auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 200ms, 10s});
+  caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
+  const auto started = std::chrono::steady_clock::now();
+  auto reply = ask(sys, stub, get("users", "k1"));
+  const auto waited = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(reply.status, actors::doc_status::shard_unavailable);
+  EXPECT_NE(reply.message.find("did not answer within 200 ms"), std::string::npos) << reply.message;
+  EXPECT_GE(waited, 200ms);
+  EXPECT_LT(waited, 2s);
+  // An actor call with a budget of 100 ms (the slow gateway never answers calls).
+  caf::scoped_actor self{sys};
+  actors::actor_reply call_reply;
+  self->request(stub, 5s, actors::actor_call{"counter", "c", "increment", "{}", 100})
+    .receive([&](actors::actor_reply& r) { call_reply = std::move(r); }, [](caf::error&) {});
+  EXPECT_EQ(call_reply.status, 504);
+  EXPECT_EQ(call_reply.code, "call_timeout");
+  // The late answer to the document request goes nowhere.
+  caf::anon_send(gateway, caf::ok_atom::value);
+  bool extra = false;
+  self->receive([&](actors::doc_reply&) { extra = true; }, caf::after(300ms) >> [] {});
+  EXPECT_FALSE(extra);
   caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
 }
@@ -451,6 +491,22 @@ TEST(RemoteTest, MemberListMismatchIsRefused) {
            && b.sink->contains("refused node a: its cluster.nodes");
   }));
   EXPECT_NE(a.state_of("b"), cluster::member_state::up);
+}
+
+// Verifies a peer that comes back is taken up as soon as it completes a handshake with
+// us, not at the end of our backoff: a has been redialing b for two seconds (next dial
+// at 2.5 s or later), b starts and dials a, and a marks b up at once.
+TEST(RemoteTest, ReturningPeerIsUpWithoutWaitingForTheBackoff) {
+  auto members = loopback_members({"a", "b"});
+  node_spec spec_a{"a", members};
+  spec_a.reconnect_max = 60s;
+  test_node a{spec_a};
+  ASSERT_TRUE(eventually([&] { return a.ready(); }));
+  std::this_thread::sleep_for(2s); // dials at ~0.1, 0.3, 0.7, 1.5 s; the next after 2.5 s
+  test_node b{{"b", members}};
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::up; }, 5s));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 350ms);
 }
 
 // Verifies a CAF node that never completed the handshake gets nothing from a gateway:
