@@ -939,6 +939,28 @@ TEST_F(ClusterTest, MemberWithAnotherMemberListIsRefused) {
     "cluster.nodes differs");
 }
 
+// Verifies a data directory stays bound to its member list: n1 restarted on its own
+// directory with a list without n3 (so it would own other shards) refuses to start,
+// naming both layouts, and starts again with the original list.
+TEST_F(ClusterTest, DataDirectoryRefusesAnotherMemberList) {
+  ASSERT_TRUE(start("n1"));
+  ASSERT_EQ(node("n1").stop(SIGTERM), 0);
+  cluster_spec spec;
+  spec.nodes = {members_[0], members_[1]};
+  process_options opts;
+  opts.args = {"serve", "--config", write_config("two-members.toml", spec).string(), "--set",
+               "node.id=n1"};
+  opts.log_file = dir_ / "n1-two-members.log";
+  shoal_process refused{std::move(opts)};
+  EXPECT_EQ(refused.wait_exit(20s), 1) << refused.log();
+  EXPECT_TRUE(contains(refused.log(), "belongs to node n1 of the cluster [n1, n2, n3]"))
+    << refused.log();
+  EXPECT_TRUE(contains(refused.log(), "this node is node n1 of the cluster [n1, n2]"))
+    << refused.log();
+  EXPECT_FALSE(contains(refused.log(), "listening on")) << refused.log();
+  ASSERT_TRUE(start("n1"));
+}
+
 // Verifies a member whose only reachable peer is a misconfigured one stays ready and keeps
 // serving: the member that was refused by everyone it reached is the odd one out only if
 // it is the newcomer. (A misconfigured member must not take healthy ones out of a load
