@@ -191,16 +191,30 @@ std::vector<config::node_address> loopback_members(std::initializer_list<const c
   return out;
 }
 
-/// A document id in `collection` whose shard `owner` owns.
+/// An id in `space` (a collection or an actor type) whose shard `owner` owns, and the shard.
 std::pair<std::string, std::uint32_t> key_owned_by(const cluster::ownership& owners,
                                                    const std::string& owner,
-                                                   const std::string& collection) {
+                                                   const std::string& space,
+                                                   const std::string& prefix = "k") {
   cluster::shard_map map{owners.shard_count()};
   for (int i = 0;; ++i) {
-    auto id = "k" + std::to_string(i);
-    auto shard = map.shard_of(collection, id);
+    auto id = prefix + std::to_string(i);
+    auto shard = map.shard_of(space, id);
     if (owners.owner(shard) == owner) return {id, shard};
   }
+}
+
+/// The id part of `key_owned_by`, for actor keys (space = the actor type).
+std::string id_owned_by(const cluster::ownership& owners, const std::string& owner,
+                        const std::string& space, const std::string& prefix) {
+  return key_owned_by(owners, owner, space, prefix).first;
+}
+
+/// Whether `a` and `b` see each other up.
+bool joined(const test_node& a, const std::string& a_id, const test_node& b,
+            const std::string& b_id) {
+  return a.state_of(b_id) == cluster::member_state::up
+         && b.state_of(a_id) == cluster::member_state::up;
 }
 
 actors::doc_reply ask(caf::actor_system& sys, const actors::shard_actor& shard,
@@ -236,10 +250,7 @@ TEST(RemoteTest, MembersJoinAndForwardDocuments) {
   auto members = loopback_members({"a", "b"});
   test_node a{{"a", members}};
   test_node b{{"b", members}};
-  ASSERT_TRUE(eventually([&] {
-    return a.state_of("b") == cluster::member_state::up
-           && b.state_of("a") == cluster::member_state::up;
-  }));
+  ASSERT_TRUE(eventually([&] { return joined(a, "a", b, "b"); }));
   EXPECT_TRUE(a.ready());
   EXPECT_TRUE(b.ready());
   auto [id, shard] = key_owned_by(a.owners(), "b", "users");
@@ -282,16 +293,6 @@ TEST(RemoteTest, ActorCallsAreForwardedToTheOwner) {
   }
 }
 
-/// An id in `space` (an actor type) whose shard `owner` owns.
-std::string id_owned_by(const cluster::ownership& owners, const std::string& owner,
-                        const std::string& space, const std::string& prefix) {
-  cluster::shard_map map{owners.shard_count()};
-  for (int i = 0;; ++i) {
-    auto id = prefix + std::to_string(i);
-    if (owners.owner(map.shard_of(space, id)) == owner) return id;
-  }
-}
-
 actors::actor_reply call(test_node& via, const std::string& type, const std::string& id,
                          const std::string& method, const std::string& args) {
   cluster::shard_map map{via.owners().shard_count()};
@@ -310,10 +311,7 @@ TEST(RemoteTest, ActorsCallEachOtherAcrossNodes) {
   auto members = loopback_members({"a", "b"});
   test_node a{{"a", members}};
   test_node b{{"b", members}};
-  ASSERT_TRUE(eventually([&] {
-    return a.state_of("b") == cluster::member_state::up
-           && b.state_of("a") == cluster::member_state::up;
-  }));
+  ASSERT_TRUE(eventually([&] { return joined(a, "a", b, "b"); }));
   const auto sku_a = id_owned_by(a.owners(), "a", "inventory", "sku-a");
   const auto sku_b = id_owned_by(a.owners(), "b", "inventory", "sku-b");
   // Restock through the other node each time, so both directions forward.
