@@ -2,6 +2,8 @@
 #include "tests/support/ports.hpp"
 
 #include <cerrno>
+#include <fstream>
+#include <random>
 #include <system_error>
 
 #include <arpa/inet.h>
@@ -22,26 +24,42 @@ struct held_sockets {
   }
 };
 
+/// The first port of the kernel's ephemeral range (net.ipv4.ip_local_port_range),
+/// from which it picks the local port of every outgoing connection and of bind(0).
+std::uint16_t ephemeral_start() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  unsigned low = 0;
+  unsigned high = 0;
+  if (in >> low >> high && low > 2048 && low <= 65535) return static_cast<std::uint16_t>(low);
+  return 32768; // Linux's default
+}
+
 } // namespace
 
 std::vector<std::uint16_t> free_tcp_ports(std::size_t count) {
+  // Ports below the ephemeral range: a port picked from inside it could be taken, before
+  // the test binds it, as the local port of any outgoing connection on the machine (a
+  // node dialing its peers, say). Below it, only another listener can take one.
+  const std::uint16_t high = ephemeral_start();
+  const std::uint16_t low = high > 12'000 ? static_cast<std::uint16_t>(high - 10'000) : 1'025;
+  std::minstd_rand pick{std::random_device{}()};
+  std::uniform_int_distribution<unsigned> in_range(low, high - 1u);
   held_sockets held;
   std::vector<std::uint16_t> ports;
   ports.reserve(count);
-  while (ports.size() < count) {
+  for (int tries = 0; ports.size() < count; ++tries) {
+    if (tries > 10'000)
+      throw std::system_error(EADDRINUSE, std::generic_category(), "no free port");
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
     held.fds.push_back(fd);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
-    addr.sin_port = 0;
+    addr.sin_port = htons(static_cast<std::uint16_t>(in_range(pick)));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
-      throw std::system_error(errno, std::generic_category(), "bind 127.0.0.1:0");
-    socklen_t len = sizeof addr;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-      throw std::system_error(errno, std::generic_category(), "getsockname");
-    // Every socket is still bound, so the kernel cannot hand out the same port twice.
+    // A port in use (or in TIME_WAIT) fails to bind: try another. Every socket stays
+    // bound until all are found, so no port is returned twice.
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) continue;
     ports.push_back(ntohs(addr.sin_port));
   }
   return ports;

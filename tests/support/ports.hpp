@@ -10,11 +10,12 @@
 
 namespace shoal::test {
 
-/// `count` distinct TCP ports that were free on 127.0.0.1 a moment ago: each is bound to
-/// port 0 (the kernel picks), all are held until every one is known, then all are closed.
-/// Nothing was listening or connected on them, so they are free again at once. Another
-/// process may still take one before the test binds it, as with any such scheme.
-/// Throws std::system_error when a socket cannot be created or bound.
+/// `count` distinct TCP ports that were free on 127.0.0.1 a moment ago, picked at random
+/// from the 10,000 ports below the kernel's ephemeral range, so that no outgoing
+/// connection can take one as its local port before the test binds it (only another
+/// listener could). Each is bound, all are held until every one is known, then all are
+/// closed; nothing was listening or connected on them, so they are free again at once.
+/// Throws std::system_error when a socket cannot be created or no free port is found.
 std::vector<std::uint16_t> free_tcp_ports(std::size_t count);
 
 } // namespace shoal::test
