@@ -55,6 +55,9 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bench_name=cluster.sh
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 duration=5
 warmup=1
 conns=32
@@ -66,7 +69,6 @@ wait_quiet=0
 server_cpu="${SERVER_CPU:-0}"
 wrk_cpu="${WRK_CPU:-1}"
 
-usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; }
 while (($#)); do
   case "$1" in
     -d|--duration) duration="$2"; shift 2 ;;
@@ -103,57 +105,13 @@ fi
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/shoal-cluster-bench.XXXXXX")"
 pids=()
 
-log() { echo "cluster.sh: $*" >&2; }
 
-alive() { # alive PID: running (a reaped or zombie child is not)
-  local state
-  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $1 }') || return 1
-  [[ -n "$state" && "$state" != Z ]]
-}
 
-forget_pid() {
-  local left=() p
-  for p in "${pids[@]}"; do [[ "$p" == "$1" ]] || left+=("$p"); done
-  pids=("${left[@]}")
-}
 
-stop_pids() { # stop_pids PID...: SIGCONT + SIGTERM to all, up to 30 s, then SIGKILL; reaps
-  local pid i left
-  for pid in "$@"; do
-    if alive "$pid"; then
-      kill -CONT "$pid" 2>/dev/null || true # a stopped process would not act on SIGTERM
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
-  done
-  for ((i = 0; i < 300; i++)); do
-    left=0
-    for pid in "$@"; do alive "$pid" && left=1; done
-    ((left)) || break
-    sleep 0.1
-  done
-  for pid in "$@"; do
-    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    wait "$pid" 2>/dev/null || true
-    forget_pid "$pid"
-  done
-}
 
-cleanup() {
-  local status=$?
-  ((status == 0 || status == 130)) || keep=1 # keep the logs of a failed run
-  ((${#pids[@]})) && stop_pids "${pids[@]}"
-  if ((keep)); then
-    echo "cluster.sh: kept $tmp" >&2
-  else
-    rm -rf "$tmp"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---------------------------------------------------------------- clusters
 # A cluster NAME has nodes n1..nN; node K listens on http_port[K] and actor_port[K].
@@ -297,10 +255,6 @@ find_key() { # find_key NODE: a document id owned by NODE (k1, k2, ...)
 # ---------------------------------------------------------------- CPU and wrk parsing
 clk_tck=$(getconf CLK_TCK)
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0; }
-# `times` must run in this shell, not in $(...): `times >"$tmp/times"` first.
-children_cpu() {
-  awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$tmp/times"
-}
 
 parse_wrk() { # "req/s|p50 ms|p99 ms|errors|requests"
   awk '
@@ -327,7 +281,6 @@ parse_wrk() { # "req/s|p50 ms|p99 ms|errors|requests"
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 range() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s", lo, hi }'; }
 
 quiet_note=""

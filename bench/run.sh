@@ -28,6 +28,9 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bench_name=run.sh
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 duration=10
 warmup=1
 docs=1000000
@@ -41,7 +44,6 @@ server_cpu="${SERVER_CPU:-0}"
 wrk_cpu="${WRK_CPU:-1}"
 conns=32
 
-usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; }
 while (($#)); do
   case "$1" in
     -d|--duration) duration="$2"; shift 2 ;;
@@ -81,74 +83,12 @@ pids=()
 shoal_pid=""
 nginx_pid=""
 
-alive() { # alive PID: running (a child that exited but is not reaped yet is a zombie)
-  local state
-  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n "$state" && "$state" != Z ]]
-}
 
-forget_pid() { # forget_pid PID: once reaped, a PID may be reused by an unrelated process
-  local left=() p
-  for p in "${pids[@]}"; do [[ "$p" == "$1" ]] || left+=("$p"); done
-  pids=("${left[@]}")
-}
 
-stop_pid() { # stop_pid PID: SIGTERM, up to 60 s for a graceful exit, then SIGKILL; reaps it
-  local pid="$1" i
-  if alive "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 600; i++)); do
-      alive "$pid" || break
-      sleep 0.1
-    done
-    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  fi
-  wait "$pid" 2>/dev/null || true
-  forget_pid "$pid"
-}
 
-cleanup() {
-  local status=$? pid
-  ((status == 0 || status == 130)) || keep=1 # keep the logs of a failed run
-  for pid in "${pids[@]}"; do
-    stop_pid "$pid"
-  done
-  pids=()
-  if ((keep)); then
-    echo "run.sh: kept $tmp" >&2
-  else
-    rm -rf "$tmp"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-log() { echo "run.sh: $*" >&2; }
 
-free_port() { # a port nothing listens on (nothing answers a connect), below the ephemeral range
-  local p
-  while :; do
-    p=$((10000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return
-    fi
-  done
-}
 
-wait_http() { # wait_http URL PID: until URL answers 200, or fail when PID died / 30 s passed
-  local url="$1" pid="$2" i
-  for ((i = 0; i < 300; i++)); do
-    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
-    if ! alive "$pid"; then
-      log "the server for $url exited; its log is in $tmp"
-      return 1
-    fi
-    sleep 0.1
-  done
-  log "$url did not answer within 30 s"
-  return 1
-}
 
 # ---------------------------------------------------------------- servers
 # Each start tries up to three free ports: another program may take the port first.
@@ -238,12 +178,6 @@ cpu_ticks() { # cpu_ticks PID: user+system clock ticks of PID and its children (
   echo "$total"
 }
 
-# `times` must run in this shell, not in a $(...) subshell: `times >"$tmp/times"` first.
-children_cpu() { # user+system seconds of the reaped children of this shell (wrk)
-  awk 'NR == 2 {
-    split($1, u, /[ms]/); split($2, s, /[ms]/)
-    printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$tmp/times"
-}
 
 rows=()     # "section|label|server|config|conns|rps|p50|p99|errors|server cpu %|wrk cpu %|cmd"
 run_seq=0
@@ -322,9 +256,6 @@ row_field() {
   echo ""
 }
 
-ratio() { # ratio A B: A/B with two decimals, or "-" when either is missing
-  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
-}
 max() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (a > b ? a : b) }'; }
 
 started=$(date +%s)

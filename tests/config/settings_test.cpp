@@ -264,7 +264,8 @@ TEST(SettingsTest, UnknownKeyRejected) {
 
 // Verifies that an unknown section, even an empty one, is rejected and the known ones listed.
 TEST(SettingsTest, UnknownSectionRejected) {
-  expect_file_error("[htp]\nport = 80\n", "htp", "unknown section; known sections: node, http, storage");
+  expect_file_error("[htp]\nport = 80\n", "htp",
+                    "unknown section; known sections: node, http, storage");
   expect_file_error("[metrics]\n", "metrics", "unknown section");
   expect_override_error("htp.port=80", "htp.port", "unknown section [htp]");
 }

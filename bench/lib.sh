@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: Apache-2.0
+# Helpers shared by the bench scripts (run.sh, actors.sh, cluster.sh). Not run on its own.
+# A script sets `bench_name` (its name, for messages) and sources this file first; later
+# it sets `tmp` (its temporary directory) and `keep` (1: keep $tmp), and appends the PID of
+# every process it starts to `pids`. The EXIT trap installed here stops every process in
+# `pids` and removes $tmp, unless the run failed or `keep` is set.
+
+pids=()
+tmp=""
+keep=0
+
+usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; }
+
+log() { echo "$bench_name: $*" >&2; }
+
+alive() { # alive PID: running (a child that exited but is not reaped yet is a zombie)
+  local state
+  # The state follows the command name in parentheses, which may contain spaces.
+  state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $1 }') || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
+
+forget_pid() { # forget_pid PID: once reaped, a PID may be reused by an unrelated process
+  local left=() p
+  for p in "${pids[@]}"; do [[ "$p" == "$1" ]] || left+=("$p"); done
+  pids=("${left[@]}")
+}
+
+stop_pids() { # stop_pids PID...: SIGCONT + SIGTERM to all, up to 60 s, then SIGKILL; reaps
+  local pid i left
+  for pid in "$@"; do
+    if alive "$pid"; then
+      kill -CONT "$pid" 2>/dev/null || true # a stopped process would not act on SIGTERM
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  for ((i = 0; i < 600; i++)); do
+    left=0
+    for pid in "$@"; do alive "$pid" && left=1; done
+    ((left)) || break
+    sleep 0.1
+  done
+  for pid in "$@"; do
+    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+  done
+}
+
+stop_pid() { stop_pids "$1"; }
+
+cleanup() {
+  local status=$?
+  ((status == 0 || status == 130)) || keep=1 # keep the logs of a failed run
+  if ((${#pids[@]})); then stop_pids "${pids[@]}"; fi
+  [[ -n "$tmp" ]] || return 0
+  if ((keep)); then
+    echo "$bench_name: kept $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() { # a port nothing listens on (nothing answers a connect), below the ephemeral range
+  local p
+  while :; do
+    p=$((10000 + RANDOM % 20000))
+    if port_free "$p"; then
+      echo "$p"
+      return
+    fi
+  done
+}
+
+wait_http() { # wait_http URL PID: until URL answers 200, or fail when PID died / 30 s passed
+  local url="$1" pid="$2" i
+  for ((i = 0; i < 300; i++)); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    if ! alive "$pid"; then
+      log "the server for $url exited; its log is in $tmp"
+      return 1
+    fi
+    sleep 0.1
+  done
+  log "$url did not answer within 30 s"
+  return 1
+}
+
+# `times` must run in the script's shell, not in $(...): `times >"$tmp/times"` first.
+children_cpu() { # user+system seconds of the reaped children of this shell (wrk)
+  awk 'NR == 2 {
+    split($1, u, /[ms]/); split($2, s, /[ms]/)
+    printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$tmp/times"
+}
+
+ratio() { # ratio A B: A/B with two decimals, or "-" when either is missing
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
