@@ -12,7 +12,10 @@
 
 namespace shoal::actors {
 
-enum class doc_op : std::uint8_t { get, put, patch, del };
+/// `stats`: count the live documents of `collection` on the shard and aggregate the
+/// numeric field named in `body` (a dotted path); the reply's body is
+/// documents::field_stats JSON. Used by the collection.stats job, never by the edge.
+enum class doc_op : std::uint8_t { get, put, patch, del, stats };
 
 /// A parsed If-Match or If-None-Match header (RFC 9110 §13.1).
 struct precondition {

@@ -149,6 +149,7 @@ write_plan plan_write(const doc_request& req, const std::optional<record>& curre
     return plan;
   }
   case doc_op::get:
+  case doc_op::stats:
     break;
   }
   plan.reply = failure(doc_status::invalid_document, "not a write operation");
@@ -190,6 +191,73 @@ void merge_patch(boost::json::value& target, const boost::json::value& patch) {
       merge_patch(obj[member.key()], member.value());
     }
   }
+}
+
+void field_stats::add_document(std::string_view json, std::string_view path) {
+  ++count;
+  boost::json::error_code ec;
+  auto doc = boost::json::parse(json, ec);
+  if (ec) return;
+  const boost::json::value* v = &doc;
+  while (!path.empty()) {
+    auto dot = path.find('.');
+    auto name = path.substr(0, dot);
+    const auto* obj = v->if_object();
+    if (!obj) return;
+    auto it = obj->find(name);
+    if (it == obj->end()) return;
+    v = &it->value();
+    path = dot == std::string_view::npos ? std::string_view{} : path.substr(dot + 1);
+  }
+  if (!v->is_number()) return;
+  const double x = v->to_number<double>();
+  if (numeric == 0 || x < min) min = x;
+  if (numeric == 0 || x > max) max = x;
+  sum += x;
+  ++numeric;
+}
+
+void field_stats::merge(const field_stats& o) {
+  count += o.count;
+  if (o.numeric == 0) return;
+  if (numeric == 0 || o.min < min) min = o.min;
+  if (numeric == 0 || o.max > max) max = o.max;
+  sum += o.sum;
+  numeric += o.numeric;
+}
+
+std::string field_stats::to_json() const {
+  boost::json::object o;
+  o["count"] = count;
+  o["numeric"] = numeric;
+  o["min"] = numeric ? boost::json::value(min) : boost::json::value(nullptr);
+  o["max"] = numeric ? boost::json::value(max) : boost::json::value(nullptr);
+  o["sum"] = sum;
+  return boost::json::serialize(o);
+}
+
+std::optional<field_stats> field_stats::from_json(std::string_view text) {
+  boost::json::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const auto& o = v.as_object();
+  auto number = [&](const char* k) -> std::optional<double> {
+    auto it = o.find(k);
+    if (it == o.end()) return std::nullopt;
+    if (it->value().is_null()) return 0.0;
+    if (!it->value().is_number()) return std::nullopt;
+    return it->value().to_number<double>();
+  };
+  auto c = number("count"), n = number("numeric"), lo = number("min"), hi = number("max"),
+       s = number("sum");
+  if (!c || !n || !lo || !hi || !s) return std::nullopt;
+  field_stats f;
+  f.count = static_cast<std::uint64_t>(*c);
+  f.numeric = static_cast<std::uint64_t>(*n);
+  f.min = *lo;
+  f.max = *hi;
+  f.sum = *s;
+  return f;
 }
 
 } // namespace shoal::actors::documents

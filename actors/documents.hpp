@@ -70,4 +70,21 @@ doc_reply read(const doc_request& req, const std::optional<record>& current);
 /// are null remove the member, objects merge recursively, anything else replaces.
 void merge_patch(boost::json::value& target, const boost::json::value& patch);
 
+/// Counts and numeric aggregates of one field over documents, for the built-in
+/// `collection.stats` job: each shard adds its live documents, the job merges the shards.
+struct field_stats {
+  std::uint64_t count = 0;   ///< documents seen
+  std::uint64_t numeric = 0; ///< documents whose field is a number
+  double min = 0;
+  double max = 0;
+  double sum = 0;
+
+  /// Adds one document (a JSON object); `path` is a field name or a dotted path.
+  void add_document(std::string_view json, std::string_view path);
+  void merge(const field_stats& other);
+  /// {"count","numeric","min","max","sum"} (min/max null without numbers).
+  std::string to_json() const;
+  static std::optional<field_stats> from_json(std::string_view text);
+};
+
 } // namespace shoal::actors::documents

@@ -8,9 +8,12 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <random>
 #include <utility>
+#include <variant>
 
 #include <caf/actor_system.hpp>
+#include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
@@ -26,13 +29,24 @@ namespace shoal::actors {
 namespace {
 
 using doc_target = reply_target<doc_reply, reply_sink>;
+using job_target = reply_target<jobs::job_reply, jobs::job_sink>;
+
+struct held_doc {
+  doc_target to;
+  doc_reply reply;
+  std::string key;
+};
+
+struct held_job {
+  job_target to;
+  jobs::job_reply reply;
+  std::vector<std::string> keys;
+};
 
 /// A reply held back until the WAL is durable up to `sequence`.
 struct held_reply {
-  doc_target to;
-  doc_reply reply;
+  std::variant<held_doc, held_job> what;
   std::uint64_t sequence;
-  std::string key;
 };
 
 using call_target = reply_target<actor_reply, call_sink>;
@@ -69,11 +83,22 @@ struct shard_state {
   std::unordered_map<std::string, std::uint32_t> unsynced;
   std::uint64_t last_sequence = 0; ///< the store's sequence after our last write
   bool sync_in_flight = false;
+  /// The shard's jobs; null when their records could not be loaded (job requests then
+  /// fail with storage_error and `jobs_error`).
+  std::unique_ptr<jobs::job_queue> jobs;
+  std::string jobs_error;
+  /// When the job timer is due to fire (Unix ms); 0: not scheduled.
+  std::uint64_t job_wakeup = 0;
 
   ~shard_state() {
     // Only sinks can be told now; promises die with the actor and CAF reports that.
-    for (auto& h : held)
-      if (h.to.sink) h.to.sink->deliver(doc_reply{doc_status::unavailable, 0, {}, "shard stopped"});
+    for (auto& h : held) {
+      if (auto* d = std::get_if<held_doc>(&h.what); d && d->to.sink)
+        d->to.sink->deliver(doc_reply{doc_status::unavailable, 0, {}, "shard stopped"});
+      if (auto* j = std::get_if<held_job>(&h.what); j && j->to.sink)
+        j->to.sink->deliver(
+          jobs::job_reply{jobs::job_status::unavailable, {}, "shard stopped", {}, {}, {}});
+    }
     // The hosted actors end with their shard.
     for (auto& [key, h] : hosted)
       caf::anon_send_exit(h.handle, caf::exit_reason::user_shutdown);
@@ -99,8 +124,30 @@ void respond(shard_pointer self, doc_target to, doc_reply reply, std::string key
     return;
   }
   ++st.unsynced[key];
-  st.held.push_back({std::move(to), std::move(reply), st.last_sequence, std::move(key)});
+  st.held.push_back({held_doc{std::move(to), std::move(reply), std::move(key)}, st.last_sequence});
   request_sync(self);
+}
+
+/// As above for a job reply about the job keys `keys`.
+void respond(shard_pointer self, job_target to, jobs::job_reply reply,
+             std::vector<std::string> keys, bool wrote) {
+  auto& st = self->state;
+  bool must_wait = st.cfg.sync && wrote;
+  for (std::size_t i = 0; i < keys.size() && st.cfg.sync && !must_wait; ++i)
+    must_wait = st.unsynced.count(keys[i]) > 0;
+  if (!must_wait) {
+    to.deliver(std::move(reply));
+    return;
+  }
+  for (const auto& k : keys)
+    ++st.unsynced[k];
+  st.held.push_back({held_job{std::move(to), std::move(reply), std::move(keys)}, st.last_sequence});
+  request_sync(self);
+}
+
+void forget_unsynced(shard_state& st, const std::string& key) {
+  if (auto it = st.unsynced.find(key); it != st.unsynced.end() && --it->second == 0)
+    st.unsynced.erase(it);
 }
 
 /// Releases every held reply whose write is durable at `durable`.
@@ -109,9 +156,15 @@ void release(shard_pointer self, std::uint64_t durable) {
   while (!st.held.empty() && st.held.front().sequence <= durable) {
     auto h = std::move(st.held.front());
     st.held.pop_front();
-    if (auto it = st.unsynced.find(h.key); it != st.unsynced.end() && --it->second == 0)
-      st.unsynced.erase(it);
-    h.to.deliver(std::move(h.reply));
+    if (auto* d = std::get_if<held_doc>(&h.what)) {
+      forget_unsynced(st, d->key);
+      d->to.deliver(std::move(d->reply));
+    } else {
+      auto& j = std::get<held_job>(h.what);
+      for (const auto& k : j.keys)
+        forget_unsynced(st, k);
+      j.to.deliver(std::move(j.reply));
+    }
   }
 }
 
@@ -135,10 +188,27 @@ void request_sync(shard_pointer self) {
         while (!st.held.empty()) {
           auto h = std::move(st.held.front());
           st.held.pop_front();
-          h.to.deliver(doc_reply{doc_status::storage_error, 0, {}, message});
+          if (auto* d = std::get_if<held_doc>(&h.what))
+            d->to.deliver(doc_reply{doc_status::storage_error, 0, {}, message});
+          else
+            std::get<held_job>(h.what).to.deliver(
+              jobs::job_reply{jobs::job_status::storage_error, {}, message, {}, {}, {}});
         }
         st.unsynced.clear();
       });
+}
+
+/// The live documents of a collection on this shard and the aggregates of one field.
+doc_reply collection_stats(shard_state& st, const doc_request& req) {
+  documents::field_stats stats;
+  auto s = st.shard->scan_prefix(documents::collection_prefix(req.collection),
+                                 [&](std::string_view, std::string_view value) {
+                                   auto r = documents::decode(value);
+                                   if (r && !r->deleted) stats.add_document(r->json, req.body);
+                                   return true;
+                                 });
+  if (!s) return storage_failure(s);
+  return doc_reply{doc_status::ok, 0, stats.to_json(), {}};
 }
 
 void handle(shard_pointer self, doc_request&& req, doc_target to) {
@@ -162,6 +232,10 @@ void handle(shard_pointer self, doc_request&& req, doc_target to) {
     respond(self, std::move(to), documents::read(req, current), std::move(key), false);
     return;
   }
+  if (req.op == doc_op::stats) {
+    respond(self, std::move(to), collection_stats(st, req), std::move(key), false);
+    return;
+  }
   auto plan = documents::plan_write(req, current);
   if (plan.what == documents::write_plan::action::none) {
     respond(self, std::move(to), std::move(plan.reply), std::move(key), false);
@@ -176,6 +250,69 @@ void handle(shard_pointer self, doc_request&& req, doc_target to) {
   }
   if (st.cfg.sync) st.last_sequence = st.cfg.store->latest_sequence();
   respond(self, std::move(to), std::move(plan.reply), std::move(key), true);
+}
+
+// -- jobs ----------------------------------------------------------------------
+
+std::uint64_t now_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
+}
+
+/// Tells the broker about newly due (queue, type) pairs and arms the job timer for the
+/// next lease expiry or delayed job. Runs after every job operation and tick.
+void after_jobs(shard_pointer self, std::uint64_t now) {
+  auto& st = self->state;
+  if (!st.jobs) return;
+  auto ready = st.jobs->take_announcements(now);
+  if (st.cfg.jobs.broker)
+    for (auto& [queue, type] : ready)
+      caf::anon_send(st.cfg.jobs.broker, job_ready_atom::value, std::move(queue), std::move(type),
+                     st.cfg.index);
+  auto next = st.jobs->next_wakeup();
+  if (!next || (st.job_wakeup != 0 && st.job_wakeup <= *next)) return;
+  st.job_wakeup = *next;
+  auto wait = std::chrono::milliseconds(*next > now ? *next - now : 0);
+  self->delayed_send(self, wait, job_tick_atom::value);
+}
+
+void on_job_tick(shard_pointer self) {
+  auto& st = self->state;
+  st.job_wakeup = 0;
+  if (!st.jobs) return;
+  auto now = now_ms();
+  auto step = st.jobs->expire(now);
+  if (step.wrote && st.cfg.sync) st.last_sequence = st.cfg.store->latest_sequence();
+  after_jobs(self, now);
+}
+
+void handle_job(shard_pointer self, jobs::job_request&& req, job_target to) {
+  auto& st = self->state;
+  if (!st.jobs) {
+    to.deliver(jobs::job_reply{jobs::job_status::storage_error, {}, st.jobs_error, {}, {}, {}});
+    return;
+  }
+  auto now = now_ms();
+  auto step = st.jobs->apply(std::move(req), now);
+  if (step.wrote && st.cfg.sync) st.last_sequence = st.cfg.store->latest_sequence();
+  respond(self, std::move(to), std::move(step.reply), std::move(step.keys), step.wrote);
+  after_jobs(self, now);
+}
+
+void start_jobs(shard_pointer self) {
+  auto& st = self->state;
+  std::random_device seed;
+  auto q = std::make_unique<jobs::job_queue>(*st.shard, st.cfg.jobs.retry, st.cfg.jobs.metrics,
+                                             (std::uint64_t{seed()} << 32) ^ seed());
+  auto now = now_ms();
+  if (auto s = q->recover(now, st.cfg.jobs.incarnation); !s) {
+    st.jobs_error = "the jobs of shard " + std::to_string(st.cfg.index)
+                    + " could not be loaded: " + s.to_string();
+    return;
+  }
+  st.jobs = std::move(q);
+  after_jobs(self, now);
 }
 
 // -- virtual actor hosting ---------------------------------------------------
@@ -318,6 +455,7 @@ shard_actor::behavior_type shard_impl(shard_pointer self, shard_config cfg) {
   self->state.shard = &cfg.store->shard(cfg.index);
   self->state.cfg = std::move(cfg);
   self->set_down_handler([self](caf::down_msg& msg) { on_actor_down(self, msg); });
+  start_jobs(self);
   return {
     [=](doc_request& req) {
       auto rp = self->make_response_promise<doc_reply>();
@@ -336,6 +474,15 @@ shard_actor::behavior_type shard_impl(shard_pointer self, shard_config cfg) {
       route_call(self, std::move(call), call_target{std::move(sink), {}});
     },
     [=](idle_tick_atom) { on_idle_tick(self); },
+    [=](jobs::job_request& req) {
+      auto rp = self->make_response_promise<jobs::job_reply>();
+      handle_job(self, std::move(req), job_target{nullptr, rp});
+      return rp;
+    },
+    [=](jobs::job_request& req, jobs::job_sink_ptr& sink) {
+      handle_job(self, std::move(req), job_target{std::move(sink), {}});
+    },
+    [=](job_tick_atom) { on_job_tick(self); },
   };
 }
 

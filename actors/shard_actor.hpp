@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
@@ -13,6 +14,8 @@
 #include "actors/doc_protocol.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/wal_syncer.hpp"
+#include "jobs/job_queue.hpp"
+#include "jobs/protocol.hpp"
 
 namespace shoal::storage {
 class store;
@@ -32,15 +35,19 @@ namespace shoal::actors {
 ///   CAF actor per active (type, id)), forwards calls in arrival order, and passivates it
 ///   when idle or when the shard holds too many.
 ///
+/// - `job_request` → `job_reply`, and `(job_request, job_sink_ptr)`: the durable jobs of
+///   this shard (jobs::job_queue). The shard expires leases and wakes delayed jobs on its
+///   own timer, and tells the node's job broker when a (queue, type) gets due jobs.
+///
 /// A reply leaves only when the write it reports is durable in the configured mode:
 /// immediately after the WAL write with sync off; after the WAL syncer's fsync with sync
 /// on. Reads of a document whose last write still waits for that fsync wait with it, so
 /// nobody observes a write that a crash could still take back.
-using shard_actor =
-  caf::typed_actor<caf::replies_to<doc_request>::with<doc_reply>,
-                   caf::reacts_to<doc_request, reply_sink_ptr>,
-                   caf::replies_to<actor_call>::with<actor_reply>,
-                   caf::reacts_to<actor_call, call_sink_ptr>, caf::reacts_to<idle_tick_atom>>;
+using shard_actor = caf::typed_actor<
+  caf::replies_to<doc_request>::with<doc_reply>, caf::reacts_to<doc_request, reply_sink_ptr>,
+  caf::replies_to<actor_call>::with<actor_reply>, caf::reacts_to<actor_call, call_sink_ptr>,
+  caf::reacts_to<idle_tick_atom>, caf::replies_to<jobs::job_request>::with<jobs::job_reply>,
+  caf::reacts_to<jobs::job_request, jobs::job_sink_ptr>, caf::reacts_to<job_tick_atom>>;
 
 struct shard_handles;
 class actor_registry;
@@ -56,12 +63,24 @@ struct hosting_config {
   std::uint32_t max_active = 100000; ///< per shard; the least recently used goes first
 };
 
+/// Settings of the jobs a shard keeps.
+struct job_hosting {
+  jobs::retry_policy retry;
+  jobs::job_metrics* metrics = nullptr; ///< may be null
+  /// Receives `(job_ready_atom, queue, type, shard)` when a (queue, type) of this shard
+  /// gets due jobs; may be null (nobody runs jobs on this node).
+  caf::actor broker;
+  /// This process's incarnation: in-process leases of any other one died with it.
+  std::string incarnation;
+};
+
 struct shard_config {
   std::uint32_t index = 0;         ///< which shard of `store`
   storage::store* store = nullptr; ///< must outlive the actor
   bool sync = false;               ///< storage.sync: acknowledge after fsync (group commit)
   wal_syncer_actor syncer;         ///< required when `sync`
   hosting_config hosting;
+  job_hosting jobs;
 };
 
 /// Spawns the actor of shard `cfg.index`.

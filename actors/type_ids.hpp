@@ -16,6 +16,7 @@
 
 #include "actors/actor_protocol.hpp"
 #include "actors/doc_protocol.hpp"
+#include "jobs/protocol.hpp"
 
 namespace shoal::actors {
 
@@ -27,6 +28,12 @@ using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 
 /// Shard → itself: look for idle virtual actors.
 using idle_tick_atom = caf::atom_constant<caf::atom("idle_tick")>;
+
+/// Shard → itself: expire leases and wake delayed jobs.
+using job_tick_atom = caf::atom_constant<caf::atom("job_tick")>;
+
+/// Shard → the node's job broker: (queue, type) has due jobs on this shard.
+using job_ready_atom = caf::atom_constant<caf::atom("job_ready")>;
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, precondition& x) {
@@ -56,14 +63,61 @@ typename Inspector::result_type inspect(Inspector& f, actor_reply& x) {
 
 } // namespace shoal::actors
 
+namespace shoal::jobs {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_request& x) {
+  return f(caf::meta::type_name("job_request"), x.op, x.queue, x.id, x.type, x.body, x.key,
+           x.delay_ms, x.max_attempts, x.max, x.visibility_ms, x.wait_ms, x.retry, x.types, x.owner,
+           x.from_broker);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, leased_job& x) {
+  return f(caf::meta::type_name("leased_job"), x.id, x.queue, x.type, x.payload, x.attempt,
+           x.lease_id, x.due_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_counts& x) {
+  return f(caf::meta::type_name("job_counts"), x.queued, x.running, x.succeeded, x.failed, x.dead,
+           x.oldest_queued_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_reply& x) {
+  return f(caf::meta::type_name("job_reply"), x.status, x.body, x.message, x.jobs, x.ready_types,
+           x.counts);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_run& x) {
+  return f(caf::meta::type_name("job_run"), x.id, x.queue, x.type, x.payload, x.attempt);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {
+  return f(caf::meta::type_name("job_outcome"), x.ok, x.result, x.error, x.retryable);
+}
+
+} // namespace shoal::jobs
+
 CAF_BEGIN_TYPE_ID_BLOCK(shoal, caf::first_custom_type_id)
 CAF_ADD_TYPE_ID(shoal, (shoal::actors::precondition))
 CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_request))
 CAF_ADD_TYPE_ID(shoal, (shoal::actors::doc_reply))
 CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_call))
 CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_reply))
+CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_request))
+CAF_ADD_TYPE_ID(shoal, (shoal::jobs::leased_job))
+CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_counts))
+CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_reply))
+CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_run))
+CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_outcome))
+CAF_ADD_TYPE_ID(shoal, (std::vector<shoal::jobs::leased_job>))
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 // A reply sink is a pointer into this process: it may travel in local messages only.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::actors::reply_sink_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::actors::call_sink_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::jobs::job_sink_ptr)

@@ -3,10 +3,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <random>
 #include <thread>
 
 #include <sched.h>
 
+#include <boost/json.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/exit_reason.hpp>
@@ -25,6 +28,10 @@
 #include "cluster/shard_map.hpp"
 #include "cluster/view.hpp"
 #include "http/actor_bridge.hpp"
+#include "http/webhook_client.hpp"
+#include "jobs/broker.hpp"
+#include "jobs/handlers.hpp"
+#include "jobs/job_metrics.hpp"
 #include "http/request_metrics.hpp"
 #include "http/server.hpp"
 #include "metrics/metrics.hpp"
@@ -111,13 +118,38 @@ void write_cluster_metrics(metrics::text_writer& out, const cluster::view_board&
   out.sample("shoal_cluster_ready", {}, std::uint64_t{view->ready});
 }
 
+/// This process among all runs of the node: in-process job leases carry it, so the next
+/// run knows that the jobs they held died with this one.
+std::string make_incarnation() {
+  std::random_device rd;
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+  return buf;
+}
+
+/// The webhook handler's outcome from the client's result.
+jobs::job_outcome webhook_outcome(http::webhook_result&& r) {
+  if (r.what != http::webhook_result::outcome::success)
+    return jobs::job_outcome::failure(std::move(r.message), r.retryable());
+  boost::json::object o;
+  o["status"] = r.status;
+  boost::json::error_code ec;
+  auto body = boost::json::parse(r.body, ec);
+  if (!ec)
+    o["body"] = std::move(body);
+  else
+    o["body"] = r.body;
+  return jobs::job_outcome::success(boost::json::serialize(o));
+}
+
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 } // namespace
 
-int serve(const config::settings& settings, const actors::actor_registry& registry) {
+int serve(const config::settings& settings, const actors::actor_registry& registry,
+          const jobs::handler_registry& job_handlers) {
   auto logs = make_loggers(settings.log);
   auto start_time = now_seconds();
 
@@ -157,6 +189,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       return actors::to_string(static_cast<actors::errc>(code)) + ": " + caf::to_string(context);
     });
   int status = 0;
+  // Outgoing HTTP of the webhook job handler; outlives the actors that post through it.
+  http::webhook_client webhooks{1};
+  jobs::job_metrics job_metrics;
   {
     caf::actor_system sys{cfg};
     actors::wal_syncer_actor syncer;
@@ -175,12 +210,38 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     // This node's shards get shard actors; every other node's shard gets a stub that
     // forwards to its owner (docs/cluster.md).
     const cluster::ownership owners{member_ids(settings), settings.cluster.shards};
+    // The job broker first: shards announce their work to it as soon as they start.
+    auto handlers = job_handlers;
+    jobs::add_builtin_handlers(
+      handlers, shards.handles,
+      [&webhooks](std::string url, std::string body, std::chrono::milliseconds timeout,
+                  std::function<void(jobs::job_outcome)> done) {
+        webhooks.post(std::move(url), std::move(body), timeout,
+                      [done = std::move(done)](http::webhook_result r) {
+                        done(webhook_outcome(std::move(r)));
+                      });
+      },
+      std::chrono::milliseconds(settings.jobs.webhook_timeout_ms));
+    jobs::broker_config broker_cfg;
+    broker_cfg.shards = &shards.handles;
+    broker_cfg.shard_count = settings.cluster.shards;
+    broker_cfg.local = owners.shards_of(settings.node.id);
+    broker_cfg.handlers = &handlers;
+    broker_cfg.settings = settings.jobs;
+    broker_cfg.incarnation = make_incarnation();
+    actors::job_hosting job_hosting;
+    job_hosting.retry = jobs::retry_policy{settings.jobs.retry_base_ms, settings.jobs.retry_cap_ms};
+    job_hosting.metrics = &job_metrics;
+    job_hosting.incarnation = broker_cfg.incarnation;
+    auto broker = jobs::spawn_broker(sys, std::move(broker_cfg));
+    job_hosting.broker = broker;
     shards = remote::place_shards(
       sys, settings.node.id, owners, std::chrono::milliseconds(settings.cluster.failure_timeout_ms),
       std::chrono::milliseconds(settings.actors.call_timeout_ms), [&](std::uint32_t i) {
-        return actors::spawn_shard(
-          sys, actors::shard_config{i, store.get(), settings.storage.sync, syncer, hosting});
+        return actors::spawn_shard(sys, actors::shard_config{i, store.get(), settings.storage.sync,
+                                                             syncer, hosting, job_hosting});
       });
+    jobs::start_broker(broker);
     cluster::view_board board;
     remote::cluster_actors members;
     if (clustered) {
@@ -200,11 +261,12 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       board.publish(single_node_view(settings, owners));
     }
 
-    http::actor_bridge bridge{shards.handles, cluster::shard_map{settings.cluster.shards}};
+    http::actor_bridge bridge{shards.handles, cluster::shard_map{settings.cluster.shards}, broker};
     http::request_metrics request_metrics;
     metrics::registry collectors;
     collectors.add([&](metrics::text_writer& out) { request_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { actor_metrics.write(out); });
+    collectors.add([&](metrics::text_writer& out) { job_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { write_storage_metrics(out, *store); });
     collectors.add(
       [&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
@@ -219,6 +281,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     env.cluster_view = [&board] { return board.read(); };
     env.metrics_text = [&collectors] { return collectors.render(); };
     env.actor_call_timeout_ms = settings.actors.call_timeout_ms;
+    env.max_job_delay_ms = settings.jobs.max_delay_ms;
     auto http_settings = settings.http;
     http_settings.threads = or_cores(http_settings.threads);
     http::server server{http_settings, bridge, std::move(env), request_metrics,
@@ -236,6 +299,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     if (members.membership)
       caf::anon_send_exit(members.membership, caf::exit_reason::user_shutdown);
     if (members.gateway) caf::anon_send_exit(members.gateway, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(broker, caf::exit_reason::user_shutdown);
     for (auto& shard : shards.handles.handles)
       caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
     if (syncer) caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);

@@ -7,11 +7,17 @@ namespace shoal::actors {
 class actor_registry;
 } // namespace shoal::actors
 
+namespace shoal::jobs {
+class handler_registry;
+} // namespace shoal::jobs
+
 namespace shoal::app {
 
-/// Runs one node with `settings` and the actor types of `registry` until a signal drains
-/// it. Returns the process exit status: 0 after a clean shutdown, 1 when start-up fails
+/// Runs one node with `settings`, the actor types of `registry` and the job handlers of
+/// `job_handlers` (the built-in `webhook` and `collection.stats` are added) until a signal
+/// drains it. Returns the process exit status: 0 after a clean shutdown, 1 when start-up fails
 /// (the store cannot be opened, the address cannot be bound), with the reason logged.
-int serve(const config::settings& settings, const actors::actor_registry& registry);
+int serve(const config::settings& settings, const actors::actor_registry& registry,
+          const jobs::handler_registry& job_handlers);
 
 } // namespace shoal::app

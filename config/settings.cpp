@@ -99,13 +99,16 @@ constexpr std::uint64_t kib = 1024;
 constexpr std::uint64_t mib = kib << 10;
 constexpr std::uint64_t gib = mib << 10;
 constexpr std::uint64_t tib = gib << 10;
-constexpr std::uint64_t day_ms = std::uint64_t{24} * 60 * 60 * 1000;
+constexpr std::uint64_t hour_ms = std::uint64_t{60} * 60 * 1000;
+constexpr std::uint64_t day_ms = 24 * hour_ms;
+constexpr std::uint64_t max_job_workers = 256; ///< jobs.workers and jobs.queues.NAME.workers
 
 /// Every key a file or an override may set, in the order of `settings.hpp`.
 const std::vector<key_spec>& schema() {
   using s = settings;
   using http = http_settings;
   using storage = storage_settings;
+  using jobs = jobs_settings;
   static const std::vector<key_spec> keys = {
     text<&s::node, &node_settings::id>("node.id"),
     text<&s::http, &http::host>("http.host"),
@@ -137,6 +140,12 @@ const std::vector<key_spec>& schema() {
     number<&s::actors, &actors_settings::call_timeout_ms, 1, day_ms>("actors.call_timeout_ms"),
     number<&s::actors, &actors_settings::idle_timeout_ms, 1, day_ms>("actors.idle_timeout_ms"),
     number<&s::actors, &actors_settings::max_active, 1, 100'000'000>("actors.max_active"),
+    number<&s::jobs, &jobs::workers, 0, max_job_workers>("jobs.workers"),
+    number<&s::jobs, &jobs::retry_base_ms, 1, 60'000>("jobs.retry_base_ms"),
+    number<&s::jobs, &jobs::retry_cap_ms, 1, day_ms>("jobs.retry_cap_ms"),
+    number<&s::jobs, &jobs::handler_timeout_ms, 100, hour_ms>("jobs.handler_timeout_ms"),
+    number<&s::jobs, &jobs::webhook_timeout_ms, 100, 600'000>("jobs.webhook_timeout_ms"),
+    number<&s::jobs, &jobs::max_delay_ms, 0, 365 * day_ms>("jobs.max_delay_ms"),
     choice<&s::log, &log_settings::level>("log.level",
                                           {"trace", "debug", "info", "warn", "error", "off"}),
     choice<&s::log, &log_settings::format>("log.format", {"text", "json"}),
@@ -186,6 +195,7 @@ const key_spec& find_key(std::string_view section, std::string_view name) {
     siblings.push_back(spec.name());
   }
   if (section == "cluster") siblings.push_back("nodes");
+  if (section == "jobs") siblings.push_back("queues");
   throw config_error(key, "unknown key; known keys in [" + std::string(section)
                             + "]: " + join(siblings));
 }
@@ -369,8 +379,69 @@ std::vector<node_address> parse_nodes(const toml_value& value) {
   return nodes;
 }
 
+// -- job queues ---------------------------------------------------------------
+
+constexpr std::string_view queues_key = "jobs.queues";
+
+/// Letters, digits, '-' and '_', 1 to 64 of them (no '.': it would split the TOML key).
+bool valid_queue_name(const std::string& name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
+           || c == '_';
+  });
+}
+
+/// One `[jobs.queues.NAME]` table: exactly `workers`.
+queue_settings parse_queue(const std::string& name, const toml_value& value) {
+  const std::string where = std::string(queues_key) + "." + name;
+  if (!valid_queue_name(name)) {
+    throw config_error(where,
+                       "\"" + name + "\" is not a queue name (1-64 letters, digits, '-', '_')");
+  }
+  if (!value.is_table()) {
+    throw config_error(where, "expected a table with workers ([" + where + "]), got "
+                                + type_name(value.type()));
+  }
+  queue_settings queue{name};
+  bool has_workers = false;
+  for (const auto& [key_name, field] : value.as_table()) {
+    const std::string key = where + "." + key_name;
+    if (key_name != "workers") throw config_error(key, "unknown key; known keys: workers");
+    if (!field.is_integer()) {
+      throw config_error(key, "expected an integer, got " + type_name(field.type()));
+    }
+    const auto workers = field.as_integer();
+    if (workers < 0 || static_cast<std::uint64_t>(workers) > max_job_workers) {
+      throw config_error(key, "must be between 0 and " + std::to_string(max_job_workers) + ", got "
+                                + std::to_string(workers));
+    }
+    queue.workers = static_cast<std::uint32_t>(workers);
+    has_workers = true;
+  }
+  if (!has_workers) throw config_error(where + ".workers", "missing");
+  return queue;
+}
+
+/// `jobs.queues`: one table per queue, in name order (the document's tables are std::maps).
+std::vector<queue_settings> parse_queues(const toml_value& value) {
+  if (!value.is_table()) {
+    throw config_error(std::string(queues_key),
+                       "expected one table per queue ([jobs.queues.NAME]), got "
+                         + type_name(value.type()));
+  }
+  std::vector<queue_settings> queues;
+  for (const auto& [name, table] : value.as_table())
+    queues.push_back(parse_queue(name, table));
+  return queues;
+}
+
 /// Rules that span keys, checked once everything is applied.
 void finish(settings& s) {
+  if (s.jobs.retry_cap_ms < s.jobs.retry_base_ms) {
+    throw config_error("jobs.retry_cap_ms", "must be at least jobs.retry_base_ms ("
+                                              + std::to_string(s.jobs.retry_base_ms) + "), got "
+                                              + std::to_string(s.jobs.retry_cap_ms));
+  }
   const std::string node_key = "node.id";
   if (!valid_node_id(s.node.id)) {
     throw config_error(node_key, "\"" + s.node.id
@@ -428,6 +499,10 @@ void apply_document(settings& s, const toml_value& root) {
         s.cluster.nodes = parse_nodes(value);
         continue;
       }
+      if (section == "jobs" && name == "queues") {
+        s.jobs.queues = parse_queues(value);
+        continue;
+      }
       const key_spec& spec = find_key(section, name);
       spec.set(s, check(spec, from_toml(spec, value)));
     }
@@ -442,6 +517,10 @@ void apply_override(settings& s, const std::string& text) {
   if (key == nodes_key) {
     throw config_error(key, "cannot be overridden; list the members as [[cluster.nodes]] tables "
                             "in the file");
+  }
+  if (key == queues_key || key.rfind(std::string(queues_key) + ".", 0) == 0) {
+    throw config_error(key, "cannot be overridden; set a queue's workers in a [jobs.queues.NAME] "
+                            "table in the file");
   }
   if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot + 1 == key.size()) {
     throw config_error(key, "malformed override \"" + text + "\"; expected section.key=value");

@@ -74,6 +74,34 @@ struct actors_settings {
   std::uint32_t max_active = 100'000;      ///< active actors per node (LRU passivation)
 };
 
+/// One `[jobs.queues.NAME]` table: settings of one job queue on every node. File-only.
+struct queue_settings {
+  std::string name;          ///< a queue name ([A-Za-z0-9_-]{1,64})
+  std::uint32_t workers = 0; ///< in-process workers of this queue on each node; 0: external only
+
+  friend bool operator==(const queue_settings& a, const queue_settings& b) {
+    return a.name == b.name && a.workers == b.workers;
+  }
+};
+
+/// [jobs] — durable job queues (docs/jobs.md).
+struct jobs_settings {
+  std::uint32_t workers = 4;            ///< in-process workers per queue per node, unless listed
+  std::vector<queue_settings> queues;   ///< `[jobs.queues.NAME]` tables, sorted by name
+  std::uint32_t retry_base_ms = 500;    ///< first retry delay; doubles per attempt
+  std::uint32_t retry_cap_ms = 300'000; ///< ceiling of the retry delay; >= retry_base_ms
+  std::uint32_t handler_timeout_ms = 30'000; ///< an in-process handler's lease
+  std::uint32_t webhook_timeout_ms = 10'000; ///< the built-in webhook handler's HTTP timeout
+  std::uint64_t max_delay_ms = 604'800'000;  ///< longest delay_ms accepted (7 days)
+
+  /// In-process workers of queue `name` on this node.
+  std::uint32_t workers_of(const std::string& name) const {
+    for (const auto& q : queues)
+      if (q.name == name) return q.workers;
+    return workers;
+  }
+};
+
 /// [log]
 struct log_settings {
   std::string level = "info";  ///< trace, debug, info, warn, error, off
@@ -88,6 +116,7 @@ struct settings {
   storage_settings storage;
   cluster_settings cluster;
   actors_settings actors;
+  jobs_settings jobs;
   log_settings log;
 };
 
@@ -111,7 +140,8 @@ private:
 ///
 /// With `cluster.nodes`, the member named `node.id` decides where this node listens:
 /// `http.host`/`http.port` are taken from it, and `{node}` in `storage.path` is replaced
-/// by the id (so one shared file serves every member). `cluster.nodes` is file-only.
+/// by the id (so one shared file serves every member). `cluster.nodes` and `jobs.queues`
+/// are file-only.
 settings load(const std::optional<std::string>& file, const std::vector<std::string>& overrides);
 
 /// Same as `load` but from TOML text (for tests); `origin` names it in messages.

@@ -7,6 +7,10 @@
 #include "cluster/shard_map.hpp"
 #include "http/shard_service.hpp"
 
+namespace caf {
+class actor;
+} // namespace caf
+
 namespace shoal::actors {
 struct shard_handles;
 } // namespace shoal::actors
@@ -18,15 +22,18 @@ namespace shoal::http {
 /// strand. One asynchronous hop, no thread ever waits for an actor.
 class actor_bridge final : public shard_service {
 public:
-  /// `shards` holds one handle per shard, in shard order; it must outlive the bridge.
-  actor_bridge(const actors::shard_handles& shards, cluster::shard_map map);
+  /// `shards` holds one handle per shard, in shard order; `jobs` is the node's job broker
+  /// (jobs::spawn_broker). Both must outlive the bridge.
+  actor_bridge(const actors::shard_handles& shards, cluster::shard_map map, const caf::actor& jobs);
   ~actor_bridge() override;
 
   void submit(actors::doc_request&& request, actors::reply_sink_ptr sink) override;
   void call(actors::actor_call&& call, actors::call_sink_ptr sink) override;
+  void job(jobs::job_request&& request, jobs::job_sink_ptr sink) override;
 
 private:
   const actors::shard_handles& shards_;
+  const caf::actor& jobs_;
   cluster::shard_map map_;
 };
 

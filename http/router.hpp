@@ -2,8 +2,8 @@
 #pragma once
 
 // Routing and encoding, apart from transport: pure functions from a parsed request to a
-// response or to a document call, and from a document reply to a response. No sockets,
-// no actors; tests drive them directly.
+// response or to a call (document, actor method, job), and from a reply to a response.
+// No sockets, no actors; tests drive them directly.
 
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +21,7 @@
 #include "actors/actor_protocol.hpp"
 #include "actors/doc_protocol.hpp"
 #include "cluster/view.hpp"
+#include "jobs/protocol.hpp"
 
 namespace shoal::http {
 
@@ -28,8 +29,21 @@ using request = boost::beast::http::request<boost::beast::http::string_body>;
 using response = boost::beast::http::response<boost::beast::http::string_body>;
 
 /// The routes, as metric labels.
-enum class route_id : std::uint8_t { healthz, readyz, metrics, cluster, document, actor, unknown };
-inline constexpr std::size_t route_count = 7;
+enum class route_id : std::uint8_t {
+  healthz,
+  readyz,
+  metrics,
+  cluster,
+  document,
+  actor,
+  queue_jobs,  ///< POST /v1/queues/{q}/jobs: enqueue
+  queue,       ///< GET /v1/queues/{q}: stats
+  queue_lease, ///< POST /v1/queues/{q}/lease
+  job,         ///< GET /v1/jobs/{id}
+  job_action,  ///< POST /v1/jobs/{id}/{complete|fail|retry}
+  unknown
+};
+inline constexpr std::size_t route_count = 12;
 const char* route_label(route_id r) noexcept;
 
 /// What the router needs from the node.
@@ -40,6 +54,7 @@ struct route_env {
   std::function<std::shared_ptr<const cluster::cluster_view>()> cluster_view;
   unsigned max_json_depth = 64;               ///< deeper bodies are rejected as invalid_json
   std::uint32_t actor_call_timeout_ms = 5000; ///< actors.call_timeout_ms: then 504
+  std::uint64_t max_job_delay_ms = 604800000; ///< jobs.max_delay_ms: longest delay_ms accepted
 };
 
 /// A request that must go to a shard; the reply is rendered by `render_doc_reply`.
@@ -53,9 +68,15 @@ struct actor_invocation {
   actors::actor_call call;
 };
 
+/// A job operation; the reply is rendered by `render_job_reply`. Enqueue leaves
+/// `request.id` empty: the service picks the shard and the id.
+struct job_invocation {
+  jobs::job_request request;
+};
+
 struct routed {
   route_id route = route_id::unknown;
-  std::variant<response, doc_call, actor_invocation> outcome;
+  std::variant<response, doc_call, actor_invocation, job_invocation> outcome;
 };
 
 /// The body of GET /v1/cluster for `view`, with heartbeat ages measured at `now`.
@@ -71,6 +92,12 @@ response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsig
 
 /// The HTTP response for an actor's reply: 200 with the method's result, or its error.
 response render_actor_reply(actors::actor_reply&& reply, unsigned version);
+
+/// The HTTP response for a job reply to `call`, which needs only `op`, `queue` and `id`
+/// of its request: 202 (created) or 200 (existing) with a Location for an enqueue, the
+/// queue's counts for stats, the leased jobs (payloads embedded as JSON) for a lease, the
+/// job as stored otherwise, or the error the status maps to.
+response render_job_reply(const job_invocation& call, jobs::job_reply&& reply, unsigned version);
 
 /// A JSON error `{"error":{"code":..,"message":..}}` with `status`.
 response error_response(boost::beast::http::status status, std::string_view code,

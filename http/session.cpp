@@ -47,6 +47,7 @@ private:
 
 using doc_sink = session_sink<actors::reply_sink, actors::doc_reply>;
 using actor_sink = session_sink<actors::call_sink, actors::actor_reply>;
+using job_reply_sink = session_sink<jobs::job_sink, jobs::job_reply>;
 
 bool valid_request_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128) return false;
@@ -194,6 +195,8 @@ void session::handle() {
                      std::make_shared<actor_sink>(shared_from_this(), seq));
     return;
   }
+  if (auto* invocation = std::get_if<job_invocation>(&routed.outcome))
+    return send_job(seq, std::move(*invocation));
   call_ = std::move(std::get<doc_call>(routed.outcome));
   // The shard gets the request (body included); keep what rendering the reply needs.
   actors::doc_request outgoing = std::move(call_.request);
@@ -205,7 +208,21 @@ void session::handle() {
   ctx_.shards.submit(std::move(outgoing), std::make_shared<doc_sink>(shared_from_this(), seq));
 }
 
-void session::arm_timeout(std::uint64_t seq, std::uint32_t ms) {
+void session::send_job(std::uint64_t seq, job_invocation&& invocation) {
+  auto& outgoing = invocation.request;
+  // Keep what rendering the reply needs; the service gets the request (body included).
+  job_call_ = job_invocation{};
+  job_call_.request.op = outgoing.op;
+  job_call_.request.queue = outgoing.queue;
+  job_call_.request.id = outgoing.id;
+  // A lease may wait for work at the broker: the answer is due only after that wait.
+  std::uint64_t timeout = ctx_.settings.request_timeout_ms;
+  if (outgoing.op == jobs::job_op::lease) timeout += outgoing.wait_ms;
+  arm_timeout(seq, timeout);
+  ctx_.shards.job(std::move(outgoing), std::make_shared<job_reply_sink>(shared_from_this(), seq));
+}
+
+void session::arm_timeout(std::uint64_t seq, std::uint64_t ms) {
   timeout_ms_ = ms;
   timer_.expires_after(std::chrono::milliseconds(ms));
   timer_.async_wait(beast::bind_front_handler(&session::on_timeout, shared_from_this(), seq));
@@ -223,6 +240,13 @@ void session::on_reply(std::uint64_t seq, actors::actor_reply&& reply) {
   awaiting_ = false;
   timer_.cancel();
   finish(render_actor_reply(std::move(reply), req_.version()));
+}
+
+void session::on_reply(std::uint64_t seq, jobs::job_reply&& reply) {
+  if (seq != seq_ || !awaiting_) return;
+  awaiting_ = false;
+  timer_.cancel();
+  finish(render_job_reply(job_call_, std::move(reply), req_.version()));
 }
 
 void session::on_timeout(std::uint64_t seq, beast::error_code ec) {

@@ -53,6 +53,7 @@ public:
   /// Completes the shard call number `seq` (on the strand).
   void on_reply(std::uint64_t seq, actors::doc_reply&& reply);
   void on_reply(std::uint64_t seq, actors::actor_reply&& reply);
+  void on_reply(std::uint64_t seq, jobs::job_reply&& reply);
   boost::asio::any_io_executor executor() {
     return stream_.get_executor();
   }
@@ -66,7 +67,8 @@ private:
   void read_body();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void handle();
-  void arm_timeout(std::uint64_t seq, std::uint32_t ms);
+  void send_job(std::uint64_t seq, job_invocation&& invocation);
+  void arm_timeout(std::uint64_t seq, std::uint64_t ms);
   void on_timeout(std::uint64_t seq, boost::beast::error_code ec);
   void reject_request(boost::beast::error_code ec);
   void finish(response&& res);
@@ -84,11 +86,12 @@ private:
   request req_;
   response res_;
   doc_call call_;
+  job_invocation job_call_; ///< op, queue and id of the job call in flight (for rendering)
   route_id route_ = route_id::unknown;
   std::string request_id_;
   std::chrono::steady_clock::time_point started_;
   std::uint64_t seq_ = 0;
-  std::uint32_t timeout_ms_ = 0;
+  std::uint64_t timeout_ms_ = 0;
   bool awaiting_ = false;
   bool in_flight_ = false;
   bool keep_alive_ = true;

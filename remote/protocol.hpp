@@ -3,8 +3,8 @@
 
 // The node-to-node handshake messages (docs/cluster.md). Plain structs; their CAF type
 // ids are in remote/type_ids.hpp. Forwarded work needs no new types: a peer sends
-// (shard, doc_request) or (shard, actor_call) to the owner's gateway and gets the
-// shard's doc_reply or actor_reply back.
+// (shard, doc_request), (shard, actor_call) or (shard, job_request) to the owner's
+// gateway and gets the shard's doc_reply, actor_reply or job_reply back.
 
 #include <cstdint>
 #include <string>

@@ -57,6 +57,13 @@ doc_reply doc_unavailable(std::string message) {
   return doc_reply{doc_status::shard_unavailable, 0, {}, std::move(message)};
 }
 
+jobs::job_reply job_unavailable(std::string message) {
+  jobs::job_reply r;
+  r.status = jobs::job_status::shard_unavailable;
+  r.message = std::move(message);
+  return r;
+}
+
 actor_reply call_unavailable(std::string message) {
   return actor_reply{503, {}, "shard_unavailable", std::move(message)};
 }
@@ -152,8 +159,29 @@ remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_conf
         });
       return rp;
     },
+    [=](jobs::job_request& req, jobs::job_sink_ptr& sink) {
+      auto& st = self->state;
+      if (!st.up) return sink->deliver(job_unavailable(down_message(st)));
+      forward<jobs::job_reply>(
+        self, std::move(req), st.cfg.failure_timeout,
+        [sink](jobs::job_reply&& reply) { sink->deliver(std::move(reply)); },
+        [sink](const std::string& why, bool) { sink->deliver(job_unavailable(why)); });
+    },
+    [=](jobs::job_request& req) -> caf::result<jobs::job_reply> {
+      auto& st = self->state;
+      if (!st.up) return job_unavailable(down_message(st));
+      auto rp = self->make_response_promise<jobs::job_reply>();
+      forward<jobs::job_reply>(
+        self, std::move(req), st.cfg.failure_timeout,
+        [rp](jobs::job_reply&& reply) mutable { rp.deliver(std::move(reply)); },
+        [rp](const std::string& why, bool) mutable { rp.deliver(job_unavailable(why)); });
+      return rp;
+    },
     [=](actors::idle_tick_atom) {
       // Idle passivation is the owner's business.
+    },
+    [=](actors::job_tick_atom) {
+      // So are the owner's job timers.
     },
     [=](peer_update_atom, caf::actor& gateway, bool up, std::string& reason) {
       auto& st = self->state;

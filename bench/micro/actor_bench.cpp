@@ -129,7 +129,7 @@ public:
     handles_.handles.reserve(shards);
     for (std::uint32_t i = 0; i < shards; ++i)
       handles_.handles.push_back(
-        actors::spawn_shard(*sys_, actors::shard_config{i, store_.get(), false, {}, hosting}));
+        actors::spawn_shard(*sys_, actors::shard_config{i, store_.get(), false, {}, hosting, {}}));
   }
 
   ~bench_node() {

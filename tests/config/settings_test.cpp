@@ -42,6 +42,12 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"actors.call_timeout_ms", "5000"},
   {"actors.idle_timeout_ms", "300000"},
   {"actors.max_active", "100000"},
+  {"jobs.workers", "4"},
+  {"jobs.retry_base_ms", "500"},
+  {"jobs.retry_cap_ms", "300000"},
+  {"jobs.handler_timeout_ms", "30000"},
+  {"jobs.webhook_timeout_ms", "10000"},
+  {"jobs.max_delay_ms", "604800000"},
   {"log.level", "info"},
   {"log.format", "text"},
   {"log.access_log", "true"},
@@ -75,6 +81,13 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.actors.call_timeout_ms, b.actors.call_timeout_ms);
   EXPECT_EQ(a.actors.idle_timeout_ms, b.actors.idle_timeout_ms);
   EXPECT_EQ(a.actors.max_active, b.actors.max_active);
+  EXPECT_EQ(a.jobs.workers, b.jobs.workers);
+  EXPECT_EQ(a.jobs.queues, b.jobs.queues);
+  EXPECT_EQ(a.jobs.retry_base_ms, b.jobs.retry_base_ms);
+  EXPECT_EQ(a.jobs.retry_cap_ms, b.jobs.retry_cap_ms);
+  EXPECT_EQ(a.jobs.handler_timeout_ms, b.jobs.handler_timeout_ms);
+  EXPECT_EQ(a.jobs.webhook_timeout_ms, b.jobs.webhook_timeout_ms);
+  EXPECT_EQ(a.jobs.max_delay_ms, b.jobs.max_delay_ms);
   EXPECT_EQ(a.log.level, b.log.level);
   EXPECT_EQ(a.log.format, b.log.format);
   EXPECT_EQ(a.log.access_log, b.log.access_log);

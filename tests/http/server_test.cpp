@@ -14,6 +14,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include "http/shard_service.hpp"
@@ -40,6 +41,42 @@ public:
     sink->deliver(actors::actor_reply{404, {}, "unknown_actor_type", "none here"});
   }
 
+  /// Records the request and answers it: an enqueue with a created job, a lease with
+  /// one job, anything else with the job. After `job_delay` when set (from a thread of
+  /// its own, as a broker that waits for work would).
+  void job(jobs::job_request&& request, jobs::job_sink_ptr sink) override {
+    jobs::job_reply reply;
+    reply.status = jobs::job_status::ok;
+    if (request.op == jobs::job_op::enqueue) {
+      reply.status = jobs::job_status::created;
+      reply.body = R"({"id":"00001000000000000abcd","state":"queued"})";
+    } else if (request.op == jobs::job_op::lease) {
+      reply.jobs.push_back(
+        {"00001000000000000abcd", request.queue, "t", R"({"a":1})", 1, "lease-1", 0});
+    } else {
+      reply.body = R"({"id":")" + request.id + R"("})";
+    }
+    std::lock_guard<std::mutex> guard{mutex_};
+    jobs_.push_back(request);
+    if (job_delay.count() == 0) {
+      sink->deliver(std::move(reply));
+      return;
+    }
+    delayed_.emplace_back(
+      [delay = job_delay, sink = std::move(sink), reply = std::move(reply)]() mutable {
+        std::this_thread::sleep_for(delay);
+        sink->deliver(std::move(reply));
+      });
+  }
+
+  /// The job requests received so far.
+  std::vector<jobs::job_request> jobs() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return jobs_;
+  }
+
+  std::chrono::milliseconds job_delay{0};
+
   /// Waits until `n` requests are held (bounded).
   bool wait_for(std::size_t n) {
     std::unique_lock<std::mutex> guard{mutex_};
@@ -49,12 +86,16 @@ public:
   /// Answers every held request with version 1.
   void answer_all() {
     std::vector<entry> held;
+    std::vector<std::thread> delayed;
     {
       std::lock_guard<std::mutex> guard{mutex_};
       held.swap(held_);
+      delayed.swap(delayed_);
     }
     for (auto& e : held)
       e.sink->deliver(actors::doc_reply{actors::doc_status::ok, 1, R"({"k":1})", {}});
+    for (auto& t : delayed) // the delayed job replies
+      t.join();
   }
 
 private:
@@ -65,6 +106,8 @@ private:
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<entry> held_;
+  std::vector<jobs::job_request> jobs_;
+  std::vector<std::thread> delayed_;
 };
 
 /// A blocking HTTP/1.1 client connection for the tests.
@@ -74,9 +117,14 @@ public:
     socket_.connect({net::ip::make_address("127.0.0.1"), port});
   }
 
-  void send(bhttp::verb verb, const std::string& target) {
+  void send(bhttp::verb verb, const std::string& target, const std::string& json_body = {}) {
     request req{verb, target, 11};
     req.set(bhttp::field::host, "127.0.0.1");
+    if (!json_body.empty()) {
+      req.set(bhttp::field::content_type, "application/json");
+      req.body() = json_body;
+    }
+    req.prepare_payload();
     bhttp::write(socket_, req);
   }
 
@@ -243,6 +291,64 @@ TEST_F(ServerTest, MetricsCountRequests) {
     w.str().find(R"(shoal_http_requests_total{route="unknown",method="GET",status="404"} 1)"),
     std::string::npos);
   EXPECT_EQ(metrics.inflight.value(), 0);
+}
+
+// Verifies a job call goes through the real server to the service's `job` and its reply
+// is rendered (202 with a Location for a new job).
+TEST_F(ServerTest, JobCallReachesTheServiceAndIsRendered) {
+  start();
+  client c{port};
+  c.send(bhttp::verb::post, "/v1/queues/emails/jobs",
+         R"({"type":"send","payload":{"to":"a@b"},"idempotency_key":"k1"})");
+  auto res = c.receive();
+  EXPECT_EQ(res.result(), bhttp::status::accepted);
+  EXPECT_EQ(res.body(), R"({"id":"00001000000000000abcd","state":"queued"})");
+  EXPECT_EQ(res[bhttp::field::location], "/v1/jobs/00001000000000000abcd");
+  auto got = c.get("/v1/jobs/00001000000000000abcd");
+  EXPECT_EQ(got.result(), bhttp::status::ok);
+  EXPECT_EQ(got.body(), R"({"id":"00001000000000000abcd"})");
+  auto requests = service.jobs();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].op, jobs::job_op::enqueue);
+  EXPECT_EQ(requests[0].queue, "emails");
+  EXPECT_EQ(requests[0].type, "send");
+  EXPECT_EQ(requests[0].body, R"({"to":"a@b"})");
+  EXPECT_EQ(requests[0].key, "k1");
+  EXPECT_EQ(requests[1].op, jobs::job_op::get);
+  EXPECT_EQ(requests[1].id, "00001000000000000abcd");
+  metrics::text_writer w;
+  metrics.write(w);
+  EXPECT_NE(
+    w.str().find(
+      R"(shoal_http_requests_total{route="/v1/queues/{q}/jobs",method="POST",status="202"} 1)"),
+    std::string::npos);
+}
+
+// Verifies a lease that waits for work gets wait_ms on top of request_timeout_ms: an
+// answer after 300 ms is rendered (not 504), while the same delay without a wait times out.
+TEST_F(ServerTest, LeaseWaitExtendsTheTimeout) {
+  settings.request_timeout_ms = 200;
+  service.job_delay = std::chrono::milliseconds(300);
+  start();
+  client c{port};
+  c.send(bhttp::verb::post, "/v1/queues/q/lease", R"({"wait_ms":1000,"max":5})");
+  auto res = c.receive();
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  auto v = boost::json::parse(res.body());
+  ASSERT_EQ(v.at("jobs").as_array().size(), 1u);
+  EXPECT_EQ(v.at("jobs").at(0).at("payload").at("a").as_int64(), 1);
+  EXPECT_EQ(v.at("jobs").at(0).at("lease_id").as_string(), "lease-1");
+  auto requests = service.jobs();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].wait_ms, 1000u);
+  EXPECT_EQ(requests[0].max, 5u);
+
+  c.send(bhttp::verb::post, "/v1/queues/q/lease");
+  auto late = c.receive();
+  EXPECT_EQ(late.result(), bhttp::status::gateway_timeout);
+  EXPECT_NE(late.body().find("200 ms"), std::string::npos) << late.body();
+  service.answer_all(); // the late reply is dropped
+  EXPECT_EQ(c.get("/healthz").result(), bhttp::status::ok);
 }
 
 } // namespace

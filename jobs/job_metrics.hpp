@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "jobs/protocol.hpp"
+#include "metrics/metrics.hpp"
+
+namespace shoal::jobs {
+
+/// The node's job metrics. Queues and types are created on first use (they are not
+/// known up front), under a mutex; callers keep the returned reference, which stays
+/// valid for the life of this object, so recording itself is lock-free.
+class job_metrics {
+public:
+  struct type_metrics {
+    metrics::counter enqueued;
+    metrics::counter completed;
+    metrics::counter failed; ///< attempts that failed (a retry follows, or `dead`)
+    metrics::counter dead;
+    metrics::counter lease_expired;
+    metrics::histogram start_latency{metrics::histogram::latency_bounds()}; ///< due → leased
+    metrics::histogram run_time{metrics::histogram::latency_bounds()};      ///< leased → done
+  };
+  struct queue_metrics {
+    std::array<metrics::gauge, job_state_count> depth; ///< jobs on this node by state
+  };
+
+  type_metrics& of(std::string_view queue, std::string_view type);
+  queue_metrics& of(std::string_view queue);
+
+  void write(metrics::text_writer& out) const;
+
+private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<type_metrics>, std::less<>> types_;
+  std::map<std::string, std::unique_ptr<queue_metrics>, std::less<>> queues_;
+};
+
+} // namespace shoal::jobs

@@ -1,0 +1,636 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "jobs/job_queue.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include <boost/json.hpp>
+
+#include "storage/store.hpp"
+
+namespace shoal::jobs {
+
+const char* to_string(job_state s) noexcept {
+  switch (s) {
+  case job_state::queued:
+    return "queued";
+  case job_state::running:
+    return "running";
+  case job_state::succeeded:
+    return "succeeded";
+  case job_state::failed:
+    return "failed";
+  case job_state::dead:
+    return "dead";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr char record_format = 0x03;
+
+bool final_state(job_state s) noexcept {
+  return s == job_state::succeeded || s == job_state::dead;
+}
+
+template <class T>
+void put_fixed(std::string& out, T v) {
+  char bytes[sizeof(T)];
+  for (std::size_t i = 0; i < sizeof(T); ++i)
+    bytes[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out.append(bytes, sizeof(T));
+}
+
+void put_string(std::string& out, const std::string& s) {
+  put_fixed<std::uint32_t>(out, static_cast<std::uint32_t>(s.size()));
+  out += s;
+}
+
+/// Reads fixed-size fields and strings from a record, failing once on truncation.
+struct reader {
+  std::string_view in;
+  bool ok = true;
+
+  template <class T>
+  T fixed() {
+    if (in.size() < sizeof(T)) {
+      ok = false;
+      return 0;
+    }
+    T v = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i)
+      v |= static_cast<T>(static_cast<unsigned char>(in[i])) << (8 * i);
+    in.remove_prefix(sizeof(T));
+    return v;
+  }
+  std::string string() {
+    auto n = fixed<std::uint32_t>();
+    if (!ok || in.size() < n) {
+      ok = false;
+      return {};
+    }
+    std::string s(in.substr(0, n));
+    in.remove_prefix(n);
+    return s;
+  }
+};
+
+/// RFC 3339 UTC with milliseconds: "2026-11-29T04:10:46.123Z".
+std::string timestamp(std::uint64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<unsigned>(ms % 1000));
+  return buf;
+}
+
+boost::json::value raw_json(const std::string& text) {
+  if (text.empty()) return nullptr;
+  boost::json::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec) return boost::json::value(text); // not JSON (cannot happen for stored values)
+  return v;
+}
+
+job_reply error_reply(job_status status, std::string message) {
+  job_reply r;
+  r.status = status;
+  r.message = std::move(message);
+  return r;
+}
+
+job_reply storage_failure(const storage::status& s) {
+  return error_reply(job_status::storage_error, s.to_string());
+}
+
+std::string enqueue_body(std::string_view id, job_state state) {
+  boost::json::object o;
+  o["id"] = id;
+  o["state"] = to_string(state);
+  return boost::json::serialize(o);
+}
+
+} // namespace
+
+std::string job_key(std::string_view id) {
+  std::string k;
+  k.reserve(1 + id.size());
+  k += 'j';
+  k += id;
+  return k;
+}
+
+std::string idempotency_key(std::string_view queue, std::string_view key) {
+  std::string k;
+  k.reserve(2 + queue.size() + key.size());
+  k += 'k';
+  k += queue;
+  k += '\0';
+  k += key;
+  return k;
+}
+
+std::string encode(const job_record& r) {
+  std::string out;
+  out.reserve(80 + r.queue.size() + r.type.size() + r.payload.size() + r.result.size()
+              + r.error.size() + r.lease_id.size() + r.owner.size() + r.idempotency.size());
+  out += record_format;
+  out += static_cast<char>(r.state);
+  put_fixed(out, r.attempts);
+  put_fixed(out, r.max_attempts);
+  put_fixed(out, r.created_ms);
+  put_fixed(out, r.updated_ms);
+  put_fixed(out, r.due_ms);
+  put_fixed(out, r.seq);
+  put_fixed(out, r.leased_ms);
+  put_fixed(out, r.lease_until);
+  for (const auto* s :
+       {&r.queue, &r.type, &r.payload, &r.result, &r.error, &r.lease_id, &r.owner, &r.idempotency})
+    put_string(out, *s);
+  return out;
+}
+
+std::optional<job_record> decode(std::string_view raw) {
+  if (raw.size() < 2 || raw[0] != record_format) return std::nullopt;
+  auto state = static_cast<unsigned char>(raw[1]);
+  if (state >= job_state_count) return std::nullopt;
+  reader in{raw.substr(2)};
+  job_record r;
+  r.state = static_cast<job_state>(state);
+  r.attempts = in.fixed<std::uint32_t>();
+  r.max_attempts = in.fixed<std::uint32_t>();
+  r.created_ms = in.fixed<std::uint64_t>();
+  r.updated_ms = in.fixed<std::uint64_t>();
+  r.due_ms = in.fixed<std::uint64_t>();
+  r.seq = in.fixed<std::uint64_t>();
+  r.leased_ms = in.fixed<std::uint64_t>();
+  r.lease_until = in.fixed<std::uint64_t>();
+  for (auto* s :
+       {&r.queue, &r.type, &r.payload, &r.result, &r.error, &r.lease_id, &r.owner, &r.idempotency})
+    *s = in.string();
+  if (!in.ok || !in.in.empty()) return std::nullopt;
+  return r;
+}
+
+std::string render(std::string_view id, const job_record& r) {
+  boost::json::object o;
+  o["id"] = id;
+  o["queue"] = r.queue;
+  o["type"] = r.type;
+  o["state"] = to_string(r.state);
+  o["attempts"] = r.attempts;
+  o["max_attempts"] = r.max_attempts;
+  o["payload"] = raw_json(r.payload);
+  o["result"] = raw_json(r.result);
+  if (r.error.empty())
+    o["error"] = nullptr;
+  else
+    o["error"] = r.error;
+  o["created_at"] = timestamp(r.created_ms);
+  o["updated_at"] = timestamp(r.updated_ms);
+  if (r.state == job_state::queued || r.state == job_state::failed)
+    o["run_at"] = timestamp(r.due_ms);
+  if (r.state == job_state::running) o["lease_expires_at"] = timestamp(r.lease_until);
+  if (!r.idempotency.empty()) o["idempotency_key"] = r.idempotency;
+  return boost::json::serialize(o);
+}
+
+std::uint64_t retry_policy::delay(std::uint32_t attempt, std::mt19937_64& rng) const {
+  std::uint64_t d = std::max<std::uint32_t>(base_ms, 1);
+  for (std::uint32_t i = 1; i < attempt && d < cap_ms; ++i)
+    d *= 2;
+  d = std::min<std::uint64_t>(d, cap_ms);
+  std::uniform_int_distribution<std::uint64_t> share(d / 2, d);
+  return share(rng);
+}
+
+// -- job_queue -------------------------------------------------------------------------
+
+job_queue::job_queue(storage::shard_store& shard, retry_policy retry, job_metrics* metrics,
+                     std::uint64_t seed)
+    : shard_(shard), retry_(retry), metrics_(metrics), rng_(seed) {}
+
+job_queue::queue_info& job_queue::queue(const std::string& name) {
+  auto it = queues_.find(name);
+  if (it == queues_.end()) {
+    it = queues_.emplace(name, queue_info{}).first;
+    if (metrics_) it->second.metrics = &metrics_->of(name);
+  }
+  return it->second;
+}
+
+job_queue::lane& job_queue::lane_of(const std::string& queue_name, const std::string& type) {
+  auto& q = queue(queue_name);
+  auto it = q.lanes.find(type);
+  if (it == q.lanes.end()) {
+    it = q.lanes.emplace(type, lane{}).first;
+    if (metrics_) it->second.metrics = &metrics_->of(queue_name, type);
+  }
+  return it->second;
+}
+
+void job_queue::count(queue_info& q, job_state s, std::int64_t delta) {
+  q.counts[static_cast<std::size_t>(s)] += static_cast<std::uint64_t>(delta);
+  if (q.metrics) q.metrics->depth[static_cast<std::size_t>(s)].add(delta);
+}
+
+void job_queue::track(const std::string& id, const job_record& r) {
+  auto& q = queue(r.queue);
+  count(q, r.state, 1);
+  if (final_state(r.state)) return;
+  live_job j{r.queue, r.type, r.state, r.due_ms, r.seq, r.created_ms, r.lease_until, r.lease_id};
+  if (r.state == job_state::running) {
+    leases_.emplace(r.lease_until, id);
+  } else {
+    auto& l = lane_of(r.queue, r.type);
+    l.waiting.insert(waiting_key{r.due_ms, r.seq, id});
+    delayed_.emplace(r.due_ms, r.queue, r.type);
+    dirty_.emplace(r.queue, r.type);
+    if (r.state == job_state::queued) q.queued_by_age.emplace(r.created_ms, r.seq);
+  }
+  live_[id] = std::move(j);
+}
+
+void job_queue::untrack(const std::string& id) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  auto& j = it->second;
+  auto& q = queue(j.queue);
+  count(q, j.state, -1);
+  if (j.state == job_state::running) {
+    leases_.erase({j.lease_until, id});
+  } else {
+    lane_of(j.queue, j.type).waiting.erase(waiting_key{j.due_ms, j.seq, id});
+    if (j.state == job_state::queued) q.queued_by_age.erase({j.created_ms, j.seq});
+  }
+  live_.erase(it);
+}
+
+void job_queue::fail_attempt(job_record& r, std::string error, bool retryable, std::uint64_t now) {
+  r.error = std::move(error);
+  r.updated_ms = now;
+  r.lease_id.clear();
+  r.owner.clear();
+  r.lease_until = 0;
+  if (!retryable || r.attempts >= r.max_attempts) {
+    r.state = job_state::dead;
+  } else {
+    r.state = job_state::failed;
+    r.due_ms = now + retry_.delay(r.attempts, rng_);
+  }
+}
+
+std::string job_queue::new_lease_id() {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng_()));
+  return buf;
+}
+
+storage::status job_queue::read(const std::string& id, std::optional<job_record>& out) {
+  out.reset();
+  std::string raw;
+  auto s = shard_.get(job_key(id), raw);
+  if (s.code() == storage::errc::not_found) return storage::status::ok();
+  if (!s) return s;
+  out = decode(raw);
+  if (!out) return {storage::errc::corruption, "job record " + id + " is corrupt"};
+  return storage::status::ok();
+}
+
+storage::status job_queue::recover(std::uint64_t now_ms, std::string_view incarnation) {
+  std::vector<std::pair<std::string, job_record>> orphaned; // in-process leases of a dead process
+  storage::status failure = storage::status::ok();
+  auto s = shard_.scan_prefix("j", [&](std::string_view key, std::string_view value) {
+    auto r = decode(value);
+    std::string id(key.substr(1));
+    if (!r) {
+      failure = {storage::errc::corruption, "job record " + id + " is corrupt"};
+      return false;
+    }
+    next_seq_ = std::max(next_seq_, r->seq + 1);
+    if (r->state == job_state::running && !r->owner.empty() && r->owner != incarnation)
+      orphaned.emplace_back(std::move(id), std::move(*r));
+    else
+      track(id, *r);
+    return true;
+  });
+  if (!s) return s;
+  if (!failure) return failure;
+  if (orphaned.empty()) return storage::status::ok();
+  storage::write_batch batch;
+  for (auto& [id, r] : orphaned) {
+    fail_attempt(
+      r, "the node restarted while the job ran (attempt " + std::to_string(r.attempts) + ")", true,
+      now_ms);
+    batch.put(job_key(id), encode(r));
+  }
+  if (auto w = shard_.write(batch, false); !w) return w;
+  for (auto& [id, r] : orphaned) {
+    track(id, r);
+    if (auto& l = lane_of(r.queue, r.type); l.metrics) {
+      l.metrics->lease_expired.inc();
+      (r.state == job_state::dead ? l.metrics->dead : l.metrics->failed).inc();
+    }
+  }
+  return storage::status::ok();
+}
+
+job_step job_queue::apply(job_request&& req, std::uint64_t now_ms) {
+  switch (req.op) {
+  case job_op::enqueue:
+    return enqueue(req, now_ms);
+  case job_op::get:
+    return get(req);
+  case job_op::lease:
+    return lease(req, now_ms);
+  case job_op::complete:
+  case job_op::fail:
+    return finish(req, now_ms);
+  case job_op::retry:
+    return retry(req, now_ms);
+  case job_op::stats:
+    return stats(req);
+  }
+  return {error_reply(job_status::invalid, "unknown job operation"), {}, false};
+}
+
+job_step job_queue::enqueue(job_request& req, std::uint64_t now) {
+  job_step step;
+  storage::write_batch batch;
+  if (!req.key.empty()) {
+    auto ikey = idempotency_key(req.queue, req.key);
+    std::string first;
+    auto s = shard_.get(ikey, first);
+    if (s) {
+      std::optional<job_record> r;
+      if (auto rs = read(first, r); !rs) return {storage_failure(rs), {}, false};
+      if (!r)
+        return {
+          error_reply(job_status::storage_error, "idempotency entry without its job"), {}, false};
+      step.reply.status = job_status::existing;
+      step.reply.body = render(first, *r);
+      step.keys.push_back(job_key(first));
+      return step;
+    }
+    if (s.code() != storage::errc::not_found) return {storage_failure(s), {}, false};
+    batch.put(std::move(ikey), req.id);
+  }
+  job_record r;
+  r.state = job_state::queued;
+  r.max_attempts = req.max_attempts;
+  r.created_ms = now;
+  r.updated_ms = now;
+  r.due_ms = now + req.delay_ms;
+  r.seq = next_seq_;
+  r.queue = std::move(req.queue);
+  r.type = std::move(req.type);
+  r.payload = std::move(req.body);
+  r.idempotency = std::move(req.key);
+  auto key = job_key(req.id);
+  batch.put(key, encode(r));
+  if (auto s = shard_.write(batch, false); !s) return {storage_failure(s), {}, false};
+  ++next_seq_;
+  track(req.id, r);
+  if (auto& l = lane_of(r.queue, r.type); l.metrics) l.metrics->enqueued.inc();
+  step.reply.status = job_status::created;
+  step.reply.body = enqueue_body(req.id, r.state);
+  step.keys.push_back(std::move(key));
+  step.wrote = true;
+  return step;
+}
+
+job_step job_queue::get(const job_request& req) {
+  std::optional<job_record> r;
+  if (auto s = read(req.id, r); !s) return {storage_failure(s), {job_key(req.id)}, false};
+  if (!r) return {error_reply(job_status::not_found, "no such job"), {job_key(req.id)}, false};
+  job_step step;
+  step.reply.body = render(req.id, *r);
+  step.keys.push_back(job_key(req.id));
+  return step;
+}
+
+job_step job_queue::lease(job_request& req, std::uint64_t now) {
+  job_step step;
+  auto qit = queues_.find(req.queue);
+  if (qit == queues_.end()) return step; // nothing ever enqueued here: no jobs
+  auto& q = qit->second;
+  // The candidate lanes, each with its next waiting job; take the earliest due first.
+  struct cursor {
+    lane* l;
+    std::set<waiting_key>::iterator it;
+  };
+  std::vector<cursor> cursors;
+  for (auto& [type, l] : q.lanes) {
+    if (!req.types.empty()
+        && std::find(req.types.begin(), req.types.end(), type) == req.types.end())
+      continue;
+    if (!l.waiting.empty()) cursors.push_back({&l, l.waiting.begin()});
+  }
+  std::vector<std::pair<std::string, job_record>> picked;
+  storage::write_batch batch;
+  while (picked.size() < req.max) {
+    cursor* best = nullptr;
+    for (auto& c : cursors)
+      if (c.it != c.l->waiting.end() && c.it->due_ms <= now && (!best || *c.it < *best->it))
+        best = &c;
+    if (!best) break;
+    const auto id = best->it->id;
+    ++best->it;
+    std::optional<job_record> r;
+    if (auto s = read(id, r); !s || !r)
+      return {s ? error_reply(job_status::storage_error, "job record " + id + " is missing")
+                : storage_failure(s),
+              {},
+              false};
+    r->state = job_state::running;
+    r->attempts += 1;
+    r->updated_ms = now;
+    r->leased_ms = now;
+    r->lease_until = now + req.visibility_ms;
+    r->lease_id = new_lease_id();
+    r->owner = req.owner;
+    batch.put(job_key(id), encode(*r));
+    picked.emplace_back(id, std::move(*r));
+  }
+  if (!picked.empty()) {
+    if (auto s = shard_.write(batch, false); !s) return {storage_failure(s), {}, false};
+    step.wrote = true;
+  }
+  for (auto& [id, r] : picked) {
+    const auto due = live_.at(id).due_ms;
+    untrack(id);
+    track(id, r);
+    auto& l = lane_of(r.queue, r.type);
+    if (l.metrics)
+      l.metrics->start_latency.observe(static_cast<double>(now - std::min(now, due)) / 1000.0);
+    step.reply.jobs.push_back(
+      leased_job{id, r.queue, r.type, std::move(r.payload), r.attempts, r.lease_id, due});
+    step.keys.push_back(job_key(id));
+  }
+  // Tell the broker exactly which types still have due jobs here; it forgets the others,
+  // and this shard announces them again when they get one. A lease from another node
+  // changes nothing the local broker knows, so it leaves the announcements alone.
+  for (auto& [type, l] : q.lanes) {
+    const bool due = !l.waiting.empty() && l.waiting.begin()->due_ms <= now;
+    if (req.from_broker) l.announced = due;
+    if (due) step.reply.ready_types.push_back(type);
+  }
+  return step;
+}
+
+job_step job_queue::finish(job_request& req, std::uint64_t now) {
+  const bool complete = req.op == job_op::complete;
+  auto key = job_key(req.id);
+  auto it = live_.find(req.id);
+  std::optional<job_record> r;
+  if (auto s = read(req.id, r); !s) return {storage_failure(s), {key}, false};
+  if (!r) return {error_reply(job_status::not_found, "no such job"), {key}, false};
+  if (it == live_.end() || it->second.state != job_state::running || it->second.lease_id != req.key
+      || r->lease_id != req.key)
+    return {
+      error_reply(job_status::stale_lease, std::string("the lease does not hold this job (it is ")
+                                             + to_string(r->state) + ")"),
+      {key},
+      false};
+  const auto leased_ms = r->leased_ms;
+  if (complete) {
+    r->state = job_state::succeeded;
+    r->result = std::move(req.body);
+    r->error.clear();
+    r->updated_ms = now;
+    r->lease_id.clear();
+    r->owner.clear();
+    r->lease_until = 0;
+  } else {
+    fail_attempt(*r, std::move(req.body), req.retry, now);
+  }
+  storage::write_batch batch;
+  batch.put(key, encode(*r));
+  if (auto s = shard_.write(batch, false); !s) return {storage_failure(s), {key}, false};
+  untrack(req.id);
+  track(req.id, *r);
+  if (auto& l = lane_of(r->queue, r->type); l.metrics) {
+    l.metrics->run_time.observe(static_cast<double>(now - std::min(now, leased_ms)) / 1000.0);
+    if (complete)
+      l.metrics->completed.inc();
+    else
+      (r->state == job_state::dead ? l.metrics->dead : l.metrics->failed).inc();
+  }
+  job_step step;
+  step.reply.body = render(req.id, *r);
+  step.keys.push_back(std::move(key));
+  step.wrote = true;
+  return step;
+}
+
+job_step job_queue::retry(const job_request& req, std::uint64_t now) {
+  auto key = job_key(req.id);
+  std::optional<job_record> r;
+  if (auto s = read(req.id, r); !s) return {storage_failure(s), {key}, false};
+  if (!r) return {error_reply(job_status::not_found, "no such job"), {key}, false};
+  if (r->state != job_state::dead)
+    return {error_reply(job_status::wrong_state,
+                        std::string("only a dead job can be retried; this one is ")
+                          + to_string(r->state)),
+            {key},
+            false};
+  const auto old_state = r->state;
+  r->state = job_state::queued;
+  r->attempts = 0;
+  r->due_ms = now;
+  r->updated_ms = now;
+  r->seq = next_seq_;
+  storage::write_batch batch;
+  batch.put(key, encode(*r));
+  if (auto s = shard_.write(batch, false); !s) return {storage_failure(s), {key}, false};
+  ++next_seq_;
+  count(queue(r->queue), old_state, -1);
+  track(req.id, *r);
+  job_step step;
+  step.reply.body = render(req.id, *r);
+  step.keys.push_back(std::move(key));
+  step.wrote = true;
+  return step;
+}
+
+job_step job_queue::stats(const job_request& req) const {
+  job_step step;
+  auto it = queues_.find(req.queue);
+  if (it == queues_.end()) return step;
+  const auto& q = it->second;
+  auto& c = step.reply.counts;
+  c.queued = q.counts[static_cast<std::size_t>(job_state::queued)];
+  c.running = q.counts[static_cast<std::size_t>(job_state::running)];
+  c.succeeded = q.counts[static_cast<std::size_t>(job_state::succeeded)];
+  c.failed = q.counts[static_cast<std::size_t>(job_state::failed)];
+  c.dead = q.counts[static_cast<std::size_t>(job_state::dead)];
+  if (!q.queued_by_age.empty()) c.oldest_queued_ms = q.queued_by_age.begin()->first;
+  return step;
+}
+
+job_step job_queue::expire(std::uint64_t now_ms) {
+  job_step step;
+  std::vector<std::pair<std::string, job_record>> expired;
+  storage::write_batch batch;
+  for (auto it = leases_.begin(); it != leases_.end() && it->first <= now_ms; ++it) {
+    std::optional<job_record> r;
+    if (auto s = read(it->second, r); !s || !r) {
+      step.reply =
+        s ? error_reply(job_status::storage_error, "job record missing") : storage_failure(s);
+      return step;
+    }
+    const auto visibility = r->lease_until - std::min(r->lease_until, r->leased_ms);
+    fail_attempt(*r, "the lease expired after " + std::to_string(visibility) + " ms", true, now_ms);
+    batch.put(job_key(it->second), encode(*r));
+    expired.emplace_back(it->second, std::move(*r));
+  }
+  if (expired.empty()) return step;
+  if (auto s = shard_.write(batch, false); !s) {
+    step.reply = storage_failure(s);
+    return step;
+  }
+  step.wrote = true;
+  for (auto& [id, r] : expired) {
+    untrack(id);
+    track(id, r);
+    if (auto& l = lane_of(r.queue, r.type); l.metrics) {
+      l.metrics->lease_expired.inc();
+      (r.state == job_state::dead ? l.metrics->dead : l.metrics->failed).inc();
+    }
+    step.keys.push_back(job_key(id));
+  }
+  return step;
+}
+
+std::optional<std::uint64_t> job_queue::next_wakeup() const {
+  std::optional<std::uint64_t> at;
+  if (!leases_.empty()) at = leases_.begin()->first;
+  if (!delayed_.empty()) {
+    auto d = std::get<0>(*delayed_.begin());
+    if (!at || d < *at) at = d;
+  }
+  return at;
+}
+
+std::vector<std::pair<std::string, std::string>> job_queue::take_announcements(std::uint64_t now) {
+  while (!delayed_.empty() && std::get<0>(*delayed_.begin()) <= now) {
+    auto node = delayed_.extract(delayed_.begin());
+    dirty_.emplace(std::move(std::get<1>(node.value())), std::move(std::get<2>(node.value())));
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& qt : dirty_) {
+    auto& l = lane_of(qt.first, qt.second);
+    if (l.announced || l.waiting.empty() || l.waiting.begin()->due_ms > now) continue;
+    l.announced = true;
+    out.push_back(qt);
+  }
+  dirty_.clear();
+  return out;
+}
+
+} // namespace shoal::jobs

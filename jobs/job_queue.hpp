@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "jobs/job_metrics.hpp"
+#include "jobs/protocol.hpp"
+#include "storage/status.hpp"
+
+namespace shoal::storage {
+class shard_store;
+} // namespace shoal::storage
+
+namespace shoal::jobs {
+
+/// Key of a job record inside its shard: 'j' ++ id.
+std::string job_key(std::string_view id);
+
+/// Key of an idempotency entry: 'k' ++ queue ++ '\0' ++ idempotency key → job id.
+std::string idempotency_key(std::string_view queue, std::string_view key);
+
+/// A job as stored: the format byte 0x03, fixed-size fields, then length-prefixed strings.
+struct job_record {
+  job_state state = job_state::queued;
+  std::uint32_t attempts = 0;
+  std::uint32_t max_attempts = 0;
+  std::uint64_t created_ms = 0;
+  std::uint64_t updated_ms = 0;
+  std::uint64_t due_ms = 0;      ///< queued/failed: when it may run
+  std::uint64_t seq = 0;         ///< order of arrival on its shard, for FIFO among equals
+  std::uint64_t leased_ms = 0;   ///< running: when the lease began
+  std::uint64_t lease_until = 0; ///< running: when the lease expires
+  std::string queue;
+  std::string type;
+  std::string payload;     ///< serialized JSON object
+  std::string result;      ///< serialized JSON; empty: none
+  std::string error;       ///< the last error; empty: none
+  std::string lease_id;    ///< running only
+  std::string owner;       ///< running only: "" external, else a node incarnation
+  std::string idempotency; ///< the enqueue's idempotency key, if any
+};
+
+std::string encode(const job_record& r);
+std::optional<job_record> decode(std::string_view raw);
+
+/// The job as the API shows it: {"id", "queue", "type", "state", "attempts", …}.
+std::string render(std::string_view id, const job_record& r);
+
+/// Retry delays: `base * 2^(attempt-1)`, capped, then a uniformly random share of it
+/// between half and all (jitter, so that jobs failing together do not retry together).
+struct retry_policy {
+  std::uint32_t base_ms = 500;
+  std::uint32_t cap_ms = 300'000;
+
+  /// The delay before the retry that follows failed attempt number `attempt` (≥ 1).
+  std::uint64_t delay(std::uint32_t attempt, std::mt19937_64& rng) const;
+};
+
+/// The outcome of one operation on a shard's jobs.
+struct job_step {
+  job_reply reply;
+  std::vector<std::string> keys; ///< the job keys the reply is about (durability holds)
+  bool wrote = false;            ///< a write was applied (the reply waits for the WAL)
+};
+
+/// The jobs of one shard: the durable records in its column family, and in memory the
+/// jobs that are not final, ordered for leasing. Owned and called by the shard actor only
+/// (a single writer), so it takes no locks. Time is passed in (Unix ms), never read here.
+class job_queue {
+public:
+  job_queue(storage::shard_store& shard, retry_policy retry, job_metrics* metrics,
+            std::uint64_t seed);
+
+  /// Loads every job record of the shard. Jobs that were running under an in-process lease
+  /// of another incarnation of this node (the process died) count as expired leases: the
+  /// attempt counts, and the job retries or dies like any failed attempt.
+  storage::status recover(std::uint64_t now_ms, std::string_view incarnation);
+
+  job_step apply(job_request&& req, std::uint64_t now_ms);
+
+  /// Expires the leases that ran out by `now_ms`.
+  job_step expire(std::uint64_t now_ms);
+
+  /// The earliest time at which `expire` or `take_announcements` will have work.
+  std::optional<std::uint64_t> next_wakeup() const;
+
+  /// (queue, type) pairs that have a due job and were not announced since they last had
+  /// none; marks them announced. The shard tells the node's broker about each.
+  std::vector<std::pair<std::string, std::string>> take_announcements(std::uint64_t now_ms);
+
+  /// Jobs not final (queued, running, failed).
+  std::size_t live() const noexcept {
+    return live_.size();
+  }
+
+private:
+  struct waiting_key {
+    std::uint64_t due_ms;
+    std::uint64_t seq;
+    std::string id;
+    bool operator<(const waiting_key& o) const noexcept {
+      if (due_ms != o.due_ms) return due_ms < o.due_ms;
+      if (seq != o.seq) return seq < o.seq;
+      return id < o.id;
+    }
+  };
+  /// The waiting (queued or failed) jobs of one (queue, type), in due order.
+  struct lane {
+    std::set<waiting_key> waiting;
+    bool announced = false; ///< the broker was told this lane has due jobs
+    job_metrics::type_metrics* metrics = nullptr;
+  };
+  struct queue_info {
+    std::map<std::string, lane, std::less<>> lanes;
+    std::array<std::uint64_t, job_state_count> counts{};
+    std::set<std::pair<std::uint64_t, std::uint64_t>> queued_by_age; ///< (created, seq)
+    job_metrics::queue_metrics* metrics = nullptr;
+  };
+  /// What memory holds of a live job.
+  struct live_job {
+    std::string queue;
+    std::string type;
+    job_state state;
+    std::uint64_t due_ms;
+    std::uint64_t seq;
+    std::uint64_t created_ms;
+    std::uint64_t lease_until;
+    std::string lease_id;
+  };
+
+  job_step enqueue(job_request& req, std::uint64_t now);
+  job_step get(const job_request& req);
+  job_step lease(job_request& req, std::uint64_t now);
+  job_step finish(job_request& req, std::uint64_t now);
+  job_step retry(const job_request& req, std::uint64_t now);
+  job_step stats(const job_request& req) const;
+
+  queue_info& queue(const std::string& name);
+  lane& lane_of(const std::string& queue, const std::string& type);
+  void count(queue_info& q, job_state s, std::int64_t delta);
+  /// Adds a job in memory (state queued, running or failed) and to the counts.
+  void track(const std::string& id, const job_record& r);
+  /// Removes a live job from memory and from the counts of its state.
+  void untrack(const std::string& id);
+  /// The record after a failed attempt: failed with a retry time, or dead.
+  void fail_attempt(job_record& r, std::string error, bool retryable, std::uint64_t now);
+  std::string new_lease_id();
+  storage::status read(const std::string& id, std::optional<job_record>& out);
+
+  storage::shard_store& shard_;
+  retry_policy retry_;
+  job_metrics* metrics_;
+  std::mt19937_64 rng_;
+  std::uint64_t next_seq_ = 1;
+  std::unordered_map<std::string, live_job> live_;
+  std::map<std::string, queue_info, std::less<>> queues_;
+  std::set<std::pair<std::uint64_t, std::string>> leases_; ///< (lease_until, id)
+  /// (due, queue, type) of waiting jobs that were not due when they were added.
+  std::set<std::tuple<std::uint64_t, std::string, std::string>> delayed_;
+  std::set<std::pair<std::string, std::string>> dirty_; ///< lanes to check for announcement
+};
+
+} // namespace shoal::jobs
