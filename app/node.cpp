@@ -215,8 +215,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     jobs::add_builtin_handlers(
       handlers, shards.handles,
       [&webhooks](std::string url, std::string body, std::chrono::milliseconds timeout,
+                  std::vector<std::pair<std::string, std::string>> headers,
                   std::function<void(jobs::job_outcome)> done) {
-        webhooks.post(std::move(url), std::move(body), timeout,
+        webhooks.post(std::move(url), std::move(body), timeout, std::move(headers),
                       [done = std::move(done)](http::webhook_result r) {
                         done(webhook_outcome(std::move(r)));
                       });

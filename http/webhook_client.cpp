@@ -244,7 +244,8 @@ public:
   using callback = std::function<void(webhook_result)>;
 
   call(net::io_context& ioc, ssl::context& tls, call_registry& registry, endpoint_url url,
-       std::string json_body, std::chrono::milliseconds timeout, callback done)
+       std::string json_body, std::chrono::milliseconds timeout,
+       const webhook_client::header_list& headers, callback done)
       : strand_(net::make_strand(ioc)), resolver_(strand_), socket_(strand_), deadline_(strand_),
         tls_context_(tls), registry_(registry), url_(std::move(url)), timeout_(timeout),
         done_(std::move(done)) {
@@ -255,6 +256,8 @@ public:
     request_.set(bhttp::field::user_agent, "shoal-webhook");
     request_.set(bhttp::field::content_type, "application/json");
     request_.set(bhttp::field::connection, "close");
+    for (const auto& [name, value] : headers)
+      request_.set(name, value);
     request_.body() = std::move(json_body);
     request_.prepare_payload();
     parser_.body_limit(boost::none); // capped_body enforces max_read itself
@@ -495,6 +498,11 @@ webhook_client::~webhook_client() {
 
 void webhook_client::post(std::string url, std::string json_body, std::chrono::milliseconds timeout,
                           std::function<void(webhook_result)> done) {
+  post(std::move(url), std::move(json_body), timeout, {}, std::move(done));
+}
+
+void webhook_client::post(std::string url, std::string json_body, std::chrono::milliseconds timeout,
+                          header_list headers, std::function<void(webhook_result)> done) {
   auto& d = *impl_;
   std::string why;
   auto parsed = parse_url(url, why);
@@ -504,7 +512,7 @@ void webhook_client::post(std::string url, std::string json_body, std::chrono::m
   }
   auto display = parsed->display;
   auto c = std::make_shared<call>(d.ioc, d.tls, d.registry, std::move(*parsed),
-                                  std::move(json_body), timeout, std::move(done));
+                                  std::move(json_body), timeout, headers, std::move(done));
   if (!d.registry.add(c)) {
     // Posted from a callback while the client is being destroyed: `c` never starts and
     // reports "client stopped".

@@ -7,6 +7,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 // This header is included by code that must not see Beast or Asio: everything about
 // sockets lives in webhook_client.cpp, behind a pimpl.
@@ -86,6 +88,13 @@ public:
   /// not throw. Thread-safe.
   void post(std::string url, std::string json_body, std::chrono::milliseconds timeout,
             std::function<void(webhook_result)> done);
+
+  /// Extra request header fields (name, value), set after the fixed ones.
+  using header_list = std::vector<std::pair<std::string, std::string>>;
+
+  /// As above, with `headers` added to the request.
+  void post(std::string url, std::string json_body, std::chrono::milliseconds timeout,
+            header_list headers, std::function<void(webhook_result)> done);
 
 private:
   struct impl;

@@ -98,9 +98,12 @@ webhook_actor::behavior_type webhook_impl(webhook_actor::stateful_pointer<webhoo
       self->state.pending.emplace(id, rp);
       // The client calls back on its own thread: only a message goes back from there.
       auto me = caf::actor_cast<webhook_actor>(self);
-      post(std::string(url->c_str()), std::move(body), wait, [me, id](job_outcome outcome) {
-        caf::anon_send(me, webhook_done_atom::value, id, std::move(outcome));
-      });
+      std::vector<std::pair<std::string, std::string>> headers{
+        {"X-Shoal-Job-Id", run.id}, {"X-Shoal-Attempt", std::to_string(run.attempt)}};
+      post(std::string(url->c_str()), std::move(body), wait, std::move(headers),
+           [me, id](job_outcome outcome) {
+             caf::anon_send(me, webhook_done_atom::value, id, std::move(outcome));
+           });
       return rp;
     },
     [=](webhook_done_atom, std::uint64_t id, job_outcome& outcome) {
@@ -221,6 +224,8 @@ void add_builtin_handlers(handler_registry& registry, const actors::shard_handle
   registry.add("webhook", [post, timeout](caf::actor_system& sys) -> handler_actor {
     return sys.spawn(webhook_impl, post, timeout);
   });
+  registry.add_function("noop",
+                        [](const job_run& run) { return job_outcome::success(run.payload); });
   const auto* all = &shards;
   registry.add("collection.stats", [all](caf::actor_system& sys) -> handler_actor {
     return sys.spawn(stats_impl, all);

@@ -46,16 +46,19 @@ private:
   std::map<std::string, factory, std::less<>> handlers_;
 };
 
-/// Posts `body` (JSON) to `url` with a timeout and calls `done` exactly once, on any
-/// thread, with the outcome (2xx: success; 5xx, connection errors and timeouts:
-/// retryable; other statuses: not retryable). Must not block.
-using http_post =
-  std::function<void(std::string url, std::string body, std::chrono::milliseconds timeout,
-                     std::function<void(job_outcome)> done)>;
+/// Posts `body` (JSON) to `url` with a timeout and the extra header fields `headers`,
+/// and calls `done` exactly once, on any thread, with the outcome (2xx: success; 5xx,
+/// connection errors and timeouts: retryable; other statuses: not retryable). Must not
+/// block.
+using http_post = std::function<void(
+  std::string url, std::string body, std::chrono::milliseconds timeout,
+  std::vector<std::pair<std::string, std::string>> headers, std::function<void(job_outcome)> done)>;
 
 /// The built-in handlers:
 /// - `webhook`: payload `{"url": "http://…", "body": any JSON (default: the payload
-///   itself), "timeout_ms": n (default `timeout`)}` — POSTs the body to the URL.
+///   itself), "timeout_ms": n (default `timeout`)}` — POSTs the body to the URL with
+///   `X-Shoal-Job-Id` and `X-Shoal-Attempt`, so receivers can drop repeats.
+/// - `noop`: succeeds at once with the payload as its result (for tests and benchmarks).
 /// - `collection.stats`: payload `{"collection": "c", "field": "a.b"}` — counts the
 ///   documents of the collection on every shard and min/max/sum/avg of the field.
 void add_builtin_handlers(handler_registry& registry, const actors::shard_handles& shards,
