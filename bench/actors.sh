@@ -91,40 +91,6 @@ tmp="$(mktemp -d "${TMPDIR:-/tmp}/shoal-actors-bench.XXXXXX")"
 pids=()
 shoal_pid=""
 
-
-
-
-
-
-
-
-# start_shoal NAME CPUS [--set k=v ...]: sets shoal_pid, shoal_port and shoal_url.
-# Tries up to three free ports: another program may take the port first.
-start_shoal() {
-  local name="$1" cpus="$2" _
-  shift 2
-  mkdir -p "$tmp/$name"
-  for _ in 1 2 3; do
-    shoal_port=$(free_port)
-    rm -rf "$tmp/$name/data"
-    local cmd=(taskset -c "$cpus" "$shoal" serve --set "http.port=$shoal_port"
-               --set "storage.path=$tmp/$name/data" --set log.access_log=false "$@")
-    echo "${cmd[*]}" | sed "s|$tmp|\$TMP|g; s|$root/||g; s|http.port=[0-9]*|http.port=\$PORT|" >"$tmp/$name/command"
-    "${cmd[@]}" >>"$tmp/$name/shoal.log" 2>&1 &
-    shoal_pid=$!
-    pids+=("$shoal_pid")
-    shoal_url="http://127.0.0.1:$shoal_port/"
-    wait_http "${shoal_url}healthz" "$shoal_pid" && return 0
-    alive "$shoal_pid" && return 1
-    stop_pid "$shoal_pid"
-  done
-  return 1
-}
-
-stop_shoal() {
-  stop_pid "$shoal_pid"
-}
-
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$shoal_pid/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
@@ -156,31 +122,6 @@ cpu_columns() {
   awk -v s0="$1" -v s1="$2" -v w0="$3" -v w1="$4" -v b0="$5" -v b1="$6" -v t0="$7" -v t1="$8" -v hz="$clk_tck" \
     'BEGIN { d = t1 - t0; s = (s1 - s0) / hz; w = w1 - w0; o = (b1 - b0) / hz - s - w; if (o < 0) o = 0
              printf "%.0f|%.0f|%.0f", 100 * s / d, 100 * w / d, 100 * o / d }'
-}
-
-
-# parse_wrk FILE: "req/s|p50 ms|p99 ms|errors" from wrk --latency output
-parse_wrk() {
-  awk '
-    function ms(v) {
-      if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-      if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-      if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
-      if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
-      return v + 0
-    }
-    /^Requests\/sec:/ { rps = $2 }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { non2xx = $NF }
-    /Socket errors:/ { sock = $0; sub(/^ *Socket errors: */, "", sock) }
-    END {
-      err = ""
-      if (non2xx != "") err = non2xx " non-2xx"
-      if (sock != "") err = err (err == "" ? "" : "; ") "socket " sock
-      if (err == "") err = "0"
-      printf "%.0f|%.2f|%.2f|%s", rps, p50, p99, err
-    }' "$1"
 }
 
 shown() { # the command as recorded: paths relative to the repo, $PORT and $TMP

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-# Helpers shared by the bench scripts (run.sh, actors.sh, cluster.sh). Not run on its own.
+# Helpers shared by the bench scripts (run.sh, actors.sh, cluster.sh, jobs.sh). Not run on its own.
 # A script sets `bench_name` (its name, for messages) and sources this file first; later
 # it sets `tmp` (its temporary directory) and `keep` (1: keep $tmp), and appends the PID of
 # every process it starts to `pids`. The EXIT trap installed here stops every process in
@@ -99,4 +99,57 @@ children_cpu() { # user+system seconds of the reaped children of this shell (wrk
 
 ratio() { # ratio A B: A/B with two decimals, or "-" when either is missing
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+
+# Scripts that start single nodes (actors.sh, jobs.sh) set `root`, `shoal` and `tmp`.
+
+# start_shoal NAME CPUS [--set k=v ...]: sets shoal_pid, shoal_port and shoal_url.
+# Tries up to three free ports: another program may take the port first.
+start_shoal() {
+  local name="$1" cpus="$2" _
+  shift 2
+  mkdir -p "$tmp/$name"
+  for _ in 1 2 3; do
+    shoal_port=$(free_port)
+    rm -rf "$tmp/$name/data"
+    local cmd=(taskset -c "$cpus" "$shoal" serve --set "http.port=$shoal_port"
+               --set "storage.path=$tmp/$name/data" --set log.access_log=false "$@")
+    echo "${cmd[*]}" | sed "s|$tmp|\$TMP|g; s|$root/||g; s|http.port=[0-9]*|http.port=\$PORT|" >"$tmp/$name/command"
+    "${cmd[@]}" >>"$tmp/$name/shoal.log" 2>&1 &
+    shoal_pid=$!
+    pids+=("$shoal_pid")
+    shoal_url="http://127.0.0.1:$shoal_port/"
+    wait_http "${shoal_url}healthz" "$shoal_pid" && return 0
+    alive "$shoal_pid" && return 1
+    stop_pid "$shoal_pid"
+  done
+  return 1
+}
+
+stop_shoal() {
+  stop_pid "$shoal_pid"
+}
+
+# parse_wrk FILE: "req/s|p50 ms|p99 ms|errors" from wrk --latency output
+parse_wrk() {
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+      if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+      if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
+      if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+      return v + 0
+    }
+    /^Requests\/sec:/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /Non-2xx or 3xx responses:/ { non2xx = $NF }
+    /Socket errors:/ { sock = $0; sub(/^ *Socket errors: */, "", sock) }
+    END {
+      err = ""
+      if (non2xx != "") err = non2xx " non-2xx"
+      if (sock != "") err = err (err == "" ? "" : "; ") "socket " sock
+      if (err == "") err = "0"
+      printf "%.0f|%.2f|%.2f|%s", rps, p50, p99, err
+    }' "$1"
 }

@@ -17,6 +17,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # what the scripts and the integration tests run besides the compiler (not in a minbase system)
   curl procps
+  # the shell worker of docs/jobs.md, run by the job integration tests
+  jq
   # the cluster tests put a real haproxy in front of three nodes
   haproxy
 )

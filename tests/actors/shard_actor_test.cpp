@@ -3,7 +3,10 @@
 
 #include <caf/scoped_actor.hpp>
 
+#include <caf/event_based_actor.hpp>
+
 #include "actors/documents.hpp"
+#include "jobs/ids.hpp"
 #include "storage/memory_store.hpp"
 #include "tests/actors/faulty_store.hpp"
 #include "tests/actors/shard_fixture.hpp"
@@ -12,6 +15,41 @@ namespace shoal::testing {
 namespace {
 
 using actors::doc_status;
+
+/// Records the job reply a shard delivers to the edge.
+class job_capture final : public jobs::job_sink {
+public:
+  void deliver(jobs::job_reply&& reply) override {
+    ++deliveries;
+    last = std::move(reply);
+  }
+  int deliveries = 0;
+  std::optional<jobs::job_reply> last;
+};
+
+std::shared_ptr<job_capture> send_job(const actors::shard_actor& shard, jobs::job_request req) {
+  auto sink = std::make_shared<job_capture>();
+  caf::anon_send(shard, std::move(req), jobs::job_sink_ptr{sink});
+  return sink;
+}
+
+jobs::job_request enqueue_job(std::string id, std::string queue = "q") {
+  jobs::job_request r;
+  r.op = jobs::job_op::enqueue;
+  r.id = std::move(id);
+  r.queue = std::move(queue);
+  r.type = "t";
+  r.body = "{}";
+  r.max_attempts = 3;
+  return r;
+}
+
+jobs::job_request get_job(std::string id) {
+  jobs::job_request r;
+  r.op = jobs::job_op::get;
+  r.id = std::move(id);
+  return r;
+}
 
 class ShardActorTest : public shard_fixture {
 protected:
@@ -217,6 +255,101 @@ TEST_F(ShardActorTest, SyncModeReadOfUnsyncedDocumentWaitsForFsync) {
   ASSERT_EQ(r->deliveries, 1);
   EXPECT_EQ(r->last->status, doc_status::ok);
   EXPECT_EQ(r->last->version, 1u);
+}
+
+// Verifies that with sync on a job's 202 waits for the fsync, and so does a read of it.
+TEST_F(ShardActorTest, SyncModeJobEnqueueAndItsReadWaitForFsync) {
+  auto shard = spawn(store, 0, true);
+  const auto id = jobs::make_job_id(0, 1);
+  auto enqueued = send_job(shard, enqueue_job(id));
+  auto read = send_job(shard, get_job(id));
+  auto other = send_job(shard, get_job(jobs::make_job_id(0, 2)));
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(sched.prioritize(shard));
+    sched.run_once();
+  }
+  EXPECT_EQ(enqueued->deliveries, 0);
+  EXPECT_EQ(read->deliveries, 0);
+  EXPECT_EQ(other->deliveries, 1); // another job's read answers at once (not found)
+  EXPECT_EQ(store.sync_count(), 0u);
+  run();
+  ASSERT_EQ(enqueued->deliveries, 1);
+  EXPECT_EQ(enqueued->last->status, jobs::job_status::created);
+  ASSERT_EQ(read->deliveries, 1);
+  EXPECT_EQ(read->last->status, jobs::job_status::ok);
+  EXPECT_EQ(store.sync_count(), 1u);
+}
+
+// Verifies that a job write that fails is reported and leaves no job behind.
+TEST_F(ShardActorTest, JobWriteFailureStoresNothing) {
+  faulty_store faulty{store};
+  auto shard = spawn(faulty, 0, false);
+  const auto id = jobs::make_job_id(0, 1);
+  faulty.fail_writes = true;
+  auto s1 = send_job(shard, enqueue_job(id));
+  run();
+  ASSERT_EQ(s1->deliveries, 1);
+  EXPECT_EQ(s1->last->status, jobs::job_status::storage_error);
+  faulty.fail_writes = false;
+  auto s2 = send_job(shard, get_job(id));
+  run();
+  EXPECT_EQ(s2->last->status, jobs::job_status::not_found);
+}
+
+// Verifies that a failing fsync turns a held job acknowledgement into storage_error.
+TEST_F(ShardActorTest, JobEnqueueIsNotAcknowledgedWhenFsyncFails) {
+  faulty_store faulty{store};
+  auto shard = spawn(faulty, 0, true);
+  faulty.fail_syncs = true;
+  auto s = send_job(shard, enqueue_job(jobs::make_job_id(0, 1)));
+  run();
+  ASSERT_EQ(s->deliveries, 1);
+  EXPECT_EQ(s->last->status, jobs::job_status::storage_error);
+}
+
+// Verifies that the shard tells the broker once when a (queue, type) gets due jobs.
+TEST_F(ShardActorTest, DueJobsAreAnnouncedToTheBroker) {
+  auto seen = std::make_shared<std::vector<std::string>>();
+  auto broker = sys.spawn([seen](caf::event_based_actor*) -> caf::behavior {
+    return {[seen](actors::job_ready_atom, const std::string& queue, const std::string& type,
+                   std::uint32_t shard) {
+      seen->push_back(queue + "/" + type + "@" + std::to_string(shard));
+    }};
+  });
+  actors::job_hosting jobs_cfg;
+  jobs_cfg.broker = broker;
+  auto shard = actors::spawn_shard(sys, actors::shard_config{1, &store, false, {}, {}, jobs_cfg});
+  send_job(shard, enqueue_job(jobs::make_job_id(1, 1)));
+  send_job(shard, enqueue_job(jobs::make_job_id(1, 2)));
+  send_job(shard, enqueue_job(jobs::make_job_id(1, 3), "other"));
+  run();
+  EXPECT_EQ(*seen, (std::vector<std::string>{"q/t@1", "other/t@1"}));
+  caf::anon_send_exit(broker, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
+}
+
+// Verifies the collection.stats scan: live documents only, numeric values of a path.
+TEST_F(ShardActorTest, StatsCountLiveDocumentsAndAggregateAField) {
+  auto shard = spawn(store, 0, false);
+  call(shard, put("orders", "a", R"({"total":{"net":10}})"));
+  call(shard, put("orders", "b", R"({"total":{"net":2.5}})"));
+  call(shard, put("orders", "c", R"({"total":"n/a"})"));
+  call(shard, put("orders", "d", R"({"total":{"net":100}})"));
+  call(shard, del("orders", "d"));
+  call(shard, put("other", "x", R"({"total":{"net":1000}})"));
+  actors::doc_request r;
+  r.op = actors::doc_op::stats;
+  r.collection = "orders";
+  r.body = "total.net";
+  auto reply = call(shard, r);
+  ASSERT_EQ(reply.status, doc_status::ok) << reply.message;
+  auto stats = actors::documents::field_stats::from_json(reply.body);
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->count, 3u);
+  EXPECT_EQ(stats->numeric, 2u);
+  EXPECT_DOUBLE_EQ(stats->min, 2.5);
+  EXPECT_DOUBLE_EQ(stats->max, 10);
+  EXPECT_DOUBLE_EQ(stats->sum, 12.5);
 }
 
 // Verifies that a failing write is reported as storage_error and nothing is stored.
