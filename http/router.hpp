@@ -3,7 +3,8 @@
 
 // Routing and encoding, apart from transport: pure functions from a parsed request to a
 // response or to a call (document, actor method, job), and from a reply to a response.
-// No sockets, no actors; tests drive them directly.
+// No sockets, no actors; tests drive them directly. The job queue routes and
+// render_job_reply are in job_routes.cpp, the rest in router.cpp.
 
 #include <cstddef>
 #include <cstdint>
