@@ -296,8 +296,10 @@ void handle_job(shard_pointer self, jobs::job_request&& req, job_target to) {
   auto now = now_ms();
   auto step = st.jobs->apply(std::move(req), now);
   if (step.wrote && st.cfg.sync) st.last_sequence = st.cfg.store->latest_sequence();
-  respond(self, std::move(to), std::move(step.reply), std::move(step.keys), step.wrote);
+  // Announce before replying: a worker that leases right after its 202 then finds the
+  // broker told already (both messages reach the broker in send order).
   after_jobs(self, now);
+  respond(self, std::move(to), std::move(step.reply), std::move(step.keys), step.wrote);
 }
 
 void start_jobs(shard_pointer self) {

@@ -262,7 +262,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       board.publish(single_node_view(settings, owners));
     }
 
-    http::actor_bridge bridge{shards.handles, cluster::shard_map{settings.cluster.shards}, broker};
+    http::actor_bridge bridge{shards.handles, cluster::shard_map{settings.cluster.shards}, broker,
+                              &board};
     http::request_metrics request_metrics;
     metrics::registry collectors;
     collectors.add([&](metrics::text_writer& out) { request_metrics.write(out); });

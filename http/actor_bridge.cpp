@@ -19,11 +19,29 @@ std::uint64_t random64() {
   return rng();
 }
 
+/// The first shard from `start` on (wrapping) whose owner `view` sees up; `start` when
+/// none is, or when there is no view.
+std::uint32_t live_shard(const cluster::cluster_view* view, std::uint32_t start,
+                         std::uint32_t count) {
+  if (!view || view->shard_owners.size() != count) return start;
+  auto up = [view](const std::string& owner) {
+    if (owner == view->self) return true;
+    for (const auto& m : view->nodes)
+      if (m.id == owner) return m.state == cluster::member_state::up;
+    return false;
+  };
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const auto s = (start + i) % count;
+    if (up(view->shard_owners[s])) return s;
+  }
+  return start;
+}
+
 } // namespace
 
 actor_bridge::actor_bridge(const actors::shard_handles& shards, cluster::shard_map map,
-                           const caf::actor& jobs)
-    : shards_(shards), jobs_(jobs), map_(map) {}
+                           const caf::actor& jobs, const cluster::view_board* members)
+    : shards_(shards), jobs_(jobs), members_(members), map_(map) {}
 
 actor_bridge::~actor_bridge() = default;
 
@@ -46,10 +64,15 @@ void actor_bridge::job(jobs::job_request&& request, jobs::job_sink_ptr sink) {
     return;
   case jobs::job_op::enqueue: {
     // The same idempotency key in the same queue must meet its first job: hash it to a
-    // shard. Without a key any shard will do.
-    const auto rnd = random64();
-    const auto shard = request.key.empty() ? static_cast<std::uint32_t>(rnd % count)
-                                           : map_.shard_of(request.queue, request.key);
+    // shard. Without a key any shard will do, so take a live one: a node that is down
+    // makes only keyed enqueues for its shards fail.
+    std::uint32_t shard = 0;
+    if (request.key.empty()) {
+      const auto view = members_ ? members_->read() : nullptr;
+      shard = live_shard(view.get(), static_cast<std::uint32_t>(random64() % count), count);
+    } else {
+      shard = map_.shard_of(request.queue, request.key);
+    }
     request.id = jobs::make_job_id(shard, random64());
     caf::anon_send(shards_.handles[shard], std::move(request), std::move(sink));
     return;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cluster/shard_map.hpp"
+#include "cluster/view.hpp"
 #include "http/shard_service.hpp"
 
 namespace caf {
@@ -23,8 +24,11 @@ namespace shoal::http {
 class actor_bridge final : public shard_service {
 public:
   /// `shards` holds one handle per shard, in shard order; `jobs` is the node's job broker
-  /// (jobs::spawn_broker). Both must outlive the bridge.
-  actor_bridge(const actors::shard_handles& shards, cluster::shard_map map, const caf::actor& jobs);
+  /// (jobs::spawn_broker); `members`, when given, tells which shards' owners are up, so
+  /// that an enqueue without an idempotency key goes to a live shard. All must outlive
+  /// the bridge.
+  actor_bridge(const actors::shard_handles& shards, cluster::shard_map map, const caf::actor& jobs,
+               const cluster::view_board* members = nullptr);
   ~actor_bridge() override;
 
   void submit(actors::doc_request&& request, actors::reply_sink_ptr sink) override;
@@ -34,6 +38,7 @@ public:
 private:
   const actors::shard_handles& shards_;
   const caf::actor& jobs_;
+  const cluster::view_board* members_;
   cluster::shard_map map_;
 };
 

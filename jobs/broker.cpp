@@ -147,6 +147,7 @@ void report(broker_pointer self, const std::string& queue, std::uint32_t shard,
   req.key = job.lease_id;
   req.body = outcome.ok ? as_json(std::move(outcome.result)) : std::move(outcome.error);
   req.retry = outcome.retryable;
+  req.from_broker = true;
   auto done = [self, queue] {
     auto& p = self->state.pools[queue];
     if (p.running > 0) --p.running;

@@ -89,13 +89,6 @@ std::string timestamp(std::uint64_t ms) {
   return buf;
 }
 
-boost::json::value raw_json(const std::string& text) {
-  if (text.empty()) return nullptr;
-  boost::json::error_code ec;
-  auto v = boost::json::parse(text, ec);
-  if (ec) return boost::json::value(text); // not JSON (cannot happen for stored values)
-  return v;
-}
 
 job_reply error_reply(job_status status, std::string message) {
   job_reply r;
@@ -185,8 +178,6 @@ std::string render(std::string_view id, const job_record& r) {
   o["state"] = to_string(r.state);
   o["attempts"] = r.attempts;
   o["max_attempts"] = r.max_attempts;
-  o["payload"] = raw_json(r.payload);
-  o["result"] = raw_json(r.result);
   if (r.error.empty())
     o["error"] = nullptr;
   else
@@ -197,7 +188,17 @@ std::string render(std::string_view id, const job_record& r) {
     o["run_at"] = timestamp(r.due_ms);
   if (r.state == job_state::running) o["lease_expires_at"] = timestamp(r.lease_until);
   if (!r.idempotency.empty()) o["idempotency_key"] = r.idempotency;
-  return boost::json::serialize(o);
+  // The payload and the result are stored as JSON text the edge (or the broker) checked:
+  // spliced in as they are rather than parsed and written again.
+  auto out = boost::json::serialize(o);
+  out.pop_back();
+  out.reserve(out.size() + r.payload.size() + r.result.size() + 24);
+  out += ",\"payload\":";
+  out += r.payload.empty() ? std::string_view("{}") : std::string_view(r.payload);
+  out += ",\"result\":";
+  out += r.result.empty() ? std::string_view("null") : std::string_view(r.result);
+  out += '}';
+  return out;
 }
 
 std::uint64_t retry_policy::delay(std::uint32_t attempt, std::mt19937_64& rng) const {
@@ -522,7 +523,7 @@ job_step job_queue::finish(job_request& req, std::uint64_t now) {
       (r->state == job_state::dead ? l.metrics->dead : l.metrics->failed).inc();
   }
   job_step step;
-  step.reply.body = render(req.id, *r);
+  if (!req.from_broker) step.reply.body = render(req.id, *r); // the broker needs no body
   step.keys.push_back(std::move(key));
   step.wrote = true;
   return step;

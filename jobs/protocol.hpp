@@ -50,8 +50,9 @@ struct job_request {
   /// lease: who holds the lease — empty for an external worker, the node's incarnation
   /// for its in-process workers (their leases end with the process).
   std::string owner;
-  /// lease: sent by the shard's own node broker, which tracks the shard's due lanes from
-  /// the reply's `ready_types`; leases from elsewhere (other nodes) leave that tracking alone.
+  /// Sent by the shard's own node broker. lease: the broker tracks the shard's due lanes
+  /// from the reply's `ready_types` (leases from elsewhere leave that tracking alone);
+  /// complete/fail: the reply carries no body.
   bool from_broker = false;
 };
 

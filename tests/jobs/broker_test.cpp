@@ -82,6 +82,8 @@ protected:
     caf::anon_send_exit(broker, caf::exit_reason::user_shutdown);
     for (auto& s : shards.handles)
       caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    // The actors use the store, the metrics and the handlers declared after the system.
+    sys.await_all_actors_done();
   }
 
   job_reply send(job_request req, std::chrono::milliseconds within = 5s) {
@@ -323,10 +325,10 @@ TEST_F(broker_test, parked_pollers_all_get_work_when_a_burst_arrives) {
 TEST_F(broker_test, an_expired_lease_hands_the_job_out_again) {
   start();
   auto id = enqueue("q", "ext");
-  auto first = lease("q", 1, 0, 100);
+  auto first = lease("q", 1, 0, 1000);
   ASSERT_EQ(first.jobs.size(), 1u);
   EXPECT_TRUE(lease("q", 1, 0).jobs.empty()); // held by the lease
-  auto second = lease("q", 1, 3000);          // after expiry and the retry backoff
+  auto second = lease("q", 1, 5000);          // after expiry and the retry backoff
   ASSERT_EQ(second.jobs.size(), 1u);
   EXPECT_EQ(second.jobs[0].id, id);
   EXPECT_EQ(second.jobs[0].attempt, 2u);
