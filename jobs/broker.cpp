@@ -8,7 +8,9 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <boost/json.hpp>
 #include <caf/actor_system.hpp>
@@ -27,8 +29,10 @@ namespace {
 using lease_timeout_atom = caf::atom_constant<caf::atom("lease_end")>;
 using lease_repoll_atom = caf::atom_constant<caf::atom("lease_poll")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
+using run_sweep_atom = caf::atom_constant<caf::atom("run_sweep")>;
 
 constexpr std::chrono::milliseconds repoll_interval{250};
+constexpr std::chrono::milliseconds sweep_interval{100};
 
 /// The in-process workers of one queue on this node.
 struct pool {
@@ -36,6 +40,15 @@ struct pool {
   std::uint32_t running = 0;      ///< leased and not yet reported
   bool leasing = false;           ///< a lease request is out
   std::vector<std::string> types; ///< the job types a handler is registered for
+};
+
+/// A job an in-process handler runs.
+struct running_job {
+  std::chrono::steady_clock::time_point deadline;
+  std::string queue;
+  std::uint32_t shard;
+  leased_job job;
+  handler_actor handler;
 };
 
 /// An external worker's lease request, until it is answered.
@@ -61,6 +74,9 @@ struct broker_state {
   std::map<std::uint64_t, waiter> waiters;
   std::map<std::string, std::deque<std::uint64_t>, std::less<>> parked; ///< by queue, in order
   std::uint64_t next_waiter = 0;
+  std::unordered_map<std::uint64_t, running_job> runs; ///< by run number
+  std::uint64_t next_run = 0;
+  bool sweeping = false; ///< a sweep is scheduled
 
   ~broker_state() {
     for (auto& [id, w] : waiters) {
@@ -158,26 +174,62 @@ void report(broker_pointer self, const std::string& queue, std::uint32_t shard,
     .then([done](job_reply&) { done(); }, [done](caf::error&) { done(); });
 }
 
+/// Fails the runs past their handler's time; runs every 100 ms while any run. One sweep
+/// instead of a timeout per request: CAF registers each request timeout with its clock
+/// thread (a mutex and a wake-up per job).
+void sweep(broker_pointer self) {
+  auto& st = self->state;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::uint64_t> late;
+  for (const auto& [id, r] : st.runs)
+    if (r.deadline <= now) late.push_back(id);
+  for (auto id : late) {
+    auto r = std::move(st.runs.at(id));
+    st.runs.erase(id);
+    // A handler that is still busy is not used again.
+    caf::anon_send_exit(r.handler, caf::exit_reason::kill);
+    report(self, r.queue, r.shard, r.job,
+           job_outcome::failure("the handler did not answer within "
+                                  + std::to_string(st.cfg.settings.handler_timeout_ms) + " ms",
+                                true));
+  }
+  st.sweeping = !st.runs.empty();
+  if (st.sweeping) self->delayed_send(self, sweep_interval, run_sweep_atom::value);
+}
+
 void run(broker_pointer self, const std::string& queue, std::uint32_t shard, leased_job job) {
   auto& st = self->state;
   ++st.pools[queue].running;
   auto h = take_handler(self, job.type);
-  const auto timeout = std::chrono::milliseconds(st.cfg.settings.handler_timeout_ms);
+  const auto id = ++st.next_run;
   job_run msg{job.id, job.queue, job.type, job.payload, job.attempt};
-  self->request(h, timeout, std::move(msg))
+  st.runs.emplace(id, running_job{std::chrono::steady_clock::now()
+                                    + std::chrono::milliseconds(st.cfg.settings.handler_timeout_ms),
+                                  queue, shard, std::move(job), h});
+  if (!st.sweeping) {
+    st.sweeping = true;
+    self->delayed_send(self, sweep_interval, run_sweep_atom::value);
+  }
+  self->request(h, caf::infinite, std::move(msg))
     .then(
-      [self, queue, shard, job, h](job_outcome& outcome) mutable {
-        self->state.idle[job.type].push_back(std::move(h));
-        report(self, queue, shard, job, std::move(outcome));
+      [self, id](job_outcome& outcome) {
+        auto& st = self->state;
+        auto it = st.runs.find(id);
+        if (it == st.runs.end()) return; // timed out and reported already
+        auto r = std::move(it->second);
+        st.runs.erase(it);
+        st.idle[r.job.type].push_back(std::move(r.handler));
+        report(self, r.queue, r.shard, r.job, std::move(outcome));
       },
-      [self, queue, shard, job, h, timeout](caf::error& err) mutable {
-        // A handler that failed or is still busy is not used again.
-        caf::anon_send_exit(h, caf::exit_reason::kill);
-        auto why =
-          err == caf::sec::request_timeout
-            ? "the handler did not answer within " + std::to_string(timeout.count()) + " ms"
-            : "the handler failed: " + self->system().render(err);
-        report(self, queue, shard, job, job_outcome::failure(std::move(why), true));
+      [self, id](caf::error& err) {
+        auto& st = self->state;
+        auto it = st.runs.find(id);
+        if (it == st.runs.end()) return;
+        auto r = std::move(it->second);
+        st.runs.erase(it);
+        caf::anon_send_exit(r.handler, caf::exit_reason::kill);
+        report(self, r.queue, r.shard, r.job,
+               job_outcome::failure("the handler failed: " + self->system().render(err), true));
       });
 }
 
@@ -407,6 +459,7 @@ caf::behavior running(broker_pointer self) {
       r.message = "the broker serves lease and stats only";
       sink->deliver(std::move(r));
     },
+    [=](run_sweep_atom) { sweep(self); },
     [=](lease_timeout_atom, std::uint64_t id) {
       auto& st = self->state;
       if (auto it = st.waiters.find(id); it != st.waiters.end() && it->second.parked)
