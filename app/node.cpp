@@ -282,6 +282,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     };
     env.cluster_view = [&board] { return board.read(); };
     env.metrics_text = [&collectors] { return collectors.render(); };
+    env.on_drain = [&broker] { jobs::drain_broker(broker); };
     env.actor_call_timeout_ms = settings.actors.call_timeout_ms;
     env.max_job_delay_ms = settings.jobs.max_delay_ms;
     auto http_settings = settings.http;

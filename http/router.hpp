@@ -51,6 +51,9 @@ const char* route_label(route_id r) noexcept;
 struct route_env {
   std::function<bool()> ready;               ///< /readyz: storage open and not draining
   std::function<std::string()> metrics_text; ///< /metrics body
+  /// Called once when a drain starts (SIGTERM): what waits on purpose (long polls) should
+  /// answer now. May be empty.
+  std::function<void()> on_drain;
   /// /v1/cluster: the latest view of the members (null: the route answers 503).
   std::function<std::shared_ptr<const cluster::cluster_view>()> cluster_view;
   unsigned max_json_depth = 64;               ///< deeper bodies are rejected as invalid_json

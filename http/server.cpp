@@ -72,6 +72,7 @@ struct server::impl {
 
   void begin_drain() {
     if (ctx.draining.exchange(true)) return;
+    if (ctx.env.on_drain) ctx.env.on_drain();
     boost::system::error_code ignored;
     acceptor.close(ignored);
     drain_deadline =

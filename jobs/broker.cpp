@@ -30,6 +30,7 @@ using lease_timeout_atom = caf::atom_constant<caf::atom("lease_end")>;
 using lease_repoll_atom = caf::atom_constant<caf::atom("lease_poll")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using run_sweep_atom = caf::atom_constant<caf::atom("run_sweep")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
 
 constexpr std::chrono::milliseconds repoll_interval{250};
 constexpr std::chrono::milliseconds sweep_interval{100};
@@ -69,6 +70,11 @@ struct broker_state {
   /// queue → type → local shards with due jobs of that type.
   std::map<std::string, std::map<std::string, std::set<std::uint32_t>>, std::less<>> hot;
   std::map<std::string, std::uint32_t, std::less<>> cursor; ///< round robin over shards, per queue
+  /// queue → shard → announcements received. A lease reply says which types were due
+  /// when the shard served it; an announcement that arrived meanwhile is newer (with
+  /// storage.sync the reply waits for the fsync, the announcement does not).
+  std::map<std::string, std::map<std::uint32_t, std::uint64_t>, std::less<>> announcements;
+  bool draining = false; ///< the node is shutting down: long polls answer at once
   std::map<std::string, pool, std::less<>> pools;
   std::map<std::string, std::vector<handler_actor>, std::less<>> idle; ///< by job type
   std::map<std::uint64_t, waiter> waiters;
@@ -113,18 +119,25 @@ std::optional<std::uint32_t> pick(broker_state& st, const std::string& queue,
   return *it;
 }
 
-/// After a lease from local `shard`: exactly `ready` types of `queue` have due jobs there.
+std::uint64_t announced(broker_state& st, const std::string& queue, std::uint32_t shard) {
+  return st.announcements[queue][shard];
+}
+
+/// After a lease from local `shard`, sent when `seen` announcements had arrived: exactly
+/// `ready` types of `queue` had due jobs there. Types it lacks are forgotten only when
+/// no announcement came since; a newer one wins.
 void settle(broker_state& st, const std::string& queue, std::uint32_t shard,
-            const std::vector<std::string>& ready) {
+            const std::vector<std::string>& ready, std::uint64_t seen) {
   auto& types = st.hot[queue];
-  for (auto& [type, set] : types)
-    if (std::find(ready.begin(), ready.end(), type) == ready.end()) set.erase(shard);
+  if (announced(st, queue, shard) == seen)
+    for (auto& [type, set] : types)
+      if (std::find(ready.begin(), ready.end(), type) == ready.end()) set.erase(shard);
   for (const auto& type : ready)
     types[type].insert(shard);
 }
 
-void forget(broker_state& st, const std::string& queue, std::uint32_t shard) {
-  settle(st, queue, shard, {});
+void forget(broker_state& st, const std::string& queue, std::uint32_t shard, std::uint64_t seen) {
+  settle(st, queue, shard, {}, seen);
 }
 
 const actors::shard_actor& handle(broker_state& st, std::uint32_t shard) {
@@ -254,24 +267,25 @@ void pump(broker_pointer self, const std::string& queue) {
   req.owner = st.cfg.incarnation;
   req.from_broker = true;
   const auto s = *shard;
+  const auto seen = announced(st, queue, s);
   self->request(handle(st, s), caf::infinite, std::move(req))
     .then(
-      [self, queue, s](job_reply& reply) {
+      [self, queue, s, seen](job_reply& reply) {
         auto& st = self->state;
         st.pools[queue].leasing = false;
         if (reply.status != job_status::ok) {
-          forget(st, queue, s);
+          forget(st, queue, s, seen);
         } else {
-          settle(st, queue, s, reply.ready_types);
+          settle(st, queue, s, reply.ready_types, seen);
           for (auto& job : reply.jobs)
             run(self, queue, s, std::move(job));
         }
         pump(self, queue);
       },
-      [self, queue, s](caf::error&) {
+      [self, queue, s, seen](caf::error&) {
         auto& st = self->state;
         st.pools[queue].leasing = false;
-        forget(st, queue, s);
+        forget(st, queue, s, seen);
         pump(self, queue);
       });
 }
@@ -328,6 +342,7 @@ void park(broker_pointer self, std::uint64_t id) {
   auto& st = self->state;
   auto& w = st.waiters.at(id);
   if (w.parked) return;
+  if (st.draining) return answer(self, id);
   w.parked = true;
   st.parked[w.req.queue].push_back(id);
   if (!st.remote.empty()) self->delayed_send(self, repoll_interval, lease_repoll_atom::value, id);
@@ -360,15 +375,16 @@ void fill(broker_pointer self, std::uint64_t id) {
   req.from_broker = !remote;
   const auto s = *shard;
   const auto queue = w.req.queue;
+  const auto seen = remote ? 0 : announced(st, queue, s);
   self->request(handle(st, s), caf::infinite, std::move(req))
     .then(
-      [self, id, s, remote, queue](job_reply& reply) {
+      [self, id, s, remote, queue, seen](job_reply& reply) {
         auto& st = self->state;
         if (!remote) {
           if (reply.status == job_status::ok)
-            settle(st, queue, s, reply.ready_types);
+            settle(st, queue, s, reply.ready_types, seen);
           else
-            forget(st, queue, s);
+            forget(st, queue, s, seen);
         }
         auto it = st.waiters.find(id);
         if (it == st.waiters.end()) return; // cannot happen: answered only when not busy
@@ -378,9 +394,9 @@ void fill(broker_pointer self, std::uint64_t id) {
         fill(self, id);
         wake(self, queue); // others may be parked while this shard still has work
       },
-      [self, id, s, remote, queue](caf::error&) {
+      [self, id, s, remote, queue, seen](caf::error&) {
         auto& st = self->state;
-        if (!remote) forget(st, queue, s);
+        if (!remote) forget(st, queue, s, seen);
         if (auto it = st.waiters.find(id); it != st.waiters.end()) it->second.busy = false;
         fill(self, id);
       });
@@ -445,6 +461,7 @@ caf::behavior running(broker_pointer self) {
     [=](actors::job_ready_atom, std::string& queue, std::string& type, std::uint32_t shard) {
       auto& st = self->state;
       if (st.local.count(shard) == 0) return;
+      ++st.announcements[queue][shard];
       st.hot[queue][type].insert(shard);
       ensure_pool(st, queue);
       if (auto p = st.pools.find(queue); p != st.pools.end() && wanted(&p->second.types, type))
@@ -460,6 +477,16 @@ caf::behavior running(broker_pointer self) {
       sink->deliver(std::move(r));
     },
     [=](run_sweep_atom) { sweep(self); },
+    [=](drain_atom) {
+      // Long polls would hold the drain for their whole wait: answer them now.
+      auto& st = self->state;
+      st.draining = true;
+      std::vector<std::uint64_t> parked;
+      for (const auto& [id, w] : st.waiters)
+        if (w.parked) parked.push_back(id);
+      for (auto id : parked)
+        answer(self, id);
+    },
     [=](lease_timeout_atom, std::uint64_t id) {
       auto& st = self->state;
       if (auto it = st.waiters.find(id); it != st.waiters.end() && it->second.parked)
@@ -500,6 +527,10 @@ caf::actor spawn_broker(caf::actor_system& sys, broker_config cfg) {
 
 void start_broker(const caf::actor& broker) {
   caf::anon_send(broker, start_atom::value);
+}
+
+void drain_broker(const caf::actor& broker) {
+  caf::anon_send(broker, drain_atom::value);
 }
 
 } // namespace shoal::jobs

@@ -48,4 +48,8 @@ caf::actor spawn_broker(caf::actor_system& sys, broker_config cfg);
 /// shards announce their work as soon as they have loaded it) are served now.
 void start_broker(const caf::actor& broker);
 
+/// The node drains: parked long polls answer with what they have (usually nothing) at
+/// once, and new ones do not wait.
+void drain_broker(const caf::actor& broker);
+
 } // namespace shoal::jobs

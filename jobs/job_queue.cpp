@@ -89,7 +89,6 @@ std::string timestamp(std::uint64_t ms) {
   return buf;
 }
 
-
 job_reply error_reply(job_status status, std::string message) {
   job_reply r;
   r.status = status;
@@ -335,7 +334,8 @@ storage::status job_queue::recover(std::uint64_t now_ms, std::string_view incarn
     track(id, r);
     if (auto& l = lane_of(r.queue, r.type); l.metrics) {
       l.metrics->lease_expired.inc();
-      (r.state == job_state::dead ? l.metrics->dead : l.metrics->failed).inc();
+      l.metrics->failed.inc();
+      if (r.state == job_state::dead) l.metrics->dead.inc();
     }
   }
   return storage::status::ok();
@@ -519,8 +519,10 @@ job_step job_queue::finish(job_request& req, std::uint64_t now) {
     l.metrics->run_time.observe(static_cast<double>(now - std::min(now, leased_ms)) / 1000.0);
     if (complete)
       l.metrics->completed.inc();
-    else
-      (r->state == job_state::dead ? l.metrics->dead : l.metrics->failed).inc();
+    else {
+      l.metrics->failed.inc();
+      if (r->state == job_state::dead) l.metrics->dead.inc();
+    }
   }
   job_step step;
   if (!req.from_broker) step.reply.body = render(req.id, *r); // the broker needs no body
@@ -601,7 +603,8 @@ job_step job_queue::expire(std::uint64_t now_ms) {
     track(id, r);
     if (auto& l = lane_of(r.queue, r.type); l.metrics) {
       l.metrics->lease_expired.inc();
-      (r.state == job_state::dead ? l.metrics->dead : l.metrics->failed).inc();
+      l.metrics->failed.inc();
+      if (r.state == job_state::dead) l.metrics->dead.inc();
     }
     step.keys.push_back(job_key(id));
   }

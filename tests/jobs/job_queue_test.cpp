@@ -233,7 +233,7 @@ TEST_F(fixture, failures_back_off_then_the_job_dies_with_its_last_error) {
     }
   }
   EXPECT_EQ(counts().dead, 1u);
-  EXPECT_EQ(metrics.of("q", "t").failed.value(), 2u);
+  EXPECT_EQ(metrics.of("q", "t").failed.value(), 3u); // every failed attempt, the last included
   EXPECT_EQ(metrics.of("q", "t").dead.value(), 1u);
 }
 
