@@ -304,6 +304,22 @@ TEST_F(broker_test, a_long_poll_with_nothing_answers_empty_after_its_wait) {
   EXPECT_GE(waited, 300ms);
 }
 
+TEST_F(broker_test, a_drain_answers_parked_polls_at_once) {
+  start();
+  auto pending = std::async(std::launch::async, [&] { return lease("q", 5, 30'000); });
+  std::this_thread::sleep_for(100ms); // parked by now
+  auto began = std::chrono::steady_clock::now();
+  drain_broker(broker);
+  auto reply = pending.get();
+  EXPECT_EQ(reply.status, job_status::ok);
+  EXPECT_TRUE(reply.jobs.empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 5s);
+  // A poll during the drain does not wait either.
+  began = std::chrono::steady_clock::now();
+  EXPECT_TRUE(lease("q", 1, 30'000).jobs.empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 5s);
+}
+
 TEST_F(broker_test, parked_pollers_all_get_work_when_a_burst_arrives) {
   start();
   std::vector<std::future<job_reply>> polls;
