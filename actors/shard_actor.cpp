@@ -305,8 +305,9 @@ void handle_job(shard_pointer self, jobs::job_request&& req, job_target to) {
 void start_jobs(shard_pointer self) {
   auto& st = self->state;
   std::random_device seed;
-  auto q = std::make_unique<jobs::job_queue>(*st.shard, st.cfg.jobs.retry, st.cfg.jobs.metrics,
-                                             (std::uint64_t{seed()} << 32) ^ seed());
+  auto q =
+    std::make_unique<jobs::job_queue>(*st.shard, st.cfg.index, st.cfg.jobs.retry,
+                                      st.cfg.jobs.metrics, (std::uint64_t{seed()} << 32) ^ seed());
   auto now = now_ms();
   if (auto s = q->recover(now, st.cfg.jobs.incarnation); !s) {
     st.jobs_error = "the jobs of shard " + std::to_string(st.cfg.index)

@@ -19,7 +19,7 @@
 #                      and the median ratio
 #   --jobs N           jobs in each end-to-end section (default 100000)
 #   --workers N        in-process workers of the no-op queue (default 64)
-#   --pullers N        connections of the external pull workers (default 8)
+#   --pullers N        connections of the external pull workers (default 32)
 #   --shoal PATH       the shoal binary (default build/release/app/shoal)
 #   -o, --out FILE     also write the report to FILE
 #   --keep             keep the temporary directory (raw wrk output, logs, data)
@@ -37,7 +37,7 @@ warmup=1
 rounds=3
 jobs=100000
 workers=64
-pullers=8
+pullers=32
 shoal="$root/build/release/app/shoal"
 out=""
 server_cpu="${SERVER_CPU:-0}"

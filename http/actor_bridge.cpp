@@ -12,7 +12,7 @@ namespace shoal::http {
 
 namespace {
 
-/// Random numbers for job ids, one generator per I/O thread.
+/// Random numbers for placing jobs without an idempotency key, one generator per I/O thread.
 std::uint64_t random64() {
   thread_local std::mt19937_64 rng{(std::uint64_t{std::random_device{}()} << 32)
                                    ^ std::random_device{}()};
@@ -73,7 +73,6 @@ void actor_bridge::job(jobs::job_request&& request, jobs::job_sink_ptr sink) {
     } else {
       shard = map_.shard_of(request.queue, request.key);
     }
-    request.id = jobs::make_job_id(shard, random64());
     caf::anon_send(shards_.handles[shard], std::move(request), std::move(sink));
     return;
   }

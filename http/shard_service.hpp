@@ -20,8 +20,8 @@ public:
   /// A virtual actor method call, for the shard of (type, id).
   virtual void call(actors::actor_call&& call, actors::call_sink_ptr sink) = 0;
 
-  /// A job operation. `enqueue`: `request.id` is empty and the service picks the shard
-  /// and the id (the reply's body carries it). `lease` and `stats` span the queue (the
+  /// A job operation. `enqueue`: `request.id` is empty; the service picks the shard, which
+  /// assigns the id (the reply's body carries it). `lease` and `stats` span the queue (the
   /// node's job broker); the others go to the shard the job id names. An id that names
   /// no shard is answered `not_found`.
   virtual void job(jobs::job_request&& request, jobs::job_sink_ptr sink) = 0;

@@ -77,10 +77,13 @@ struct job_step {
 /// (a single writer), so it takes no locks. Time is passed in (Unix ms), never read here.
 class job_queue {
 public:
-  job_queue(storage::shard_store& shard, retry_policy retry, job_metrics* metrics,
-            std::uint64_t seed);
+  /// `index` is the shard's number: new jobs get ids that name it (jobs/ids.hpp).
+  job_queue(storage::shard_store& shard, std::uint32_t index, retry_policy retry,
+            job_metrics* metrics, std::uint64_t seed);
 
-  /// Loads every job record of the shard. Jobs that were running under an in-process lease
+  /// Loads every job record of the shard, and starts the sequence of new ids after the
+  /// highest one stored and no lower than `now_ms` × 2^20, so that a wiped directory does
+  /// not hand out the ids of its past jobs again. Jobs that were running under an in-process lease
   /// of another incarnation of this node (the process died) count as expired leases: the
   /// attempt counts, and the job retries or dies like any failed attempt.
   storage::status recover(std::uint64_t now_ms, std::string_view incarnation);
@@ -113,11 +116,16 @@ private:
       return id < o.id;
     }
   };
+  struct queue_info;
   /// The waiting (queued or failed) jobs of one (queue, type), in due order.
   struct lane {
     std::set<waiting_key> waiting;
     bool announced = false; ///< the broker was told this lane has due jobs
+    bool dirty = false;     ///< listed in `dirty_`
     job_metrics::type_metrics* metrics = nullptr;
+    queue_info* queue = nullptr;
+    const std::string* queue_name = nullptr; ///< keys of the maps that hold the lane
+    const std::string* type_name = nullptr;
   };
   struct queue_info {
     std::map<std::string, lane, std::less<>> lanes;
@@ -127,8 +135,7 @@ private:
   };
   /// What memory holds of a live job.
   struct live_job {
-    std::string queue;
-    std::string type;
+    lane* in; ///< its (queue, type)
     job_state state;
     std::uint64_t due_ms;
     std::uint64_t seq;
@@ -148,7 +155,8 @@ private:
   lane& lane_of(const std::string& queue, const std::string& type);
   void count(queue_info& q, job_state s, std::int64_t delta);
   /// Adds a job in memory (state queued, running or failed) and to the counts.
-  void track(const std::string& id, const job_record& r);
+  void track(const std::string& id, const job_record& r, std::uint64_t now);
+  void mark_dirty(lane& l);
   /// Removes a live job from memory and from the counts of its state.
   void untrack(const std::string& id);
   /// The record after a failed attempt: failed with a retry time, or dead.
@@ -157,6 +165,7 @@ private:
   storage::status read(const std::string& id, std::optional<job_record>& out);
 
   storage::shard_store& shard_;
+  std::uint32_t index_;
   retry_policy retry_;
   job_metrics* metrics_;
   std::mt19937_64 rng_;
@@ -164,9 +173,9 @@ private:
   std::unordered_map<std::string, live_job> live_;
   std::map<std::string, queue_info, std::less<>> queues_;
   std::set<std::pair<std::uint64_t, std::string>> leases_; ///< (lease_until, id)
-  /// (due, queue, type) of waiting jobs that were not due when they were added.
-  std::set<std::tuple<std::uint64_t, std::string, std::string>> delayed_;
-  std::set<std::pair<std::string, std::string>> dirty_; ///< lanes to check for announcement
+  /// (due, lane) of waiting jobs that were not due yet when they were added.
+  std::set<std::pair<std::uint64_t, lane*>> delayed_;
+  std::vector<lane*> dirty_; ///< lanes to check for announcement
 };
 
 } // namespace shoal::jobs

@@ -34,7 +34,7 @@ enum class job_op : std::uint8_t {
 struct job_request {
   job_op op = job_op::get;
   std::string queue; ///< enqueue, lease, stats
-  std::string id;    ///< enqueue: the new job's id (chosen by the edge); get/complete/fail/retry
+  std::string id;    ///< get/complete/fail/retry; enqueue: empty (the shard assigns the id)
   std::string type;  ///< enqueue
   /// enqueue: the payload (a serialized JSON object); complete: the result (serialized
   /// JSON); fail: the error message.

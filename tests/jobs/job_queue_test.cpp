@@ -20,7 +20,8 @@ struct fixture : ::testing::Test {
   storage::memory_store store{1};
   job_metrics metrics;
   retry_policy policy{100, 1000};
-  std::unique_ptr<job_queue> q = std::make_unique<job_queue>(store.shard(0), policy, &metrics, 7);
+  std::unique_ptr<job_queue> q =
+    std::make_unique<job_queue>(store.shard(0), 0, policy, &metrics, 7);
 
   job_step enqueue(const std::string& id, const std::string& type = "t", std::uint64_t delay = 0,
                    std::uint32_t max_attempts = 3, const std::string& key = {},
@@ -283,7 +284,7 @@ TEST_F(fixture, recovery_rebuilds_counts_and_releases_leases_of_a_dead_process) 
   auto done = lease(1, t0).reply.jobs.at(0);                            // c
   finish(job_op::complete, done.id, done.lease_id, t0);
 
-  q = std::make_unique<job_queue>(store.shard(0), policy, &metrics, 8); // a restart
+  q = std::make_unique<job_queue>(store.shard(0), 0, policy, &metrics, 8); // a restart
   ASSERT_TRUE(q->recover(t0 + 50, "incarnation-2"));
   auto c = counts();
   EXPECT_EQ(c.succeeded, 1u);
