@@ -85,6 +85,12 @@ struct broker_state {
   bool sweeping = false; ///< a sweep is scheduled
 
   ~broker_state() {
+    // Handlers end with their broker.
+    for (auto& [type, handlers] : idle)
+      for (auto& h : handlers)
+        caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+    for (auto& [id, r] : runs)
+      caf::anon_send_exit(r.handler, caf::exit_reason::user_shutdown);
     for (auto& [id, w] : waiters) {
       job_reply r;
       r.status = job_status::unavailable;
