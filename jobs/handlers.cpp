@@ -23,20 +23,29 @@ void handler_registry::add(std::string type, factory make) {
   handlers_[std::move(type)] = std::move(make);
 }
 
-void handler_registry::add_function(std::string type,
-                                    std::function<job_outcome(const job_run&)> fn) {
-  auto shared = std::make_shared<std::function<job_outcome(const job_run&)>>(std::move(fn));
-  add(std::move(type), [shared](caf::actor_system& sys) {
-    return sys.spawn([shared](handler_actor::pointer) -> handler_actor::behavior_type {
-      return {[shared](job_run& run) -> job_outcome {
-        try {
-          return (*shared)(run);
-        } catch (const std::exception& e) {
-          return job_outcome::failure(std::string("the handler threw: ") + e.what(), true);
-        }
-      }};
-    });
-  });
+namespace {
+
+using handler_function = std::function<job_outcome(const job_run&)>;
+
+handler_actor::behavior_type function_impl(handler_actor::pointer,
+                                           std::shared_ptr<handler_function> fn) {
+  return {[fn](job_run& run) -> job_outcome {
+    try {
+      return (*fn)(run);
+    } catch (const std::exception& e) {
+      return job_outcome::failure(std::string("the handler threw: ") + e.what(), true);
+    }
+  }};
+}
+
+} // namespace
+
+void handler_registry::add_function(std::string type, handler_function fn) {
+  auto shared = std::make_shared<handler_function>(std::move(fn));
+  // The function travels as a spawn argument: CAF 0.17 mishandles spawns without one
+  // (a null shared_ptr dereference that UBSan reports).
+  add(std::move(type),
+      [shared](caf::actor_system& sys) { return sys.spawn(function_impl, shared); });
 }
 
 const handler_registry::factory* handler_registry::find(std::string_view type) const {

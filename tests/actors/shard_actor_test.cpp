@@ -310,12 +310,14 @@ TEST_F(ShardActorTest, JobEnqueueIsNotAcknowledgedWhenFsyncFails) {
 // Verifies that the shard tells the broker once when a (queue, type) gets due jobs.
 TEST_F(ShardActorTest, DueJobsAreAnnouncedToTheBroker) {
   auto seen = std::make_shared<std::vector<std::string>>();
-  auto broker = sys.spawn([seen](caf::event_based_actor*) -> caf::behavior {
-    return {[seen](actors::job_ready_atom, const std::string& queue, const std::string& type,
-                   std::uint32_t shard) {
-      seen->push_back(queue + "/" + type + "@" + std::to_string(shard));
-    }};
-  });
+  auto broker = sys.spawn(
+    [](caf::event_based_actor*, std::shared_ptr<std::vector<std::string>> seen) -> caf::behavior {
+      return {[seen](actors::job_ready_atom, const std::string& queue, const std::string& type,
+                     std::uint32_t shard) {
+        seen->push_back(queue + "/" + type + "@" + std::to_string(shard));
+      }};
+    },
+    seen);
   actors::job_hosting jobs_cfg;
   jobs_cfg.broker = broker;
   auto shard = actors::spawn_shard(sys, actors::shard_config{1, &store, false, {}, {}, jobs_cfg});
