@@ -133,27 +133,11 @@ start_nginx() { # sets nginx_pid, nginx_port and nginx_url
   return 1
 }
 
-# start_shoal NAME CPUS [--set k=v ...]: sets shoal_pid, shoal_port, shoal_url and doc_url
-start_shoal() {
-  local name="$1" cpus="$2" _
-  shift 2
-  mkdir -p "$tmp/$name"
-  for _ in 1 2 3; do
-    shoal_port=$(free_port)
-    rm -rf "$tmp/$name/data"
-    local cmd=(taskset -c "$cpus" "$shoal" serve --set "http.port=$shoal_port"
-               --set "storage.path=$tmp/$name/data" --set log.access_log=false "$@")
-    echo "${cmd[*]}" | sed "s|$tmp|\$TMP|g; s|$root/||g; s|http.port=[0-9]*|http.port=\$PORT|" >"$tmp/$name/command"
-    "${cmd[@]}" >>"$tmp/$name/shoal.log" 2>&1 &
-    shoal_pid=$!
-    pids+=("$shoal_pid")
-    shoal_url="http://127.0.0.1:$shoal_port/"
-    doc_url="http://127.0.0.1:$shoal_port/v1/collections/bench/docs/hot"
-    wait_http "${shoal_url}healthz" "$shoal_pid" && return 0
-    alive "$shoal_pid" && return 1
-    stop_pid "$shoal_pid"
-  done
-  return 1
+# start_node NAME CPUS [--set k=v ...]: bench/lib.sh's start_shoal, and doc_url, the hot
+# document the GET runs read.
+start_node() {
+  start_shoal "$@" || return 1
+  doc_url="${shoal_url}v1/collections/bench/docs/hot"
 }
 
 stop_shoal() {
@@ -217,26 +201,7 @@ wrk_run() {
   cpu=$(awk -v s0="$s0" -v s1="$s1" -v w0="$w0" -v w1="$w1" -v t0="$t0" -v t1="$t1" -v hz="$clk_tck" \
     'BEGIN { d = t1 - t0; printf "%.0f|%.0f", 100 * (s1 - s0) / hz / d, 100 * (w1 - w0) / d }')
   local parsed
-  parsed=$(awk '
-    function ms(v) {
-      if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-      if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-      if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
-      if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
-      return v + 0
-    }
-    /^Requests\/sec:/ { rps = $2 }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { non2xx = $NF }
-    /Socket errors:/ { sock = $0; sub(/^ *Socket errors: */, "", sock) }
-    END {
-      err = ""
-      if (non2xx != "") err = non2xx " non-2xx"
-      if (sock != "") err = err (err == "" ? "" : "; ") "socket " sock
-      if (err == "") err = "0"
-      printf "%.0f|%.2f|%.2f|%s", rps, p50, p99, err
-    }' "$raw")
+  parsed=$(parse_wrk "$raw")
   local shown
   shown=$(printf '%s ' "${cmd[@]}" | sed "s|$root/||g; s|127.0.0.1:[0-9]*|127.0.0.1:\$PORT|g")
   rows+=("$section|$label|$server|$config|$c|$parsed|$cpu|${shown% }   # $label, $config")
@@ -271,7 +236,7 @@ wrk_run base "nginx GET #1" nginx "1 worker, $pin" "$conns" pin "$nginx_url"
 wrk_run base "nginx PUT" nginx "1 worker, $pin" "$conns" pin "$nginx_url" bench/put_new.lua nginx
 
 if ((main)); then
-  start_shoal shoal-default "$server_cpu"
+  start_node shoal-default "$server_cpu"
   put_hot
   default_cmd=$(cat "$tmp/shoal-default/command")
   wrk_run main "shoal GET hot" shoal "defaults, $pin" "$conns" pin "$doc_url"
@@ -279,7 +244,7 @@ if ((main)); then
   wrk_run sync "PUT new, sync=false, 64" shoal "defaults, $pin" 64 pin "$shoal_url" bench/put_new.lua b
   stop_shoal
 
-  start_shoal shoal-sync "$server_cpu" --set storage.sync=true
+  start_node shoal-sync "$server_cpu" --set storage.sync=true
   sync_cmd=$(cat "$tmp/shoal-sync/command")
   wrk_run sync "PUT new, sync=true, 64" shoal "storage.sync=true, $pin" 64 pin "$shoal_url" bench/put_new.lua c
   wrk_run sync "PUT new, sync=true, 1" shoal "storage.sync=true, $pin" 1 pin "$shoal_url" bench/put_new.lua d
@@ -302,7 +267,7 @@ if ((sweep)); then
       done
       continue
     fi
-    start_shoal "shoal-h$ht-a$at" "$server_cpu" --set "http.threads=$ht" --set "actors.threads=$at"
+    start_node "shoal-h$ht-a$at" "$server_cpu" --set "http.threads=$ht" --set "actors.threads=$at"
     sweep_cmds+=("$(cat "$tmp/shoal-h$ht-a$at/command")")
     put_hot
     wrk_run sweep "GET hot" shoal "$cfg, $pin" "$conns" pin "$doc_url"
@@ -312,7 +277,7 @@ if ((sweep)); then
 
   # Two cores for shoal, wrk unpinned: not comparable with the pinned rows.
   wrk_run free "nginx GET" nginx "1 worker, pin core $server_cpu, wrk unpinned" "$conns" free "$nginx_url"
-  start_shoal shoal-2cores "0-$((cores - 1))"
+  start_node shoal-2cores "0-$((cores - 1))"
   free_cmd=$(cat "$tmp/shoal-2cores/command")
   put_hot
   wrk_run free "shoal GET hot" shoal "defaults, cores 0-$((cores - 1)), wrk unpinned" "$conns" free "$doc_url"
@@ -327,7 +292,7 @@ stop_pid "$nginx_pid"
 rss_report=""
 if ((rss)); then
   # Loading is not a throughput measurement: shoal may use every core, wrk is unpinned.
-  start_shoal shoal-rss "0-$((cores - 1))"
+  start_node shoal-rss "0-$((cores - 1))"
   rss_cmd=$(cat "$tmp/shoal-rss/command")
   before_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$shoal_pid/status")
   load_threads=2

@@ -5,10 +5,10 @@
 
 namespace shoal::jobs {
 
-std::string make_job_id(std::uint32_t shard, std::uint64_t random) {
+std::string make_job_id(std::uint32_t shard, std::uint64_t sequence) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%05x%016llx", static_cast<unsigned>(shard & 0xfffffu),
-                static_cast<unsigned long long>(random));
+                static_cast<unsigned long long>(sequence));
   return buf;
 }
 

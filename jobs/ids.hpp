@@ -15,7 +15,7 @@ namespace shoal::jobs {
 /// consecutive keys.
 inline constexpr std::size_t job_id_length = 21;
 
-std::string make_job_id(std::uint32_t shard, std::uint64_t random);
+std::string make_job_id(std::uint32_t shard, std::uint64_t sequence);
 
 /// The shard an id names, or nullopt when `id` is not a job id.
 std::optional<std::uint32_t> job_shard(std::string_view id) noexcept;

@@ -270,7 +270,7 @@ void job_queue::track(const std::string& id, const job_record& r, std::uint64_t 
       mark_dirty(l);
     if (r.state == job_state::queued) q.queued_by_age.emplace(r.created_ms, r.seq);
   }
-  live_[id] = live_job{&l, r.state, r.due_ms, r.seq, r.created_ms, r.lease_until, r.lease_id};
+  live_[id] = live_job{&l, r.state, r.due_ms, r.seq, r.created_ms, r.lease_until};
 }
 
 void job_queue::untrack(const std::string& id) {
@@ -512,8 +512,8 @@ job_step job_queue::finish(job_request& req, std::uint64_t now) {
   std::optional<job_record> r;
   if (auto s = read(req.id, r); !s) return {storage_failure(s), {key}, false};
   if (!r) return {error_reply(job_status::not_found, "no such job"), {key}, false};
-  if (it == live_.end() || it->second.state != job_state::running || it->second.lease_id != req.key
-      || r->lease_id != req.key)
+  // The record holds the lease id; memory says whether the job is running now.
+  if (it == live_.end() || it->second.state != job_state::running || r->lease_id != req.key)
     return {
       error_reply(job_status::stale_lease, std::string("the lease does not hold this job (it is ")
                                              + to_string(r->state) + ")"),

@@ -140,8 +140,7 @@ private:
     std::uint64_t due_ms;
     std::uint64_t seq;
     std::uint64_t created_ms;
-    std::uint64_t lease_until;
-    std::string lease_id;
+    std::uint64_t lease_until; ///< running: the key of its entry in `leases_`
   };
 
   job_step enqueue(job_request& req, std::uint64_t now);
