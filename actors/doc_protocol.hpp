@@ -8,14 +8,40 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace shoal::actors {
 
-/// `stats`: count the live documents of `collection` on the shard and aggregate the
-/// numeric field named in `body` (a dotted path); the reply's body is
-/// documents::field_stats JSON. Used by the collection.stats job, never by the edge.
-enum class doc_op : std::uint8_t { get, put, patch, del, stats };
+/// What a doc_request asks of its shard. The first four act on one document (`id`); the
+/// rest act on a whole collection of one shard, and the edge sends them to every shard
+/// (scatter-gather, see docs/architecture.md "Queries"):
+///
+/// - `stats`: count the live documents of `collection` and aggregate the numeric field
+///   named in `body` (a dotted path); the reply's body is documents::field_stats JSON.
+///   Used by the collection.stats job.
+/// - `index_put`, `index_get`, `index_drop`: the secondary index on the field path `id`.
+///   `index_put` creates it (`created`; building starts in the background) or finds it
+///   (`ok`); the body of `index_put`/`index_get` replies is the shard's progress,
+///   query::index_progress JSON. `index_list` (no `id`): {"indexes":[progress...]}.
+/// - `query`: `body` is query::shard_query JSON; the reply's body is
+///   query::encode_hits (or, with `explain`, query::shard_plan JSON).
+/// - `changes`: the events of `collection` on the shard after sequence `after`, at most
+///   `limit`; the reply's body is changes::encode_batch. When there are none it waits up
+///   to `wait_ms` for the first (a long poll, the change feed's only pacing).
+enum class doc_op : std::uint8_t {
+  get,
+  put,
+  patch,
+  del,
+  stats,
+  index_put,
+  index_get,
+  index_list,
+  index_drop,
+  query,
+  changes,
+};
 
 /// A parsed If-Match or If-None-Match header (RFC 9110 §13.1).
 struct precondition {
@@ -42,6 +68,11 @@ struct doc_request {
   std::string body;
   precondition if_match;
   precondition if_none_match;
+  /// changes only: resume after this shard sequence, return at most `limit` events, wait
+  /// at most `wait_ms` for the first one.
+  std::uint64_t after = 0;
+  std::uint32_t limit = 0;
+  std::uint32_t wait_ms = 0;
 };
 
 enum class doc_status : std::uint8_t {
@@ -54,6 +85,8 @@ enum class doc_status : std::uint8_t {
   storage_error,       ///< the store failed; nothing was acknowledged
   unavailable,         ///< the shard is shutting down
   shard_unavailable,   ///< the node that owns the shard is down or not answering
+  bad_request,         ///< a collection operation's input was refused; `code` says why
+  gone,                ///< changes: the resume point is older than the retention window
 };
 
 struct doc_reply {
@@ -61,6 +94,13 @@ struct doc_reply {
   std::uint64_t version = 0; ///< current version after the operation (0 when none)
   std::string body;          ///< get: the document (serialized JSON object)
   std::string message;       ///< human-readable detail for errors
+  std::string code;          ///< bad_request: a stable error code, e.g. "index_required"
+
+  // A constructor rather than an aggregate, so replies that need no code leave it out.
+  doc_reply(doc_status status = doc_status::ok, std::uint64_t version = 0, std::string body = {},
+            std::string message = {}, std::string code = {})
+      : status(status), version(version), body(std::move(body)), message(std::move(message)),
+        code(std::move(code)) {}
 };
 
 /// Where a shard delivers a reply when the caller is not an actor (the HTTP edge).

@@ -148,8 +148,7 @@ write_plan plan_write(const doc_request& req, const std::optional<record>& curre
     plan.value = encode_tombstone(plan.reply.version);
     return plan;
   }
-  case doc_op::get:
-  case doc_op::stats:
+  default: // reads and collection operations never reach plan_write
     break;
   }
   plan.reply = failure(doc_status::invalid_document, "not a write operation");

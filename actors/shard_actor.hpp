@@ -11,6 +11,7 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/actor_protocol.hpp"
+#include "actors/cache_protocol.hpp"
 #include "actors/doc_protocol.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/wal_syncer.hpp"
@@ -39,6 +40,13 @@ namespace shoal::actors {
 ///   this shard (jobs::job_queue). The shard expires leases and wakes delayed jobs on its
 ///   own timer, and tells the node's job broker when a (queue, type) gets due jobs.
 ///
+/// - `cache_request` → `cache_reply`, and `(cache_request, cache_sink_ptr)`: the TTL cache
+///   entries whose key hashes to this shard (memory only, LRU within the shard's share of
+///   cache.max_bytes).
+///
+/// Documents also feed the shard's secondary indexes (same WriteBatch), its read cache
+/// and its change log; see the doc_op values for the collection operations.
+///
 /// A reply leaves only when the write it reports is durable in the configured mode:
 /// immediately after the WAL write with sync off; after the WAL syncer's fsync with sync
 /// on. Reads of a document whose last write still waits for that fsync wait with it, so
@@ -47,7 +55,9 @@ using shard_actor = caf::typed_actor<
   caf::replies_to<doc_request>::with<doc_reply>, caf::reacts_to<doc_request, reply_sink_ptr>,
   caf::replies_to<actor_call>::with<actor_reply>, caf::reacts_to<actor_call, call_sink_ptr>,
   caf::reacts_to<idle_tick_atom>, caf::replies_to<jobs::job_request>::with<jobs::job_reply>,
-  caf::reacts_to<jobs::job_request, jobs::job_sink_ptr>, caf::reacts_to<job_tick_atom>>;
+  caf::reacts_to<jobs::job_request, jobs::job_sink_ptr>, caf::reacts_to<job_tick_atom>,
+  caf::replies_to<cache_request>::with<cache_reply>, caf::reacts_to<cache_request, cache_sink_ptr>,
+  caf::reacts_to<index_step_atom>, caf::reacts_to<shard_tick_atom>>;
 
 struct shard_handles;
 class actor_registry;
@@ -74,6 +84,18 @@ struct job_hosting {
   std::string incarnation;
 };
 
+struct shard_metrics;
+
+/// Settings of the shard's document read cache, TTL cache, indexes and change log.
+struct data_hosting {
+  std::size_t doc_cache_bytes = 0;         ///< this shard's share of storage.doc_cache_bytes
+  std::size_t ttl_cache_bytes = 1u << 20;  ///< this shard's share of cache.max_bytes
+  std::uint32_t index_build_batch = 500;   ///< query.index_build_batch
+  std::uint64_t change_retention = 100000; ///< changes.retention_events
+  std::uint64_t change_retention_ms = 0;   ///< changes.retention_s in ms; 0: no age limit
+  shard_metrics* metrics = nullptr;        ///< may be null
+};
+
 struct shard_config {
   std::uint32_t index = 0;         ///< which shard of `store`
   storage::store* store = nullptr; ///< must outlive the actor
@@ -81,6 +103,7 @@ struct shard_config {
   wal_syncer_actor syncer;         ///< required when `sync`
   hosting_config hosting;
   job_hosting jobs;
+  data_hosting data;
 };
 
 /// Spawns the actor of shard `cfg.index`.

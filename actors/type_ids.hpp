@@ -15,6 +15,7 @@
 #include <caf/type_id.hpp>
 
 #include "actors/actor_protocol.hpp"
+#include "actors/cache_protocol.hpp"
 #include "actors/doc_protocol.hpp"
 #include "jobs/protocol.hpp"
 
@@ -32,6 +33,13 @@ using idle_tick_atom = caf::atom_constant<caf::atom("idle_tick")>;
 /// Shard → itself: expire leases and wake delayed jobs.
 using job_tick_atom = caf::atom_constant<caf::atom("job_tick")>;
 
+/// Shard → itself: the next bounded step of building its secondary indexes.
+using index_step_atom = caf::atom_constant<caf::atom("idx_step")>;
+
+/// Shard → itself: expire TTL cache entries, trim the change log by age, answer the
+/// change-feed reads whose wait ran out.
+using shard_tick_atom = caf::atom_constant<caf::atom("shrd_tick")>;
+
 /// Shard → the node's job broker: (queue, type) has due jobs on this shard.
 using job_ready_atom = caf::atom_constant<caf::atom("job_ready")>;
 
@@ -43,12 +51,22 @@ typename Inspector::result_type inspect(Inspector& f, precondition& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, doc_request& x) {
   return f(caf::meta::type_name("doc_request"), x.op, x.collection, x.id, x.body, x.if_match,
-           x.if_none_match);
+           x.if_none_match, x.after, x.limit, x.wait_ms);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, doc_reply& x) {
-  return f(caf::meta::type_name("doc_reply"), x.status, x.version, x.body, x.message);
+  return f(caf::meta::type_name("doc_reply"), x.status, x.version, x.body, x.message, x.code);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_request& x) {
+  return f(caf::meta::type_name("cache_request"), x.op, x.key, x.value, x.content_type, x.ttl_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_reply& x) {
+  return f(caf::meta::type_name("cache_reply"), x.status, x.value, x.content_type, x.message);
 }
 
 template <class Inspector>
@@ -115,9 +133,12 @@ CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_reply))
 CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_run))
 CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_outcome))
 CAF_ADD_TYPE_ID(shoal, (std::vector<shoal::jobs::leased_job>))
+CAF_ADD_TYPE_ID(shoal, (shoal::actors::cache_request))
+CAF_ADD_TYPE_ID(shoal, (shoal::actors::cache_reply))
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 // A reply sink is a pointer into this process: it may travel in local messages only.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::actors::reply_sink_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::actors::call_sink_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::jobs::job_sink_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(shoal::actors::cache_sink_ptr)

@@ -21,6 +21,7 @@
 #include "actors/actor_metrics.hpp"
 #include "actors/errors.hpp"
 #include "actors/shard_actor.hpp"
+#include "actors/shard_metrics.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/wal_syncer.hpp"
 #include "app/logging.hpp"
@@ -192,6 +193,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   // Outgoing HTTP of the webhook job handler; outlives the actors that post through it.
   http::webhook_client webhooks{1};
   jobs::job_metrics job_metrics;
+  actors::shard_metrics shard_metrics; // outlives the shard actors, which update it
   {
     caf::actor_system sys{cfg};
     actors::wal_syncer_actor syncer;
@@ -234,13 +236,25 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     job_hosting.retry = jobs::retry_policy{settings.jobs.retry_base_ms, settings.jobs.retry_cap_ms};
     job_hosting.metrics = &job_metrics;
     job_hosting.incarnation = broker_cfg.incarnation;
+    // The node-wide memory bounds, split evenly over the shards this node owns.
+    actors::data_hosting data_hosting;
+    {
+      const auto local = std::max<std::size_t>(1, owners.shards_of(settings.node.id).size());
+      data_hosting.doc_cache_bytes = settings.storage.doc_cache_bytes / local;
+      data_hosting.ttl_cache_bytes = settings.cache.max_bytes / local;
+      data_hosting.index_build_batch = settings.query.index_build_batch;
+      data_hosting.change_retention = settings.changes.retention_events;
+      data_hosting.change_retention_ms = std::uint64_t{settings.changes.retention_s} * 1000;
+      data_hosting.metrics = &shard_metrics;
+    }
     auto broker = jobs::spawn_broker(sys, std::move(broker_cfg));
     job_hosting.broker = broker;
     shards = remote::place_shards(
       sys, settings.node.id, owners, std::chrono::milliseconds(settings.cluster.failure_timeout_ms),
       std::chrono::milliseconds(settings.actors.call_timeout_ms), [&](std::uint32_t i) {
         return actors::spawn_shard(sys, actors::shard_config{i, store.get(), settings.storage.sync,
-                                                             syncer, hosting, job_hosting});
+                                                             syncer, hosting, job_hosting,
+                                                             data_hosting});
       });
     jobs::start_broker(broker);
     cluster::view_board board;
@@ -269,6 +283,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     collectors.add([&](metrics::text_writer& out) { request_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { actor_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { job_metrics.write(out); });
+    collectors.add([&](metrics::text_writer& out) { shard_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { write_storage_metrics(out, *store); });
     collectors.add(
       [&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
@@ -285,6 +300,13 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     env.on_drain = [&broker] { jobs::drain_broker(broker); };
     env.actor_call_timeout_ms = settings.actors.call_timeout_ms;
     env.max_job_delay_ms = settings.jobs.max_delay_ms;
+    env.cache_max_value_bytes = settings.cache.max_value_bytes;
+    env.cache_default_ttl_s = settings.cache.default_ttl_s;
+    env.cache_max_ttl_s = settings.cache.max_ttl_s;
+    env.query_default_limit = settings.query.default_limit;
+    env.query_max_limit = settings.query.max_limit;
+    env.changes_max_buffer_bytes = settings.changes.max_buffer_bytes;
+    env.changes_heartbeat_ms = settings.changes.heartbeat_ms;
     auto http_settings = settings.http;
     http_settings.threads = or_cores(http_settings.threads);
     http::server server{http_settings, bridge, std::move(env), request_metrics,

@@ -129,6 +129,7 @@ const std::vector<key_spec>& schema() {
       "storage.write_buffer_bytes"),
     number<&s::storage, &storage::total_write_buffer_bytes, 0, tib>(
       "storage.total_write_buffer_bytes"),
+    number<&s::storage, &storage::doc_cache_bytes, 0, tib>("storage.doc_cache_bytes"),
     number<&s::cluster, &cluster_settings::shards, 1, 65'536>("cluster.shards"),
     text<&s::cluster, &cluster_settings::secret>("cluster.secret"),
     number<&s::cluster, &cluster_settings::heartbeat_ms, 10, 60'000>("cluster.heartbeat_ms"),
@@ -146,6 +147,19 @@ const std::vector<key_spec>& schema() {
     number<&s::jobs, &jobs::handler_timeout_ms, 100, hour_ms>("jobs.handler_timeout_ms"),
     number<&s::jobs, &jobs::webhook_timeout_ms, 100, 600'000>("jobs.webhook_timeout_ms"),
     number<&s::jobs, &jobs::max_delay_ms, 0, 365 * day_ms>("jobs.max_delay_ms"),
+    number<&s::cache, &cache_settings::max_bytes, mib, tib>("cache.max_bytes"),
+    number<&s::cache, &cache_settings::max_value_bytes, 1, gib>("cache.max_value_bytes"),
+    number<&s::cache, &cache_settings::default_ttl_s, 1, 365 * 86'400>("cache.default_ttl_s"),
+    number<&s::cache, &cache_settings::max_ttl_s, 1, 365 * 86'400>("cache.max_ttl_s"),
+    number<&s::query, &query_settings::default_limit, 1, 100'000>("query.default_limit"),
+    number<&s::query, &query_settings::max_limit, 1, 100'000>("query.max_limit"),
+    number<&s::query, &query_settings::index_build_batch, 1, 1'000'000>("query.index_build_batch"),
+    number<&s::changes, &changes_settings::retention_events, 1, 1'000'000'000>(
+      "changes.retention_events"),
+    number<&s::changes, &changes_settings::retention_s, 0, 365 * 86'400>("changes.retention_s"),
+    number<&s::changes, &changes_settings::max_buffer_bytes, 4 * kib, gib>(
+      "changes.max_buffer_bytes"),
+    number<&s::changes, &changes_settings::heartbeat_ms, 100, 3'600'000>("changes.heartbeat_ms"),
     choice<&s::log, &log_settings::level>("log.level",
                                           {"trace", "debug", "info", "warn", "error", "off"}),
     choice<&s::log, &log_settings::format>("log.format", {"text", "json"}),
@@ -437,6 +451,21 @@ std::vector<queue_settings> parse_queues(const toml_value& value) {
 
 /// Rules that span keys, checked once everything is applied.
 void finish(settings& s) {
+  if (s.cache.max_ttl_s < s.cache.default_ttl_s) {
+    throw config_error("cache.default_ttl_s", "must be at most cache.max_ttl_s ("
+                                                + std::to_string(s.cache.max_ttl_s) + "), got "
+                                                + std::to_string(s.cache.default_ttl_s));
+  }
+  if (s.cache.max_value_bytes > s.cache.max_bytes) {
+    throw config_error("cache.max_value_bytes", "must be at most cache.max_bytes ("
+                                                  + std::to_string(s.cache.max_bytes) + "), got "
+                                                  + std::to_string(s.cache.max_value_bytes));
+  }
+  if (s.query.max_limit < s.query.default_limit) {
+    throw config_error("query.default_limit", "must be at most query.max_limit ("
+                                                + std::to_string(s.query.max_limit) + "), got "
+                                                + std::to_string(s.query.default_limit));
+  }
   if (s.jobs.retry_cap_ms < s.jobs.retry_base_ms) {
     throw config_error("jobs.retry_cap_ms", "must be at least jobs.retry_base_ms ("
                                               + std::to_string(s.jobs.retry_base_ms) + "), got "

@@ -32,6 +32,37 @@ struct storage_settings {
   std::size_t block_cache_bytes = 64u << 20;
   std::size_t write_buffer_bytes = 8u << 20;         ///< memtable per shard
   std::size_t total_write_buffer_bytes = 128u << 20; ///< all memtables of the node; 0 = unbounded
+  /// Read cache of documents in the shard actors, the node's total (split evenly over its
+  /// shards); 0 turns it off.
+  std::size_t doc_cache_bytes = 64u << 20;
+};
+
+/// [cache] — the TTL cache for session-like data (memory only, docs/caching.md).
+struct cache_settings {
+  std::size_t max_bytes = 256u << 20;     ///< per node, split over its shards; LRU past it
+  std::size_t max_value_bytes = 1u << 20; ///< larger values get 413
+  std::uint32_t default_ttl_s = 3'600;    ///< ttl of a PUT without ?ttl=
+  std::uint32_t max_ttl_s = 2'592'000;    ///< longest ttl accepted (30 days); more is 400
+};
+
+/// [query] — secondary indexes and queries (docs/queries.md).
+struct query_settings {
+  std::uint32_t default_limit = 100;     ///< limit of a query that names none
+  std::uint32_t max_limit = 1'000;       ///< larger limits get 400
+  std::uint32_t index_build_batch = 500; ///< documents one index build step reads
+};
+
+/// [changes] — the change feed (docs/changes.md).
+struct changes_settings {
+  /// Events kept per collection per shard; older ones are trimmed as new ones come.
+  std::uint64_t retention_events = 100'000;
+  /// Events older than this are trimmed too; 0 keeps them until the count trims them.
+  std::uint32_t retention_s = 86'400;
+  /// Bytes a change stream may have queued for a slow client before it is cut (the
+  /// client resumes from its last event id). Half of it bounds a replay's read-ahead; it
+  /// is also the stream socket's send buffer.
+  std::size_t max_buffer_bytes = 1u << 20;
+  std::uint32_t heartbeat_ms = 15'000; ///< an idle stream gets a comment line this often
 };
 
 /// One member of `cluster.nodes` (`[[cluster.nodes]]` in TOML).
@@ -117,6 +148,9 @@ struct settings {
   cluster_settings cluster;
   actors_settings actors;
   jobs_settings jobs;
+  cache_settings cache;
+  query_settings query;
+  changes_settings changes;
   log_settings log;
 };
 

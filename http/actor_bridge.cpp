@@ -50,6 +50,20 @@ void actor_bridge::submit(actors::doc_request&& request, actors::reply_sink_ptr 
   caf::anon_send(shards_.handles[shard], std::move(request), std::move(sink));
 }
 
+std::uint32_t actor_bridge::shard_count() const {
+  return static_cast<std::uint32_t>(shards_.handles.size());
+}
+
+void actor_bridge::submit_to(std::uint32_t shard, actors::doc_request&& request,
+                             actors::reply_sink_ptr sink) {
+  caf::anon_send(shards_.handles[shard], std::move(request), std::move(sink));
+}
+
+void actor_bridge::cache(actors::cache_request&& request, actors::cache_sink_ptr sink) {
+  auto shard = map_.shard_of(actors::cache_space, request.key);
+  caf::anon_send(shards_.handles[shard], std::move(request), std::move(sink));
+}
+
 void actor_bridge::call(actors::actor_call&& call, actors::call_sink_ptr sink) {
   auto shard = map_.shard_of(call.type, call.id);
   caf::anon_send(shards_.handles[shard], std::move(call), std::move(sink));

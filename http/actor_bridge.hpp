@@ -34,6 +34,10 @@ public:
   void submit(actors::doc_request&& request, actors::reply_sink_ptr sink) override;
   void call(actors::actor_call&& call, actors::call_sink_ptr sink) override;
   void job(jobs::job_request&& request, jobs::job_sink_ptr sink) override;
+  std::uint32_t shard_count() const override;
+  void submit_to(std::uint32_t shard, actors::doc_request&& request,
+                 actors::reply_sink_ptr sink) override;
+  void cache(actors::cache_request&& request, actors::cache_sink_ptr sink) override;
 
 private:
   const actors::shard_handles& shards_;

@@ -59,4 +59,26 @@ routed route_job_get(const request& req, std::string_view id);
 routed route_job_action(request& req, std::string_view id, std::string_view action,
                         const route_env& env);
 
+// -- TTL cache (cache_routes.cpp) ---------------------------------------------------------
+
+/// GET, HEAD, PUT, DELETE /v1/cache/{key}.
+routed route_cache(request& req, std::string_view key, const route_env& env);
+
+// -- indexes and queries (query_routes.cpp) -------------------------------------------------
+
+/// GET /v1/collections/{c}/indexes: the collection's indexes.
+routed route_index_list(const request& req, std::string_view collection);
+
+/// PUT, GET, DELETE /v1/collections/{c}/indexes/{field}.
+routed route_index(request& req, std::string_view collection, std::string_view field,
+                   const route_env& env);
+
+/// POST /v1/collections/{c}/query[?explain=true].
+routed route_query(request& req, std::string_view collection, const route_env& env);
+
+// -- change feed (change_routes.cpp) ------------------------------------------------------
+
+/// GET /v1/collections/{c}/changes[?since=...].
+routed route_changes(const request& req, std::string_view collection, const route_env& env);
+
 } // namespace shoal::http::detail

@@ -296,6 +296,11 @@ const char* route_label(route_id r) noexcept {
     "/v1/queues/{q}/lease",
     "/v1/jobs/{id}",
     "/v1/jobs/{id}/{action}",
+    "/v1/cache/{key}",
+    "/v1/collections/{c}/indexes",
+    "/v1/collections/{c}/indexes/{field}",
+    "/v1/collections/{c}/query",
+    "/v1/collections/{c}/changes",
     "unknown"};
   return labels[static_cast<std::size_t>(r)];
 }
@@ -411,6 +416,7 @@ routed route(request& req, const route_env& env) {
     auto s1 = *it++;
     auto name = *it;
     if (s0 == "v1" && s1 == "queues") return detail::route_queue_stats(req, name);
+    if (s0 == "v1" && s1 == "cache") return detail::route_cache(req, name, env);
     if (s0 == "v1" && s1 == "jobs") return detail::route_job_get(req, name);
   } else if (n == 4) {
     auto it = segs.begin();
@@ -423,6 +429,11 @@ routed route(request& req, const route_env& env) {
       if (s3 == "lease") return detail::route_lease(req, name, env);
     }
     if (s0 == "v1" && s1 == "jobs") return detail::route_job_action(req, name, s3, env);
+    if (s0 == "v1" && s1 == "collections") {
+      if (s3 == "indexes") return detail::route_index_list(req, name);
+      if (s3 == "query") return detail::route_query(req, name, env);
+      if (s3 == "changes") return detail::route_changes(req, name, env);
+    }
   } else if (n == 5) {
     auto it = segs.begin();
     auto s0 = *it++;
@@ -432,6 +443,8 @@ routed route(request& req, const route_env& env) {
     auto id = *it;
     if (s0 == "v1" && s1 == "collections" && s3 == "docs")
       return route_document(req, collection, id, env);
+    if (s0 == "v1" && s1 == "collections" && s3 == "indexes")
+      return detail::route_index(req, collection, id, env);
   } else if (n == 6) {
     auto it = segs.begin();
     auto s0 = *it++;
@@ -499,6 +512,10 @@ response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsig
   case doc_status::shard_unavailable:
     return error_response(bhttp::status::service_unavailable, "shard_unavailable", reply.message,
                           version);
+  case doc_status::bad_request:
+    return error_response(bhttp::status::bad_request, reply.code, reply.message, version);
+  case doc_status::gone:
+    return error_response(bhttp::status::gone, "gone", reply.message, version);
   }
   return error_response(bhttp::status::internal_server_error, "internal_error", "unknown reply",
                         version);

@@ -15,11 +15,13 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include "actors/actor_protocol.hpp"
+#include "actors/cache_protocol.hpp"
 #include "actors/doc_protocol.hpp"
 #include "cluster/view.hpp"
 #include "jobs/protocol.hpp"
@@ -42,9 +44,14 @@ enum class route_id : std::uint8_t {
   queue_lease, ///< POST /v1/queues/{q}/lease
   job,         ///< GET /v1/jobs/{id}
   job_action,  ///< POST /v1/jobs/{id}/{complete|fail|retry}
+  cache,       ///< /v1/cache/{key}
+  indexes,     ///< GET /v1/collections/{c}/indexes
+  index,       ///< /v1/collections/{c}/indexes/{field}
+  query,       ///< POST /v1/collections/{c}/query
+  changes,     ///< GET /v1/collections/{c}/changes (a Server-Sent Events stream)
   unknown
 };
-inline constexpr std::size_t route_count = 12;
+inline constexpr std::size_t route_count = 17;
 const char* route_label(route_id r) noexcept;
 
 /// What the router needs from the node.
@@ -56,9 +63,16 @@ struct route_env {
   std::function<void()> on_drain;
   /// /v1/cluster: the latest view of the members (null: the route answers 503).
   std::function<std::shared_ptr<const cluster::cluster_view>()> cluster_view;
-  unsigned max_json_depth = 64;               ///< deeper bodies are rejected as invalid_json
-  std::uint32_t actor_call_timeout_ms = 5000; ///< actors.call_timeout_ms: then 504
-  std::uint64_t max_job_delay_ms = 604800000; ///< jobs.max_delay_ms: longest delay_ms accepted
+  unsigned max_json_depth = 64;                    ///< deeper bodies are rejected as invalid_json
+  std::uint32_t actor_call_timeout_ms = 5000;      ///< actors.call_timeout_ms: then 504
+  std::uint64_t max_job_delay_ms = 604800000;      ///< jobs.max_delay_ms: longest delay_ms accepted
+  std::size_t cache_max_value_bytes = 1u << 20;    ///< cache.max_value_bytes: larger PUTs get 413
+  std::uint32_t cache_default_ttl_s = 3600;        ///< cache.default_ttl_s
+  std::uint32_t cache_max_ttl_s = 2592000;         ///< cache.max_ttl_s: longer ttls get 400
+  std::uint32_t query_default_limit = 100;         ///< query.default_limit
+  std::uint32_t query_max_limit = 1000;            ///< query.max_limit
+  std::size_t changes_max_buffer_bytes = 1u << 20; ///< changes.max_buffer_bytes
+  std::uint32_t changes_heartbeat_ms = 15000;      ///< changes.heartbeat_ms
 };
 
 /// A request that must go to a shard; the reply is rendered by `render_doc_reply`.
@@ -78,9 +92,31 @@ struct job_invocation {
   jobs::job_request request;
 };
 
+/// A TTL cache operation; the reply is rendered by `render_cache_reply`.
+struct cache_invocation {
+  actors::cache_request request;
+};
+
+/// A collection operation for every shard: the session sends a copy of `request` to each
+/// shard and, once all have answered, `merge` turns the replies (in shard order) into
+/// the response. Queries and index routes (query_routes.cpp).
+struct gather_call {
+  actors::doc_request request;
+  std::function<response(std::vector<actors::doc_reply>&& replies, unsigned version)> merge;
+};
+
+/// GET /v1/collections/{c}/changes: the session hands its connection to a change stream
+/// (change_stream.hpp), which answers with Server-Sent Events until the client leaves.
+struct change_feed_call {
+  std::string collection;
+  std::string since; ///< Last-Event-ID or ?since= (empty: from now)
+};
+
 struct routed {
   route_id route = route_id::unknown;
-  std::variant<response, doc_call, actor_invocation, job_invocation> outcome;
+  std::variant<response, doc_call, actor_invocation, job_invocation, cache_invocation, gather_call,
+               change_feed_call>
+    outcome;
 };
 
 /// The body of GET /v1/cluster for `view`, with heartbeat ages measured at `now`.
@@ -93,6 +129,11 @@ routed route(request& req, const route_env& env);
 
 /// The HTTP response for a shard's reply to `call`.
 response render_doc_reply(const doc_call& call, actors::doc_reply&& reply, unsigned version);
+
+/// The HTTP response for a TTL cache reply to `call`: 200 with the value and its
+/// Content-Type for a get, 204 for a put or delete, or the error (cache_routes.cpp).
+response render_cache_reply(const cache_invocation& call, actors::cache_reply&& reply,
+                            unsigned version);
 
 /// The HTTP response for an actor's reply: 200 with the method's result, or its error.
 response render_actor_reply(actors::actor_reply&& reply, unsigned version);

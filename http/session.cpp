@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "http/change_stream.hpp"
 #include "http/shard_service.hpp"
 #include "http/request_metrics.hpp"
 
@@ -48,6 +49,28 @@ private:
 using doc_sink = session_sink<actors::reply_sink, actors::doc_reply>;
 using actor_sink = session_sink<actors::call_sink, actors::actor_reply>;
 using job_reply_sink = session_sink<jobs::job_sink, jobs::job_reply>;
+using cache_reply_sink = session_sink<actors::cache_sink, actors::cache_reply>;
+
+/// Hands one shard's reply to a gather call to the connection's strand.
+class gather_sink final : public actors::reply_sink {
+public:
+  gather_sink(std::shared_ptr<session> s, std::uint64_t seq, std::uint32_t shard)
+      : session_(std::move(s)), seq_(seq), shard_(shard) {}
+
+  void deliver(actors::doc_reply&& reply) override {
+    auto s = std::move(session_);
+    auto ex = s->executor();
+    net::post(ex,
+              [s = std::move(s), seq = seq_, shard = shard_, reply = std::move(reply)]() mutable {
+                s->on_gather_reply(seq, shard, std::move(reply));
+              });
+  }
+
+private:
+  std::shared_ptr<session> session_;
+  std::uint64_t seq_;
+  std::uint32_t shard_;
+};
 
 bool valid_request_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128) return false;
@@ -197,6 +220,21 @@ void session::handle() {
   }
   if (auto* invocation = std::get_if<job_invocation>(&routed.outcome))
     return send_job(seq, std::move(*invocation));
+  if (auto* invocation = std::get_if<cache_invocation>(&routed.outcome)) {
+    cache_call_ = cache_invocation{};
+    cache_call_.request.op = invocation->request.op;
+    cache_call_.request.key = invocation->request.key;
+    arm_timeout(seq, ctx_.settings.request_timeout_ms);
+    ctx_.shards.cache(std::move(invocation->request),
+                      std::make_shared<cache_reply_sink>(shared_from_this(), seq));
+    return;
+  }
+  if (auto* gather = std::get_if<gather_call>(&routed.outcome))
+    return send_gather(seq, std::move(*gather));
+  if (auto* feed = std::get_if<change_feed_call>(&routed.outcome)) {
+    awaiting_ = false;
+    return hand_over_changes(std::move(*feed));
+  }
   call_ = std::move(std::get<doc_call>(routed.outcome));
   // The shard gets the request (body included); keep what rendering the reply needs.
   actors::doc_request outgoing = std::move(call_.request);
@@ -220,6 +258,45 @@ void session::send_job(std::uint64_t seq, job_invocation&& invocation) {
   if (outgoing.op == jobs::job_op::lease) timeout += outgoing.wait_ms;
   arm_timeout(seq, timeout);
   ctx_.shards.job(std::move(outgoing), std::make_shared<job_reply_sink>(shared_from_this(), seq));
+}
+
+void session::send_gather(std::uint64_t seq, gather_call&& call) {
+  const auto shards = ctx_.shards.shard_count();
+  gather_ = gather_call{};
+  gather_.merge = std::move(call.merge);
+  gathered_.clear();
+  gathered_.resize(shards);
+  gather_pending_ = shards;
+  arm_timeout(seq, ctx_.settings.request_timeout_ms);
+  for (std::uint32_t i = 0; i < shards; ++i) {
+    auto copy = i + 1 == shards ? std::move(call.request) : call.request;
+    ctx_.shards.submit_to(i, std::move(copy),
+                          std::make_shared<gather_sink>(shared_from_this(), seq, i));
+  }
+}
+
+void session::on_gather_reply(std::uint64_t seq, std::uint32_t shard, actors::doc_reply&& reply) {
+  if (seq != seq_ || !awaiting_ || shard >= gathered_.size()) return;
+  gathered_[shard] = std::move(reply);
+  if (--gather_pending_ > 0) return;
+  awaiting_ = false;
+  timer_.cancel();
+  auto merge = std::move(gather_.merge);
+  gather_ = gather_call{};
+  finish(merge(std::move(gathered_), req_.version()));
+  gathered_.clear();
+}
+
+void session::hand_over_changes(change_feed_call&& call) {
+  // The stream answers from here on and counts the request in the route metrics once its
+  // status is known. The access log gets status 0 here: the answer is the stream's.
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  if (in_flight_) {
+    in_flight_ = false;
+    ctx_.metrics.inflight.add(-1);
+  }
+  log_access(0, 0, seconds);
+  start_change_stream(std::move(stream_), ctx_, std::move(call), request_id_, req_.version());
 }
 
 void session::arm_timeout(std::uint64_t seq, std::uint64_t ms) {
@@ -247,6 +324,13 @@ void session::on_reply(std::uint64_t seq, jobs::job_reply&& reply) {
   awaiting_ = false;
   timer_.cancel();
   finish(render_job_reply(job_call_, std::move(reply), req_.version()));
+}
+
+void session::on_reply(std::uint64_t seq, actors::cache_reply&& reply) {
+  if (seq != seq_ || !awaiting_) return;
+  awaiting_ = false;
+  timer_.cancel();
+  finish(render_cache_reply(cache_call_, std::move(reply), req_.version()));
 }
 
 void session::on_timeout(std::uint64_t seq, beast::error_code ec) {

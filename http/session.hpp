@@ -54,6 +54,9 @@ public:
   void on_reply(std::uint64_t seq, actors::doc_reply&& reply);
   void on_reply(std::uint64_t seq, actors::actor_reply&& reply);
   void on_reply(std::uint64_t seq, jobs::job_reply&& reply);
+  void on_reply(std::uint64_t seq, actors::cache_reply&& reply);
+  /// One shard's reply to a gather_call (number `seq`).
+  void on_gather_reply(std::uint64_t seq, std::uint32_t shard, actors::doc_reply&& reply);
   boost::asio::any_io_executor executor() {
     return stream_.get_executor();
   }
@@ -68,6 +71,8 @@ private:
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void handle();
   void send_job(std::uint64_t seq, job_invocation&& invocation);
+  void send_gather(std::uint64_t seq, gather_call&& call);
+  void hand_over_changes(change_feed_call&& call);
   void arm_timeout(std::uint64_t seq, std::uint64_t ms);
   void on_timeout(std::uint64_t seq, boost::beast::error_code ec);
   void reject_request(boost::beast::error_code ec);
@@ -86,7 +91,12 @@ private:
   request req_;
   response res_;
   doc_call call_;
-  job_invocation job_call_; ///< op, queue and id of the job call in flight (for rendering)
+  job_invocation job_call_;     ///< op, queue and id of the job call in flight (for rendering)
+  cache_invocation cache_call_; ///< op and key of the cache call in flight
+  /// The gather call in flight: its merge, the replies so far (by shard), how many are due.
+  gather_call gather_;
+  std::vector<actors::doc_reply> gathered_;
+  std::uint32_t gather_pending_ = 0;
   route_id route_ = route_id::unknown;
   std::string request_id_;
   std::chrono::steady_clock::time_point started_;

@@ -173,6 +173,17 @@ caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_ide
                                      + std::to_string(shard)};
       return self->delegate(*local, std::move(call));
     },
+    [=](std::uint32_t shard, actors::cache_request& req) -> caf::result<actors::cache_reply> {
+      if (!trusted(self)) return untrusted();
+      auto* local = local_shard(self, shard);
+      if (!local) {
+        actors::cache_reply r;
+        r.status = actors::cache_status::shard_unavailable;
+        r.message = "node " + self->state.id.self + " does not own shard " + std::to_string(shard);
+        return r;
+      }
+      return self->delegate(*local, std::move(req));
+    },
     [=](std::uint32_t shard, jobs::job_request& req) -> caf::result<jobs::job_reply> {
       if (!trusted(self)) return untrusted();
       auto* local = local_shard(self, shard);

@@ -64,6 +64,20 @@ jobs::job_reply job_unavailable(std::string message) {
   return r;
 }
 
+actors::cache_reply cache_unavailable(std::string message) {
+  actors::cache_reply r;
+  r.status = actors::cache_status::shard_unavailable;
+  r.message = std::move(message);
+  return r;
+}
+
+/// How long to wait for the owner's answer to `req`: a change-feed read may wait for
+/// events at the owner first.
+std::chrono::milliseconds doc_budget(const stub_state& st, const doc_request& req) {
+  if (req.op != actors::doc_op::changes) return st.cfg.failure_timeout;
+  return st.cfg.failure_timeout + std::chrono::milliseconds(req.wait_ms);
+}
+
 actor_reply call_unavailable(std::string message) {
   return actor_reply{503, {}, "shard_unavailable", std::move(message)};
 }
@@ -121,8 +135,9 @@ remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_conf
     [=](doc_request& req, actors::reply_sink_ptr& sink) {
       auto& st = self->state;
       if (!st.up) return sink->deliver(doc_unavailable(down_message(st)));
+      auto budget = doc_budget(st, req);
       forward<doc_reply>(
-        self, std::move(req), st.cfg.failure_timeout,
+        self, std::move(req), budget,
         [sink](doc_reply&& reply) { sink->deliver(std::move(reply)); },
         [sink](const std::string& why, bool) { sink->deliver(doc_unavailable(why)); });
     },
@@ -130,8 +145,9 @@ remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_conf
       auto& st = self->state;
       if (!st.up) return doc_unavailable(down_message(st));
       auto rp = self->make_response_promise<doc_reply>();
+      auto budget = doc_budget(st, req);
       forward<doc_reply>(
-        self, std::move(req), st.cfg.failure_timeout,
+        self, std::move(req), budget,
         [rp](doc_reply&& reply) mutable { rp.deliver(std::move(reply)); },
         [rp](const std::string& why, bool) mutable { rp.deliver(doc_unavailable(why)); });
       return rp;
@@ -177,6 +193,28 @@ remote_shard_actor::behavior_type stub_impl(stub_pointer self, remote_shard_conf
         [rp](const std::string& why, bool) mutable { rp.deliver(job_unavailable(why)); });
       return rp;
     },
+    [=](actors::cache_request& req, actors::cache_sink_ptr& sink) {
+      auto& st = self->state;
+      if (!st.up) return sink->deliver(cache_unavailable(down_message(st)));
+      forward<actors::cache_reply>(
+        self, std::move(req), st.cfg.failure_timeout,
+        [sink](actors::cache_reply&& reply) { sink->deliver(std::move(reply)); },
+        [sink](const std::string& why, bool) { sink->deliver(cache_unavailable(why)); });
+    },
+    [=](actors::cache_request& req) -> caf::result<actors::cache_reply> {
+      auto& st = self->state;
+      if (!st.up) return cache_unavailable(down_message(st));
+      auto rp = self->make_response_promise<actors::cache_reply>();
+      forward<actors::cache_reply>(
+        self, std::move(req), st.cfg.failure_timeout,
+        [rp](actors::cache_reply&& reply) mutable { rp.deliver(std::move(reply)); },
+        [rp](const std::string& why, bool) mutable { rp.deliver(cache_unavailable(why)); });
+      return rp;
+    },
+    [=](actors::index_step_atom) {
+      // Index builds, timers and caches are the owner's business.
+    },
+    [=](actors::shard_tick_atom) {},
     [=](actors::idle_tick_atom) {
       // Idle passivation is the owner's business.
     },

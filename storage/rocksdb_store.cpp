@@ -184,8 +184,18 @@ public:
     // length varints, so the batch is built without reallocation.
     rocksdb::WriteBatch wb(12 + batch.bytes() + 16 * batch.size());
     for (const auto& op : batch.ops()) {
-      auto s = op.kind == write_batch::op_kind::put ? wb.Put(cf_, op.key, op.value)
-                                                    : wb.Delete(cf_, op.key);
+      rocksdb::Status s;
+      switch (op.kind) {
+      case write_batch::op_kind::put:
+        s = wb.Put(cf_, op.key, op.value);
+        break;
+      case write_batch::op_kind::del:
+        s = wb.Delete(cf_, op.key);
+        break;
+      case write_batch::op_kind::del_range:
+        s = wb.DeleteRange(cf_, op.key, op.value);
+        break;
+      }
       if (!s.ok()) return to_error(s);
     }
     rocksdb::WriteOptions wo;
@@ -200,6 +210,42 @@ public:
     for (it->Seek(to_slice(prefix)); it->Valid(); it->Next()) {
       const auto key = it->key().ToStringView();
       if (key.substr(0, prefix.size()) != prefix) break;
+      if (!fn(key, it->value().ToStringView())) break;
+    }
+    return to_error(it->status());
+  }
+
+  status scan(std::string_view prefix, std::string_view from, bool reverse,
+              const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    if (auto st = check(); !st) return st;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_));
+    auto has_prefix = [&](std::string_view key) { return key.substr(0, prefix.size()) == prefix; };
+    if (!reverse) {
+      for (it->Seek(to_slice(std::max(prefix, from))); it->Valid(); it->Next()) {
+        const auto key = it->key().ToStringView();
+        if (!has_prefix(key)) break;
+        if (!fn(key, it->value().ToStringView())) break;
+      }
+      return to_error(it->status());
+    }
+    // The least key above the prefix's range ("" when none is: all bytes 0xff).
+    std::string bound(prefix);
+    while (!bound.empty() && static_cast<unsigned char>(bound.back()) == 0xff)
+      bound.pop_back();
+    if (!bound.empty())
+      bound.back() = static_cast<char>(static_cast<unsigned char>(bound.back()) + 1);
+    if (!from.empty() && (bound.empty() || from < std::string_view(bound))) {
+      it->SeekForPrev(to_slice(from));
+    } else if (bound.empty()) {
+      it->SeekToLast();
+    } else {
+      // The last key before the bound (a start past the prefix starts there too).
+      it->SeekForPrev(bound);
+      if (it->Valid() && it->key().ToStringView() == bound) it->Prev();
+    }
+    for (; it->Valid(); it->Prev()) {
+      const auto key = it->key().ToStringView();
+      if (!has_prefix(key)) break;
       if (!fn(key, it->value().ToStringView())) break;
     }
     return to_error(it->status());

@@ -15,11 +15,11 @@ namespace shoal::storage {
 /// An ordered list of puts and deletes applied atomically to one shard.
 class write_batch {
 public:
-  enum class op_kind : std::uint8_t { put, del };
+  enum class op_kind : std::uint8_t { put, del, del_range };
   struct op {
     op_kind kind;
     std::string key;
-    std::string value; ///< empty for `del`
+    std::string value; ///< empty for `del`; the exclusive end key for `del_range`
   };
 
   void put(std::string key, std::string value) {
@@ -29,6 +29,11 @@ public:
   void del(std::string key) {
     bytes_ += key.size();
     ops_.push_back({op_kind::del, std::move(key), {}});
+  }
+  /// Deletes every key in [begin, end).
+  void del_range(std::string begin, std::string end) {
+    bytes_ += begin.size() + end.size();
+    ops_.push_back({op_kind::del_range, std::move(begin), std::move(end)});
   }
   void clear() noexcept {
     ops_.clear();
@@ -70,9 +75,16 @@ public:
   virtual status write(const write_batch& batch, bool sync) = 0;
 
   /// Calls `fn(key, value)` for each key starting with `prefix` in key order, until `fn`
-  /// returns false. Views are valid only during the call.
+  /// returns false. Views are valid only during the call. `fn` may read this shard
+  /// (`get`), never write it.
   virtual status scan_prefix(std::string_view prefix,
                              const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+
+  /// Like scan_prefix, over the keys starting with `prefix`, from `from`: forward from the
+  /// first key >= `from`, or with `reverse` backward from the last key <= `from`. An empty
+  /// `from` starts at the first (forward) or last (reverse) key of the prefix.
+  virtual status scan(std::string_view prefix, std::string_view from, bool reverse,
+                      const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
 
   /// The engine's estimate of the number of keys (RocksDB "rocksdb.estimate-num-keys").
   virtual std::uint64_t estimate_num_keys() = 0;

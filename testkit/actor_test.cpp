@@ -192,7 +192,7 @@ void actor_test::spawn_node() {
   shards_.handles.reserve(settings_.shards);
   for (std::uint32_t i = 0; i < settings_.shards; ++i)
     shards_.handles.push_back(actors::spawn_shard(
-      *sys_, actors::shard_config{i, store_.get(), settings_.sync, syncer_, hosting, {}}));
+      *sys_, actors::shard_config{i, store_.get(), settings_.sync, syncer_, hosting, {}, {}}));
 }
 
 void actor_test::stop_node(caf::exit_reason reason) {

@@ -128,8 +128,8 @@ public:
     hosting.max_active = (max_active_node + shards - 1) / shards;
     handles_.handles.reserve(shards);
     for (std::uint32_t i = 0; i < shards; ++i)
-      handles_.handles.push_back(
-        actors::spawn_shard(*sys_, actors::shard_config{i, store_.get(), false, {}, hosting, {}}));
+      handles_.handles.push_back(actors::spawn_shard(
+        *sys_, actors::shard_config{i, store_.get(), false, {}, hosting, {}, {}}));
   }
 
   ~bench_node() {

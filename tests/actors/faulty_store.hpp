@@ -58,6 +58,11 @@ private:
                 const std::function<bool(std::string_view, std::string_view)>& fn) override {
       return inner_.scan_prefix(prefix, fn);
     }
+    storage::status
+    scan(std::string_view prefix, std::string_view from, bool reverse,
+         const std::function<bool(std::string_view, std::string_view)>& fn) override {
+      return inner_.scan(prefix, from, reverse, fn);
+    }
     std::uint64_t estimate_num_keys() override {
       return inner_.estimate_num_keys();
     }

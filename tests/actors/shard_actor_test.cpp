@@ -320,7 +320,8 @@ TEST_F(ShardActorTest, DueJobsAreAnnouncedToTheBroker) {
     seen);
   actors::job_hosting jobs_cfg;
   jobs_cfg.broker = broker;
-  auto shard = actors::spawn_shard(sys, actors::shard_config{1, &store, false, {}, {}, jobs_cfg});
+  auto shard =
+    actors::spawn_shard(sys, actors::shard_config{1, &store, false, {}, {}, jobs_cfg, {}});
   send_job(shard, enqueue_job(jobs::make_job_id(1, 1)));
   send_job(shard, enqueue_job(jobs::make_job_id(1, 2)));
   send_job(shard, enqueue_job(jobs::make_job_id(1, 3), "other"));

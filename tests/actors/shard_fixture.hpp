@@ -50,7 +50,7 @@ protected:
   /// Spawns a syncer and one shard actor of shard `index` over `store`.
   actors::shard_actor spawn(storage::store& store, std::uint32_t index, bool sync) {
     if (sync && !syncer) syncer = actors::spawn_wal_syncer(sys, store, false);
-    return actors::spawn_shard(sys, actors::shard_config{index, &store, sync, syncer, {}, {}});
+    return actors::spawn_shard(sys, actors::shard_config{index, &store, sync, syncer, {}, {}, {}});
   }
 
   /// Sends `req` to `shard` with a fresh sink (delivery happens on `run()`).

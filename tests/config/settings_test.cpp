@@ -34,6 +34,7 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"storage.block_cache_bytes", "67108864"},
   {"storage.write_buffer_bytes", "8388608"},
   {"storage.total_write_buffer_bytes", "134217728"},
+  {"storage.doc_cache_bytes", "67108864"},
   {"cluster.shards", "64"},
   {"cluster.heartbeat_ms", "250"},
   {"cluster.failure_timeout_ms", "2000"},
@@ -48,6 +49,17 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"jobs.handler_timeout_ms", "30000"},
   {"jobs.webhook_timeout_ms", "10000"},
   {"jobs.max_delay_ms", "604800000"},
+  {"cache.max_bytes", "268435456"},
+  {"cache.max_value_bytes", "1048576"},
+  {"cache.default_ttl_s", "3600"},
+  {"cache.max_ttl_s", "2592000"},
+  {"query.default_limit", "100"},
+  {"query.max_limit", "1000"},
+  {"query.index_build_batch", "500"},
+  {"changes.retention_events", "100000"},
+  {"changes.retention_s", "86400"},
+  {"changes.max_buffer_bytes", "1048576"},
+  {"changes.heartbeat_ms", "15000"},
   {"log.level", "info"},
   {"log.format", "text"},
   {"log.access_log", "true"},
@@ -70,6 +82,7 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.storage.block_cache_bytes, b.storage.block_cache_bytes);
   EXPECT_EQ(a.storage.write_buffer_bytes, b.storage.write_buffer_bytes);
   EXPECT_EQ(a.storage.total_write_buffer_bytes, b.storage.total_write_buffer_bytes);
+  EXPECT_EQ(a.storage.doc_cache_bytes, b.storage.doc_cache_bytes);
   EXPECT_EQ(a.cluster.shards, b.cluster.shards);
   EXPECT_EQ(a.node.id, b.node.id);
   EXPECT_EQ(a.cluster.heartbeat_ms, b.cluster.heartbeat_ms);
@@ -88,6 +101,17 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.jobs.handler_timeout_ms, b.jobs.handler_timeout_ms);
   EXPECT_EQ(a.jobs.webhook_timeout_ms, b.jobs.webhook_timeout_ms);
   EXPECT_EQ(a.jobs.max_delay_ms, b.jobs.max_delay_ms);
+  EXPECT_EQ(a.cache.max_bytes, b.cache.max_bytes);
+  EXPECT_EQ(a.cache.max_value_bytes, b.cache.max_value_bytes);
+  EXPECT_EQ(a.cache.default_ttl_s, b.cache.default_ttl_s);
+  EXPECT_EQ(a.cache.max_ttl_s, b.cache.max_ttl_s);
+  EXPECT_EQ(a.query.default_limit, b.query.default_limit);
+  EXPECT_EQ(a.query.max_limit, b.query.max_limit);
+  EXPECT_EQ(a.query.index_build_batch, b.query.index_build_batch);
+  EXPECT_EQ(a.changes.retention_events, b.changes.retention_events);
+  EXPECT_EQ(a.changes.retention_s, b.changes.retention_s);
+  EXPECT_EQ(a.changes.max_buffer_bytes, b.changes.max_buffer_bytes);
+  EXPECT_EQ(a.changes.heartbeat_ms, b.changes.heartbeat_ms);
   EXPECT_EQ(a.log.level, b.log.level);
   EXPECT_EQ(a.log.format, b.log.format);
   EXPECT_EQ(a.log.access_log, b.log.access_log);

@@ -41,6 +41,19 @@ public:
     sink->deliver(actors::actor_reply{404, {}, "unknown_actor_type", "none here"});
   }
 
+  std::uint32_t shard_count() const override {
+    return 1;
+  }
+
+  void submit_to(std::uint32_t, actors::doc_request&& request,
+                 actors::reply_sink_ptr sink) override {
+    submit(std::move(request), std::move(sink));
+  }
+
+  void cache(actors::cache_request&&, actors::cache_sink_ptr sink) override {
+    sink->deliver(actors::cache_reply{actors::cache_status::not_found, {}, {}, "none here"});
+  }
+
   /// Records the request and answers it: an enqueue with a created job, a lease with
   /// one job, anything else with the job. After `job_delay` when set (from a thread of
   /// its own, as a broker that waits for work would).

@@ -74,7 +74,7 @@ protected:
     jh.incarnation = "test";
     for (std::uint32_t i = 0; i < shard_count; ++i)
       shards.handles.push_back(
-        actors::spawn_shard(sys, actors::shard_config{i, &store, false, {}, {}, jh}));
+        actors::spawn_shard(sys, actors::shard_config{i, &store, false, {}, {}, jh, {}}));
     start_broker(broker);
   }
 

@@ -95,7 +95,8 @@ public:
     hosting_.registry = &registry_;
     hosting_.peers = &placed_.handles;
     placed_ = place_shards(*sys_, spec.self, owners_, id.failure_timeout, 2s, [&](std::uint32_t i) {
-      return actors::spawn_shard(*sys_, actors::shard_config{i, &store_, false, {}, hosting_, {}});
+      return actors::spawn_shard(*sys_,
+                                 actors::shard_config{i, &store_, false, {}, hosting_, {}, {}});
     });
     auto started = start_cluster(*sys_, std::move(id), placed_, owners_, board);
     EXPECT_TRUE(started) << sys_->render(started.error());

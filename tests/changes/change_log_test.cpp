@@ -1,0 +1,532 @@
+// SPDX-License-Identifier: Apache-2.0
+// The change log of one shard (changes/change_log.hpp) over a memory store: gapless
+// sequences, reads after a sequence with a limit, publication, the "gone" answers,
+// count and age retention, recovery of the bounds by a new log over the same store, and
+// appends whose batch is never written.
+#include "changes/change_log.hpp"
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "storage/memory_store.hpp"
+#include "tests/storage/storage_test_util.hpp"
+
+namespace shoal::changes {
+namespace {
+
+using ::testing::IsEmpty;
+using read_result = change_log::read_result;
+
+constexpr std::uint64_t max64 = std::numeric_limits<std::uint64_t>::max();
+
+/// The event of the `n`-th write of a test: a put of document "doc-n" at version n,
+/// committed at time 1000 * n (a delete for every 4th).
+event nth_event(std::uint64_t n) {
+  event e;
+  e.kind = n % 4 == 0 ? event_kind::del : event_kind::put;
+  e.id = "doc-" + std::to_string(n);
+  e.version = n;
+  if (e.kind == event_kind::put) e.doc = R"({"n":)" + std::to_string(n) + "}";
+  e.time_ms = 1000 * n;
+  return e;
+}
+
+class ChangeLogTest : public ::testing::Test {
+protected:
+  storage::shard_store& shard() {
+    return store_.shard(0);
+  }
+
+  /// Appends event `e` to `collection` in its own batch, writes and commits it; with
+  /// `publish`, publishes it too. Returns the pending record.
+  pending write(change_log& log, std::string_view collection, event e, bool publish = true) {
+    storage::write_batch batch;
+    pending p;
+    EXPECT_OK(log.append(batch, collection, std::move(e), p));
+    EXPECT_OK(shard().write(batch, false));
+    log.commit(p);
+    if (publish) log.publish(collection, p.seq);
+    return p;
+  }
+
+  /// Writes events nth_event(from) .. nth_event(to) to `collection`.
+  void write_range(change_log& log, std::string_view collection, std::uint64_t from,
+                   std::uint64_t to, bool publish = true) {
+    for (auto n = from; n <= to; ++n)
+      write(log, collection, nth_event(n), publish);
+  }
+
+  /// The result of a read, with its status checked.
+  struct answer {
+    read_result result = read_result::ok;
+    batch b;
+    std::vector<std::uint64_t> seqs() const {
+      std::vector<std::uint64_t> out;
+      for (const auto& e : b.events)
+        out.push_back(e.seq);
+      return out;
+    }
+  };
+  answer read(change_log& log, std::string_view collection, std::uint64_t after,
+              std::uint32_t limit = 1000) {
+    answer a;
+    EXPECT_OK(log.read(collection, after, limit, a.b, a.result));
+    return a;
+  }
+
+  /// The sequences of the events stored for `collection`, from the keys themselves.
+  std::vector<std::uint64_t> stored_seqs(std::string_view collection) {
+    std::vector<std::uint64_t> out;
+    const auto p = change_log::prefix(collection);
+    EXPECT_OK(shard().scan_prefix(p, [&](std::string_view k, std::string_view) {
+      EXPECT_EQ(k.size(), p.size() + 8) << "a change-log key is prefix ++ 8 bytes";
+      std::uint64_t seq = 0;
+      for (auto c : k.substr(p.size()))
+        seq = (seq << 8) | static_cast<unsigned char>(c);
+      out.push_back(seq);
+      return true;
+    }));
+    return out;
+  }
+
+  static std::vector<std::uint64_t> iota(std::uint64_t from, std::uint64_t to) {
+    std::vector<std::uint64_t> out;
+    for (auto n = from; n <= to; ++n)
+      out.push_back(n);
+    return out;
+  }
+
+  storage::memory_store store_{1};
+};
+
+// Verifies the key layout: 'c' ++ collection ++ '\0' ++ seq as 8 bytes big-endian.
+TEST_F(ChangeLogTest, KeyLayout) {
+  EXPECT_EQ(change_log::prefix("users"), std::string("cusers\0", 7));
+  EXPECT_EQ(change_log::key("users", 0x0102), std::string("cusers\0\0\0\0\0\0\0\x01\x02", 15));
+}
+
+// Verifies appends number a collection's events 1..n without gaps, and a read returns
+// them all in order with the fields they were appended with.
+TEST_F(ChangeLogTest, SequencesStartAtOneWithoutGaps) {
+  change_log log(shard(), {});
+  for (std::uint64_t n = 1; n <= 12; ++n) {
+    auto p = write(log, "users", nth_event(n));
+    EXPECT_EQ(p.seq, n);
+    EXPECT_EQ(p.collection, "users");
+    EXPECT_EQ(p.trimmed_to, 0u);
+  }
+  auto a = read(log, "users", 0);
+  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_EQ(a.seqs(), iota(1, 12));
+  EXPECT_EQ(a.b.first, 1u);
+  EXPECT_EQ(a.b.last, 12u);
+  for (const auto& e : a.b.events) {
+    auto want = nth_event(e.seq);
+    EXPECT_EQ(e.kind, want.kind) << e.seq;
+    EXPECT_EQ(e.id, want.id) << e.seq;
+    EXPECT_EQ(e.version, want.version) << e.seq;
+    EXPECT_EQ(e.doc, want.doc) << e.seq;
+    EXPECT_EQ(e.time_ms, want.time_ms) << e.seq;
+  }
+  EXPECT_EQ(stored_seqs("users"), iota(1, 12));
+}
+
+// Verifies each collection has its own sequence, and a collection whose name extends
+// another's ("user" / "users") sees only its own events.
+TEST_F(ChangeLogTest, CollectionsAreNumberedIndependently) {
+  change_log log(shard(), {});
+  for (std::uint64_t n = 1; n <= 5; ++n) {
+    EXPECT_EQ(write(log, "user", nth_event(n)).seq, n);
+    EXPECT_EQ(write(log, "users", nth_event(n)).seq, n);
+  }
+  EXPECT_EQ(write(log, "users", nth_event(6)).seq, 6u);
+  EXPECT_EQ(read(log, "user", 0).seqs(), iota(1, 5));
+  EXPECT_EQ(read(log, "users", 0).seqs(), iota(1, 6));
+  EXPECT_EQ(stored_seqs("user"), iota(1, 5));
+  auto none = read(log, "other", 0);
+  EXPECT_EQ(none.result, read_result::ok);
+  EXPECT_THAT(none.b.events, IsEmpty());
+  EXPECT_EQ(none.b.first, 1u);
+  EXPECT_EQ(none.b.last, 0u);
+}
+
+// Verifies read returns the events strictly after `after`, at most `limit` of them.
+TEST_F(ChangeLogTest, ReadAfterWithLimit) {
+  change_log log(shard(), {});
+  write_range(log, "c", 1, 10);
+  EXPECT_EQ(read(log, "c", 3, 4).seqs(), iota(4, 7));
+  EXPECT_EQ(read(log, "c", 7, 4).seqs(), iota(8, 10));
+  EXPECT_EQ(read(log, "c", 9, 1).seqs(), iota(10, 10));
+  auto at_end = read(log, "c", 10);
+  EXPECT_EQ(at_end.result, read_result::ok);
+  EXPECT_THAT(at_end.b.events, IsEmpty());
+  EXPECT_EQ(at_end.b.last, 10u);
+  auto no_limit = read(log, "c", 0, 0);
+  EXPECT_EQ(no_limit.result, read_result::ok);
+  EXPECT_THAT(no_limit.b.events, IsEmpty());
+}
+
+// Verifies paging with limit and the last seq returned visits every event exactly once.
+TEST_F(ChangeLogTest, PagingVisitsEveryEventOnce) {
+  change_log log(shard(), {});
+  write_range(log, "c", 1, 23);
+  std::vector<std::uint64_t> seen;
+  std::uint64_t after = 0;
+  for (int pages = 0; pages < 100; ++pages) {
+    auto a = read(log, "c", after, 5);
+    ASSERT_EQ(a.result, read_result::ok);
+    if (a.b.events.empty()) break;
+    for (const auto& e : a.b.events)
+      seen.push_back(e.seq);
+    after = a.b.events.back().seq;
+  }
+  EXPECT_EQ(seen, iota(1, 23));
+}
+
+// Verifies committed events are invisible until published, publication makes the tail
+// visible up to the published seq, and a publish past the newest is clamped to it.
+TEST_F(ChangeLogTest, UnpublishedTailIsInvisibleUntilPublished) {
+  change_log log(shard(), {});
+  write_range(log, "c", 1, 3);
+  write_range(log, "c", 4, 8, false);
+  auto a = read(log, "c", 0);
+  EXPECT_EQ(a.seqs(), iota(1, 3));
+  EXPECT_EQ(a.b.last, 3u) << "last is the newest published";
+  std::uint64_t published = 0;
+  ASSERT_OK(log.published("c", published));
+  EXPECT_EQ(published, 3u);
+  // A reader at the published end is not "gone"; one past it is.
+  EXPECT_EQ(read(log, "c", 3).result, read_result::ok);
+  EXPECT_EQ(read(log, "c", 5).result, read_result::gone);
+
+  log.publish("c", 6);
+  EXPECT_EQ(read(log, "c", 0).seqs(), iota(1, 6));
+  EXPECT_EQ(read(log, "c", 5).seqs(), iota(6, 6));
+  log.publish("c", 5); // never backwards
+  EXPECT_EQ(read(log, "c", 0).seqs(), iota(1, 6));
+  log.publish("c", 1000);
+  ASSERT_OK(log.published("c", published));
+  EXPECT_EQ(published, 8u) << "publication never passes the newest committed event";
+  EXPECT_EQ(read(log, "c", 0).seqs(), iota(1, 8));
+}
+
+// Verifies after == UINT64_MAX answers the bounds only (a stream starting now), whatever
+// the log holds, and never gone.
+TEST_F(ChangeLogTest, ReadFromMaxReturnsBoundsOnly) {
+  change_log log(shard(), {});
+  auto empty = read(log, "c", max64);
+  EXPECT_EQ(empty.result, read_result::ok);
+  EXPECT_THAT(empty.b.events, IsEmpty());
+  EXPECT_EQ(empty.b.first, 1u);
+  EXPECT_EQ(empty.b.last, 0u);
+
+  write_range(log, "c", 1, 4);
+  write_range(log, "c", 5, 5, false);
+  auto a = read(log, "c", max64);
+  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_THAT(a.b.events, IsEmpty());
+  EXPECT_EQ(a.b.first, 1u);
+  EXPECT_EQ(a.b.last, 4u);
+}
+
+// Verifies a read after a seq past the newest published one is gone (a resume point the
+// log never handed out, e.g. from before a data loss).
+TEST_F(ChangeLogTest, ReadPastNewestIsGone) {
+  change_log log(shard(), {});
+  EXPECT_EQ(read(log, "c", 1).result, read_result::gone);
+  write_range(log, "c", 1, 3);
+  auto a = read(log, "c", 4);
+  EXPECT_EQ(a.result, read_result::gone);
+  EXPECT_THAT(a.b.events, IsEmpty());
+  EXPECT_EQ(a.b.first, 1u);
+  EXPECT_EQ(a.b.last, 3u);
+}
+
+// Verifies count retention: with max_events 3 each append past the bound deletes the
+// oldest event in its own batch, and reads of trimmed events are gone.
+TEST_F(ChangeLogTest, CountRetentionTrimsOldestAndReportsGone) {
+  change_log log(shard(), retention{3, 0});
+  write_range(log, "c", 1, 3);
+  EXPECT_EQ(stored_seqs("c"), iota(1, 3));
+  auto p4 = write(log, "c", nth_event(4));
+  EXPECT_EQ(p4.trimmed_to, 1u);
+  auto p5 = write(log, "c", nth_event(5));
+  EXPECT_EQ(p5.trimmed_to, 2u);
+  EXPECT_EQ(stored_seqs("c"), iota(3, 5));
+
+  auto a = read(log, "c", 2);
+  EXPECT_EQ(a.result, read_result::ok) << "after 2, events 3.. are all kept";
+  EXPECT_EQ(a.seqs(), iota(3, 5));
+  EXPECT_EQ(a.b.first, 3u);
+  EXPECT_EQ(a.b.last, 5u);
+  for (std::uint64_t after : {0, 1}) {
+    auto g = read(log, "c", after);
+    EXPECT_EQ(g.result, read_result::gone) << "after " << after;
+    EXPECT_THAT(g.b.events, IsEmpty());
+    EXPECT_EQ(g.b.first, 3u);
+  }
+  EXPECT_EQ(read(log, "c", max64).result, read_result::ok);
+}
+
+// Verifies the oldest event's deletion travels in the new event's batch: before the
+// batch is written the oldest is still stored; after, it is gone with the new one there.
+TEST_F(ChangeLogTest, TrimIsInTheSameBatch) {
+  change_log log(shard(), retention{3, 0});
+  write_range(log, "c", 1, 3);
+  storage::write_batch batch;
+  batch.put("d-the-document", "v");
+  pending p;
+  ASSERT_OK(log.append(batch, "c", nth_event(4), p));
+  ASSERT_EQ(p.seq, 4u);
+  ASSERT_EQ(p.trimmed_to, 1u);
+  bool deletes_oldest = false, puts_new = false;
+  for (const auto& op : batch.ops()) {
+    if (op.kind == storage::write_batch::op_kind::del && op.key == change_log::key("c", 1))
+      deletes_oldest = true;
+    if (op.kind == storage::write_batch::op_kind::put && op.key == change_log::key("c", 4))
+      puts_new = true;
+  }
+  EXPECT_TRUE(deletes_oldest);
+  EXPECT_TRUE(puts_new);
+  EXPECT_EQ(stored_seqs("c"), iota(1, 3)) << "nothing is written before the batch";
+  ASSERT_OK(shard().write(batch, false));
+  log.commit(p);
+  EXPECT_EQ(stored_seqs("c"), iota(2, 4));
+}
+
+// Verifies max_events 0 is taken as 1: the newest event is always kept.
+TEST_F(ChangeLogTest, RetentionOfZeroKeepsTheNewest) {
+  change_log log(shard(), retention{0, 0});
+  write_range(log, "c", 1, 4);
+  EXPECT_EQ(stored_seqs("c"), iota(4, 4));
+  EXPECT_EQ(read(log, "c", 3).seqs(), iota(4, 4));
+  EXPECT_EQ(read(log, "c", 2).result, read_result::gone);
+}
+
+// Verifies a new change_log over the same store (a restart) recovers each collection's
+// bounds from the keys: it reads what is stored, continues the sequence, and keeps
+// enforcing retention from the recovered first seq.
+TEST_F(ChangeLogTest, BoundsRecoveredAfterRestart) {
+  {
+    change_log log(shard(), retention{5, 0});
+    write_range(log, "a", 1, 8);
+    write_range(log, "b", 1, 2);
+  }
+  change_log log(shard(), retention{5, 0});
+  std::uint64_t published = 0;
+  ASSERT_OK(log.published("a", published));
+  EXPECT_EQ(published, 8u);
+  auto a = read(log, "a", 3);
+  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_EQ(a.seqs(), iota(4, 8));
+  EXPECT_EQ(a.b.first, 4u);
+  EXPECT_EQ(a.b.last, 8u);
+  EXPECT_EQ(read(log, "a", 2).result, read_result::gone);
+
+  auto p = write(log, "a", nth_event(9));
+  EXPECT_EQ(p.seq, 9u);
+  EXPECT_EQ(p.trimmed_to, 4u);
+  EXPECT_EQ(stored_seqs("a"), iota(5, 9));
+  EXPECT_EQ(write(log, "b", nth_event(3)).seq, 3u);
+  EXPECT_EQ(read(log, "b", 0).seqs(), iota(1, 3));
+}
+
+// Verifies a restart over a store with events never published (committed, then the
+// process ended before the fsync) publishes them: they are in the store.
+TEST_F(ChangeLogTest, RestartPublishesWhatIsStored) {
+  {
+    change_log log(shard(), {});
+    write_range(log, "a", 1, 2);
+    write_range(log, "a", 3, 4, false);
+  }
+  change_log log(shard(), {});
+  EXPECT_EQ(read(log, "a", 0).seqs(), iota(1, 4));
+}
+
+// Verifies an append whose batch is never written (the write failed) advances nothing:
+// not the sequence, not the bounds, not the store; the next append reuses the seq.
+TEST_F(ChangeLogTest, UncommittedAppendAdvancesNothing) {
+  change_log log(shard(), retention{3, 0});
+  write_range(log, "c", 1, 3);
+  {
+    storage::write_batch dropped;
+    pending p;
+    ASSERT_OK(log.append(dropped, "c", nth_event(4), p));
+    EXPECT_EQ(p.seq, 4u);
+    EXPECT_EQ(p.trimmed_to, 1u);
+  } // never written, never committed
+  auto a = read(log, "c", 0);
+  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_EQ(a.seqs(), iota(1, 3));
+  EXPECT_EQ(a.b.first, 1u);
+  EXPECT_EQ(a.b.last, 3u);
+  log.publish("c", 4);
+  EXPECT_EQ(read(log, "c", 0).b.last, 3u) << "an uncommitted seq cannot be published";
+  EXPECT_EQ(read(log, "c", 4).result, read_result::gone);
+  EXPECT_EQ(stored_seqs("c"), iota(1, 3));
+
+  auto p = write(log, "c", nth_event(4));
+  EXPECT_EQ(p.seq, 4u);
+  EXPECT_EQ(p.trimmed_to, 1u);
+  EXPECT_EQ(read(log, "c", 1).seqs(), iota(2, 4));
+}
+
+// Verifies the first-ever append of a collection, uncommitted, leaves it empty.
+TEST_F(ChangeLogTest, UncommittedFirstAppendLeavesCollectionEmpty) {
+  change_log log(shard(), {});
+  storage::write_batch dropped;
+  pending p;
+  ASSERT_OK(log.append(dropped, "c", nth_event(1), p));
+  EXPECT_EQ(p.seq, 1u);
+  auto a = read(log, "c", 0);
+  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_EQ(a.b.first, 1u);
+  EXPECT_EQ(a.b.last, 0u);
+  EXPECT_EQ(write(log, "c", nth_event(1)).seq, 1u);
+  EXPECT_EQ(read(log, "c", 0).seqs(), iota(1, 1));
+}
+
+// Verifies trim_by_age deletes the events older than now - max_age, keeps the rest, and
+// moves the first bound so older resume points are gone.
+TEST_F(ChangeLogTest, TrimByAgeDeletesOldEvents) {
+  change_log log(shard(), retention{100, 3500});
+  write_range(log, "c", 1, 10); // event n at time 1000 n
+  std::size_t deleted = 0;
+  ASSERT_OK(log.trim_by_age(10'000, 100, deleted)); // cutoff 6500: events 1..6 go
+  EXPECT_EQ(deleted, 6u);
+  EXPECT_EQ(stored_seqs("c"), iota(7, 10));
+  auto a = read(log, "c", 6);
+  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_EQ(a.seqs(), iota(7, 10));
+  EXPECT_EQ(a.b.first, 7u);
+  EXPECT_EQ(read(log, "c", 5).result, read_result::gone);
+  // Nothing more is old enough.
+  ASSERT_OK(log.trim_by_age(10'000, 100, deleted));
+  EXPECT_EQ(deleted, 0u);
+  EXPECT_EQ(stored_seqs("c"), iota(7, 10));
+}
+
+// Verifies an event exactly at the cutoff is kept (only strictly older ones go).
+TEST_F(ChangeLogTest, TrimByAgeKeepsEventAtCutoff) {
+  change_log log(shard(), retention{100, 1000});
+  write_range(log, "c", 1, 5);
+  std::size_t deleted = 0;
+  ASSERT_OK(log.trim_by_age(4000, 100, deleted)); // cutoff 3000
+  EXPECT_EQ(deleted, 2u);
+  EXPECT_EQ(stored_seqs("c"), iota(3, 5));
+}
+
+// Verifies trim_by_age never deletes a collection's newest event, however old, so the
+// sequence survives a restart.
+TEST_F(ChangeLogTest, TrimByAgeKeepsTheNewest) {
+  {
+    change_log log(shard(), retention{100, 10});
+    write_range(log, "c", 1, 5);
+    std::size_t deleted = 0;
+    ASSERT_OK(log.trim_by_age(1'000'000, 100, deleted));
+    EXPECT_EQ(deleted, 4u);
+    EXPECT_EQ(stored_seqs("c"), iota(5, 5));
+    ASSERT_OK(log.trim_by_age(1'000'000, 100, deleted));
+    EXPECT_EQ(deleted, 0u);
+    EXPECT_EQ(read(log, "c", 4).seqs(), iota(5, 5));
+    EXPECT_EQ(read(log, "c", 3).result, read_result::gone);
+  }
+  change_log log(shard(), retention{100, 10});
+  EXPECT_EQ(write(log, "c", nth_event(6)).seq, 6u);
+}
+
+// Verifies trim_by_age deletes at most `max_deletes` events per call, oldest first, over
+// all collections together, and later calls continue.
+TEST_F(ChangeLogTest, TrimByAgeIsBounded) {
+  change_log log(shard(), retention{100, 10});
+  write_range(log, "a", 1, 6);
+  write_range(log, "b", 1, 6);
+  std::size_t deleted = 0;
+  ASSERT_OK(log.trim_by_age(1'000'000, 3, deleted));
+  EXPECT_EQ(deleted, 3u);
+  EXPECT_EQ(stored_seqs("a").size() + stored_seqs("b").size(), 9u);
+  std::size_t total = deleted;
+  for (int i = 0; i < 10 && deleted > 0; ++i) {
+    ASSERT_OK(log.trim_by_age(1'000'000, 3, deleted));
+    EXPECT_LE(deleted, 3u);
+    total += deleted;
+  }
+  EXPECT_EQ(total, 10u);
+  EXPECT_EQ(stored_seqs("a"), iota(6, 6));
+  EXPECT_EQ(stored_seqs("b"), iota(6, 6));
+  EXPECT_EQ(read(log, "a", 5).seqs(), iota(6, 6));
+  EXPECT_EQ(read(log, "b", 4).result, read_result::gone);
+}
+
+// Verifies trim_by_age does nothing without an age limit, or before the clock passes it.
+TEST_F(ChangeLogTest, TrimByAgeWithoutLimitDoesNothing) {
+  change_log no_age(shard(), retention{100, 0});
+  write_range(no_age, "c", 1, 3);
+  std::size_t deleted = 7;
+  ASSERT_OK(no_age.trim_by_age(1'000'000'000, 100, deleted));
+  EXPECT_EQ(deleted, 0u);
+  change_log young(shard(), retention{100, 1'000'000});
+  ASSERT_OK(young.trim_by_age(5, 100, deleted));
+  EXPECT_EQ(deleted, 0u);
+  EXPECT_EQ(stored_seqs("c"), iota(1, 3));
+}
+
+// Verifies an append that the count bound trims after an age trim moved `first` keeps
+// the bounds right (the pending trim is older than the new first).
+TEST_F(ChangeLogTest, CountTrimAfterAgeTrimKeepsBounds) {
+  change_log log(shard(), retention{3, 10});
+  write_range(log, "c", 1, 3);
+  storage::write_batch batch;
+  pending p;
+  ASSERT_OK(log.append(batch, "c", nth_event(4), p));
+  ASSERT_EQ(p.trimmed_to, 1u);
+  std::size_t deleted = 0;
+  ASSERT_OK(log.trim_by_age(1'000'000, 100, deleted)); // deletes 1 and 2
+  ASSERT_EQ(deleted, 2u);
+  ASSERT_OK(shard().write(batch, false));
+  log.commit(p);
+  log.publish("c", p.seq);
+  auto a = read(log, "c", 2);
+  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_EQ(a.seqs(), iota(3, 4));
+  EXPECT_EQ(a.b.first, 3u);
+  EXPECT_EQ(stored_seqs("c"), iota(3, 4));
+}
+
+// Verifies a corrupt stored event makes the read fail with corruption (not a crash, not
+// a silent gap).
+TEST_F(ChangeLogTest, CorruptEventFailsTheRead) {
+  change_log log(shard(), {});
+  write_range(log, "c", 1, 3);
+  storage::write_batch batch;
+  batch.put(change_log::key("c", 2), "\x7fgarbage");
+  ASSERT_OK(shard().write(batch, false));
+  changes::batch out;
+  read_result r = read_result::ok;
+  auto s = log.read("c", 0, 10, out, r);
+  EXPECT_EQ(s.code(), storage::errc::corruption) << s.to_string();
+}
+
+// Verifies storage failures are returned: a closed store fails append and read.
+TEST_F(ChangeLogTest, ClosedStoreFails) {
+  change_log log(shard(), {});
+  ASSERT_OK(store_.close());
+  storage::write_batch batch;
+  pending p;
+  EXPECT_EQ(log.append(batch, "c", nth_event(1), p).code(), storage::errc::unavailable);
+  EXPECT_TRUE(batch.empty());
+  changes::batch out;
+  read_result r = read_result::ok;
+  EXPECT_EQ(log.read("c", 0, 10, out, r).code(), storage::errc::unavailable);
+  std::uint64_t published = 0;
+  EXPECT_EQ(log.published("c", published).code(), storage::errc::unavailable);
+}
+
+} // namespace
+} // namespace shoal::changes

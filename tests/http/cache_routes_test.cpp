@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: Apache-2.0
+// The TTL cache routes of the router (pure): /v1/cache/{key} requests → cache_request,
+// every refusal (method, key, query, ttl, value size), and the rendering of every cache
+// reply.
+#include "http/router.hpp"
+
+#include <string>
+#include <vector>
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+namespace shoal::http {
+namespace {
+
+namespace bhttp = boost::beast::http;
+
+/// A request; a non-empty `content_type` is sent as the Content-Type.
+request make(bhttp::verb verb, const std::string& target, std::string body = {},
+             const std::string& content_type = {}) {
+  request req{verb, target, 11};
+  if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
+  req.body() = std::move(body);
+  req.prepare_payload();
+  return req;
+}
+
+std::string code_of(const response& res) {
+  auto v = boost::json::parse(res.body());
+  return std::string(v.at("error").at("code").as_string());
+}
+
+std::string message_of(const response& res) {
+  auto v = boost::json::parse(res.body());
+  return std::string(v.at("error").at("message").as_string());
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+class CacheRoutesTest : public ::testing::Test {
+protected:
+  route_env env;
+
+  void SetUp() override {
+    env.cache_max_value_bytes = 1000;
+    env.cache_default_ttl_s = 60;
+    env.cache_max_ttl_s = 3600;
+  }
+
+  routed go(bhttp::verb verb, const std::string& target, std::string body = {},
+            const std::string& content_type = {}) {
+    auto req = make(verb, target, std::move(body), content_type);
+    return route(req, env);
+  }
+
+  /// The cache request of a routed call (fails the test when there is none).
+  static actors::cache_request request_of(const routed& r) {
+    EXPECT_EQ(r.route, route_id::cache);
+    EXPECT_TRUE(std::holds_alternative<cache_invocation>(r.outcome));
+    if (auto* call = std::get_if<cache_invocation>(&r.outcome)) return call->request;
+    return {};
+  }
+
+  /// Expects `r` to be an error response with `status` and `code`, and no call.
+  static void expect_error(const routed& r, bhttp::status status, std::string_view code,
+                           const std::string& what) {
+    EXPECT_EQ(r.route, route_id::cache) << what;
+    ASSERT_TRUE(std::holds_alternative<response>(r.outcome)) << what;
+    const auto& res = std::get<response>(r.outcome);
+    EXPECT_EQ(res.result(), status) << what;
+    EXPECT_EQ(code_of(res), code) << what;
+    EXPECT_EQ(res[bhttp::field::content_type], "application/json") << what;
+  }
+
+  static const response& response_of(const routed& r) {
+    EXPECT_TRUE(std::holds_alternative<response>(r.outcome));
+    return std::get<response>(r.outcome);
+  }
+};
+
+// -- routing -------------------------------------------------------------------------------
+
+// Verifies GET and HEAD become a get of the decoded key, with nothing else set.
+TEST_F(CacheRoutesTest, GetAndHeadBecomeAGet) {
+  for (auto verb : {bhttp::verb::get, bhttp::verb::head}) {
+    auto cr = request_of(go(verb, "/v1/cache/session%3A42"));
+    EXPECT_EQ(cr.op, actors::cache_op::get);
+    EXPECT_EQ(cr.key, "session:42");
+    EXPECT_EQ(cr.value, "");
+    EXPECT_EQ(cr.content_type, "");
+    EXPECT_EQ(cr.ttl_ms, 0u);
+  }
+}
+
+// Verifies DELETE becomes a del of the key.
+TEST_F(CacheRoutesTest, DeleteBecomesADel) {
+  auto cr = request_of(go(bhttp::verb::delete_, "/v1/cache/k.1@x"));
+  EXPECT_EQ(cr.op, actors::cache_op::del);
+  EXPECT_EQ(cr.key, "k.1@x");
+}
+
+// Verifies a PUT carries the body as is (binary included), its Content-Type and the ttl
+// in milliseconds.
+TEST_F(CacheRoutesTest, PutCarriesBodyContentTypeAndTtl) {
+  std::string binary("\0\x01\xff{not json", 12);
+  auto cr = request_of(
+    go(bhttp::verb::put, "/v1/cache/k?ttl=30", binary, "application/x-thing; charset=x"));
+  EXPECT_EQ(cr.op, actors::cache_op::put);
+  EXPECT_EQ(cr.key, "k");
+  EXPECT_EQ(cr.value, binary);
+  EXPECT_EQ(cr.content_type, "application/x-thing; charset=x");
+  EXPECT_EQ(cr.ttl_ms, 30000u);
+}
+
+// Verifies a PUT without ttl gets cache.default_ttl_s, and one without Content-Type gets
+// application/octet-stream; an empty body is a value.
+TEST_F(CacheRoutesTest, PutDefaults) {
+  auto cr = request_of(go(bhttp::verb::put, "/v1/cache/k"));
+  EXPECT_EQ(cr.op, actors::cache_op::put);
+  EXPECT_EQ(cr.value, "");
+  EXPECT_EQ(cr.content_type, "application/octet-stream");
+  EXPECT_EQ(cr.ttl_ms, 60000u);
+  env.cache_default_ttl_s = 7;
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k", "v")).ttl_ms, 7000u);
+}
+
+// Verifies the limits themselves are accepted: ttl 1 and cache.max_ttl_s, a value of
+// exactly cache.max_value_bytes, the longest key, leading zeros in the ttl.
+TEST_F(CacheRoutesTest, PutAcceptsTheLimits) {
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=1", "v")).ttl_ms, 1000u);
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=3600", "v")).ttl_ms, 3'600'000u);
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=007", "v")).ttl_ms, 7000u);
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k", std::string(1000, 'v'))).value.size(),
+            1000u);
+  std::string key(256, 'k');
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/" + key, "v")).key, key);
+}
+
+// Verifies the largest configurable ttl (a year) does not overflow in milliseconds.
+TEST_F(CacheRoutesTest, LargestTtlInMilliseconds) {
+  env.cache_max_ttl_s = 365 * 86'400;
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=31536000", "v")).ttl_ms,
+            31'536'000'000u);
+}
+
+// Verifies an empty query and empty members are ignored.
+TEST_F(CacheRoutesTest, EmptyQueryMembersAreIgnored) {
+  EXPECT_EQ(request_of(go(bhttp::verb::get, "/v1/cache/k?")).key, "k");
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=5&", "v")).ttl_ms, 5000u);
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?&ttl=5", "v")).ttl_ms, 5000u);
+}
+
+// -- refusals ------------------------------------------------------------------------------
+
+// Verifies methods other than GET, HEAD, PUT and DELETE are 405 with the Allow header.
+TEST_F(CacheRoutesTest, OtherMethodsAre405WithAllow) {
+  for (auto verb : {bhttp::verb::post, bhttp::verb::patch, bhttp::verb::options, bhttp::verb::trace,
+                    bhttp::verb::connect}) {
+    auto r = go(verb, "/v1/cache/k");
+    expect_error(r, bhttp::status::method_not_allowed, "method_not_allowed",
+                 std::string(bhttp::to_string(verb)));
+    EXPECT_EQ(response_of(r)[bhttp::field::allow], "GET, HEAD, PUT, DELETE");
+  }
+}
+
+// Verifies keys outside [A-Za-z0-9_.:@-]{1,256} (and . and ..) are 400 invalid_key for
+// every method, before anything else is looked at.
+TEST_F(CacheRoutesTest, BadKeysAreInvalidKey) {
+  std::string long_key(257, 'k');
+  for (std::string key : {std::string(".."), std::string("."), long_key, std::string("a%2Fb"),
+                          std::string("a%20b"), std::string("caf%C3%A9"), std::string("a%00b"),
+                          std::string("a%01b"), std::string("a+b"), std::string("a~b")}) {
+    for (auto verb :
+         {bhttp::verb::get, bhttp::verb::head, bhttp::verb::put, bhttp::verb::delete_}) {
+      auto r = go(verb, "/v1/cache/" + key + "?ttl=0", "v");
+      expect_error(r, bhttp::status::bad_request, "invalid_key",
+                   key.substr(0, 20) + " " + std::string(bhttp::to_string(verb)));
+    }
+  }
+  // An empty key: /v1/cache/ has three segments, the last one empty.
+  expect_error(go(bhttp::verb::get, "/v1/cache/"), bhttp::status::bad_request, "invalid_key",
+               "empty key");
+}
+
+// Verifies each ttl out of the rules is 400 invalid_ttl naming the range: 0, negative,
+// not an integer, over cache.max_ttl_s, overflowing, empty, valueless, repeated.
+TEST_F(CacheRoutesTest, BadTtlsAreInvalidTtl) {
+  for (std::string ttl :
+       {"ttl=0", "ttl=-1", "ttl=-0", "ttl=1.5", "ttl=1e3", "ttl=%2B5", "ttl=+5", "ttl=%205",
+        "ttl=5%20", "ttl=0x10", "ttl=abc", "ttl=3601", "ttl=18446744073709551616",
+        "ttl=99999999999999999999999", "ttl=", "ttl", "ttl=5&ttl=5", "ttl=5&ttl=6"}) {
+    auto r = go(bhttp::verb::put, "/v1/cache/k?" + ttl, "v");
+    expect_error(r, bhttp::status::bad_request, "invalid_ttl", ttl);
+    EXPECT_TRUE(contains(message_of(response_of(r)), "from 1 to 3600")) << ttl;
+  }
+}
+
+// Verifies the range follows cache.max_ttl_s.
+TEST_F(CacheRoutesTest, TtlRangeFollowsTheConfiguredMaximum) {
+  env.cache_max_ttl_s = 10;
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=10", "v")).ttl_ms, 10000u);
+  auto r = go(bhttp::verb::put, "/v1/cache/k?ttl=11", "v");
+  expect_error(r, bhttp::status::bad_request, "invalid_ttl", "ttl=11");
+  EXPECT_TRUE(contains(message_of(response_of(r)), "from 1 to 10")) << message_of(response_of(r));
+}
+
+// Verifies a value over cache.max_value_bytes is 413 value_too_large, whatever its ttl.
+TEST_F(CacheRoutesTest, ValueOverTheMaximumIs413) {
+  for (std::string target : {"/v1/cache/k", "/v1/cache/k?ttl=5"}) {
+    auto r = go(bhttp::verb::put, target, std::string(1001, 'v'), "text/plain");
+    expect_error(r, bhttp::status::payload_too_large, "value_too_large", target);
+    EXPECT_TRUE(contains(message_of(response_of(r)), "1000")) << message_of(response_of(r));
+  }
+  env.cache_max_value_bytes = 10;
+  expect_error(go(bhttp::verb::put, "/v1/cache/k", std::string(11, 'v')),
+               bhttp::status::payload_too_large, "value_too_large", "max 10");
+  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k", std::string(10, 'v'))).value.size(),
+            10u);
+}
+
+// Verifies unknown query parameters are 400 unknown_parameter: on a PUT anything but
+// ttl, on GET, HEAD and DELETE anything (ttl included).
+TEST_F(CacheRoutesTest, UnknownQueryParametersAre400) {
+  for (std::string query : {"x=1", "ttl=5&x=1", "TTL=5", "ttl2=5", "x"}) {
+    auto r = go(bhttp::verb::put, "/v1/cache/k?" + query, "v");
+    expect_error(r, bhttp::status::bad_request, "unknown_parameter", "PUT " + query);
+  }
+  for (auto verb : {bhttp::verb::get, bhttp::verb::head, bhttp::verb::delete_}) {
+    for (std::string query : {"ttl=5", "x=1"}) {
+      auto r = go(verb, "/v1/cache/k?" + query);
+      expect_error(r, bhttp::status::bad_request, "unknown_parameter",
+                   std::string(bhttp::to_string(verb)) + " " + query);
+    }
+  }
+  auto r = go(bhttp::verb::put, "/v1/cache/k?colour=red", "v");
+  EXPECT_TRUE(contains(message_of(response_of(r)), "\"colour\"")) << message_of(response_of(r));
+}
+
+// Verifies the order of the checks: the method, then the key, then the query, then the
+// value size.
+TEST_F(CacheRoutesTest, ChecksComeInOrder) {
+  std::string big(1001, 'v');
+  expect_error(go(bhttp::verb::post, "/v1/cache/..?ttl=0", big), bhttp::status::method_not_allowed,
+               "method_not_allowed", "method first");
+  expect_error(go(bhttp::verb::put, "/v1/cache/..?ttl=0", big), bhttp::status::bad_request,
+               "invalid_key", "key second");
+  expect_error(go(bhttp::verb::put, "/v1/cache/k?ttl=0", big), bhttp::status::bad_request,
+               "invalid_ttl", "ttl before size");
+  expect_error(go(bhttp::verb::put, "/v1/cache/k?x=1", big), bhttp::status::bad_request,
+               "unknown_parameter", "query before size");
+}
+
+// Verifies other /v1/cache targets are no route (404 not_found, route unknown).
+TEST_F(CacheRoutesTest, OtherCacheTargetsAreNoRoute) {
+  for (std::string target : {"/v1/cache", "/v1/cache/a/b"}) {
+    auto req = make(bhttp::verb::get, target);
+    auto r = route(req, env);
+    EXPECT_EQ(r.route, route_id::unknown) << target;
+    ASSERT_TRUE(std::holds_alternative<response>(r.outcome)) << target;
+    EXPECT_EQ(std::get<response>(r.outcome).result(), bhttp::status::not_found) << target;
+  }
+}
+
+// Verifies the route's metric label.
+TEST_F(CacheRoutesTest, RouteLabel) {
+  EXPECT_STREQ(route_label(route_id::cache), "/v1/cache/{key}");
+}
+
+// -- rendering -----------------------------------------------------------------------------
+
+cache_invocation invocation(actors::cache_op op) {
+  cache_invocation call;
+  call.request.op = op;
+  call.request.key = "k";
+  return call;
+}
+
+actors::cache_reply reply_with(actors::cache_status status, std::string value = {},
+                               std::string content_type = {}, std::string message = {}) {
+  actors::cache_reply reply;
+  reply.status = status;
+  reply.value = std::move(value);
+  reply.content_type = std::move(content_type);
+  reply.message = std::move(message);
+  return reply;
+}
+
+std::string code_of_rendered(const response& res) {
+  EXPECT_EQ(res[bhttp::field::content_type], "application/json");
+  return code_of(res);
+}
+
+// Verifies a found get is 200 with the value as is, its Content-Type, Cache-Control:
+// no-store and a Content-Length.
+TEST(RenderCacheTest, GetIsTheValueWithItsContentType) {
+  std::string binary("\0\x01\xff\xfe", 4);
+  auto res = render_cache_reply(invocation(actors::cache_op::get),
+                                reply_with(actors::cache_status::ok, binary, "image/png"), 11);
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res.body(), binary);
+  EXPECT_EQ(res[bhttp::field::content_type], "image/png");
+  EXPECT_EQ(res[bhttp::field::cache_control], "no-store");
+  EXPECT_EQ(res[bhttp::field::content_length], "4");
+  EXPECT_EQ(res.version(), 11u);
+}
+
+// Verifies a reply without a content type is served as application/octet-stream.
+TEST(RenderCacheTest, GetWithoutContentTypeIsOctetStream) {
+  auto res = render_cache_reply(invocation(actors::cache_op::get),
+                                reply_with(actors::cache_status::ok, "v"), 10);
+  EXPECT_EQ(res[bhttp::field::content_type], "application/octet-stream");
+  EXPECT_EQ(res.version(), 10u);
+}
+
+// Verifies put and delete are 204 without a body.
+TEST(RenderCacheTest, PutAndDeleteAre204) {
+  for (auto op : {actors::cache_op::put, actors::cache_op::del}) {
+    auto res = render_cache_reply(invocation(op), reply_with(actors::cache_status::ok), 11);
+    EXPECT_EQ(res.result(), bhttp::status::no_content);
+    EXPECT_EQ(res.body(), "");
+  }
+}
+
+// Verifies a get of an absent (never stored, expired, evicted) entry is 404 not_found,
+// while a delete of one is 204: DELETE is idempotent.
+TEST(RenderCacheTest, NotFoundIs404ForGetAnd204ForDelete) {
+  auto res = render_cache_reply(invocation(actors::cache_op::get),
+                                reply_with(actors::cache_status::not_found), 11);
+  EXPECT_EQ(res.result(), bhttp::status::not_found);
+  EXPECT_EQ(code_of_rendered(res), "not_found");
+  EXPECT_EQ(res[bhttp::field::cache_control], "");
+  res = render_cache_reply(invocation(actors::cache_op::del),
+                           reply_with(actors::cache_status::not_found), 11);
+  EXPECT_EQ(res.result(), bhttp::status::no_content);
+  EXPECT_EQ(res.body(), "");
+}
+
+// Verifies a put refused by the shard (over its share of cache.max_bytes) is 413.
+TEST(RenderCacheTest, TooLargeIs413) {
+  auto res = render_cache_reply(
+    invocation(actors::cache_op::put),
+    reply_with(actors::cache_status::too_large, {}, {}, "the value is over 262144 bytes"), 11);
+  EXPECT_EQ(res.result(), bhttp::status::payload_too_large);
+  EXPECT_EQ(code_of_rendered(res), "value_too_large");
+  EXPECT_EQ(message_of(res), "the value is over 262144 bytes");
+  res = render_cache_reply(invocation(actors::cache_op::put),
+                           reply_with(actors::cache_status::too_large), 11);
+  EXPECT_FALSE(message_of(res).empty());
+}
+
+// Verifies a shard that is shutting down or a node that does not answer is 503 with
+// Retry-After, for every op.
+TEST(RenderCacheTest, UnavailableIs503) {
+  for (auto op : {actors::cache_op::get, actors::cache_op::put, actors::cache_op::del}) {
+    auto res =
+      render_cache_reply(invocation(op), reply_with(actors::cache_status::unavailable), 11);
+    EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
+    EXPECT_EQ(code_of_rendered(res), "shutting_down");
+    EXPECT_EQ(res[bhttp::field::retry_after], "1");
+    res = render_cache_reply(
+      invocation(op), reply_with(actors::cache_status::shard_unavailable, {}, {}, "node b"), 11);
+    EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
+    EXPECT_EQ(code_of_rendered(res), "shard_unavailable");
+    EXPECT_EQ(message_of(res), "node b");
+    EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  }
+}
+
+// Verifies a status no version of the protocol has is a 500, not undefined behaviour.
+TEST(RenderCacheTest, UnknownStatusIs500) {
+  auto res = render_cache_reply(invocation(actors::cache_op::get),
+                                reply_with(static_cast<actors::cache_status>(200)), 11);
+  EXPECT_EQ(res.result(), bhttp::status::internal_server_error);
+  EXPECT_EQ(code_of_rendered(res), "internal_error");
+}
+
+} // namespace
+} // namespace shoal::http
