@@ -27,6 +27,11 @@ void doc_cache::put(const std::string& key, std::string record) {
   }
 }
 
+void doc_cache::refresh(const std::string& key, std::string record) {
+  if (map_.find(key) == map_.end()) return;
+  put(key, std::move(record));
+}
+
 void doc_cache::erase(const std::string& key) {
   auto it = map_.find(key);
   if (it == map_.end()) return;

@@ -31,6 +31,10 @@ public:
   /// larger than the bound is not cached (and any older one is dropped).
   void put(const std::string& key, std::string record);
 
+  /// Replaces the record of `key` when it is cached (as `put`); does nothing otherwise.
+  /// Writes use it: the cache holds what was read, and is never behind the store.
+  void refresh(const std::string& key, std::string record);
+
   void erase(const std::string& key);
 
   std::size_t bytes() const noexcept {

@@ -416,7 +416,9 @@ storage::status read_record(shard_state& st, const std::string& key, bool count,
   if (s.code() == storage::errc::not_found) return storage::status::ok();
   if (!s) return s;
   found = &raw;
-  if (st.docs && documents::decode(raw)) {
+  // Only reads fill the cache: caching what is written but never read would evict what
+  // is read, and costs every write a copy.
+  if (st.docs && count && documents::decode(raw)) {
     const auto before = st.docs->bytes();
     st.docs->put(key, raw);
     if (m || st.cfg.data.metrics)
@@ -500,7 +502,7 @@ void handle(shard_pointer self, doc_request&& req, doc_target to) {
   }
   if (st.docs) {
     const auto bytes = st.docs->bytes();
-    st.docs->put(key, std::move(plan.value));
+    st.docs->refresh(key, std::move(plan.value));
     if (auto* m = st.cfg.data.metrics)
       m->doc_cache_bytes.add(static_cast<std::int64_t>(st.docs->bytes())
                              - static_cast<std::int64_t>(bytes));
@@ -559,7 +561,9 @@ void handle_collection(shard_pointer self, doc_request&& req, doc_target to) {
   auto& st = self->state;
   if (req.op == doc_op::stats) return respond_read(self, std::move(to), collection_stats(st, req));
   if (req.op == doc_op::changes) {
-    if (!st.log) return to.deliver(doc_reply{doc_status::storage_error, 0, {}, "no change log"});
+    if (!st.log)
+      return to.deliver(
+        doc_reply{doc_status::not_found, 0, {}, "the change feed is turned off (changes.enabled)"});
     changes::batch b;
     changes::change_log::read_result r;
     if (auto s = st.log->read(req.collection, req.after, req.limit, b, r); !s)
@@ -748,8 +752,9 @@ void start_data(shard_pointer self) {
   const auto& d = st.cfg.data;
   st.ttl = std::make_unique<cache::ttl_cache>(d.ttl_cache_bytes);
   if (d.doc_cache_bytes > 0) st.docs = std::make_unique<doc_cache>(d.doc_cache_bytes);
-  st.log = std::make_unique<changes::change_log>(
-    *st.shard, changes::retention{d.change_retention, d.change_retention_ms});
+  if (d.change_log)
+    st.log = std::make_unique<changes::change_log>(
+      *st.shard, changes::retention{d.change_retention, d.change_retention_ms});
   query::document_layout layout;
   layout.prefix = [](std::string_view collection) {
     return documents::collection_prefix(collection);

@@ -91,6 +91,7 @@ struct data_hosting {
   std::size_t doc_cache_bytes = 0;         ///< this shard's share of storage.doc_cache_bytes
   std::size_t ttl_cache_bytes = 1u << 20;  ///< this shard's share of cache.max_bytes
   std::uint32_t index_build_batch = 500;   ///< query.index_build_batch
+  bool change_log = true;                  ///< changes.enabled: write change-log events
   std::uint64_t change_retention = 100000; ///< changes.retention_events
   std::uint64_t change_retention_ms = 0;   ///< changes.retention_s in ms; 0: no age limit
   shard_metrics* metrics = nullptr;        ///< may be null

@@ -243,6 +243,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       data_hosting.doc_cache_bytes = settings.storage.doc_cache_bytes / local;
       data_hosting.ttl_cache_bytes = settings.cache.max_bytes / local;
       data_hosting.index_build_batch = settings.query.index_build_batch;
+      data_hosting.change_log = settings.changes.enabled;
       data_hosting.change_retention = settings.changes.retention_events;
       data_hosting.change_retention_ms = std::uint64_t{settings.changes.retention_s} * 1000;
       data_hosting.metrics = &shard_metrics;
@@ -305,6 +306,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     env.cache_max_ttl_s = settings.cache.max_ttl_s;
     env.query_default_limit = settings.query.default_limit;
     env.query_max_limit = settings.query.max_limit;
+    env.changes_enabled = settings.changes.enabled;
     env.changes_max_buffer_bytes = settings.changes.max_buffer_bytes;
     env.changes_heartbeat_ms = settings.changes.heartbeat_ms;
     auto http_settings = settings.http;

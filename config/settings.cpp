@@ -154,6 +154,7 @@ const std::vector<key_spec>& schema() {
     number<&s::query, &query_settings::default_limit, 1, 100'000>("query.default_limit"),
     number<&s::query, &query_settings::max_limit, 1, 100'000>("query.max_limit"),
     number<&s::query, &query_settings::index_build_batch, 1, 1'000'000>("query.index_build_batch"),
+    boolean<&s::changes, &changes_settings::enabled>("changes.enabled"),
     number<&s::changes, &changes_settings::retention_events, 1, 1'000'000'000>(
       "changes.retention_events"),
     number<&s::changes, &changes_settings::retention_s, 0, 365 * 86'400>("changes.retention_s"),

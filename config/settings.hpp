@@ -54,6 +54,9 @@ struct query_settings {
 
 /// [changes] — the change feed (docs/changes.md).
 struct changes_settings {
+  /// Write an event per document write (in its batch). Off, writes are cheaper and the
+  /// change-feed route answers 404.
+  bool enabled = true;
   /// Events kept per collection per shard; older ones are trimmed as new ones come.
   std::uint64_t retention_events = 100'000;
   /// Events older than this are trimmed too; 0 keeps them until the count trims them.

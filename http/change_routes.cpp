@@ -94,9 +94,15 @@ constexpr std::string_view resume_rule =
 
 namespace detail {
 
-routed route_changes(const request& req, std::string_view collection, const route_env&) {
+routed route_changes(const request& req, std::string_view collection, const route_env& env) {
   auto version = req.version();
   routed r{route_id::changes, response{}};
+  if (!env.changes_enabled) {
+    r.outcome =
+      error_response(bhttp::status::not_found, "not_found",
+                     "the change feed is turned off on this node (changes.enabled)", version);
+    return r;
+  }
   // GET only: a HEAD would get the header of an endless body.
   if (req.method() != bhttp::verb::get) {
     r.outcome = method_not_allowed("GET", version);

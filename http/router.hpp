@@ -71,6 +71,7 @@ struct route_env {
   std::uint32_t cache_max_ttl_s = 2592000;         ///< cache.max_ttl_s: longer ttls get 400
   std::uint32_t query_default_limit = 100;         ///< query.default_limit
   std::uint32_t query_max_limit = 1000;            ///< query.max_limit
+  bool changes_enabled = true;                     ///< changes.enabled: off, the route is 404
   std::size_t changes_max_buffer_bytes = 1u << 20; ///< changes.max_buffer_bytes
   std::uint32_t changes_heartbeat_ms = 15000;      ///< changes.heartbeat_ms
 };

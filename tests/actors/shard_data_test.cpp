@@ -517,30 +517,37 @@ TEST_F(ShardDataTest, ReadCacheServesRepeatedGetsWithoutTheStore) {
   EXPECT_EQ(metrics.doc_cache_hits.value(), 3u);
 }
 
-// Verifies write-through: a document written by the shard is cached at once (served and
-// patched with store reads failing), and so is a delete's tombstone.
-TEST_F(ShardDataTest, ReadCacheIsFilledByWrites) {
+// Verifies the fill policy: reads fill the cache and writes refresh what it holds (served
+// and patched with store reads failing, a delete's tombstone included), while a document
+// that was only written is not cached.
+TEST_F(ShardDataTest, ReadCacheIsFilledByReadsAndRefreshedByWrites) {
   auto shard = spawn_cached();
-  call(shard, put("users", "1", R"({"a":1})"));
+  call(shard, put("users", "1", R"({"a":0})"));
   call(shard, put("users", "2", R"({"a":2})"));
+  call(shard, put("users", "3", R"({"a":3})"));
+  EXPECT_EQ(call(shard, get("users", "1")).status, doc_status::ok); // a miss: now cached
+  EXPECT_EQ(call(shard, get("users", "2")).status, doc_status::ok); // a miss: now cached
+  call(shard, put("users", "1", R"({"a":1})"));
   call(shard, del("users", "2"));
   faulty.fail_reads = true;
   auto g = call(shard, get("users", "1"));
   EXPECT_EQ(g.status, doc_status::ok) << g.message;
   EXPECT_EQ(g.body, R"({"a":1})");
   EXPECT_EQ(call(shard, get("users", "2")).status, doc_status::not_found);
+  // Written, never read: not cached, so the failing store answers.
+  EXPECT_EQ(call(shard, get("users", "3")).status, doc_status::storage_error);
   // A write reads the current version through the cache too.
   auto p = call(shard, patch("users", "1", R"({"b":2})"));
   EXPECT_EQ(p.status, doc_status::ok) << p.message;
-  EXPECT_EQ(p.version, 2u);
+  EXPECT_EQ(p.version, 3u);
   EXPECT_EQ(call(shard, get("users", "1")).body, R"({"a":1,"b":2})");
-  EXPECT_EQ(metrics.doc_cache_misses.value(), 0u);
+  EXPECT_EQ(metrics.doc_cache_misses.value(), 3u);
   EXPECT_EQ(metrics.doc_cache_hits.value(), 3u);
   // Only gets count: the writes' own lookups are neither hits nor misses.
   faulty.fail_reads = false;
   std::string raw;
   ASSERT_TRUE(store.shard(0).get(actors::documents::key("users", "1"), raw).is_ok());
-  EXPECT_EQ(actors::documents::decode(raw)->version, 2u);
+  EXPECT_EQ(actors::documents::decode(raw)->version, 3u);
 }
 
 // Verifies that a failed write (put, patch, delete) leaves the cached version in place:
@@ -596,10 +603,12 @@ TEST_F(ShardDataTest, ReadCacheEvictsWithinItsBound) {
                     + actors::documents::encode(1, json).size() + actors::doc_cache::entry_overhead;
   const std::size_t bound = 2 * cost + cost / 2; // two documents fit, three do not
   auto shard = spawn_cached(bound);
-  call(shard, put("users", "d1", json));
-  call(shard, put("users", "d2", json));
-  call(shard, put("users", "d3", json));
+  // Reads fill the cache: write all four, then read each once.
+  for (const char* id : {"d1", "d2", "d3"})
+    call(shard, put("users", id, json));
   call(shard, put("users", "big", "{\"v\":\"" + std::string(bound, 'x') + "\"}"));
+  for (const char* id : {"d1", "d2", "d3", "big"})
+    EXPECT_EQ(call(shard, get("users", id)).status, doc_status::ok) << id;
   EXPECT_LE(metrics.doc_cache_bytes.value(), static_cast<std::int64_t>(bound));
   EXPECT_GT(metrics.doc_cache_bytes.value(), 0);
   faulty.fail_reads = true;
@@ -628,9 +637,9 @@ TEST_F(ShardDataTest, ReadCacheWaitsForTheFsyncWithSync) {
   ASSERT_EQ(r->deliveries, 1);
   EXPECT_EQ(r->last->status, doc_status::ok);
   EXPECT_EQ(r->last->body, R"({"a":1})");
-  // Durable now: served from the cache at once.
+  // Durable now: served from the cache at once (the held read filled it).
   EXPECT_EQ(call(shard, get("users", "1")).version, 1u);
-  EXPECT_EQ(metrics.doc_cache_hits.value(), 2u);
+  EXPECT_EQ(metrics.doc_cache_hits.value(), 1u);
 }
 
 // -- change feed --------------------------------------------------------------------
@@ -784,6 +793,26 @@ TEST_F(ShardDataTest, ChangeFeedTrimmedResumePointIsGone) {
   auto b = batch_of(call(shard, changes_after("users", 2)));
   EXPECT_EQ(b.first, 3u);
   EXPECT_EQ(seqs_of(b), (std::vector<std::uint64_t>{3, 4, 5}));
+}
+
+// Verifies changes.enabled=false: writes store no change-log event (no 'c' key) and a
+// changes read is not_found.
+TEST_F(ShardDataTest, ChangeFeedTurnedOffWritesNoEvents) {
+  actors::data_hosting d;
+  d.change_log = false;
+  auto shard = spawn_data(store, d);
+  for (int i = 1; i <= 3; ++i)
+    EXPECT_EQ(call(shard, put("users", "u" + std::to_string(i), "{}")).status, doc_status::created);
+  EXPECT_EQ(call(shard, changes_after("users", 0)).status, doc_status::not_found);
+  std::size_t events = 0;
+  ASSERT_TRUE(store.shard(0)
+                .scan_prefix("c",
+                             [&](std::string_view, std::string_view) {
+                               ++events;
+                               return true;
+                             })
+                .is_ok());
+  EXPECT_EQ(events, 0u);
 }
 
 // Verifies age-based retention on the shard tick: old events are trimmed, never the

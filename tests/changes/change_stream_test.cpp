@@ -334,6 +334,18 @@ TEST(ChangeRoute, ResumePoints) {
   EXPECT_EQ(since_of(route_of(make_request(bhttp::verb::get, "/v1/collections/u/changes?"))), "");
 }
 
+// Verifies a node with changes.enabled=false answers the route 404 (it writes no events).
+TEST(ChangeRoute, TurnedOffIsNotFound) {
+  route_env env;
+  env.changes_enabled = false;
+  auto req = make_request(bhttp::verb::get, "/v1/collections/users/changes");
+  auto r = route(req, env);
+  auto* res = std::get_if<response>(&r.outcome);
+  ASSERT_NE(res, nullptr);
+  EXPECT_EQ(res->result(), bhttp::status::not_found);
+  EXPECT_EQ(error_code(r), "not_found");
+}
+
 // Verifies Last-Event-ID wins over ?since= (an EventSource reconnecting to a URL with
 // since=start must go on from its last event), and an empty header counts as none.
 TEST(ChangeRoute, LastEventIdWins) {

@@ -56,6 +56,7 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"query.default_limit", "100"},
   {"query.max_limit", "1000"},
   {"query.index_build_batch", "500"},
+  {"changes.enabled", "true"},
   {"changes.retention_events", "100000"},
   {"changes.retention_s", "86400"},
   {"changes.max_buffer_bytes", "1048576"},
@@ -108,6 +109,7 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.query.default_limit, b.query.default_limit);
   EXPECT_EQ(a.query.max_limit, b.query.max_limit);
   EXPECT_EQ(a.query.index_build_batch, b.query.index_build_batch);
+  EXPECT_EQ(a.changes.enabled, b.changes.enabled);
   EXPECT_EQ(a.changes.retention_events, b.changes.retention_events);
   EXPECT_EQ(a.changes.retention_s, b.changes.retention_s);
   EXPECT_EQ(a.changes.max_buffer_bytes, b.changes.max_buffer_bytes);
