@@ -382,6 +382,27 @@ TEST_F(CacheTest, MetricsCountHitsAndMisses) {
   EXPECT_GE(metric_of("shoal_cache_evictions_total"), 0);
 }
 
+// Verifies the document read cache's counters on /metrics: a document's first GET is a
+// miss (it then sits in the cache), the next ones hits, and a conditional GET answered 304
+// from the cache is a hit too.
+TEST_F(CacheTest, DocumentReadsCountInTheReadCacheMetrics) {
+  auto put = client().put("/v1/collections/readcache/docs/d1", R"({"a":1})");
+  ASSERT_EQ(put.status, 201u) << put.body;
+  const auto hits = metric_of("shoal_doc_cache_hits_total");
+  const auto misses = metric_of("shoal_doc_cache_misses_total");
+  ASSERT_GE(hits, 0) << "no shoal_doc_cache_hits_total in /metrics";
+  ASSERT_GE(misses, 0) << "no shoal_doc_cache_misses_total in /metrics";
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(client().get("/v1/collections/readcache/docs/d1").status, 200u);
+  EXPECT_EQ(client().get("/v1/collections/readcache/docs/d1", {{"If-None-Match", "\"1\""}}).status,
+            304u);
+  EXPECT_EQ(wait_metric("shoal_doc_cache_misses_total", [&](double v) { return v >= misses + 1; }),
+            misses + 1);
+  EXPECT_EQ(wait_metric("shoal_doc_cache_hits_total", [&](double v) { return v >= hits + 3; }),
+            hits + 3);
+  EXPECT_GT(metric_of("shoal_doc_cache_bytes"), 0);
+}
+
 // ===========================================================================
 // Eviction under cache.max_bytes (the minimum, 1 MiB) over four shards
 // ===========================================================================
