@@ -256,6 +256,12 @@ void request_sync(shard_pointer self) {
               jobs::job_reply{jobs::job_status::storage_error, {}, message, {}, {}, {}});
         }
         st.unsynced.clear();
+        // The writes stay in the store, where reads see them: so does the change feed.
+        while (!st.unpublished.empty()) {
+          auto e = std::move(st.unpublished.front());
+          st.unpublished.pop_front();
+          publish(self, e.collection, e.seq);
+        }
       });
 }
 
@@ -461,6 +467,13 @@ void handle(shard_pointer self, doc_request&& req, doc_target to) {
   }
   if (req.op == doc_op::get) {
     respond(self, std::move(to), documents::read(req, current), std::move(key), false);
+    return;
+  }
+  // Writes need the indexes: one that skipped its index entries would leave them wrong
+  // for good once the definitions load again.
+  if (!st.indexes) {
+    respond(self, std::move(to), doc_reply{doc_status::storage_error, 0, {}, st.indexes_error},
+            std::move(key), false);
     return;
   }
   auto plan = documents::plan_write(req, current);
@@ -769,6 +782,7 @@ void start_data(shard_pointer self) {
   if (auto s = query::shard_index::open(*st.shard, std::move(layout), st.indexes); !s) {
     st.indexes_error = "the indexes of shard " + std::to_string(st.cfg.index)
                        + " could not be loaded: " + s.to_string();
+    schedule_shard_tick(self);
     return;
   }
   schedule_build(self); // a build a restart interrupted goes on

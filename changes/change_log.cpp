@@ -128,6 +128,7 @@ storage::status change_log::read(std::string_view collection, std::uint64_t afte
   const auto p = prefix(collection);
   const auto from = key(collection, after + 1);
   storage::status decode_error;
+  std::size_t bytes = 0;
   auto s = shard_.scan(p, from, false, [&](std::string_view k, std::string_view v) {
     auto seq = seq_of(k, p.size());
     if (seq == 0 || seq > b->published) return false;
@@ -137,8 +138,9 @@ storage::status change_log::read(std::string_view collection, std::uint64_t afte
                                                    + std::string(collection) + " is corrupt"};
       return false;
     }
+    bytes += e->doc.size() + e->id.size();
     out.events.push_back(std::move(*e));
-    return out.events.size() < limit;
+    return out.events.size() < limit && bytes < max_batch_bytes;
   });
   if (!s) return s;
   return decode_error;

@@ -54,9 +54,14 @@ public:
 
   enum class read_result : std::uint8_t { ok, gone };
 
-  /// The published events of `collection` after `after`, at most `limit`, and the
-  /// bounds. `after` == UINT64_MAX: none, with the bounds (a stream starting "now").
-  /// gone when events after `after` were trimmed or `after` is past the newest.
+  /// Documents a read returns at most, in bytes (at least one event is returned), so a
+  /// batch stays small whatever the documents' size.
+  static constexpr std::size_t max_batch_bytes = 1u << 20;
+
+  /// The published events of `collection` after `after`, at most `limit` and about
+  /// max_batch_bytes of documents, and the bounds. `after` == UINT64_MAX: none, with the bounds (a
+  /// stream starting "now"). gone when events after `after` were trimmed or `after` is past the
+  /// newest.
   storage::status read(std::string_view collection, std::uint64_t after, std::uint32_t limit,
                        batch& out, read_result& result);
 

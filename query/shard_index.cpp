@@ -15,6 +15,9 @@ namespace {
 namespace json = boost::json;
 
 constexpr std::uint32_t count_factor = 20; ///< a counting step reads this many times more keys
+/// A build step also ends after reading this many bytes of documents (at least one), so
+/// large documents do not make a step long.
+constexpr std::size_t max_step_bytes = 4u << 20;
 constexpr std::uint64_t max_estimate = 10'000'000; ///< explain stops counting here
 
 std::string definition_prefix(std::string_view collection) {
@@ -286,14 +289,16 @@ storage::status shard_index::build_step(std::uint32_t max_docs, std::uint32_t& v
       definition next = def;
       storage::write_batch batch;
       bool more = false;
+      std::size_t step_bytes = 0;
       const auto limit = def.counting ? max_docs * count_factor : max_docs;
       const auto prefix = index_entry_prefix(collection, path);
       auto s = shard_.scan(docs, from, false, [&](std::string_view key, std::string_view value) {
-        if (visited == limit) {
+        if (visited == limit || step_bytes >= max_step_bytes) {
           more = true;
           return false;
         }
         ++visited;
+        step_bytes += value.size();
         std::uint64_t version = 0;
         std::string_view text;
         next.cursor.assign(key.substr(docs.size()));

@@ -90,9 +90,9 @@ public:
   bool building() const noexcept;
 
   /// Runs one build step of one building index over at most `max_docs` documents (a
-  /// counting step reads up to 20 times more keys but parses nothing), and writes its
-  /// entries and progress in one batch; `visited` tells how many documents it read.
-  /// Call while `building()`.
+  /// counting step reads up to 20 times more but parses nothing), and at most about 4 MiB
+  /// of them whatever the count, and writes its entries and progress in one batch;
+  /// `visited` tells how many documents it read. Call while `building()`.
   storage::status build_step(std::uint32_t max_docs, std::uint32_t& visited);
 
   /// Answers `spec` on this shard for `collection`: from the best ready index on a

@@ -815,6 +815,22 @@ TEST_F(ShardDataTest, ChangeFeedTurnedOffWritesNoEvents) {
   EXPECT_EQ(events, 0u);
 }
 
+// Verifies that a shard whose index definitions cannot be loaded refuses document writes
+// (which would skip their index entries and leave the index wrong once it loads again),
+// still serves reads, and refuses index operations.
+TEST_F(ShardDataTest, UnloadableIndexDefinitionsRefuseWritesButServeReads) {
+  store_directly("users", "1", 1, R"({"a":1})");
+  storage::write_batch b;
+  b.put(std::string("iusers") + '\0' + "a", "not json");
+  ASSERT_TRUE(store.shard(0).write(b, false).is_ok());
+  auto shard = spawn_data(store, actors::data_hosting{});
+  auto w = call(shard, put("users", "2", R"({"a":2})"));
+  EXPECT_EQ(w.status, doc_status::storage_error);
+  EXPECT_NE(w.message.find("indexes"), std::string::npos) << w.message;
+  EXPECT_EQ(call(shard, get("users", "2")).status, doc_status::not_found);
+  EXPECT_EQ(call(shard, get("users", "1")).status, doc_status::ok);
+}
+
 // Verifies age-based retention on the shard tick: old events are trimmed, never the
 // newest.
 TEST_F(ShardDataTest, ChangeFeedTrimsByAgeOnTheTick) {

@@ -528,5 +528,28 @@ TEST_F(ChangeLogTest, ClosedStoreFails) {
   EXPECT_EQ(log.published("c", published).code(), storage::errc::unavailable);
 }
 
+// Verifies a read stops after about max_batch_bytes of documents (always returning at
+// least one event), however high its limit: a batch stays small with large documents.
+TEST_F(ChangeLogTest, ReadIsBoundedInBytes) {
+  change_log log{shard(), retention{}};
+  const std::string big = "\"" + std::string(change_log::max_batch_bytes / 2, 'x') + "\"";
+  for (std::uint64_t n = 1; n <= 5; ++n) {
+    auto e = nth_event(1);
+    e.kind = event_kind::put;
+    e.doc = R"({"big":)" + big + "}";
+    write(log, "big", e);
+  }
+  auto first = read(log, "big", 0, 1000);
+  EXPECT_EQ(first.seqs(), iota(1, 2)); // the second passes the bound: the read stops
+  EXPECT_EQ(read(log, "big", 2, 1000).seqs(), iota(3, 4));
+  EXPECT_EQ(read(log, "big", 4, 1000).seqs(), iota(5, 5));
+  // One event larger than the bound alone still comes back.
+  auto e = nth_event(6);
+  e.kind = event_kind::put;
+  e.doc = R"({"huge":")" + std::string(change_log::max_batch_bytes * 2, 'y') + "\"}";
+  write(log, "big", e);
+  EXPECT_EQ(read(log, "big", 5, 1000).seqs(), iota(6, 6));
+}
+
 } // namespace
 } // namespace shoal::changes

@@ -437,6 +437,27 @@ TEST_F(ShardIndexTest, BuildCountsThenIndexesToReady) {
   EXPECT_EQ(keys("x").size(), live);
 }
 
+// Verifies a build step also ends after about 4 MiB of documents, whatever max_docs: with
+// 1.5 MiB documents each step reads three, counting and indexing alike.
+TEST_F(ShardIndexTest, BuildStepsAreBoundedInBytes) {
+  const std::string pad(3u << 19, 'p'); // 1.5 MiB
+  for (int i = 0; i < 9; ++i)
+    put_doc("big", "b" + std::to_string(i),
+            R"({"k":)" + std::to_string(i) + R"(,"pad":")" + pad + "\"}");
+  bool created = false;
+  ASSERT_OK(idx_->create("big", "k", created));
+  std::vector<std::uint32_t> visits;
+  while (idx_->building() && visits.size() < 20) {
+    std::uint32_t visited = 0;
+    ASSERT_OK(idx_->build_step(500, visited));
+    visits.push_back(visited);
+  }
+  EXPECT_FALSE(idx_->building());
+  // Counting 3 + 3 + 3 (the third step reaches the end and ends the phase); indexing the same.
+  EXPECT_EQ(visits, (std::vector<std::uint32_t>{3, 3, 3, 3, 3, 3})) << visits.size();
+  EXPECT_EQ(keys("x").size(), 9u);
+}
+
 // Verifies a build over an empty collection becomes ready with 0 of 0.
 TEST_F(ShardIndexTest, BuildOverEmptyCollection) {
   create_ready("users", "age");
