@@ -427,10 +427,9 @@ storage::status read_record(shard_state& st, const std::string& key, bool count,
   if (st.docs && count && documents::decode(raw)) {
     const auto before = st.docs->bytes();
     st.docs->put(key, raw);
-    if (m || st.cfg.data.metrics)
-      st.cfg.data.metrics->doc_cache_bytes.add(static_cast<std::int64_t>(st.docs->bytes())
-                                               - static_cast<std::int64_t>(before));
-    found = st.docs->get(key) ? st.docs->get(key) : &raw;
+    if (m)
+      m->doc_cache_bytes.add(static_cast<std::int64_t>(st.docs->bytes())
+                             - static_cast<std::int64_t>(before));
   }
   return storage::status::ok();
 }

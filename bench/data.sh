@@ -209,45 +209,8 @@ one_pass() {
 # what shoal answers for it (stored normalized); nginx answers the same bytes.
 hot_body=$(awk 'BEGIN { h = "{\"n\":0,\"pad\":\""; p = ""; for (i = length(h) + 2; i < 100; i++) p = p "x"; printf "%s%s\"}", h, p }')
 
-mkdir -p "$tmp/nginx"
-start_nginx() { # sets nginx_pid and nginx_url; tries up to three free ports
-  local _ port
-  for _ in 1 2 3; do
-    port=$(free_port)
-    nginx_url="http://127.0.0.1:$port/"
-    cat >"$tmp/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  default_type application/json;
-  server {
-    listen 127.0.0.1:$port;
-    location / { return 200 '$hot_body'; }
-  }
-}
-EOF
-    taskset -c "$server_cpu" nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" \
-      >>"$tmp/nginx/stdout.log" 2>&1 &
-    nginx_pid=$!
-    pids+=("$nginx_pid")
-    wait_http "$nginx_url" "$nginx_pid" && return 0
-    alive "$nginx_pid" && return 1
-    stop_pid "$nginx_pid"
-  done
-  return 1
-}
 
-start_nginx
+start_nginx "$hot_body" application/json
 start_shoal cached "$server_cpu"
 cached_pid=$shoal_pid cached_url=$shoal_url
 start_shoal uncached "$server_cpu" --set storage.doc_cache_bytes=0

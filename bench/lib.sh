@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-# Helpers shared by the bench scripts (run.sh, actors.sh, cluster.sh, jobs.sh). Not run on its own.
+# Helpers shared by the bench scripts (run.sh, actors.sh, cluster.sh, jobs.sh, data.sh). Not run on its own.
 # A script sets `bench_name` (its name, for messages) and sources this file first; later
 # it sets `tmp` (its temporary directory) and `keep` (1: keep $tmp), and appends the PID of
 # every process it starts to `pids`. The EXIT trap installed here stops every process in
@@ -105,6 +105,48 @@ ratio() { # ratio A B: A/B with two decimals, or "-" when either is missing
 
 # start_shoal NAME CPUS [--set k=v ...]: sets shoal_pid, shoal_port and shoal_url.
 # Tries up to three free ports: another program may take the port first.
+# start_nginx BODY [TYPE]: nginx with one worker on core $server_cpu, answering every
+# request 200 with BODY (no single quotes) as TYPE (default text/plain); its files under
+# $tmp/nginx. Sets nginx_pid, nginx_port and nginx_url; tries up to three free ports, since
+# another program may take one first.
+start_nginx() {
+  local body=$1 type=${2:-text/plain} _
+  mkdir -p "$tmp/nginx"
+  for _ in 1 2 3; do
+    nginx_port=$(free_port)
+    nginx_url="http://127.0.0.1:$nginx_port/"
+    cat >"$tmp/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/nginx/body;
+  proxy_temp_path $tmp/nginx/proxy;
+  fastcgi_temp_path $tmp/nginx/fastcgi;
+  uwsgi_temp_path $tmp/nginx/uwsgi;
+  scgi_temp_path $tmp/nginx/scgi;
+  default_type $type;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { return 200 '$body'; }
+  }
+}
+EOF
+    taskset -c "$server_cpu" nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" \
+      >>"$tmp/nginx/stdout.log" 2>&1 &
+    nginx_pid=$!
+    pids+=("$nginx_pid")
+    wait_http "$nginx_url" "$nginx_pid" && return 0
+    alive "$nginx_pid" && return 1 # running but not answering
+    stop_pid "$nginx_pid"
+  done
+  return 1
+}
+
 start_shoal() {
   local name="$1" cpus="$2" _
   shift 2

@@ -92,46 +92,6 @@ nginx_pid=""
 
 # ---------------------------------------------------------------- servers
 # Each start tries up to three free ports: another program may take the port first.
-mkdir -p "$tmp/nginx"
-write_nginx_conf() {
-  cat >"$tmp/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / { return 200 "ok"; }
-  }
-}
-EOF
-}
-
-start_nginx() { # sets nginx_pid, nginx_port and nginx_url
-  local _
-  for _ in 1 2 3; do
-    nginx_port=$(free_port)
-    nginx_url="http://127.0.0.1:$nginx_port/"
-    write_nginx_conf
-    taskset -c "$server_cpu" nginx -e "$tmp/nginx/error.log" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" \
-      >>"$tmp/nginx/stdout.log" 2>&1 &
-    nginx_pid=$!
-    pids+=("$nginx_pid")
-    wait_http "$nginx_url" "$nginx_pid" && return 0
-    alive "$nginx_pid" && return 1 # running but not answering
-    stop_pid "$nginx_pid"
-  done
-  return 1
-}
 
 # start_node NAME CPUS [--set k=v ...]: bench/lib.sh's start_shoal, and doc_url, the hot
 # document the GET runs read.
@@ -230,7 +190,7 @@ log "temporary directory $tmp; $duration s per run, $warmup s warm-up"
 log "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 
 # ---------------------------------------------------------------- (a)(b)(c) as shipped
-start_nginx
+start_nginx ok
 pin="pin core $server_cpu"
 wrk_run base "nginx GET #1" nginx "1 worker, $pin" "$conns" pin "$nginx_url"
 wrk_run base "nginx PUT" nginx "1 worker, $pin" "$conns" pin "$nginx_url" bench/put_new.lua nginx

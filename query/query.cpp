@@ -70,25 +70,6 @@ std::string quoted(std::string_view s) {
 
 // ---- value classes, JSON forms ----
 
-/// The type class a range bound restricts to: a range only matches values of its own
-/// type (a string never matches a numeric range).
-int type_class(const json::value& v) noexcept {
-  switch (v.kind()) {
-  case json::kind::null:
-    return 0;
-  case json::kind::bool_:
-    return 1;
-  case json::kind::int64:
-  case json::kind::uint64:
-  case json::kind::double_:
-    return 2;
-  case json::kind::string:
-    return 3;
-  default:
-    return 4;
-  }
-}
-
 bool less_value(const json::value& a, const json::value& b) {
   return compare(a, b) < 0;
 }
@@ -220,8 +201,8 @@ std::optional<query_error> add_bound(condition& c, const std::string& part, bool
   std::optional<json::value>& bound = lower ? c.lo : c.hi;
   bool& bound_inclusive = lower ? c.lo_inclusive : c.hi_inclusive;
   const std::optional<json::value>& other = lower ? c.hi : c.lo;
-  if ((bound && type_class(*bound) != type_class(v))
-      || (other && type_class(*other) != type_class(v))) {
+  if ((bound && type_rank(*bound) != type_rank(v))
+      || (other && type_rank(*other) != type_rank(v))) {
     return invalid(quoted(part) + ": range bounds must all be of one type");
   }
   if (!bound) {
@@ -445,12 +426,12 @@ bool condition::matches(const json::value* v) const {
   if (eq && compare(*v, *eq) != 0) return false;
   if (has_in && !std::binary_search(in.begin(), in.end(), *v, less_value)) return false;
   if (lo) {
-    if (type_class(*v) != type_class(*lo)) return false;
+    if (type_rank(*v) != type_rank(*lo)) return false;
     int c = compare(*v, *lo);
     if (c < 0 || (c == 0 && !lo_inclusive)) return false;
   }
   if (hi) {
-    if (type_class(*v) != type_class(*hi)) return false;
+    if (type_rank(*v) != type_rank(*hi)) return false;
     int c = compare(*v, *hi);
     if (c > 0 || (c == 0 && !hi_inclusive)) return false;
   }

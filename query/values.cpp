@@ -18,28 +18,6 @@ constexpr char key_true = 0x04;
 constexpr char key_number = 0x05;
 constexpr char key_string = 0x06;
 
-/// Rank of a value's type in the order: null < bool < number < string; arrays and
-/// objects (never compared by contract) rank after strings so that `compare` stays total.
-int type_rank(const json::value& v) noexcept {
-  switch (v.kind()) {
-  case json::kind::null:
-    return 0;
-  case json::kind::bool_:
-    return 1;
-  case json::kind::int64:
-  case json::kind::uint64:
-  case json::kind::double_:
-    return 2;
-  case json::kind::string:
-    return 3;
-  case json::kind::array:
-    return 4;
-  case json::kind::object:
-    return 5;
-  }
-  return 5;
-}
-
 template <typename T>
 int three_way(T a, T b) noexcept {
   return a < b ? -1 : (b < a ? 1 : 0);
@@ -151,6 +129,26 @@ void append_double(std::string& out, double d) {
 }
 
 } // namespace
+
+int type_rank(const json::value& v) noexcept {
+  switch (v.kind()) {
+  case json::kind::null:
+    return 0;
+  case json::kind::bool_:
+    return 1;
+  case json::kind::int64:
+  case json::kind::uint64:
+  case json::kind::double_:
+    return 2;
+  case json::kind::string:
+    return 3;
+  case json::kind::array:
+    return 4;
+  case json::kind::object:
+    return 5;
+  }
+  return 5;
+}
 
 bool is_scalar(const json::value& v) noexcept {
   switch (v.kind()) {

@@ -36,6 +36,11 @@ void append_missing_key(std::string& out);
 /// The value key of scalar `v`, or nullopt.
 std::optional<std::string> value_key(const boost::json::value& v);
 
+/// The rank of `v`'s type in the order above: null 0, bool 1, number 2, string 3; arrays
+/// (4) and objects (5), never compared by contract, rank last so the order stays total.
+/// Ranges match only values of their bounds' rank.
+int type_rank(const boost::json::value& v) noexcept;
+
 /// -1, 0 or 1 by the order above. Numbers compare exactly (int64/uint64/double mixed),
 /// so two numbers can differ while their value keys (doubles) are equal. Both scalar.
 int compare(const boost::json::value& a, const boost::json::value& b) noexcept;

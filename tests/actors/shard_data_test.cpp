@@ -34,6 +34,7 @@
 #include "query/shard_index.hpp"
 #include "storage/memory_store.hpp"
 #include "tests/actors/faulty_store.hpp"
+#include "tests/actors/shard_fixture.hpp"
 
 namespace shoal::testing {
 namespace {
@@ -42,26 +43,6 @@ using actors::doc_op;
 using actors::doc_status;
 
 constexpr auto forever = std::numeric_limits<std::uint64_t>::max();
-
-/// Records the reply a shard delivers to the edge.
-class capture_sink final : public actors::reply_sink {
-public:
-  void deliver(actors::doc_reply&& reply) override {
-    ++deliveries;
-    last = std::move(reply);
-  }
-  int deliveries = 0;
-  std::optional<actors::doc_reply> last;
-};
-
-/// CAF's deterministic scheduler: nothing runs until the test says so.
-struct deterministic_config : caf::actor_system_config {
-  deterministic_config() {
-    set("scheduler.policy", caf::atom("testing"));
-    set("logger.file-verbosity", caf::atom("quiet"));
-    add_message_types<caf::id_block::shoal>();
-  }
-};
 
 /// Document requests, as the edge builds them.
 actors::doc_request put(std::string collection, std::string id, std::string body) {
@@ -125,78 +106,6 @@ public:
 private:
   std::shared_ptr<std::vector<std::string>> log_;
   std::string name_;
-};
-
-/// A store over another whose scans call back after reading, over a copy of the keys they
-/// visited, so that the callback may use the store. memory_store holds its shard's lock
-/// while a callback runs, and shard_index::run reads documents from its scan callback,
-/// which deadlocks there (tests/query/shard_index_test.cpp,
-/// IndexedQueryOnMemoryStoreDoesNotDeadlock); RocksDB allows it. The index tests run over
-/// this store so that they test the shard actor, not that bug.
-class reentrant_store final : public storage::store {
-public:
-  explicit reentrant_store(storage::store& inner) : inner_(inner) {
-    shards_.reserve(inner.shard_count());
-    for (std::uint32_t i = 0; i < inner.shard_count(); ++i)
-      shards_.emplace_back(inner.shard(i));
-  }
-  std::uint32_t shard_count() const noexcept override {
-    return inner_.shard_count();
-  }
-  storage::shard_store& shard(std::uint32_t i) override {
-    return shards_.at(i);
-  }
-  std::uint64_t latest_sequence() override {
-    return inner_.latest_sequence();
-  }
-  storage::status sync_wal() override {
-    return inner_.sync_wal();
-  }
-  storage::status close() override {
-    return inner_.close();
-  }
-
-private:
-  class shard_wrapper final : public storage::shard_store {
-  public:
-    explicit shard_wrapper(storage::shard_store& inner) : inner_(inner) {}
-    storage::status get(std::string_view key, std::string& value) override {
-      return inner_.get(key, value);
-    }
-    storage::status write(const storage::write_batch& batch, bool sync) override {
-      return inner_.write(batch, sync);
-    }
-    storage::status
-    scan_prefix(std::string_view prefix,
-                const std::function<bool(std::string_view, std::string_view)>& fn) override {
-      return scan(prefix, {}, false, fn);
-    }
-    storage::status
-    scan(std::string_view prefix, std::string_view from, bool reverse,
-         const std::function<bool(std::string_view, std::string_view)>& fn) override {
-      std::vector<std::pair<std::string, std::string>> copy;
-      auto s = inner_.scan(prefix, from, reverse, [&](std::string_view k, std::string_view v) {
-        copy.emplace_back(k, v);
-        return true;
-      });
-      if (!s) return s;
-      for (const auto& [k, v] : copy)
-        if (!fn(k, v)) break;
-      return storage::status::ok();
-    }
-    std::uint64_t estimate_num_keys() override {
-      return inner_.estimate_num_keys();
-    }
-    std::uint64_t live_data_bytes() override {
-      return inner_.live_data_bytes();
-    }
-
-  private:
-    storage::shard_store& inner_;
-  };
-
-  storage::store& inner_;
-  std::vector<shard_wrapper> shards_;
 };
 
 /// What the fake WAL syncer saw.
@@ -886,8 +795,6 @@ TEST_F(ShardDataTest, ChangeFeedWithSyncPublishesAfterTheFsync) {
 
 class ShardIndexTest : public ShardDataTest {
 protected:
-  reentrant_store indexed{store};
-
   /// Five people (p5 without an age) in "people" through `shard`.
   void add_people(const actors::shard_actor& shard) {
     call(shard, put("people", "p1", R"({"age":35,"status":"active"})"));
@@ -901,7 +808,7 @@ protected:
 // Verifies index_put creates (then finds) an index, which becomes ready after the build
 // steps the shard sends itself, and that a query needs it unless it allows a scan.
 TEST_F(ShardIndexTest, IndexIsBuiltAndAnswersQueriesInOrder) {
-  auto shard = spawn_data(indexed, {});
+  auto shard = spawn_data(store, {});
   add_people(shard);
   const auto range = shard_query(R"({"where":{"age":{"$gte":30,"$lt":40}},"order_by":"age"})");
   auto refused = call(shard, query_req("people", range));
@@ -944,7 +851,7 @@ TEST_F(ShardIndexTest, IndexIsBuiltAndAnswersQueriesInOrder) {
 // Verifies paging on one shard: a limit sets `more`, and resuming after the last sort key
 // continues without duplicates or gaps.
 TEST_F(ShardIndexTest, QueryPagesResumeAfterTheLastSortKey) {
-  auto shard = spawn_data(indexed, {});
+  auto shard = spawn_data(store, {});
   add_people(shard);
   call(shard, index_op(doc_op::index_put, "people", "age"));
   auto parsed = query::parse_query(
@@ -974,7 +881,7 @@ TEST_F(ShardIndexTest, QueryPagesResumeAfterTheLastSortKey) {
 TEST_F(ShardIndexTest, BuildProgressesInStepsAndWritesDuringItAreIndexed) {
   actors::data_hosting d;
   d.index_build_batch = 2;
-  auto shard = spawn_data(indexed, d);
+  auto shard = spawn_data(store, d);
   for (int i = 0; i < 10; ++i)
     call(shard, put("people", "p" + std::to_string(i), "{\"age\":" + std::to_string(20 + i) + "}"));
   // Runs the shard one message at a time until `sink` is answered: build steps the shard
@@ -1042,7 +949,7 @@ TEST_F(ShardIndexTest, BuildProgressesInStepsAndWritesDuringItAreIndexed) {
 // Verifies writes after the build keep a ready index current (created, changed and
 // deleted documents), and the query of a collection without documents answers empty.
 TEST_F(ShardIndexTest, WritesMaintainAReadyIndex) {
-  auto shard = spawn_data(indexed, {});
+  auto shard = spawn_data(store, {});
   add_people(shard);
   call(shard, index_op(doc_op::index_put, "people", "status"));
   const auto active = shard_query(R"({"where":{"status":"active"}})");
@@ -1062,7 +969,7 @@ TEST_F(ShardIndexTest, WritesMaintainAReadyIndex) {
 // Verifies index_list, index_drop (not found afterwards, and a query needs a scan again),
 // and the refusals: an invalid field path, a dropped or unknown index, a malformed query.
 TEST_F(ShardIndexTest, ListDropAndErrors) {
-  auto shard = spawn_data(indexed, {});
+  auto shard = spawn_data(store, {});
   add_people(shard);
   auto empty = call(shard, index_op(doc_op::index_list, "people"));
   EXPECT_EQ(empty.status, doc_status::ok);
@@ -1118,7 +1025,7 @@ TEST_F(ShardIndexTest, ListDropAndErrors) {
 // Verifies index definitions survive a shard restart (they are stored), and that with
 // storage.sync the 201 of index_put waits for the fsync.
 TEST_F(ShardIndexTest, IndexDefinitionIsDurable) {
-  auto shard = spawn_data(indexed, {}, true);
+  auto shard = spawn_data(store, {}, true);
   auto written = send(shard, put("people", "p1", R"({"age":1})")); // held for the fsync
   auto created = send(shard, index_op(doc_op::index_put, "people", "age"));
   run();
@@ -1129,7 +1036,7 @@ TEST_F(ShardIndexTest, IndexDefinitionIsDurable) {
   ASSERT_EQ(created->deliveries, 1);
   EXPECT_EQ(created->last->status, doc_status::created);
   stop(shard);
-  auto again = spawn_data(indexed, {});
+  auto again = spawn_data(store, {});
   auto p = call(again, index_op(doc_op::index_get, "people", "age"));
   EXPECT_EQ(p.status, doc_status::ok);
   EXPECT_TRUE(progress_of(p).ready);
@@ -1141,7 +1048,7 @@ TEST_F(ShardIndexTest, IndexDefinitionIsDurable) {
 // waits for its fsync (as a get of it waits), so nobody observes a write a crash could
 // take back.
 TEST_F(ShardIndexTest, QueryWithSyncDoesNotSeeUnsyncedWrites) {
-  auto shard = spawn_data(indexed, {}, true);
+  auto shard = spawn_data(store, {}, true);
   auto w = send(shard, put("people", "p1", R"({"age":1})"));
   auto q = send(shard, query_req("people", shard_query(R"({"where":{},"allow_scan":true})")));
   run();

@@ -42,6 +42,7 @@
 #include "tests/support/shoal_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/webhook_receiver.hpp"
+#include "tests/support/json_members.hpp"
 
 namespace shoal::test {
 namespace {
@@ -57,20 +58,6 @@ constexpr auto drain_limit = milliseconds(30000); /// drains take about 2 s
 const std::string hook_queue = "crash-hooks";
 const std::string ext_queue = "crash-ext";
 const header_list json_type{{"Content-Type", "application/json"}};
-
-std::string str(const json::value& v, std::string_view key) {
-  const auto* o = v.if_object();
-  const auto* m = o ? o->if_contains(key) : nullptr;
-  return m && m->is_string() ? std::string(m->get_string()) : std::string();
-}
-
-std::int64_t num(const json::value& v, std::string_view key) {
-  const auto* o = v.if_object();
-  const auto* m = o ? o->if_contains(key) : nullptr;
-  if (m && m->is_int64()) return m->get_int64();
-  if (m && m->is_uint64()) return static_cast<std::int64_t>(m->get_uint64());
-  return -1;
-}
 
 std::uint32_t pick_seed() {
   if (const char* s = std::getenv("SHOAL_CRASH_SEED"); s != nullptr && *s != '\0')

@@ -35,6 +35,7 @@
 #include "tests/support/shoal_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/webhook_receiver.hpp"
+#include "tests/support/json_members.hpp"
 
 namespace shoal::test {
 namespace {
@@ -70,26 +71,6 @@ std::optional<std::uint64_t> parse_time(std::string_view text) {
   auto secs = ::timegm(&tm);
   if (secs < 0) return std::nullopt;
   return static_cast<std::uint64_t>(secs) * 1000 + ms;
-}
-
-/// A member of a JSON object, or a null value when `v` is not an object or lacks it.
-json::value at(const json::value& v, std::string_view key) {
-  const auto* o = v.if_object();
-  if (!o) return nullptr;
-  const auto* m = o->if_contains(key);
-  return m ? *m : json::value(nullptr);
-}
-
-std::string str(const json::value& v, std::string_view key) {
-  auto m = at(v, key);
-  return m.is_string() ? std::string(m.get_string()) : std::string();
-}
-
-std::int64_t num(const json::value& v, std::string_view key) {
-  auto m = at(v, key);
-  if (m.is_int64()) return m.get_int64();
-  if (m.is_uint64()) return static_cast<std::int64_t>(m.get_uint64());
-  return -1;
 }
 
 /// Unix ms of the timestamp member `key`, 0 when absent or malformed.

@@ -23,6 +23,7 @@
 
 #include "tests/integration/node_suite.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/json_members.hpp"
 
 namespace shoal::test {
 namespace {
@@ -35,26 +36,6 @@ const header_list json_type{{"Content-Type", "application/json"}};
 
 /// Every poll in this file gives up after this long (a loaded 2-core machine included).
 constexpr milliseconds patience{60000};
-
-/// A member of a JSON object, or null when `v` is not an object or lacks it.
-json::value at(const json::value& v, std::string_view key) {
-  const auto* o = v.if_object();
-  if (!o) return nullptr;
-  const auto* m = o->if_contains(key);
-  return m ? *m : json::value(nullptr);
-}
-
-std::string str(const json::value& v, std::string_view key) {
-  auto m = at(v, key);
-  return m.is_string() ? std::string(m.get_string()) : std::string();
-}
-
-std::int64_t num(const json::value& v, std::string_view key) {
-  auto m = at(v, key);
-  if (m.is_int64()) return m.get_int64();
-  if (m.is_uint64()) return static_cast<std::int64_t>(m.get_uint64());
-  return -1;
-}
 
 // -- the order of values, computed independently of the node ------------------------------
 

@@ -52,49 +52,6 @@ document_layout layout() {
   return l;
 }
 
-/// A shard_store that runs a scan's callback after the scan, over a copy of the keys it
-/// visited, so the callback may call back into the store. memory_store holds its lock
-/// while the callback runs; shard_index::run reads documents from its callback, which
-/// deadlocks there (see IndexedQueryOnMemoryStoreDoesNotDeadlock). Every other call goes
-/// straight to the memory store.
-class reentrant_shard final : public storage::shard_store {
-public:
-  explicit reentrant_shard(storage::shard_store& inner) : inner_(inner) {}
-
-  storage::status get(std::string_view key, std::string& value) override {
-    return inner_.get(key, value);
-  }
-  storage::status write(const storage::write_batch& batch, bool sync) override {
-    return inner_.write(batch, sync);
-  }
-  storage::status
-  scan_prefix(std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& fn) override {
-    return scan(prefix, {}, false, fn);
-  }
-  storage::status scan(std::string_view prefix, std::string_view from, bool reverse,
-                       const std::function<bool(std::string_view, std::string_view)>& fn) override {
-    std::vector<std::pair<std::string, std::string>> copy;
-    auto s = inner_.scan(prefix, from, reverse, [&](std::string_view k, std::string_view v) {
-      copy.emplace_back(k, v);
-      return true;
-    });
-    if (!s) return s;
-    for (const auto& [k, v] : copy)
-      if (!fn(k, v)) break;
-    return storage::status::ok();
-  }
-  std::uint64_t estimate_num_keys() override {
-    return inner_.estimate_num_keys();
-  }
-  std::uint64_t live_data_bytes() override {
-    return inner_.live_data_bytes();
-  }
-
-private:
-  storage::shard_store& inner_;
-};
-
 /// A live document of the model: its version and JSON text.
 struct model_doc {
   std::uint64_t version = 0;
@@ -329,7 +286,7 @@ protected:
   }
 
   storage::memory_store store_{1};
-  reentrant_shard shard_{store_.shard(0)};
+  storage::shard_store& shard_ = store_.shard(0);
   std::unique_ptr<shard_index> idx_;
   std::map<std::string, model> docs_; ///< by collection
 };
@@ -606,7 +563,7 @@ TEST_F(ShardIndexTest, BuildWithConcurrentWritesEqualsFreshBuild) {
         batch.put(documents::key(c, id), documents::encode(d.version, d.text));
       ASSERT_OK(fresh_store.shard(0).write(batch, false));
     }
-    reentrant_shard fresh_shard{fresh_store.shard(0)};
+    auto& fresh_shard = fresh_store.shard(0);
     std::unique_ptr<shard_index> fresh;
     ASSERT_OK(shard_index::open(fresh_shard, layout(), fresh));
     ASSERT_OK(fresh->create(c, "k", created));

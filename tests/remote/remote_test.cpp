@@ -437,6 +437,36 @@ TEST(RemoteShardTest, SilentOwnerFailsRequestsAtTheirDeadline) {
   caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
 }
 
+// Verifies a change-feed read may wait at the owner for its wait_ms on top of the failure
+// timeout: the owner answering after 300 ms is not a failure with a 200 ms timeout when
+// the read asked to wait 400 ms, while a plain read would have failed at 200 ms.
+TEST(RemoteShardTest, ChangeReadsMayWaitTheirWaitOnTopOfTheFailureTimeout) {
+  caf::actor_system_config cfg;
+  cfg.add_message_types<caf::id_block::shoal>();
+  cfg.add_message_types<caf::id_block::shoal_remote>();
+  caf::actor_system sys{cfg};
+  auto gateway = sys.spawn(slow_gateway, actors::doc_reply{actors::doc_status::ok, 7, "{}", {}});
+  auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 200ms, 10s});
+  caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
+  actors::doc_request changes;
+  changes.op = actors::doc_op::changes;
+  changes.collection = "users";
+  changes.after = 0;
+  changes.limit = 100;
+  changes.wait_ms = 400;
+  // The owner answers after 300 ms: past the failure timeout, within the wait.
+  std::thread owner([&] {
+    std::this_thread::sleep_for(300ms);
+    caf::anon_send(gateway, caf::ok_atom::value);
+  });
+  auto reply = ask(sys, stub, std::move(changes));
+  owner.join();
+  EXPECT_EQ(reply.status, actors::doc_status::ok) << reply.message;
+  EXPECT_EQ(reply.version, 7u);
+  caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
+}
+
 // Verifies a wrong secret is refused with a log line on both sides and no data flows;
 // the node that served first (alone) stays ready, the refused newcomer never is.
 TEST(RemoteTest, WrongSecretIsRefusedOnBothSides) {

@@ -23,56 +23,11 @@ using ::testing::IsEmpty;
 using keys = std::vector<std::string>;
 using namespace std::string_literals;
 
-constexpr std::uint32_t shard_count = 2;
-
-/// Opens a memory_store; ignores the directory. Nothing survives a reopen.
-struct memory_scan_factory {
-  static constexpr const char* name = "Memory";
-  static constexpr bool persistent = false;
-  static status open(const std::string& /*dir*/, std::unique_ptr<store>& out) {
-    out = std::make_unique<memory_store>(shard_count);
-    return status::ok();
-  }
-};
-
-/// Opens a RocksDB store in the directory, with small buffers.
-struct rocksdb_scan_factory {
-  static constexpr const char* name = "RocksDb";
-  static constexpr bool persistent = true;
-  static status open(const std::string& dir, std::unique_ptr<store>& out) {
-    rocksdb_options options;
-    options.path = dir;
-    options.shards = shard_count;
-    options.block_cache_bytes = 1u << 20;
-    options.write_buffer_bytes = 1u << 20;
-    return open_rocksdb_store(options, out);
-  }
-};
-
-struct factory_name {
-  template <class Factory>
-  static std::string GetName(int) {
-    return Factory::name;
-  }
-};
-
 template <class Factory>
-class ScanTest : public ::testing::Test {
+class ScanTest : public test::store_fixture<Factory> {
 protected:
-  void SetUp() override {
-    dir_ = std::make_unique<temp_dir>();
-    ASSERT_FALSE(dir_->path().empty()) << "mkdtemp failed";
-    ASSERT_OK(Factory::open(dir_->path(), store_));
-    ASSERT_NE(store_, nullptr);
-  }
-
-  void TearDown() override {
-    store_.reset(); // closes before the directory goes
-    dir_.reset();
-  }
-
   shard_store& shard() {
-    return store_->shard(0);
+    return this->store_->shard(0);
   }
 
   /// Writes every key of `ks` (value: "v" ++ key) in one batch.
@@ -103,13 +58,9 @@ protected:
     }));
     return out;
   }
-
-  std::unique_ptr<temp_dir> dir_;
-  std::unique_ptr<store> store_;
 };
 
-using factories = ::testing::Types<memory_scan_factory, rocksdb_scan_factory>;
-TYPED_TEST_SUITE(ScanTest, factories, factory_name);
+TYPED_TEST_SUITE(ScanTest, test::store_factories, test::factory_name);
 
 /// Keys of prefix "p/" with neighbours just below ("p.", "p/" - 1) and above ("p0").
 const keys neighbours = {"p.", "p.z", "p/a", "p/b", "p/d", "p0", "q"};
@@ -323,19 +274,20 @@ TYPED_TEST(ScanTest, ScansSkipDeletedRange) {
   EXPECT_THAT(this->scan("p/", "p/3", true), ElementsAre("p/1"));
 }
 
-// Verifies a del_range is durable: after closing (flushing) and reopening, the deleted
-// keys stay deleted and the others remain (persistent stores only).
-TYPED_TEST(ScanTest, DelRangeSurvivesReopen) {
-  if (!TypeParam::persistent) GTEST_SKIP() << "nothing survives a memory store";
-  this->put_all({"a", "b", "c", "d"});
+// Verifies a del_range is durable: after closing (flushing) and reopening the RocksDB
+// store, the deleted keys stay deleted and the others remain.
+class RocksDbScanTest : public ScanTest<test::rocksdb_factory> {};
+
+TEST_F(RocksDbScanTest, DelRangeSurvivesReopen) {
+  put_all({"a", "b", "c", "d"});
   write_batch batch;
   batch.del_range("b", "d");
-  ASSERT_OK(this->shard().write(batch, false));
-  ASSERT_OK(this->store_->close());
-  this->store_.reset();
-  ASSERT_OK(TypeParam::open(this->dir_->path(), this->store_));
-  EXPECT_THAT(this->all(), ElementsAre("a", "d"));
-  EXPECT_THAT(this->scan("", "c", true), ElementsAre("a"));
+  ASSERT_OK(shard().write(batch, false));
+  ASSERT_OK(store_->close());
+  store_.reset();
+  ASSERT_OK(test::rocksdb_factory::open(dir_->path(), store_));
+  EXPECT_THAT(all(), ElementsAre("a", "d"));
+  EXPECT_THAT(scan("", "c", true), ElementsAre("a"));
 }
 
 // Verifies the memory store's live byte count drops by the removed keys and values.

@@ -20,54 +20,13 @@ using test::temp_dir;
 using ::testing::ElementsAre;
 using key_values = std::vector<std::pair<std::string, std::string>>;
 
-constexpr std::uint32_t shard_count = 4;
-
-/// Opens a memory_store; ignores the directory.
-struct memory_factory {
-  static constexpr const char* name = "Memory";
-  static status open(const std::string& /*dir*/, std::unique_ptr<store>& out) {
-    out = std::make_unique<memory_store>(shard_count);
-    return status::ok();
-  }
-};
-
-/// Opens a RocksDB store in the directory, with small buffers.
-struct rocksdb_factory {
-  static constexpr const char* name = "RocksDb";
-  static status open(const std::string& dir, std::unique_ptr<store>& out) {
-    rocksdb_options options;
-    options.path = dir;
-    options.shards = shard_count;
-    options.block_cache_bytes = 1u << 20;
-    options.write_buffer_bytes = 1u << 20;
-    return open_rocksdb_store(options, out);
-  }
-};
-
-struct factory_name {
-  template <class Factory>
-  static std::string GetName(int) {
-    return Factory::name;
-  }
-};
+constexpr std::uint32_t shard_count = test::factory_shards;
 
 template <class Factory>
-class StoreContractTest : public ::testing::Test {
+class StoreContractTest : public test::store_fixture<Factory> {
 protected:
-  void SetUp() override {
-    dir_ = std::make_unique<temp_dir>();
-    ASSERT_FALSE(dir_->path().empty()) << "mkdtemp failed";
-    ASSERT_OK(Factory::open(dir_->path(), store_));
-    ASSERT_NE(store_, nullptr);
-  }
-
-  void TearDown() override {
-    store_.reset(); // closes before the directory goes
-    dir_.reset();
-  }
-
   shard_store& shard(std::uint32_t index = 0) {
-    return store_->shard(index);
+    return this->store_->shard(index);
   }
 
   status put(shard_store& s, std::string key, std::string value) {
@@ -91,13 +50,9 @@ protected:
     }));
     return result;
   }
-
-  std::unique_ptr<temp_dir> dir_;
-  std::unique_ptr<store> store_;
 };
 
-using factories = ::testing::Types<memory_factory, rocksdb_factory>;
-TYPED_TEST_SUITE(StoreContractTest, factories, factory_name);
+TYPED_TEST_SUITE(StoreContractTest, test::store_factories, test::factory_name);
 
 // Verifies the store reports the shard count it was opened with.
 TYPED_TEST(StoreContractTest, ShardCountMatchesOptions) {
