@@ -3,15 +3,15 @@
 
 #include <stdexcept>
 
-#include "actors/names.hpp"
+#include "core/names.hpp"
 
 namespace shoal::actors {
 
 void actor_registry::add(actor_type type) {
-  if (!valid_name(type.name()))
+  if (!core::valid_name(type.name()))
     throw std::invalid_argument("actor type name '" + type.name() + "' breaks [A-Za-z0-9_-]{1,64}");
   for (const auto& [name, entry] : type.methods()) {
-    if (!valid_name(name))
+    if (!core::valid_name(name))
       throw std::invalid_argument("method name '" + name + "' of actor type '" + type.name()
                                   + "' breaks [A-Za-z0-9_-]{1,64}");
     if (!entry.handler)

@@ -11,7 +11,7 @@
 #include "app/node.hpp"
 #include "examples/shop/shop.hpp"
 #include "config/settings.hpp"
-#include "jobs/handlers.hpp"
+#include "workers/handlers.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"Shoal: an actor-based backend in one binary"};
@@ -39,6 +39,6 @@ int main(int argc, char** argv) {
   actor_types.add(shoal::actors::make_counter_type());
   shoal::examples::shop::register_types(actor_types);
   // Job handlers likewise, by job type (docs/jobs.md); webhook and collection.stats are built in.
-  shoal::jobs::handler_registry job_handlers;
+  shoal::workers::handler_registry job_handlers;
   return shoal::app::serve(settings, actor_types, job_handlers);
 }

@@ -19,26 +19,27 @@
 
 #include "actors/actor_api.hpp"
 #include "actors/actor_metrics.hpp"
-#include "actors/errors.hpp"
-#include "actors/shard_actor.hpp"
-#include "actors/shard_metrics.hpp"
-#include "actors/type_ids.hpp"
-#include "actors/wal_syncer.hpp"
 #include "app/logging.hpp"
+#include "cache/metrics.hpp"
+#include "changes/metrics.hpp"
 #include "cluster/ownership.hpp"
-#include "cluster/shard_map.hpp"
 #include "cluster/view.hpp"
-#include "http/actor_bridge.hpp"
-#include "http/webhook_client.hpp"
-#include "jobs/broker.hpp"
-#include "jobs/handlers.hpp"
-#include "jobs/job_metrics.hpp"
+#include "documents/metrics.hpp"
+#include "host/shard_host.hpp"
+#include "host/wal_syncer.hpp"
 #include "http/request_metrics.hpp"
 #include "http/server.hpp"
+#include "http/webhook_client.hpp"
+#include "jobs/job_metrics.hpp"
 #include "metrics/metrics.hpp"
+#include "protocol/bridge.hpp"
+#include "protocol/type_ids.hpp"
+#include "query/metrics.hpp"
 #include "remote/cluster_runtime.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/store.hpp"
+#include "workers/broker.hpp"
+#include "workers/handlers.hpp"
 
 namespace shoal::app {
 
@@ -90,6 +91,20 @@ std::string storage_layout(const config::settings& settings) {
   return "node " + settings.node.id + " of the cluster [" + list + "]";
 }
 
+/// Whether the owner of each shard is up, by the latest view on `board` (a keyless job
+/// enqueue goes to a shard whose owner is up).
+std::function<bool(std::uint32_t)> shard_up(const cluster::view_board& board) {
+  return [&board](std::uint32_t shard) {
+    auto view = board.read();
+    if (!view || shard >= view->shard_owners.size()) return true;
+    const auto& owner = view->shard_owners[shard];
+    if (owner == view->self) return true;
+    for (const auto& m : view->nodes)
+      if (m.id == owner) return m.state == cluster::member_state::up;
+    return false;
+  };
+}
+
 /// The view of a node that runs alone: itself, up, owning every shard.
 std::shared_ptr<const cluster::cluster_view> single_node_view(const config::settings& settings,
                                                               const cluster::ownership& owners) {
@@ -129,9 +144,9 @@ std::string make_incarnation() {
 }
 
 /// The webhook handler's outcome from the client's result.
-jobs::job_outcome webhook_outcome(http::webhook_result&& r) {
+workers::job_outcome webhook_outcome(http::webhook_result&& r) {
   if (r.what != http::webhook_result::outcome::success)
-    return jobs::job_outcome::failure(std::move(r.message), r.retryable());
+    return workers::job_outcome::failure(std::move(r.message), r.retryable());
   boost::json::object o;
   o["status"] = r.status;
   boost::json::error_code ec;
@@ -140,7 +155,7 @@ jobs::job_outcome webhook_outcome(http::webhook_result&& r) {
     o["body"] = std::move(body);
   else
     o["body"] = r.body;
-  return jobs::job_outcome::success(boost::json::serialize(o));
+  return workers::job_outcome::success(boost::json::serialize(o));
 }
 
 double now_seconds() {
@@ -150,7 +165,7 @@ double now_seconds() {
 } // namespace
 
 int serve(const config::settings& settings, const actors::actor_registry& registry,
-          const jobs::handler_registry& job_handlers) {
+          const workers::handler_registry& job_handlers) {
   auto logs = make_loggers(settings.log);
   auto start_time = now_seconds();
 
@@ -163,11 +178,12 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   // Which shards this node owns follows from its id and the member ids (not their
   // addresses), so a data directory is bound to them; a node alone owns everything.
   opts.layout = storage_layout(settings);
-  std::unique_ptr<storage::store> store;
-  if (auto s = storage::open_rocksdb_store(opts, store); !s) {
-    logs.storage->error("cannot open the store at {}: {}", opts.path, s.to_string());
+  auto opened = storage::open_rocksdb_store(opts);
+  if (!opened) {
+    logs.storage->error("cannot open the store at {}: {}", opts.path, opened.error().to_string());
     return 1;
   }
+  auto store = std::move(*opened);
   logs.storage->info("opened {} with {} shards (sync={})", opts.path, opts.shards,
                      settings.storage.sync);
 
@@ -179,85 +195,92 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   // signals), served 1.4x the hot-GET rate at half the p99 (docs/benchmarks.md).
   cfg.set("work-stealing.aggressive-poll-attempts", std::size_t{10});
   cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
-  cfg.add_message_types<caf::id_block::shoal>();
+  protocol::add_message_types(cfg);
   const bool clustered = settings.cluster.clustered();
   if (clustered) {
     cfg.load<caf::io::middleman>();
     cfg.add_message_types<caf::id_block::shoal_remote>();
   }
-  cfg.add_error_category(
-    actors::errc_category, [](std::uint8_t code, caf::atom_value, const caf::message& context) {
-      return actors::to_string(static_cast<actors::errc>(code)) + ": " + caf::to_string(context);
-    });
   int status = 0;
   // Outgoing HTTP of the webhook job handler; outlives the actors that post through it.
   http::webhook_client webhooks{1};
+  // The modules' metrics outlive the shard hosts, which update them.
   jobs::job_metrics job_metrics;
-  actors::shard_metrics shard_metrics; // outlives the shard actors, which update it
+  documents::metrics document_metrics;
+  query::metrics query_metrics;
+  changes::metrics change_metrics;
+  cache::metrics cache_metrics;
   {
     caf::actor_system sys{cfg};
-    actors::wal_syncer_actor syncer;
-    if (settings.storage.sync) syncer = actors::spawn_wal_syncer(sys, *store, true);
+    host::wal_syncer_actor syncer;
+    if (settings.storage.sync) syncer = host::spawn_wal_syncer(sys, *store, true);
     actors::actor_metrics actor_metrics{registry};
     remote::placed_shards shards;
-    actors::hosting_config hosting;
-    hosting.registry = &registry;
-    hosting.metrics = &actor_metrics;
-    hosting.peers = &shards.handles; // filled below, before any message can arrive
-    hosting.call_timeout = std::chrono::milliseconds(settings.actors.call_timeout_ms);
-    hosting.idle_timeout = std::chrono::milliseconds(settings.actors.idle_timeout_ms);
-    // The node-wide bound, split over the shards (rounded up).
-    hosting.max_active =
-      (settings.actors.max_active + settings.cluster.shards - 1) / settings.cluster.shards;
-    // This node's shards get shard actors; every other node's shard gets a stub that
+    // This node's shards get shard hosts; every other node's shard gets a stub that
     // forwards to its owner (docs/cluster.md).
     const cluster::ownership owners{member_ids(settings), settings.cluster.shards};
     // The job broker first: shards announce their work to it as soon as they start.
     auto handlers = job_handlers;
-    jobs::add_builtin_handlers(
+    workers::add_builtin_handlers(
       handlers, shards.handles,
       [&webhooks](std::string url, std::string body, std::chrono::milliseconds timeout,
                   std::vector<std::pair<std::string, std::string>> headers,
-                  std::function<void(jobs::job_outcome)> done) {
+                  std::function<void(workers::job_outcome)> done) {
         webhooks.post(std::move(url), std::move(body), timeout, std::move(headers),
                       [done = std::move(done)](http::webhook_result r) {
                         done(webhook_outcome(std::move(r)));
                       });
       },
       std::chrono::milliseconds(settings.jobs.webhook_timeout_ms));
-    jobs::broker_config broker_cfg;
+    workers::broker_config broker_cfg;
     broker_cfg.shards = &shards.handles;
     broker_cfg.shard_count = settings.cluster.shards;
     broker_cfg.local = owners.shards_of(settings.node.id);
     broker_cfg.handlers = &handlers;
     broker_cfg.settings = settings.jobs;
     broker_cfg.incarnation = make_incarnation();
-    actors::job_hosting job_hosting;
-    job_hosting.retry = jobs::retry_policy{settings.jobs.retry_base_ms, settings.jobs.retry_cap_ms};
-    job_hosting.metrics = &job_metrics;
-    job_hosting.incarnation = broker_cfg.incarnation;
-    // The node-wide memory bounds, split evenly over the shards this node owns.
-    actors::data_hosting data_hosting;
+    // What every shard host of this node hosts; the node-wide memory bounds are split
+    // evenly over the shards this node owns.
+    host::host_config base;
+    base.store = store.get();
+    base.sync = settings.storage.sync;
+    base.syncer = syncer;
+    base.peers = &shards.handles; // filled below, before any message can arrive
+    base.call_timeout = std::chrono::milliseconds(settings.actors.call_timeout_ms);
+    base.log = logs.storage;
     {
       const auto local = std::max<std::size_t>(1, owners.shards_of(settings.node.id).size());
-      data_hosting.doc_cache_bytes = settings.storage.doc_cache_bytes / local;
-      data_hosting.ttl_cache_bytes = settings.cache.max_bytes / local;
-      data_hosting.index_build_batch = settings.query.index_build_batch;
-      data_hosting.change_log = settings.changes.enabled;
-      data_hosting.change_retention = settings.changes.retention_events;
-      data_hosting.change_retention_ms = std::uint64_t{settings.changes.retention_s} * 1000;
-      data_hosting.metrics = &shard_metrics;
+      base.documents.cache_bytes = settings.storage.doc_cache_bytes / local;
+      base.documents.metrics = &document_metrics;
+      base.query.build_batch = settings.query.index_build_batch;
+      base.query.metrics = &query_metrics;
+      base.changes.enabled = settings.changes.enabled;
+      base.changes.keep.max_events = settings.changes.retention_events;
+      base.changes.keep.max_age_ms = std::uint64_t{settings.changes.retention_s} * 1000;
+      base.changes.metrics = &change_metrics;
+      base.cache.max_bytes = settings.cache.max_bytes / local;
+      base.cache.metrics = &cache_metrics;
+      base.jobs.retry =
+        jobs::retry_policy{settings.jobs.retry_base_ms, settings.jobs.retry_cap_ms};
+      base.jobs.metrics = &job_metrics;
+      base.jobs.incarnation = broker_cfg.incarnation;
+      base.actors.registry = &registry;
+      base.actors.metrics = &actor_metrics;
+      base.actors.idle_timeout = std::chrono::milliseconds(settings.actors.idle_timeout_ms);
+      // The node-wide bound, split over the shards (rounded up).
+      base.actors.max_active =
+        (settings.actors.max_active + settings.cluster.shards - 1) / settings.cluster.shards;
     }
-    auto broker = jobs::spawn_broker(sys, std::move(broker_cfg));
-    job_hosting.broker = broker;
+    auto broker = workers::spawn_broker(sys, std::move(broker_cfg));
+    base.broker = broker;
     shards = remote::place_shards(
       sys, settings.node.id, owners, std::chrono::milliseconds(settings.cluster.failure_timeout_ms),
       std::chrono::milliseconds(settings.actors.call_timeout_ms), [&](std::uint32_t i) {
-        return actors::spawn_shard(sys, actors::shard_config{i, store.get(), settings.storage.sync,
-                                                             syncer, hosting, job_hosting,
-                                                             data_hosting});
+        auto cfg = base;
+        cfg.index = i;
+        return host::spawn_shard_host(sys, std::move(cfg));
       });
-    jobs::start_broker(broker);
+    workers::start_broker(broker);
     cluster::view_board board;
     remote::cluster_actors members;
     if (clustered) {
@@ -277,14 +300,17 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       board.publish(single_node_view(settings, owners));
     }
 
-    http::actor_bridge bridge{shards.handles, cluster::shard_map{settings.cluster.shards}, broker,
-                              &board};
+    protocol::bridge bridge{shards.handles, settings.cluster.shards, broker,
+                            clustered ? shard_up(board) : std::function<bool(std::uint32_t)>{}};
     http::request_metrics request_metrics;
     metrics::registry collectors;
     collectors.add([&](metrics::text_writer& out) { request_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { actor_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { job_metrics.write(out); });
-    collectors.add([&](metrics::text_writer& out) { shard_metrics.write(out); });
+    collectors.add([&](metrics::text_writer& out) { document_metrics.write(out); });
+    collectors.add([&](metrics::text_writer& out) { cache_metrics.write(out); });
+    collectors.add([&](metrics::text_writer& out) { query_metrics.write(out); });
+    collectors.add([&](metrics::text_writer& out) { change_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { write_storage_metrics(out, *store); });
     collectors.add(
       [&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
@@ -298,7 +324,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     };
     env.cluster_view = [&board] { return board.read(); };
     env.metrics_text = [&collectors] { return collectors.render(); };
-    env.on_drain = [&broker] { jobs::drain_broker(broker); };
+    env.on_drain = [&broker] { workers::drain_broker(broker); };
+    env.request_timeout_ms = settings.http.request_timeout_ms;
     env.actor_call_timeout_ms = settings.actors.call_timeout_ms;
     env.max_job_delay_ms = settings.jobs.max_delay_ms;
     env.cache_max_value_bytes = settings.cache.max_value_bytes;
@@ -333,7 +360,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     sys.await_all_actors_done();
   }
   if (auto s = store->close(); !s) {
-    logs.storage->error("closing the store failed: {}", s.to_string());
+    logs.storage->error("closing the store failed: {}", s.error().to_string());
     status = 1;
   } else {
     logs.storage->info("store flushed and closed");

@@ -7,9 +7,9 @@ namespace shoal::actors {
 class actor_registry;
 } // namespace shoal::actors
 
-namespace shoal::jobs {
+namespace shoal::workers {
 class handler_registry;
-} // namespace shoal::jobs
+} // namespace shoal::workers
 
 namespace shoal::app {
 
@@ -18,6 +18,6 @@ namespace shoal::app {
 /// drains it. Returns the process exit status: 0 after a clean shutdown, 1 when start-up fails
 /// (the store cannot be opened, the address cannot be bound), with the reason logged.
 int serve(const config::settings& settings, const actors::actor_registry& registry,
-          const jobs::handler_registry& job_handlers);
+          const workers::handler_registry& job_handlers);
 
 } // namespace shoal::app

@@ -2,6 +2,7 @@
 #include "changes/change_log.hpp"
 
 #include <limits>
+#include <optional>
 
 namespace shoal::changes {
 
@@ -45,11 +46,8 @@ std::string change_log::key(std::string_view collection, std::uint64_t seq) {
   return k;
 }
 
-storage::status change_log::load(std::string_view collection, bounds*& out) {
-  if (auto it = bounds_.find(collection); it != bounds_.end()) {
-    out = &it->second;
-    return storage::status::ok();
-  }
+core::result<change_log::bounds*> change_log::load(std::string_view collection) {
+  if (auto it = bounds_.find(collection); it != bounds_.end()) return &it->second;
   const auto p = prefix(collection);
   bounds b;
   std::uint64_t first = 0;
@@ -57,37 +55,37 @@ storage::status change_log::load(std::string_view collection, bounds*& out) {
     first = seq_of(k, p.size());
     return false;
   });
-  if (!s) return s;
+  if (!s) return std::move(s).error();
   if (first != 0) {
     std::uint64_t last = 0;
     s = shard_.scan(p, {}, true, [&](std::string_view k, std::string_view) {
       last = seq_of(k, p.size());
       return false;
     });
-    if (!s) return s;
+    if (!s) return std::move(s).error();
     b.first = first;
     b.last = last;
     b.published = last;
   }
-  out = &bounds_.emplace(std::string(collection), b).first->second;
-  return storage::status::ok();
+  return &bounds_.emplace(std::string(collection), b).first->second;
 }
 
-storage::status change_log::append(storage::write_batch& batch, std::string_view collection,
-                                   event e, pending& out) {
-  bounds* b = nullptr;
-  if (auto s = load(collection, b); !s) return s;
-  e.seq = b->last + 1;
+core::result<pending> change_log::append(storage::write_batch& batch, std::string_view collection,
+                                         event e) {
+  auto b = load(collection);
+  if (!b) return std::move(b).error();
+  pending out;
+  e.seq = (*b)->last + 1;
   out.collection.assign(collection);
   out.seq = e.seq;
   out.trimmed_to = 0;
   batch.put(key(collection, e.seq), encode_event(e));
   // Kept after this write: first .. seq; over the bound, the oldest goes in the same batch.
-  if (e.seq - b->first + 1 > keep_.max_events) {
-    batch.del(key(collection, b->first));
-    out.trimmed_to = b->first;
+  if (e.seq - (*b)->first + 1 > keep_.max_events) {
+    batch.del(key(collection, (*b)->first));
+    out.trimmed_to = (*b)->first;
   }
-  return storage::status::ok();
+  return out;
 }
 
 void change_log::commit(const pending& p) {
@@ -104,53 +102,57 @@ void change_log::publish(std::string_view collection, std::uint64_t seq) {
     it->second.published = std::min(seq, it->second.last);
 }
 
-storage::status change_log::published(std::string_view collection, std::uint64_t& out) {
-  bounds* b = nullptr;
-  if (auto s = load(collection, b); !s) return s;
-  out = b->published;
-  return storage::status::ok();
+core::result<std::uint64_t> change_log::published(std::string_view collection) {
+  auto b = load(collection);
+  if (!b) return std::move(b).error();
+  return (*b)->published;
 }
 
-storage::status change_log::read(std::string_view collection, std::uint64_t after,
-                                 std::uint32_t limit, batch& out, read_result& result) {
-  bounds* b = nullptr;
-  if (auto s = load(collection, b); !s) return s;
-  out.events.clear();
+core::result<batch> change_log::read(std::string_view collection, std::uint64_t after,
+                                     std::uint32_t limit) {
+  auto loaded = load(collection);
+  if (!loaded) return std::move(loaded).error();
+  const bounds* b = *loaded;
+  batch out;
   out.first = b->first;
   out.last = b->published;
-  result = read_result::ok;
-  if (after == std::numeric_limits<std::uint64_t>::max()) return storage::status::ok();
-  if (after > b->published || after + 1 < b->first) {
-    result = read_result::gone;
-    return storage::status::ok();
-  }
-  if (after == b->published || limit == 0) return storage::status::ok();
+  if (after == std::numeric_limits<std::uint64_t>::max()) return out;
+  if (after > b->published || after + 1 < b->first)
+    return core::error{core::errc::gone,
+                       "events after " + std::to_string(after) + " of " + std::string(collection)
+                         + " on this shard are no longer kept (oldest kept: "
+                         + std::to_string(b->first) + ", newest: " + std::to_string(b->published)
+                         + ")"};
+  if (after == b->published || limit == 0) return out;
   const auto p = prefix(collection);
   const auto from = key(collection, after + 1);
-  storage::status decode_error;
+  std::optional<core::error> decode_error;
   std::size_t bytes = 0;
   auto s = shard_.scan(p, from, false, [&](std::string_view k, std::string_view v) {
     auto seq = seq_of(k, p.size());
     if (seq == 0 || seq > b->published) return false;
     auto e = decode_event(seq, v);
     if (!e) {
-      decode_error = {storage::errc::corruption, "change-log event " + std::to_string(seq) + " of "
-                                                   + std::string(collection) + " is corrupt"};
+      decode_error = core::error{core::errc::corrupt, "change-log event " + std::to_string(seq)
+                                                        + " of " + std::string(collection)
+                                                        + " is corrupt"};
       return false;
     }
     bytes += e->doc.size() + e->id.size();
     out.events.push_back(std::move(*e));
     return out.events.size() < limit && bytes < max_batch_bytes;
   });
-  if (!s) return s;
-  return decode_error;
+  if (!s) return std::move(s).error();
+  if (decode_error) return std::move(*decode_error);
+  return out;
 }
 
-storage::status change_log::trim_by_age(std::uint64_t now_ms, std::size_t max_deletes,
-                                        std::size_t& deleted) {
-  deleted = 0;
-  if (keep_.max_age_ms == 0 || now_ms <= keep_.max_age_ms) return storage::status::ok();
+core::result<std::optional<change_log::trim_plan>> change_log::plan_trim(std::uint64_t now_ms,
+                                                                         std::size_t max_deletes) {
+  if (keep_.max_age_ms == 0 || now_ms <= keep_.max_age_ms) return std::optional<trim_plan>();
   const auto cutoff = now_ms - keep_.max_age_ms;
+  trim_plan plan;
+  std::size_t deleted = 0;
   for (auto& [collection, b] : bounds_) {
     if (deleted >= max_deletes) break;
     // Never the newest: the sequence must survive a restart.
@@ -166,14 +168,19 @@ storage::status change_log::trim_by_age(std::uint64_t now_ms, std::size_t max_de
       ++deleted;
       return true;
     });
-    if (!s) return s;
+    if (!s) return std::move(s).error();
     if (upto == 0) continue;
-    storage::write_batch batch;
-    batch.del_range(key(collection, b.first), key(collection, upto + 1));
-    if (s = shard_.write(batch, false); !s) return s;
-    b.first = upto + 1;
+    plan.batch.del_range(key(collection, b.first), key(collection, upto + 1));
+    plan.upto.emplace_back(collection, upto);
   }
-  return storage::status::ok();
+  if (plan.upto.empty()) return std::optional<trim_plan>();
+  return std::optional<trim_plan>(std::move(plan));
+}
+
+void change_log::trimmed(const trim_plan& plan) {
+  for (const auto& [collection, upto] : plan.upto)
+    if (auto it = bounds_.find(collection); it != bounds_.end() && upto + 1 > it->second.first)
+      it->second.first = upto + 1;
 }
 
 } // namespace shoal::changes

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The change feed's codecs: a stored event, a shard's batch of events, the JSON of an
-// event's SSE `data:` and the resume point a stream writes as each event's `id:`.
+// The change feed's codecs: a stored event, the JSON of an event's SSE `data:` and the
+// resume point a stream writes as each event's `id:`.
 //
 // Binary layouts (all integers are unsigned LEB128 varints, minimal length):
 //   event:  kind (1 byte: 1 put, 2 delete) | version | time_ms | id length | id | doc
 //           (the doc is the rest; a delete has none, a put always has one)
-//   batch:  'B' | first | last | count | count × (seq | event length | event)
 //   position text: "v1." + base64url, unpadded, of shard count | seq × shard count
 // Decoders take any bytes: whatever is not exactly one of these (truncated, overlong or
 // non-minimal varints, unknown kinds, trailing bytes) is refused, never read past.
@@ -20,7 +19,6 @@ namespace shoal::changes {
 
 namespace {
 
-constexpr char batch_tag = 'B';
 constexpr std::string_view position_prefix = "v1.";
 constexpr std::size_t max_varint_bytes = 10; // 64 bits, 7 per byte
 
@@ -125,55 +123,6 @@ std::optional<event> decode_event(std::uint64_t seq, std::string_view bytes) {
 
 // -- batches --------------------------------------------------------------------------------
 
-std::string encode_batch(const batch& b) {
-  std::string out;
-  std::size_t size = 1 + 3 * max_varint_bytes;
-  for (const auto& e : b.events)
-    size += 3 * max_varint_bytes + 1 + e.id.size() + e.doc.size() + 2 * max_varint_bytes;
-  out.reserve(size);
-  out.push_back(batch_tag);
-  put_varint(out, b.first);
-  put_varint(out, b.last);
-  put_varint(out, b.events.size());
-  std::string encoded;
-  for (const auto& e : b.events) {
-    put_varint(out, e.seq);
-    encoded = encode_event(e);
-    put_varint(out, encoded.size());
-    out += encoded;
-  }
-  return out;
-}
-
-std::optional<batch> decode_batch(std::string_view bytes) {
-  reader r{bytes};
-  auto tag = r.byte();
-  if (!tag || *tag != static_cast<std::uint8_t>(batch_tag)) return std::nullopt;
-  auto first = r.varint();
-  auto last = r.varint();
-  auto count = r.varint();
-  if (!first || !last || !count) return std::nullopt;
-  // Each event takes at least 6 bytes (seq, length, kind, version, time, id length and
-  // one byte of id): a count the bytes cannot hold is refused before anything is reserved.
-  if (*count > r.rest().size() / 6) return std::nullopt;
-  batch b;
-  b.first = *first;
-  b.last = *last;
-  b.events.reserve(static_cast<std::size_t>(*count));
-  for (std::uint64_t i = 0; i < *count; ++i) {
-    auto seq = r.varint();
-    if (!seq || *seq == 0) return std::nullopt;
-    auto size = r.varint();
-    if (!size) return std::nullopt;
-    auto body = r.bytes(*size);
-    if (!body) return std::nullopt;
-    auto e = decode_event(*seq, *body);
-    if (!e) return std::nullopt;
-    b.events.push_back(std::move(*e));
-  }
-  if (!r.done()) return std::nullopt;
-  return b;
-}
 
 // -- SSE data -----------------------------------------------------------------------------
 

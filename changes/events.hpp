@@ -3,7 +3,8 @@
 
 // The change feed's data: the events one shard returns for a collection, and the resume
 // point a stream hands its client. Pure codecs, no CAF; the shard side keeps the log
-// (changes/change_log.hpp), the edge streams it (http/change_stream.hpp).
+// (changes/change_log.hpp, changes/module.hpp), the edge streams it
+// (http/change_stream.hpp).
 
 #include <cstdint>
 #include <optional>
@@ -34,10 +35,6 @@ struct batch {
   std::uint64_t first = 1;
   std::uint64_t last = 0;
 };
-
-/// Binary codec of a batch (the doc_reply body). decode: nullopt for foreign bytes.
-std::string encode_batch(const batch& b);
-std::optional<batch> decode_batch(std::string_view bytes);
 
 /// A stored event (the value of its change-log key): kind, version, time, id, doc.
 std::string encode_event(const event& e);

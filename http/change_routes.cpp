@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The change feed's route (docs/changes.md): GET /v1/collections/{c}/changes, from a
-// request to a change_feed_call with every check that needs no shard: the method, the
-// collection name, the query and the syntax of the resume point. The stream itself is
-// change_stream.cpp.
-#include "http/router.hpp"
+// request to a change stream (which takes the connection over) with every check that
+// needs no shard: the method, the collection name, the query and the syntax of the
+// resume point. The stream itself is change_stream.cpp.
 
 #include <cstdint>
 #include <optional>
@@ -15,11 +14,12 @@
 #include <boost/beast/http/verb.hpp>
 #include <boost/url/parse.hpp>
 
-#include "actors/names.hpp"
 #include "changes/events.hpp"
+#include "core/names.hpp"
+#include "http/change_stream.hpp"
 #include "http/route_helpers.hpp"
 
-namespace shoal::http {
+namespace shoal::http::detail {
 
 namespace bhttp = boost::beast::http;
 
@@ -34,8 +34,8 @@ constexpr std::string_view since_now = "now";
 /// Largest shard count a cluster may have (cluster.shards).
 constexpr std::uint64_t max_shards = 65'536;
 
-response invalid_resume_point(std::string_view message, unsigned version) {
-  return error_response(bhttp::status::bad_request, "invalid_resume_point", message, version);
+response invalid_resume_point(std::string message, unsigned version) {
+  return error_response(invalid("invalid_resume_point", std::move(message)), version);
 }
 
 /// The shard count a position text names, from the first varint of its payload: at most
@@ -76,7 +76,7 @@ std::optional<std::uint32_t> named_shard_count(std::string_view text) {
   return std::nullopt;
 }
 
-/// `text` as the change_feed_call's `since`: "" (from now), "start", or a position that
+/// `text` as the stream's `since`: "" (from now), "start", or a position that
 /// decodes (for the shard count it names; the stream checks that count against the
 /// cluster's). nullopt when it is none of these.
 std::optional<std::string> normalize_since(std::string_view text) {
@@ -90,17 +90,29 @@ std::optional<std::string> normalize_since(std::string_view text) {
 constexpr std::string_view resume_rule =
   "a resume point is an event id of this stream, \"start\" (or \"0\") or \"now\"";
 
+/// The route's answer: the connection goes to a change stream.
+routed stream(std::string_view collection, std::string since) {
+  return {route_id::changes,
+          take_over{[collection = std::string(collection), since = std::move(since)](
+                      boost::beast::tcp_stream&& s, server_context& ctx, std::string request_id,
+                      unsigned version) mutable {
+            start_change_stream(std::move(s), ctx, std::move(collection), std::move(since),
+                                std::move(request_id), version);
+          }}};
+}
+
 } // namespace
 
-namespace detail {
-
-routed route_changes(const request& req, std::string_view collection, const route_env& env) {
+routed route_changes(exchange& ex, std::string_view collection) {
+  const auto& req = ex.req;
+  const auto& env = ex.env;
   auto version = req.version();
   routed r{route_id::changes, response{}};
   if (!env.changes_enabled) {
     r.outcome =
-      error_response(bhttp::status::not_found, "not_found",
-                     "the change feed is turned off on this node (changes.enabled)", version);
+      error_response(core::error{core::errc::not_found,
+                                 "the change feed is turned off on this node (changes.enabled)"},
+                     version);
     return r;
   }
   // GET only: a HEAD would get the header of an endless body.
@@ -108,9 +120,9 @@ routed route_changes(const request& req, std::string_view collection, const rout
     r.outcome = method_not_allowed("GET", version);
     return r;
   }
-  if (!actors::valid_name(collection)) {
-    r.outcome = error_response(bhttp::status::bad_request, "invalid_name",
-                               "collection names are 1 to 64 of [A-Za-z0-9_-]", version);
+  if (!core::valid_name(collection)) {
+    r.outcome = error_response(invalid("invalid_name", "collection names are 1 to 64 of [A-Za-z0-9_-]"),
+                               version);
     return r;
   }
   std::optional<std::string> since_param;
@@ -119,8 +131,8 @@ routed route_changes(const request& req, std::string_view collection, const rout
       if (p.key.empty() && p.value.empty()) continue; // "?", "a=1&"
       if (p.key != "since") {
         r.outcome = error_response(
-          bhttp::status::bad_request, "unknown_parameter",
-          "unknown query parameter \"" + p.key + "\" (only since is taken)", version);
+          invalid("unknown_parameter", "unknown query parameter \"" + p.key + "\" (only since is taken)"),
+          version);
         return r;
       }
       if (since_param || !p.has_value) {
@@ -140,8 +152,7 @@ routed route_changes(const request& req, std::string_view collection, const rout
   } else if (since_param) {
     since = *since_param;
   } else {
-    r.outcome = change_feed_call{std::string(collection), std::string()};
-    return r;
+    return stream(collection, std::string());
   }
   auto normalized = normalize_since(since);
   if (!normalized) {
@@ -150,9 +161,7 @@ routed route_changes(const request& req, std::string_view collection, const rout
                                      version);
     return r;
   }
-  r.outcome = change_feed_call{std::string(collection), std::move(*normalized)};
-  return r;
+  return stream(collection, std::move(*normalized));
 }
 
-} // namespace detail
-} // namespace shoal::http
+} // namespace shoal::http::detail

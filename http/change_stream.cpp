@@ -20,7 +20,7 @@
 //             then the socket is closed.
 //
 // Memory: at most one read per shard is out, and the queue is bounded by the byte limit
-// plus the batches of the reads out. The sinks hold the stream weakly: replies after the
+// plus the batches of the reads out. The answers hold the stream weakly: answers after the
 // end are dropped, and a stream lives as long as its pending socket operations and timers.
 #include "http/change_stream.hpp"
 
@@ -50,11 +50,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "actors/doc_protocol.hpp"
-#include "changes/events.hpp"
+#include "changes/messages.hpp"
+#include "http/errors.hpp"
 #include "http/request_metrics.hpp"
-#include "http/session.hpp"
-#include "http/shard_service.hpp"
+#include "http/server_context.hpp"
 
 namespace shoal::http {
 
@@ -94,32 +93,33 @@ void append_data_lines(std::string& out, std::string_view data) {
 
 class change_stream;
 
-/// Hands one shard's reply to the stream's strand. A sink destroyed without a reply (its
-/// shard actor went away) counts as shard_unavailable, so no shard is waited for forever.
-class stream_sink final : public actors::reply_sink {
+using read_answer = core::result<changes::batch>;
+
+/// Hands one shard's answer to the stream's strand. An answer destroyed without being
+/// delivered (its shard went away) counts as shard_unavailable, so no shard is waited
+/// for forever.
+class stream_answer final : public core::answer<changes::batch> {
 public:
-  stream_sink(std::weak_ptr<change_stream> stream, std::uint32_t shard)
+  stream_answer(std::weak_ptr<change_stream> stream, std::uint32_t shard)
       : stream_(std::move(stream)), shard_(shard) {}
 
-  ~stream_sink() override {
+  ~stream_answer() override {
     if (delivered_) return;
     try {
-      actors::doc_reply reply;
-      reply.status = actors::doc_status::shard_unavailable;
-      reply.message = "the shard dropped the change feed's read";
-      hand_over(std::move(reply));
+      hand_over(core::error{core::errc::shard_unavailable,
+                            "the shard dropped the change feed's read"});
     } catch (...) {
       // Out of memory while posting: the stream's write timeout ends it eventually.
     }
   }
 
-  void deliver(actors::doc_reply&& reply) override {
+  void deliver(read_answer&& r) override {
     delivered_ = true;
-    hand_over(std::move(reply));
+    hand_over(std::move(r));
   }
 
 private:
-  void hand_over(actors::doc_reply&& reply);
+  void hand_over(read_answer&& r);
 
   std::weak_ptr<change_stream> stream_;
   std::uint32_t shard_;
@@ -128,10 +128,10 @@ private:
 
 class change_stream : public std::enable_shared_from_this<change_stream> {
 public:
-  change_stream(beast::tcp_stream&& stream, server_context& ctx, change_feed_call&& call,
-                std::string request_id, unsigned version)
+  change_stream(beast::tcp_stream&& stream, server_context& ctx, std::string collection,
+                std::string since, std::string request_id, unsigned version)
       : ctx_(ctx), stream_(std::move(stream)), timer_(stream_.get_executor()),
-        collection_(std::move(call.collection)), since_(std::move(call.since)),
+        collection_(std::move(collection)), since_(std::move(since)),
         request_id_(std::move(request_id)), version_(version),
         max_bytes_(std::max<std::size_t>(ctx.env.changes_max_buffer_bytes, 2)),
         heartbeat_(std::max<std::uint32_t>(ctx.env.changes_heartbeat_ms, 1)) {
@@ -162,8 +162,8 @@ public:
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->open(); });
   }
 
-  /// One shard's reply, on the strand.
-  void on_reply(std::uint32_t shard, actors::doc_reply&& reply) {
+  /// One shard's answer, on the strand.
+  void on_reply(std::uint32_t shard, read_answer&& reply) {
     if (phase_ != phase::opening && phase_ != phase::streaming) return;
     if (shard >= shards_.size() || shards_[shard].out == read_kind::none) return;
     auto& s = shards_[shard];
@@ -226,9 +226,10 @@ private:
     } else {
       auto p = changes::position::decode(since_, count);
       if (!p)
-        return fail(bhttp::status::bad_request, "invalid_resume_point",
-                    "the resume point belongs to a cluster of another shard count (this one has "
-                      + std::to_string(count) + " shards)");
+        return fail(invalid("invalid_resume_point",
+                            "the resume point belongs to a cluster of another shard count (this "
+                            "one has "
+                              + std::to_string(count) + " shards)"));
       origin_ = origin::resume;
       position_ = std::move(*p);
     }
@@ -245,37 +246,15 @@ private:
 
   void on_open_timeout(beast::error_code ec) {
     if (ec || phase_ != phase::opening) return;
-    fail(bhttp::status::gateway_timeout, "timeout",
-         "a shard did not answer within " + std::to_string(ctx_.settings.request_timeout_ms)
-           + " ms");
+    fail(core::error{core::errc::timeout, "a shard did not answer within "
+                                             + std::to_string(ctx_.settings.request_timeout_ms)
+                                             + " ms"});
   }
 
   /// The bounds of one shard's log: where "now" and "start" are, and whether a resume
   /// point is still (or ever was) in the log. Any refusal is the HTTP answer.
-  void on_open_reply(std::uint32_t shard, actors::doc_reply&& reply) {
-    using actors::doc_status;
-    switch (reply.status) {
-    case doc_status::ok:
-      break;
-    case doc_status::gone:
-      return fail(bhttp::status::gone, "gone", reply.message);
-    case doc_status::shard_unavailable:
-      return fail(bhttp::status::service_unavailable, "shard_unavailable", reply.message);
-    case doc_status::unavailable:
-      return fail(bhttp::status::service_unavailable, "shutting_down", reply.message);
-    case doc_status::storage_error:
-      return fail(bhttp::status::service_unavailable, "storage_unavailable", reply.message);
-    case doc_status::bad_request:
-      return fail(bhttp::status::bad_request, reply.code.empty() ? "bad_request" : reply.code,
-                  reply.message);
-    default:
-      return fail(bhttp::status::internal_server_error, "internal_error",
-                  "shard " + std::to_string(shard) + " refused the change feed's read");
-    }
-    auto b = changes::decode_batch(reply.body);
-    if (!b)
-      return fail(bhttp::status::internal_server_error, "internal_error",
-                  "shard " + std::to_string(shard) + " answered a malformed change batch");
+  void on_open_reply(std::uint32_t shard, read_answer&& b) {
+    if (!b) return fail(error_response(b.error(), version_), "refused");
     auto& seq = position_.seqs[shard];
     shards_[shard].last = b->last;
     switch (origin_) {
@@ -289,10 +268,11 @@ private:
     case origin::resume:
       // The shard's own rule (doc_protocol.hpp): trimmed, or never in this log.
       if (seq + 1 < b->first || seq > b->last)
-        return fail(bhttp::status::gone, "gone",
-                    "the resume point is outside the retained events of shard "
-                      + std::to_string(shard) + " (" + std::to_string(b->first) + ".."
-                      + std::to_string(b->last) + "); start again without one or with since=start");
+        return fail(core::error{core::errc::gone,
+                                "the resume point is outside the retained events of shard "
+                                  + std::to_string(shard) + " (" + std::to_string(b->first)
+                                  + ".." + std::to_string(b->last)
+                                  + "); start again without one or with since=start"});
       break;
     }
     if (++opened_ < shards_.size()) return;
@@ -327,14 +307,9 @@ private:
 
   // -- streaming ----------------------------------------------------------------------------
 
-  void on_stream_reply(std::uint32_t shard, read_kind kind, actors::doc_reply&& reply) {
-    switch (reply.status) {
-    case actors::doc_status::ok: {
-      auto b = changes::decode_batch(reply.body);
-      if (!b) {
-        log_debug("shard {} answered a malformed change batch; retrying", shard);
-        return retry_later(shard);
-      }
+  void on_stream_reply(std::uint32_t shard, read_kind kind, read_answer&& b) {
+    const auto code = b ? core::errc{} : b.error().code();
+    if (b) {
       auto& s = shards_[shard];
       s.last = b->last; // the latest answer is the freshest (a log can also shrink)
       if (kind == read_kind::bounds) {
@@ -347,7 +322,7 @@ private:
       if (draining()) return finish("node draining");
       return next_read(shard);
     }
-    case actors::doc_status::gone: {
+    if (code == core::errc::gone) {
       if (shards_[shard].from_start) {
         // Nothing of this shard was sent yet on a stream from the oldest event: the
         // oldest is just younger now (retention trims as writes come).
@@ -356,20 +331,18 @@ private:
       // The shard trimmed events this stream had not read yet: no resume point can
       // recover them.
       boost::json::object o;
-      o["message"] = reply.message.empty() ? "events of shard " + std::to_string(shard)
-                                               + " were trimmed before they were read"
-                                           : reply.message;
+      o["message"] = b.error().message().empty() ? "events of shard " + std::to_string(shard)
+                                                     + " were trimmed before they were read"
+                                                 : b.error().message();
       std::string msg = "event: gone\n";
       append_data_lines(msg, boost::json::serialize(o));
       msg += '\n';
       enqueue(std::move(msg));
       return finish("gone");
     }
-    default:
-      // shard_unavailable (its node is down), shutting down, a store error: ask again
-      // later without ending the stream.
-      return retry_later(shard);
-    }
+    // shard_unavailable (its node is down), shutting down, a store error: ask again
+    // later without ending the stream.
+    retry_later(shard);
   }
 
   /// Queues the events of `b` that are new for `shard`. Events of a live read that take
@@ -463,15 +436,10 @@ private:
 
   void read(std::uint32_t shard, read_kind kind, std::uint64_t after, std::uint32_t limit,
             std::uint32_t wait_ms) {
-    actors::doc_request req;
-    req.op = actors::doc_op::changes;
-    req.collection = collection_;
-    req.after = after;
-    req.limit = limit;
-    req.wait_ms = wait_ms;
     shards_[shard].out = kind;
-    ctx_.shards.submit_to(shard, std::move(req),
-                          std::make_shared<stream_sink>(weak_from_this(), shard));
+    ctx_.shards.ask(shard, changes::changes_read{collection_, after, limit, wait_ms},
+                    core::reply_to<changes::batch>{
+                      std::make_shared<stream_answer>(weak_from_this(), shard)});
   }
 
   std::size_t low_water() const noexcept {
@@ -562,16 +530,19 @@ private:
   }
 
   /// An error answer while no byte of the stream is out yet.
-  void fail(bhttp::status status, std::string_view code, std::string_view message) {
+  void fail(const core::error& e) {
+    fail(error_response(e, version_), "refused");
+  }
+
+  void fail(response&& res, const char* reason) {
     phase_ = phase::closing;
-    end_reason_ = "refused";
+    end_reason_ = reason;
     cancel_timers();
-    auto res = error_response(status, code, message, version_);
     record(res.result_int());
     res.set("x-request-id", request_id_);
     res.set(bhttp::field::server, "shoal");
     res.keep_alive(false);
-    log_debug("refused: {} {}", res.result_int(), code);
+    log_debug("refused: {}", res.result_int());
     error_ = std::make_unique<response>(std::move(res));
     writing_ = true;
     stream_.expires_after(std::chrono::milliseconds(ctx_.settings.idle_timeout_ms));
@@ -666,21 +637,22 @@ private:
   const char* end_reason_ = nullptr;
 };
 
-void stream_sink::hand_over(actors::doc_reply&& reply) {
+void stream_answer::hand_over(read_answer&& r) {
   auto s = stream_.lock();
-  if (!s) return; // the stream ended: the reply is dropped
+  if (!s) return; // the stream ended: the answer is dropped
   auto ex = s->executor();
-  net::post(ex, [s = std::move(s), shard = shard_, reply = std::move(reply)]() mutable {
-    s->on_reply(shard, std::move(reply));
+  net::post(ex, [s = std::move(s), shard = shard_, r = std::move(r)]() mutable {
+    s->on_reply(shard, std::move(r));
   });
 }
 
 } // namespace
 
 void start_change_stream(boost::beast::tcp_stream&& stream, server_context& ctx,
-                         change_feed_call&& call, std::string request_id, unsigned version) {
-  std::make_shared<change_stream>(std::move(stream), ctx, std::move(call), std::move(request_id),
-                                  version)
+                         std::string collection, std::string since, std::string request_id,
+                         unsigned version) {
+  std::make_shared<change_stream>(std::move(stream), ctx, std::move(collection), std::move(since),
+                                  std::move(request_id), version)
     ->start();
 }
 

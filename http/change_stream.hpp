@@ -7,7 +7,7 @@
 
 #include <boost/beast/core/tcp_stream.hpp>
 
-#include "http/router.hpp"
+#include "http/message.hpp"
 
 namespace shoal::http {
 
@@ -15,12 +15,15 @@ struct server_context;
 
 /// Answers GET /v1/collections/{c}/changes on `stream`, which the session hands over
 /// after routing: a 200 text/event-stream response whose body is the collection's
-/// events, read from every shard with long polls (shard_service::submit_to, doc_op::changes)
+/// events, read from every shard with long polls (changes::changes_read)
 /// and written in arrival order, each with the stream's resume point as its `id:`. Ends
 /// when the client leaves, the node drains, or the client falls more than
 /// changes_max_buffer_bytes behind (then the last line tells it to resume). A resume
 /// point older than a shard's retention is answered 410 before the stream starts.
+/// `since`: "" (from now), "start", or an encoded position (change_routes.cpp checked its
+/// syntax).
 void start_change_stream(boost::beast::tcp_stream&& stream, server_context& ctx,
-                         change_feed_call&& call, std::string request_id, unsigned version);
+                         std::string collection, std::string since, std::string request_id,
+                         unsigned version);
 
 } // namespace shoal::http

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The job queue routes (docs/jobs.md): from a request to a jobs::job_request, with every
-// check the edge makes of targets and bodies, and from a jobs::job_reply to a response.
-#include "http/router.hpp"
+// The job queue routes (docs/jobs.md): from a request to a jobs message, with every check
+// the edge makes of targets and bodies, and from the answer to a response.
 
 #include <algorithm>
 #include <chrono>
@@ -15,18 +14,14 @@
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
-#include "actors/names.hpp"
+#include "core/names.hpp"
 #include "http/route_helpers.hpp"
 #include "jobs/ids.hpp"
+#include "jobs/messages.hpp"
 
-namespace shoal::http {
+namespace shoal::http::detail {
 
 namespace bhttp = boost::beast::http;
-
-using detail::check_json_media_type;
-using detail::method_not_allowed;
-using detail::parse_json;
-using detail::plain_json;
 
 namespace {
 
@@ -45,18 +40,9 @@ constexpr std::size_t max_error_bytes = 4096;
 /// The methods a job route takes: GET and HEAD (read), or POST (write).
 enum class access { read, write };
 
-/// The job request a route built, or the response that refused the request.
-using job_or_error = std::variant<jobs::job_request, response>;
-
-/// The outcome of route `id`: a job call, or the error as is.
-routed routed_job(route_id id, job_or_error built) {
-  routed r{id, response{}};
-  if (auto* err = std::get_if<response>(&built))
-    r.outcome = std::move(*err);
-  else
-    r.outcome = job_invocation{std::move(std::get<jobs::job_request>(built))};
-  return r;
-}
+/// A request a route built, or the response that refused it.
+template <class R>
+using built = std::variant<R, response>;
 
 /// 405 with the Allow of `a` unless the method of `req` is one of `a`.
 std::optional<response> check_method(const request& req, access a) {
@@ -64,16 +50,15 @@ std::optional<response> check_method(const request& req, access a) {
   bool allowed =
     a == access::read ? (m == bhttp::verb::get || m == bhttp::verb::head) : m == bhttp::verb::post;
   if (allowed) return std::nullopt;
-  return method_not_allowed(a == access::read ? detail::read_methods : write_methods,
-                            req.version());
+  return method_not_allowed(a == access::read ? read_methods : write_methods, req.version());
 }
 
 /// The checks every queue route starts with: the method, then the queue name.
 std::optional<response> check_queue_route(const request& req, access a, std::string_view queue) {
   if (auto err = check_method(req, a)) return err;
-  if (!actors::valid_name(queue))
-    return error_response(bhttp::status::bad_request, "invalid_name",
-                          "queue names are 1 to 64 of [A-Za-z0-9_-]", req.version());
+  if (!core::valid_name(queue))
+    return error_response(invalid("invalid_name", "queue names are 1 to 64 of [A-Za-z0-9_-]"),
+                          req.version());
   return std::nullopt;
 }
 
@@ -82,12 +67,12 @@ std::optional<response> check_queue_route(const request& req, access a, std::str
 std::optional<response> check_job_route(const request& req, access a, std::string_view id) {
   if (auto err = check_method(req, a)) return err;
   if (!jobs::job_shard(id))
-    return error_response(bhttp::status::not_found, "not_found", "no such job", req.version());
+    return error_response(core::error{core::errc::not_found, "no such job"}, req.version());
   return std::nullopt;
 }
 
 response invalid_job(std::string_view message, unsigned version) {
-  return error_response(bhttp::status::bad_request, "invalid_job", message, version);
+  return error_response(invalid("invalid_job", std::string(message)), version);
 }
 
 /// Job types: 1 to 64 of [A-Za-z0-9_.-].
@@ -139,11 +124,11 @@ std::variant<boost::json::object, response>
 parse_job_body(const request& req, const route_env& env, bool empty_ok,
                std::initializer_list<std::string_view> known) {
   auto version = req.version();
-  if (auto err = check_json_media_type(req)) return std::move(*err);
+  if (auto err = check_json_media_type(req)) return error_response(*err, version);
   if (empty_ok && req.body().empty()) return boost::json::object{};
-  auto parsed = parse_json(req.body(), env, version);
-  if (auto* err = std::get_if<response>(&parsed)) return std::move(*err);
-  auto& value = std::get<boost::json::value>(parsed);
+  auto parsed = parse_json(req.body(), env);
+  if (!parsed) return error_response(parsed.error(), version);
+  auto& value = *parsed;
   if (!value.is_object()) return invalid_job("the body must be a JSON object", version);
   auto& object = value.as_object();
   for (const auto& member : object) {
@@ -154,7 +139,7 @@ parse_job_body(const request& req, const route_env& env, bool empty_ok,
       std::string message = "unknown field \"";
       message += std::string_view(member.key());
       message += '"';
-      return error_response(bhttp::status::bad_request, "unknown_field", message, version);
+      return error_response(invalid("unknown_field", message), version);
     }
   }
   return std::move(object);
@@ -174,24 +159,24 @@ std::optional<response> read_integer(const boost::json::object& body, std::strin
   return std::nullopt;
 }
 
-job_or_error enqueue_request(const request& req, std::string_view queue, const route_env& env) {
+built<jobs::job_enqueue> enqueue_request(const request& req, std::string_view queue,
+                                         const route_env& env) {
   auto version = req.version();
   if (auto err = check_queue_route(req, access::write, queue)) return std::move(*err);
   auto parsed = parse_job_body(req, env, false,
                                {"type", "payload", "delay_ms", "max_attempts", "idempotency_key"});
   if (auto* err = std::get_if<response>(&parsed)) return std::move(*err);
   const auto& body = std::get<boost::json::object>(parsed);
-  jobs::job_request jr;
-  jr.op = jobs::job_op::enqueue;
+  jobs::job_enqueue jr;
   auto* type = body.if_contains("type");
   if (!type || !type->is_string() || !valid_job_type(type->get_string()))
     return invalid_job("type is required: a string of 1 to 64 of [A-Za-z0-9_.-]", version);
   jr.type.assign(type->get_string());
   if (auto* payload = body.if_contains("payload")) {
     if (!payload->is_object()) return invalid_job("payload must be a JSON object", version);
-    jr.body = boost::json::serialize(*payload);
+    jr.payload = boost::json::serialize(*payload);
   } else {
-    jr.body = "{}";
+    jr.payload = "{}";
   }
   jr.delay_ms = 0;
   jr.max_attempts = default_max_attempts;
@@ -201,31 +186,23 @@ job_or_error enqueue_request(const request& req, std::string_view queue, const r
             read_integer(body, "max_attempts", 1, max_attempts_limit, jr.max_attempts, version)))
     return std::move(*err);
   if (auto* key = body.if_contains("idempotency_key")) {
-    if (!key->is_string() || !actors::valid_id(key->get_string()))
+    if (!key->is_string() || !core::valid_id(key->get_string()))
       return invalid_job(
         "idempotency_key must be a string of 1 to 256 of [A-Za-z0-9_.:@-], not . or ..", version);
-    jr.key.assign(key->get_string());
+    jr.idempotency_key.assign(key->get_string());
   }
   jr.queue.assign(queue);
   return jr;
 }
 
-job_or_error stats_request(const request& req, std::string_view queue) {
-  if (auto err = check_queue_route(req, access::read, queue)) return std::move(*err);
-  jobs::job_request jr;
-  jr.op = jobs::job_op::stats;
-  jr.queue.assign(queue);
-  return jr;
-}
-
-job_or_error lease_request(const request& req, std::string_view queue, const route_env& env) {
+built<jobs::queue_lease> lease_request(const request& req, std::string_view queue,
+                                       const route_env& env) {
   auto version = req.version();
   if (auto err = check_queue_route(req, access::write, queue)) return std::move(*err);
   auto parsed = parse_job_body(req, env, true, {"max", "visibility_ms", "wait_ms"});
   if (auto* err = std::get_if<response>(&parsed)) return std::move(*err);
   const auto& body = std::get<boost::json::object>(parsed);
-  jobs::job_request jr;
-  jr.op = jobs::job_op::lease;
+  jobs::queue_lease jr;
   jr.max = 1;
   jr.visibility_ms = default_visibility_ms;
   jr.wait_ms = 0;
@@ -239,25 +216,25 @@ job_or_error lease_request(const request& req, std::string_view queue, const rou
   return jr;
 }
 
-job_or_error get_request(const request& req, std::string_view id) {
-  if (auto err = check_job_route(req, access::read, id)) return std::move(*err);
-  jobs::job_request jr;
-  jr.op = jobs::job_op::get;
-  jr.id.assign(id);
-  return jr;
-}
+/// The body of complete, fail or retry (`op`).
+enum class action { complete, fail, retry };
 
-/// complete, fail or retry (`op`) of the job `id`.
-job_or_error action_request(const request& req, std::string_view id, jobs::job_op op,
-                            const route_env& env) {
+struct action_body {
+  std::string lease_id;
+  std::string text; ///< complete: the result (JSON); fail: the error
+  bool retry = true;
+};
+
+built<action_body> action_request(const request& req, std::string_view id, action op,
+                                  const route_env& env) {
   auto version = req.version();
   if (auto err = check_job_route(req, access::write, id)) return std::move(*err);
   std::variant<boost::json::object, response> parsed;
   switch (op) {
-  case jobs::job_op::complete:
+  case action::complete:
     parsed = parse_job_body(req, env, false, {"lease_id", "result"});
     break;
-  case jobs::job_op::fail:
+  case action::fail:
     parsed = parse_job_body(req, env, false, {"lease_id", "error", "retry"});
     break;
   default:
@@ -265,42 +242,29 @@ job_or_error action_request(const request& req, std::string_view id, jobs::job_o
   }
   if (auto* err = std::get_if<response>(&parsed)) return std::move(*err);
   const auto& body = std::get<boost::json::object>(parsed);
-  jobs::job_request jr;
-  jr.op = op;
-  if (op != jobs::job_op::retry) {
+  action_body out;
+  if (op != action::retry) {
     auto* lease = body.if_contains("lease_id");
     if (!lease || !lease->is_string() || lease->get_string().empty())
       return invalid_job("lease_id is required: a non-empty string", version);
-    jr.key.assign(lease->get_string());
+    out.lease_id.assign(lease->get_string());
   }
-  if (op == jobs::job_op::complete) {
+  if (op == action::complete) {
     auto* result = body.if_contains("result");
-    jr.body = result ? boost::json::serialize(*result) : std::string("null");
-  } else if (op == jobs::job_op::fail) {
-    jr.body = "failed";
+    out.text = result ? boost::json::serialize(*result) : std::string("null");
+  } else if (op == action::fail) {
+    out.text = "failed";
     if (auto* error = body.if_contains("error")) {
       if (!error->is_string() || error->get_string().size() > max_error_bytes)
         return invalid_job("error must be a string of at most 4096 bytes", version);
-      jr.body.assign(error->get_string());
+      out.text.assign(error->get_string());
     }
-    jr.retry = true;
     if (auto* retry = body.if_contains("retry")) {
       if (!retry->is_bool()) return invalid_job("retry must be true or false", version);
-      jr.retry = retry->get_bool();
+      out.retry = retry->get_bool();
     }
   }
-  jr.id.assign(id);
-  return jr;
-}
-
-/// The id member of an enqueue reply's body, for its Location; empty when there is none.
-std::string job_id_of(std::string_view body) {
-  boost::json::error_code ec;
-  auto v = boost::json::parse(body, ec);
-  if (ec || !v.is_object()) return {};
-  auto* id = v.as_object().if_contains("id");
-  if (!id || !id->is_string()) return {};
-  return std::string(id->get_string());
+  return out;
 }
 
 std::string stats_json(std::string_view queue, const jobs::job_counts& c) {
@@ -349,86 +313,107 @@ std::string lease_json(const std::vector<jobs::leased_job>& leased) {
   return boost::json::serialize(out);
 }
 
+/// The job as stored (job_view), or its error.
+response render_view(core::result<jobs::job_view>&& r, unsigned version) {
+  return render(std::move(r), version, [version](jobs::job_view&& v) {
+    return plain_json(bhttp::status::ok, std::move(v.json), version);
+  });
+}
+
 } // namespace
 
-namespace detail {
-
-routed route_enqueue(request& req, std::string_view queue, const route_env& env) {
-  return routed_job(route_id::queue_jobs, enqueue_request(req, queue, env));
+routed route_enqueue(exchange& ex, std::string_view queue) {
+  constexpr auto route = route_id::queue_jobs;
+  auto built = enqueue_request(ex.req, queue, ex.env);
+  if (auto* err = std::get_if<response>(&built)) return refused(route, std::move(*err));
+  const auto version = ex.version();
+  return {route, ex.ask(std::move(std::get<jobs::job_enqueue>(built)), ex.env.request_timeout_ms,
+                        [version](core::result<jobs::job_enqueued>&& r) {
+                          return render(std::move(r), version, [&](jobs::job_enqueued&& e) {
+                            auto res = plain_json(e.created ? bhttp::status::accepted
+                                                            : bhttp::status::ok,
+                                                  std::move(e.json), version);
+                            res.set(bhttp::field::location, "/v1/jobs/" + e.id);
+                            return res;
+                          });
+                        })};
 }
 
-routed route_queue_stats(const request& req, std::string_view queue) {
-  return routed_job(route_id::queue, stats_request(req, queue));
+routed route_queue_stats(exchange& ex, std::string_view queue) {
+  constexpr auto route = route_id::queue;
+  if (auto err = check_queue_route(ex.req, access::read, queue))
+    return refused(route, std::move(*err));
+  const auto version = ex.version();
+  return {route, ex.ask_all(jobs::queue_stats{std::string(queue)}, ex.env.request_timeout_ms,
+                            [version, queue = std::string(queue)](
+                              std::vector<core::result<jobs::job_counts>>&& answers) {
+                              return render(jobs::sum_counts(std::move(answers)), version,
+                                            [&](jobs::job_counts&& c) {
+                                              return plain_json(bhttp::status::ok,
+                                                                stats_json(queue, c), version);
+                                            });
+                            })};
 }
 
-routed route_lease(request& req, std::string_view queue, const route_env& env) {
-  return routed_job(route_id::queue_lease, lease_request(req, queue, env));
+routed route_lease(exchange& ex, std::string_view queue) {
+  constexpr auto route = route_id::queue_lease;
+  auto built = lease_request(ex.req, queue, ex.env);
+  if (auto* err = std::get_if<response>(&built)) return refused(route, std::move(*err));
+  auto req = std::move(std::get<jobs::queue_lease>(built));
+  const auto version = ex.version();
+  // A lease may wait for work at the broker: the answer is due only after that wait.
+  const auto timeout = ex.env.request_timeout_ms + req.wait_ms;
+  ex.shards.lease(std::move(req), ex.answer<jobs::leased_jobs>(
+                                    [version](core::result<jobs::leased_jobs>&& r) {
+                                      return render(std::move(r), version,
+                                                    [&](jobs::leased_jobs&& l) {
+                                                      return plain_json(bhttp::status::ok,
+                                                                        lease_json(l.jobs),
+                                                                        version);
+                                                    });
+                                    }));
+  return {route, pending{timeout}};
 }
 
-routed route_job_get(const request& req, std::string_view id) {
-  return routed_job(route_id::job, get_request(req, id));
+routed route_job_get(exchange& ex, std::string_view id) {
+  constexpr auto route = route_id::job;
+  if (auto err = check_job_route(ex.req, access::read, id)) return refused(route, std::move(*err));
+  const auto version = ex.version();
+  return {route, ex.ask(jobs::job_get{std::string(id)}, ex.env.request_timeout_ms,
+                        [version](auto&& r) { return render_view(std::move(r), version); })};
 }
 
-routed route_job_action(request& req, std::string_view id, std::string_view action,
-                        const route_env& env) {
-  jobs::job_op op;
-  if (action == "complete")
-    op = jobs::job_op::complete;
-  else if (action == "fail")
-    op = jobs::job_op::fail;
-  else if (action == "retry")
-    op = jobs::job_op::retry;
+routed route_job_action(exchange& ex, std::string_view id, std::string_view name) {
+  action op;
+  if (name == "complete")
+    op = action::complete;
+  else if (name == "fail")
+    op = action::fail;
+  else if (name == "retry")
+    op = action::retry;
   else
-    return {route_id::unknown, no_such_route(req.version())};
-  return routed_job(route_id::job_action, action_request(req, id, op, env));
-}
-
-} // namespace detail
-
-response render_job_reply(const job_invocation& call, jobs::job_reply&& reply, unsigned version) {
-  using jobs::job_status;
-  const auto& req = call.request;
-  auto message = [&](std::string_view fallback) -> std::string_view {
-    return reply.message.empty() ? fallback : std::string_view(reply.message);
+    return {route_id::unknown, no_such_route(ex.version())};
+  constexpr auto route = route_id::job_action;
+  auto built = action_request(ex.req, id, op, ex.env);
+  if (auto* err = std::get_if<response>(&built)) return refused(route, std::move(*err));
+  auto& body = std::get<action_body>(built);
+  const auto version = ex.version();
+  const auto timeout = ex.env.request_timeout_ms;
+  auto render_it = [version](core::result<jobs::job_view>&& r) {
+    return render_view(std::move(r), version);
   };
-  switch (reply.status) {
-  case job_status::ok:
-    if (req.op == jobs::job_op::stats)
-      return plain_json(bhttp::status::ok, stats_json(req.queue, reply.counts), version);
-    if (req.op == jobs::job_op::lease)
-      return plain_json(bhttp::status::ok, lease_json(reply.jobs), version);
-    return plain_json(bhttp::status::ok, std::move(reply.body), version);
-  case job_status::created:
-  case job_status::existing: {
-    auto id = job_id_of(reply.body);
-    auto status = reply.status == job_status::created ? bhttp::status::accepted : bhttp::status::ok;
-    auto res = plain_json(status, std::move(reply.body), version);
-    if (!id.empty()) res.set(bhttp::field::location, "/v1/jobs/" + id);
-    return res;
+  switch (op) {
+  case action::complete:
+    return {route, ex.ask(jobs::job_complete{std::string(id), std::move(body.lease_id),
+                                             std::move(body.text), false},
+                          timeout, render_it)};
+  case action::fail:
+    return {route, ex.ask(jobs::job_fail{std::string(id), std::move(body.lease_id),
+                                         std::move(body.text), body.retry, false},
+                          timeout, render_it)};
+  default:
+    return {route, ex.ask(jobs::job_retry{std::string(id)}, timeout, render_it)};
   }
-  case job_status::not_found:
-    return error_response(bhttp::status::not_found, "not_found", message("no such job"), version);
-  case job_status::stale_lease:
-    return error_response(bhttp::status::conflict, "stale_lease",
-                          message("the lease does not hold the job"), version);
-  case job_status::wrong_state:
-    return error_response(bhttp::status::conflict, "wrong_state",
-                          message("the job is not in a state that allows this"), version);
-  case job_status::invalid:
-    return error_response(bhttp::status::bad_request, "invalid_job",
-                          message("the request cannot be served"), version);
-  case job_status::storage_error:
-    return error_response(bhttp::status::service_unavailable, "storage_unavailable",
-                          message("the store failed"), version);
-  case job_status::unavailable:
-    return error_response(bhttp::status::service_unavailable, "shutting_down",
-                          message("the node is shutting down"), version);
-  case job_status::shard_unavailable:
-    return error_response(bhttp::status::service_unavailable, "shard_unavailable",
-                          message("the shard's node is not answering"), version);
-  }
-  return error_response(bhttp::status::internal_server_error, "internal_error", "unknown reply",
-                        version);
 }
 
-} // namespace shoal::http
+} // namespace shoal::http::detail

@@ -1,20 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// Internal to http/: what router.cpp and job_routes.cpp share. The small helpers every
-// route uses (defined in router.cpp), and the job queue routes that `route()` dispatches
-// to (defined in job_routes.cpp). Only sources of http/ include this header: it adds
-// Boost.JSON to the Beast message types of router.hpp.
+// Internal to http/: the helpers every route family uses (defined in router.cpp) and the
+// route families that `route()` dispatches to, one file each. Only sources of http/
+// include this header: it adds Boost.JSON to the Beast message types.
 
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
+#include <utility>
 
 #include <boost/beast/http/status.hpp>
 #include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
 
+#include "core/result.hpp"
+#include "http/errors.hpp"
 #include "http/router.hpp"
 
 namespace shoal::http::detail {
@@ -31,54 +32,64 @@ response no_such_route(unsigned version);
 /// A response with `status` and `body`, which is JSON already, as application/json.
 response plain_json(boost::beast::http::status status, std::string body, unsigned version);
 
+/// 204 No Content.
+response no_content(unsigned version);
+
 /// 415 unsupported_media_type when the request names a Content-Type that is not JSON
 /// (application/json or */*+json); a request without one is fine.
-std::optional<response> check_json_media_type(const request& req);
+std::optional<core::error> check_json_media_type(const request& req);
 
 /// Parses `text` as JSON no deeper than env.max_json_depth, allocating from `sp`;
 /// 400 invalid_json on failure.
-std::variant<boost::json::value, response> parse_json(std::string_view text, const route_env& env,
-                                                      unsigned version,
-                                                      boost::json::storage_ptr sp = {});
+core::result<boost::json::value> parse_json(std::string_view text, const route_env& env,
+                                            boost::json::storage_ptr sp = {});
 
-// -- job queue routes (job_routes.cpp) ---------------------------------------------------
+/// Parses and normalizes a body that must be a JSON object (its serialized form, with
+/// 415, invalid_json, or `not_object` for valid JSON that is not an object).
+core::result<std::string> parse_object_body(const request& req, const route_env& env,
+                                            std::string not_object);
 
-/// POST /v1/queues/{q}/jobs: enqueue.
-routed route_enqueue(request& req, std::string_view queue, const route_env& env);
+/// The routed outcome of a refusal.
+inline routed refused(route_id id, const core::error& e, unsigned version) {
+  return {id, error_response(e, version)};
+}
+inline routed refused(route_id id, response res) {
+  return {id, std::move(res)};
+}
 
-/// GET /v1/queues/{q}: the queue's counts.
-routed route_queue_stats(const request& req, std::string_view queue);
+/// The response to an answer: `ok(value)` for a value, the one error table otherwise.
+template <class T, class Ok>
+response render(core::result<T>&& r, unsigned version, Ok&& ok) {
+  if (!r) return error_response(r.error(), version);
+  return ok(std::move(r).value());
+}
 
-/// POST /v1/queues/{q}/lease.
-routed route_lease(request& req, std::string_view queue, const route_env& env);
+// -- route families -------------------------------------------------------------------------
 
-/// GET /v1/jobs/{id}.
-routed route_job_get(const request& req, std::string_view id);
+/// GET, HEAD, PUT, PATCH, DELETE /v1/collections/{c}/docs/{id} (document_routes.cpp).
+routed route_document(exchange& ex, std::string_view collection, std::string_view id);
 
+/// POST /v1/actors/{type}/{id}/method/{method} (actor_routes.cpp).
+routed route_actor(exchange& ex, std::string_view type, std::string_view id,
+                   std::string_view method);
+
+/// The job queue routes (job_routes.cpp).
+routed route_enqueue(exchange& ex, std::string_view queue);
+routed route_queue_stats(exchange& ex, std::string_view queue);
+routed route_lease(exchange& ex, std::string_view queue);
+routed route_job_get(exchange& ex, std::string_view id);
 /// POST /v1/jobs/{id}/{action}: complete, fail or retry; any other action is no route.
-routed route_job_action(request& req, std::string_view id, std::string_view action,
-                        const route_env& env);
+routed route_job_action(exchange& ex, std::string_view id, std::string_view action);
 
-// -- TTL cache (cache_routes.cpp) ---------------------------------------------------------
+/// GET, HEAD, PUT, DELETE /v1/cache/{key} (cache_routes.cpp).
+routed route_cache(exchange& ex, std::string_view key);
 
-/// GET, HEAD, PUT, DELETE /v1/cache/{key}.
-routed route_cache(request& req, std::string_view key, const route_env& env);
+/// Indexes and queries (query_routes.cpp).
+routed route_index_list(exchange& ex, std::string_view collection);
+routed route_index(exchange& ex, std::string_view collection, std::string_view field);
+routed route_query(exchange& ex, std::string_view collection);
 
-// -- indexes and queries (query_routes.cpp) -------------------------------------------------
-
-/// GET /v1/collections/{c}/indexes: the collection's indexes.
-routed route_index_list(const request& req, std::string_view collection);
-
-/// PUT, GET, DELETE /v1/collections/{c}/indexes/{field}.
-routed route_index(request& req, std::string_view collection, std::string_view field,
-                   const route_env& env);
-
-/// POST /v1/collections/{c}/query[?explain=true].
-routed route_query(request& req, std::string_view collection, const route_env& env);
-
-// -- change feed (change_routes.cpp) ------------------------------------------------------
-
-/// GET /v1/collections/{c}/changes[?since=...].
-routed route_changes(const request& req, std::string_view collection, const route_env& env);
+/// GET /v1/collections/{c}/changes[?since=...] (change_routes.cpp).
+routed route_changes(exchange& ex, std::string_view collection);
 
 } // namespace shoal::http::detail

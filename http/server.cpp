@@ -23,9 +23,9 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 struct server::impl {
-  impl(const config::http_settings& s, shard_service& docs, route_env env, request_metrics& m,
+  impl(const config::http_settings& s, protocol::shard_client& shards, route_env env, request_metrics& m,
        server_logs logs)
-      : ctx{s, docs, std::move(env), m, std::move(logs), {}, {}, {}},
+      : ctx{s, shards, std::move(env), m, std::move(logs), {}, {}, {}},
         ioc(static_cast<int>(threads_for(s))), acceptor(ioc), signals(ioc, SIGINT, SIGTERM),
         drain_timer(ioc) {
     std::random_device rd;
@@ -106,9 +106,9 @@ struct server::impl {
   std::chrono::steady_clock::time_point drain_deadline;
 };
 
-server::server(const config::http_settings& settings, shard_service& docs, route_env env,
+server::server(const config::http_settings& settings, protocol::shard_client& shards, route_env env,
                request_metrics& metrics, server_logs logs)
-    : impl_(std::make_unique<impl>(settings, docs, std::move(env), metrics, std::move(logs))) {}
+    : impl_(std::make_unique<impl>(settings, shards, std::move(env), metrics, std::move(logs))) {}
 
 server::~server() = default;
 

@@ -6,6 +6,7 @@
 
 #include "config/settings.hpp"
 #include "http/router.hpp"
+#include "protocol/shard_client.hpp"
 
 namespace spdlog {
 class logger;
@@ -13,7 +14,6 @@ class logger;
 
 namespace shoal::http {
 
-class shard_service;
 class request_metrics;
 
 /// Loggers of the edge; either may be null (nothing logged).
@@ -30,11 +30,11 @@ struct server_logs {
 /// signal stops at once.
 class server {
 public:
-  /// Every reference must outlive the server, and `docs` must release every sink it was
-  /// given before the server is destroyed (a node stops its actors first): a sink keeps
-  /// its session, and a session uses the server's state. `env.ready` is combined with
-  /// "not draining".
-  server(const config::http_settings& settings, shard_service& docs, route_env env,
+  /// Every reference must outlive the server, and `shards` must release every reply_to it
+  /// was given before the server is destroyed (a node stops its actors first): an answer
+  /// keeps its session, and a session uses the server's state. `env.ready` is combined
+  /// with "not draining".
+  server(const config::http_settings& settings, protocol::shard_client& shards, route_env env,
          request_metrics& metrics, server_logs logs);
   ~server();
 

@@ -14,8 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "http/change_stream.hpp"
-#include "http/shard_service.hpp"
+#include "http/errors.hpp"
 #include "http/request_metrics.hpp"
 
 namespace shoal::http {
@@ -25,52 +24,6 @@ namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 
 namespace {
-
-/// Hands a shard's reply to the connection's strand. The shard (or a virtual actor)
-/// calls `deliver` on a CAF worker thread; posting is the only thing done there.
-template <class Sink, class Reply>
-class session_sink final : public Sink {
-public:
-  session_sink(std::shared_ptr<session> s, std::uint64_t seq) : session_(std::move(s)), seq_(seq) {}
-
-  void deliver(Reply&& reply) override {
-    auto s = std::move(session_);
-    auto ex = s->executor();
-    net::post(ex, [s = std::move(s), seq = seq_, reply = std::move(reply)]() mutable {
-      s->on_reply(seq, std::move(reply));
-    });
-  }
-
-private:
-  std::shared_ptr<session> session_;
-  std::uint64_t seq_;
-};
-
-using doc_sink = session_sink<actors::reply_sink, actors::doc_reply>;
-using actor_sink = session_sink<actors::call_sink, actors::actor_reply>;
-using job_reply_sink = session_sink<jobs::job_sink, jobs::job_reply>;
-using cache_reply_sink = session_sink<actors::cache_sink, actors::cache_reply>;
-
-/// Hands one shard's reply to a gather call to the connection's strand.
-class gather_sink final : public actors::reply_sink {
-public:
-  gather_sink(std::shared_ptr<session> s, std::uint64_t seq, std::uint32_t shard)
-      : session_(std::move(s)), seq_(seq), shard_(shard) {}
-
-  void deliver(actors::doc_reply&& reply) override {
-    auto s = std::move(session_);
-    auto ex = s->executor();
-    net::post(ex,
-              [s = std::move(s), seq = seq_, shard = shard_, reply = std::move(reply)]() mutable {
-                s->on_gather_reply(seq, shard, std::move(reply));
-              });
-  }
-
-private:
-  std::shared_ptr<session> session_;
-  std::uint64_t seq_;
-  std::uint32_t shard_;
-};
 
 bool valid_request_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128) return false;
@@ -99,8 +52,7 @@ void session::start() {
       self->keep_alive_ = false;
       self->started_ = std::chrono::steady_clock::now();
       self->request_id_ = self->request_id_from(self->req_);
-      self->finish(error_response(bhttp::status::service_unavailable, "overloaded",
-                                  "too many connections", 11));
+      self->finish(error_response(core::error{core::errc::overloaded, "too many connections"}, 11));
       return;
     }
     self->do_wait();
@@ -204,99 +156,44 @@ void session::handle() {
   if (ctx_.metrics.inflight.value() > static_cast<std::int64_t>(ctx_.settings.max_inflight)) {
     ctx_.metrics.rejected_requests.inc();
     route_ = route_id::unknown;
-    return finish(error_response(bhttp::status::service_unavailable, "overloaded",
-                                 "too many requests in flight", req_.version()));
+    return finish(error_response(core::error{core::errc::overloaded, "too many requests in flight"},
+                                 req_.version()));
   }
-  auto routed = route(req_, ctx_.env);
+  // The number first: a handler may be answered on another thread before route() returns
+  // (the answer is posted to this strand, so it runs after this function).
+  const auto seq = ++seq_;
+  exchange ex{req_, ctx_.env, ctx_.shards, shared_from_this(), seq};
+  auto routed = route(ex);
   route_ = routed.route;
   if (auto* res = std::get_if<response>(&routed.outcome)) return finish(std::move(*res));
+  if (auto* next = std::get_if<take_over>(&routed.outcome)) return hand_over(std::move(*next));
   awaiting_ = true;
-  auto seq = ++seq_;
-  if (auto* invocation = std::get_if<actor_invocation>(&routed.outcome)) {
-    arm_timeout(seq, ctx_.env.actor_call_timeout_ms);
-    ctx_.shards.call(std::move(invocation->call),
-                     std::make_shared<actor_sink>(shared_from_this(), seq));
-    return;
-  }
-  if (auto* invocation = std::get_if<job_invocation>(&routed.outcome))
-    return send_job(seq, std::move(*invocation));
-  if (auto* invocation = std::get_if<cache_invocation>(&routed.outcome)) {
-    cache_call_ = cache_invocation{};
-    cache_call_.request.op = invocation->request.op;
-    cache_call_.request.key = invocation->request.key;
-    arm_timeout(seq, ctx_.settings.request_timeout_ms);
-    ctx_.shards.cache(std::move(invocation->request),
-                      std::make_shared<cache_reply_sink>(shared_from_this(), seq));
-    return;
-  }
-  if (auto* gather = std::get_if<gather_call>(&routed.outcome))
-    return send_gather(seq, std::move(*gather));
-  if (auto* feed = std::get_if<change_feed_call>(&routed.outcome)) {
-    awaiting_ = false;
-    return hand_over_changes(std::move(*feed));
-  }
-  call_ = std::move(std::get<doc_call>(routed.outcome));
-  // The shard gets the request (body included); keep what rendering the reply needs.
-  actors::doc_request outgoing = std::move(call_.request);
-  call_.request = actors::doc_request{};
-  call_.request.op = outgoing.op;
-  call_.request.collection = outgoing.collection;
-  call_.request.id = outgoing.id;
-  arm_timeout(seq, ctx_.settings.request_timeout_ms);
-  ctx_.shards.submit(std::move(outgoing), std::make_shared<doc_sink>(shared_from_this(), seq));
+  arm_timeout(seq, std::get<pending>(routed.outcome).timeout_ms);
 }
 
-void session::send_job(std::uint64_t seq, job_invocation&& invocation) {
-  auto& outgoing = invocation.request;
-  // Keep what rendering the reply needs; the service gets the request (body included).
-  job_call_ = job_invocation{};
-  job_call_.request.op = outgoing.op;
-  job_call_.request.queue = outgoing.queue;
-  job_call_.request.id = outgoing.id;
-  // A lease may wait for work at the broker: the answer is due only after that wait.
-  std::uint64_t timeout = ctx_.settings.request_timeout_ms;
-  if (outgoing.op == jobs::job_op::lease) timeout += outgoing.wait_ms;
-  arm_timeout(seq, timeout);
-  ctx_.shards.job(std::move(outgoing), std::make_shared<job_reply_sink>(shared_from_this(), seq));
+void session::post(std::uint64_t seq, response&& res) {
+  net::post(stream_.get_executor(), [self = shared_from_this(), seq, res = std::move(res)]() mutable {
+    self->on_response(seq, std::move(res));
+  });
 }
 
-void session::send_gather(std::uint64_t seq, gather_call&& call) {
-  const auto shards = ctx_.shards.shard_count();
-  gather_ = gather_call{};
-  gather_.merge = std::move(call.merge);
-  gathered_.clear();
-  gathered_.resize(shards);
-  gather_pending_ = shards;
-  arm_timeout(seq, ctx_.settings.request_timeout_ms);
-  for (std::uint32_t i = 0; i < shards; ++i) {
-    auto copy = i + 1 == shards ? std::move(call.request) : call.request;
-    ctx_.shards.submit_to(i, std::move(copy),
-                          std::make_shared<gather_sink>(shared_from_this(), seq, i));
-  }
-}
-
-void session::on_gather_reply(std::uint64_t seq, std::uint32_t shard, actors::doc_reply&& reply) {
-  if (seq != seq_ || !awaiting_ || shard >= gathered_.size()) return;
-  gathered_[shard] = std::move(reply);
-  if (--gather_pending_ > 0) return;
+void session::on_response(std::uint64_t seq, response&& res) {
+  if (seq != seq_ || !awaiting_) return; // answered already (timeout); the late one is dropped
   awaiting_ = false;
   timer_.cancel();
-  auto merge = std::move(gather_.merge);
-  gather_ = gather_call{};
-  finish(merge(std::move(gathered_), req_.version()));
-  gathered_.clear();
+  finish(std::move(res));
 }
 
-void session::hand_over_changes(change_feed_call&& call) {
-  // The stream answers from here on and counts the request in the route metrics once its
-  // status is known. The access log gets status 0 here: the answer is the stream's.
+void session::hand_over(take_over&& next) {
+  // The new owner answers from here on and counts the request in the route metrics once
+  // its status is known. The access log gets status 0 here: the answer is the stream's.
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   if (in_flight_) {
     in_flight_ = false;
     ctx_.metrics.inflight.add(-1);
   }
   log_access(0, 0, seconds);
-  start_change_stream(std::move(stream_), ctx_, std::move(call), request_id_, req_.version());
+  next.start(std::move(stream_), ctx_, request_id_, req_.version());
 }
 
 void session::arm_timeout(std::uint64_t seq, std::uint64_t ms) {
@@ -305,39 +202,12 @@ void session::arm_timeout(std::uint64_t seq, std::uint64_t ms) {
   timer_.async_wait(beast::bind_front_handler(&session::on_timeout, shared_from_this(), seq));
 }
 
-void session::on_reply(std::uint64_t seq, actors::doc_reply&& reply) {
-  if (seq != seq_ || !awaiting_) return; // answered already (timeout); the late reply is dropped
-  awaiting_ = false;
-  timer_.cancel();
-  finish(render_doc_reply(call_, std::move(reply), req_.version()));
-}
-
-void session::on_reply(std::uint64_t seq, actors::actor_reply&& reply) {
-  if (seq != seq_ || !awaiting_) return;
-  awaiting_ = false;
-  timer_.cancel();
-  finish(render_actor_reply(std::move(reply), req_.version()));
-}
-
-void session::on_reply(std::uint64_t seq, jobs::job_reply&& reply) {
-  if (seq != seq_ || !awaiting_) return;
-  awaiting_ = false;
-  timer_.cancel();
-  finish(render_job_reply(job_call_, std::move(reply), req_.version()));
-}
-
-void session::on_reply(std::uint64_t seq, actors::cache_reply&& reply) {
-  if (seq != seq_ || !awaiting_) return;
-  awaiting_ = false;
-  timer_.cancel();
-  finish(render_cache_reply(cache_call_, std::move(reply), req_.version()));
-}
-
 void session::on_timeout(std::uint64_t seq, beast::error_code ec) {
   if (ec || seq != seq_ || !awaiting_) return;
   awaiting_ = false;
-  finish(error_response(bhttp::status::gateway_timeout, "timeout",
-                        fmt::format("no answer within {} ms", timeout_ms_), req_.version()));
+  finish(error_response(core::error{core::errc::timeout,
+                                    fmt::format("no answer within {} ms", timeout_ms_)},
+                        req_.version()));
 }
 
 void session::finish(response&& res) {

@@ -3,7 +3,6 @@
 
 // Internal to http/: the per-connection state machine and what sessions share.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -17,49 +16,28 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
-#include "config/settings.hpp"
+#include "http/exchange.hpp"
 #include "http/router.hpp"
-#include "http/server.hpp"
+#include "http/server_context.hpp"
 
 namespace shoal::http {
 
-class shard_service;
-class request_metrics;
-
-/// Shared by all sessions of a server; lives as long as the server.
-struct server_context {
-  const config::http_settings& settings;
-  shard_service& shards;
-  route_env env;
-  request_metrics& metrics;
-  server_logs logs;
-  std::atomic<bool> draining{false};
-  std::atomic<std::uint64_t> next_request_id{0};
-  std::string request_id_prefix; ///< random per process, so ids differ across restarts
-};
-
-/// One HTTP connection: do_wait → do_read → on_read → (route | shard call) → finish →
-/// on_write → do_wait … Every handler runs on the connection's strand; a shard's reply
-/// is posted onto it. One request is processed at a time, so pipelined requests are
-/// answered in order.
-class session : public std::enable_shared_from_this<session> {
+/// One HTTP connection: do_wait → do_read → on_read → route() → (answer now | wait for
+/// the handler's answer | hand the connection over) → finish → on_write → do_wait …
+/// Every handler runs on the connection's strand; a later answer is posted onto it. One
+/// request is processed at a time, so pipelined requests are answered in order. The
+/// session knows HTTP only: what a request means is its route family's business.
+class session : public std::enable_shared_from_this<session>, public response_port {
 public:
   /// `reject`: answer 503 at once and close (over http.max_connections).
   session(boost::asio::ip::tcp::socket&& socket, server_context& ctx, bool reject);
-  ~session();
+  ~session() override;
 
   void start();
 
-  /// Completes the shard call number `seq` (on the strand).
-  void on_reply(std::uint64_t seq, actors::doc_reply&& reply);
-  void on_reply(std::uint64_t seq, actors::actor_reply&& reply);
-  void on_reply(std::uint64_t seq, jobs::job_reply&& reply);
-  void on_reply(std::uint64_t seq, actors::cache_reply&& reply);
-  /// One shard's reply to a gather_call (number `seq`).
-  void on_gather_reply(std::uint64_t seq, std::uint32_t shard, actors::doc_reply&& reply);
-  boost::asio::any_io_executor executor() {
-    return stream_.get_executor();
-  }
+  /// The answer of request `seq`, from any thread: posted onto the strand, where it
+  /// completes the request unless that was answered already (it timed out).
+  void post(std::uint64_t seq, response&& res) override;
 
 private:
   void do_wait();
@@ -70,9 +48,8 @@ private:
   void read_body();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
   void handle();
-  void send_job(std::uint64_t seq, job_invocation&& invocation);
-  void send_gather(std::uint64_t seq, gather_call&& call);
-  void hand_over_changes(change_feed_call&& call);
+  void on_response(std::uint64_t seq, response&& res);
+  void hand_over(take_over&& next);
   void arm_timeout(std::uint64_t seq, std::uint64_t ms);
   void on_timeout(std::uint64_t seq, boost::beast::error_code ec);
   void reject_request(boost::beast::error_code ec);
@@ -90,13 +67,6 @@ private:
   std::unique_ptr<boost::beast::http::response<boost::beast::http::empty_body>> continue_;
   request req_;
   response res_;
-  doc_call call_;
-  job_invocation job_call_;     ///< op, queue and id of the job call in flight (for rendering)
-  cache_invocation cache_call_; ///< op and key of the cache call in flight
-  /// The gather call in flight: its merge, the replies so far (by shard), how many are due.
-  gather_call gather_;
-  std::vector<actors::doc_reply> gathered_;
-  std::uint32_t gather_pending_ = 0;
   route_id route_ = route_id::unknown;
   std::string request_id_;
   std::chrono::steady_clock::time_point started_;

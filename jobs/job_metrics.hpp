@@ -9,7 +9,7 @@
 #include <string_view>
 #include <utility>
 
-#include "jobs/protocol.hpp"
+#include "jobs/messages.hpp"
 #include "metrics/metrics.hpp"
 
 namespace shoal::jobs {

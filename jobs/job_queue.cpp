@@ -8,25 +8,8 @@
 #include <boost/json.hpp>
 
 #include "jobs/ids.hpp"
-#include "storage/store.hpp"
 
 namespace shoal::jobs {
-
-const char* to_string(job_state s) noexcept {
-  switch (s) {
-  case job_state::queued:
-    return "queued";
-  case job_state::running:
-    return "running";
-  case job_state::succeeded:
-    return "succeeded";
-  case job_state::failed:
-    return "failed";
-  case job_state::dead:
-    return "dead";
-  }
-  return "unknown";
-}
 
 namespace {
 
@@ -90,15 +73,8 @@ std::string timestamp(std::uint64_t ms) {
   return buf;
 }
 
-job_reply error_reply(job_status status, std::string message) {
-  job_reply r;
-  r.status = status;
-  r.message = std::move(message);
-  return r;
-}
-
-job_reply storage_failure(const storage::status& s) {
-  return error_reply(job_status::storage_error, s.to_string());
+core::error no_such_job() {
+  return {core::errc::not_found, "no such job"};
 }
 
 std::string enqueue_body(std::string_view id, job_state state) {
@@ -212,9 +188,10 @@ std::uint64_t retry_policy::delay(std::uint32_t attempt, std::mt19937_64& rng) c
 
 // -- job_queue -------------------------------------------------------------------------
 
-job_queue::job_queue(storage::shard_store& shard, std::uint32_t index, retry_policy retry,
-                     job_metrics* metrics, std::uint64_t seed)
-    : shard_(shard), index_(index), retry_(retry), metrics_(metrics), rng_(seed) {}
+job_queue::job_queue(storage::shard_store& shard, committer commit, std::uint32_t index,
+                     retry_policy retry, job_metrics* metrics, std::uint64_t seed)
+    : shard_(shard), commit_(std::move(commit)), index_(index), retry_(retry), metrics_(metrics),
+      rng_(seed) {}
 
 job_queue::queue_info& job_queue::queue(const std::string& name) {
   auto it = queues_.find(name);
@@ -308,25 +285,25 @@ std::string job_queue::new_lease_id() {
   return buf;
 }
 
-storage::status job_queue::read(const std::string& id, std::optional<job_record>& out) {
-  out.reset();
-  std::string raw;
-  auto s = shard_.get(job_key(id), raw);
-  if (s.code() == storage::errc::not_found) return storage::status::ok();
-  if (!s) return s;
-  out = decode(raw);
-  if (!out) return {storage::errc::corruption, "job record " + id + " is corrupt"};
-  return storage::status::ok();
+core::result<std::optional<job_record>> job_queue::read(const std::string& id) {
+  auto raw = shard_.get(job_key(id));
+  if (!raw) {
+    if (raw.error() == core::errc::not_found) return std::optional<job_record>();
+    return std::move(raw).error();
+  }
+  auto r = decode(*raw);
+  if (!r) return core::error{core::errc::corrupt, "job record " + id + " is corrupt"};
+  return r;
 }
 
-storage::status job_queue::recover(std::uint64_t now_ms, std::string_view incarnation) {
+core::result<void> job_queue::recover(std::uint64_t now_ms, std::string_view incarnation) {
   std::vector<std::pair<std::string, job_record>> orphaned; // in-process leases of a dead process
-  storage::status failure = storage::status::ok();
+  std::optional<core::error> failure;
   auto s = shard_.scan_prefix("j", [&](std::string_view key, std::string_view value) {
     auto r = decode(value);
     std::string id(key.substr(1));
     if (!r) {
-      failure = {storage::errc::corruption, "job record " + id + " is corrupt"};
+      failure = core::error{core::errc::corrupt, "job record " + id + " is corrupt"};
       return false;
     }
     next_seq_ = std::max(next_seq_, r->seq + 1);
@@ -337,9 +314,9 @@ storage::status job_queue::recover(std::uint64_t now_ms, std::string_view incarn
     return true;
   });
   if (!s) return s;
-  if (!failure) return failure;
+  if (failure) return std::move(*failure);
   next_seq_ = std::max(next_seq_, now_ms << 20);
-  if (orphaned.empty()) return storage::status::ok();
+  if (orphaned.empty()) return core::ok();
   storage::write_batch batch;
   for (auto& [id, r] : orphaned) {
     fail_attempt(
@@ -347,7 +324,7 @@ storage::status job_queue::recover(std::uint64_t now_ms, std::string_view incarn
       now_ms);
     batch.put(job_key(id), encode(r));
   }
-  if (auto w = shard_.write(batch, false); !w) return w;
+  if (auto w = commit_(std::move(batch)); !w) return w;
   for (auto& [id, r] : orphaned) {
     track(id, r, now_ms);
     if (auto& l = lane_of(r.queue, r.type); l.metrics) {
@@ -356,51 +333,25 @@ storage::status job_queue::recover(std::uint64_t now_ms, std::string_view incarn
       if (r.state == job_state::dead) l.metrics->dead.inc();
     }
   }
-  return storage::status::ok();
+  return core::ok();
 }
 
-job_step job_queue::apply(job_request&& req, std::uint64_t now_ms) {
-  switch (req.op) {
-  case job_op::enqueue:
-    return enqueue(req, now_ms);
-  case job_op::get:
-    return get(req);
-  case job_op::lease:
-    return lease(req, now_ms);
-  case job_op::complete:
-  case job_op::fail:
-    return finish(req, now_ms);
-  case job_op::retry:
-    return retry(req, now_ms);
-  case job_op::stats:
-    return stats(req);
-  }
-  return {error_reply(job_status::invalid, "unknown job operation"), {}, false};
-}
-
-job_step job_queue::enqueue(job_request& req, std::uint64_t now) {
-  job_step step;
+core::result<job_enqueued> job_queue::enqueue(job_enqueue& req, std::uint64_t now) {
   // New ids follow the sequence: consecutive keys, which RocksDB's memtable inserts
   // (and reads back) much faster than random ones.
-  if (req.id.empty()) req.id = make_job_id(index_, next_seq_);
+  const auto id = make_job_id(index_, next_seq_);
   storage::write_batch batch;
-  if (!req.key.empty()) {
-    auto ikey = idempotency_key(req.queue, req.key);
-    std::string first;
-    auto s = shard_.get(ikey, first);
-    if (s) {
-      std::optional<job_record> r;
-      if (auto rs = read(first, r); !rs) return {storage_failure(rs), {}, false};
-      if (!r)
-        return {
-          error_reply(job_status::storage_error, "idempotency entry without its job"), {}, false};
-      step.reply.status = job_status::existing;
-      step.reply.body = render(first, *r);
-      step.keys.push_back(job_key(first));
-      return step;
+  if (!req.idempotency_key.empty()) {
+    auto ikey = idempotency_key(req.queue, req.idempotency_key);
+    auto first = shard_.get(ikey);
+    if (first) {
+      auto r = read(*first);
+      if (!r) return std::move(r).error();
+      if (!*r) return core::error{core::errc::corrupt, "idempotency entry without its job"};
+      return job_enqueued{*first, render(*first, **r), false};
     }
-    if (s.code() != storage::errc::not_found) return {storage_failure(s), {}, false};
-    batch.put(std::move(ikey), req.id);
+    if (first.error() != core::errc::not_found) return std::move(first).error();
+    batch.put(std::move(ikey), id);
   }
   job_record r;
   r.state = job_state::queued;
@@ -411,35 +362,27 @@ job_step job_queue::enqueue(job_request& req, std::uint64_t now) {
   r.seq = next_seq_;
   r.queue = std::move(req.queue);
   r.type = std::move(req.type);
-  r.payload = std::move(req.body);
-  r.idempotency = std::move(req.key);
-  auto key = job_key(req.id);
-  batch.put(key, encode(r));
-  if (auto s = shard_.write(batch, false); !s) return {storage_failure(s), {}, false};
+  r.payload = std::move(req.payload);
+  r.idempotency = std::move(req.idempotency_key);
+  batch.put(job_key(id), encode(r));
+  if (auto s = commit_(std::move(batch)); !s) return std::move(s).error();
   ++next_seq_;
-  track(req.id, r, now);
+  track(id, r, now);
   if (auto& l = lane_of(r.queue, r.type); l.metrics) l.metrics->enqueued.inc();
-  step.reply.status = job_status::created;
-  step.reply.body = enqueue_body(req.id, r.state);
-  step.keys.push_back(std::move(key));
-  step.wrote = true;
-  return step;
+  return job_enqueued{id, enqueue_body(id, r.state), true};
 }
 
-job_step job_queue::get(const job_request& req) {
-  std::optional<job_record> r;
-  if (auto s = read(req.id, r); !s) return {storage_failure(s), {job_key(req.id)}, false};
-  if (!r) return {error_reply(job_status::not_found, "no such job"), {job_key(req.id)}, false};
-  job_step step;
-  step.reply.body = render(req.id, *r);
-  step.keys.push_back(job_key(req.id));
-  return step;
+core::result<job_view> job_queue::get(const job_get& req) {
+  auto r = read(req.id);
+  if (!r) return std::move(r).error();
+  if (!*r) return no_such_job();
+  return job_view{req.id, render(req.id, **r)};
 }
 
-job_step job_queue::lease(job_request& req, std::uint64_t now) {
-  job_step step;
+core::result<lease_grant> job_queue::lease(const job_lease& req, std::uint64_t now) {
+  lease_grant grant;
   auto qit = queues_.find(req.queue);
-  if (qit == queues_.end()) return step; // nothing ever enqueued here: no jobs
+  if (qit == queues_.end()) return grant; // nothing ever enqueued here: no jobs
   auto& q = qit->second;
   // The candidate lanes, each with its next waiting job; take the earliest due first.
   struct cursor {
@@ -463,26 +406,22 @@ job_step job_queue::lease(job_request& req, std::uint64_t now) {
     if (!best) break;
     const auto id = best->it->id;
     ++best->it;
-    std::optional<job_record> r;
-    if (auto s = read(id, r); !s || !r)
-      return {s ? error_reply(job_status::storage_error, "job record " + id + " is missing")
-                : storage_failure(s),
-              {},
-              false};
-    r->state = job_state::running;
-    r->attempts += 1;
-    r->updated_ms = now;
-    r->leased_ms = now;
-    r->lease_until = now + req.visibility_ms;
-    r->lease_id = new_lease_id();
-    r->owner = req.owner;
-    batch.put(job_key(id), encode(*r));
-    picked.emplace_back(id, std::move(*r));
+    auto r = read(id);
+    if (!r) return std::move(r).error();
+    if (!*r) return core::error{core::errc::corrupt, "job record " + id + " is missing"};
+    auto& rec = **r;
+    rec.state = job_state::running;
+    rec.attempts += 1;
+    rec.updated_ms = now;
+    rec.leased_ms = now;
+    rec.lease_until = now + req.visibility_ms;
+    rec.lease_id = new_lease_id();
+    rec.owner = req.owner;
+    batch.put(job_key(id), encode(rec));
+    picked.emplace_back(id, std::move(rec));
   }
-  if (!picked.empty()) {
-    if (auto s = shard_.write(batch, false); !s) return {storage_failure(s), {}, false};
-    step.wrote = true;
-  }
+  if (!picked.empty())
+    if (auto s = commit_(std::move(batch)); !s) return std::move(s).error();
   for (auto& [id, r] : picked) {
     const auto due = live_.at(id).due_ms;
     untrack(id);
@@ -490,9 +429,8 @@ job_step job_queue::lease(job_request& req, std::uint64_t now) {
     auto& l = lane_of(r.queue, r.type);
     if (l.metrics)
       l.metrics->start_latency.observe(static_cast<double>(now - std::min(now, due)) / 1000.0);
-    step.reply.jobs.push_back(
+    grant.jobs.push_back(
       leased_job{id, r.queue, r.type, std::move(r.payload), r.attempts, r.lease_id, due});
-    step.keys.push_back(job_key(id));
   }
   // Tell the broker exactly which types still have due jobs here; it forgets the others,
   // and this shard announces them again when they get one. A lease from another node
@@ -500,125 +438,116 @@ job_step job_queue::lease(job_request& req, std::uint64_t now) {
   for (auto& [type, l] : q.lanes) {
     const bool due = !l.waiting.empty() && l.waiting.begin()->due_ms <= now;
     if (req.from_broker) l.announced = due;
-    if (due) step.reply.ready_types.push_back(type);
+    if (due) grant.ready_types.push_back(type);
   }
-  return step;
+  return grant;
 }
 
-job_step job_queue::finish(job_request& req, std::uint64_t now) {
-  const bool complete = req.op == job_op::complete;
-  auto key = job_key(req.id);
-  auto it = live_.find(req.id);
-  std::optional<job_record> r;
-  if (auto s = read(req.id, r); !s) return {storage_failure(s), {key}, false};
-  if (!r) return {error_reply(job_status::not_found, "no such job"), {key}, false};
+core::result<job_view> job_queue::complete(job_complete& req, std::uint64_t now) {
+  return finish(req.id, req.lease_id, true, std::move(req.result), false, !req.from_broker, now);
+}
+
+core::result<job_view> job_queue::fail(job_fail& req, std::uint64_t now) {
+  return finish(req.id, req.lease_id, false, std::move(req.error), req.retry, !req.from_broker, now);
+}
+
+core::result<job_view> job_queue::finish(const std::string& id, const std::string& lease_id,
+                                         bool complete, std::string text, bool retryable,
+                                         bool with_body, std::uint64_t now) {
+  auto it = live_.find(id);
+  auto read_r = read(id);
+  if (!read_r) return std::move(read_r).error();
+  if (!*read_r) return no_such_job();
+  auto& r = **read_r;
   // The record holds the lease id; memory says whether the job is running now.
-  if (it == live_.end() || it->second.state != job_state::running || r->lease_id != req.key)
-    return {
-      error_reply(job_status::stale_lease, std::string("the lease does not hold this job (it is ")
-                                             + to_string(r->state) + ")"),
-      {key},
-      false};
-  const auto leased_ms = r->leased_ms;
+  if (it == live_.end() || it->second.state != job_state::running || r.lease_id != lease_id)
+    return core::error{core::errc::conflict, "stale_lease",
+                       std::string("the lease does not hold this job (it is ")
+                         + to_string(r.state) + ")"};
+  const auto leased_ms = r.leased_ms;
   if (complete) {
-    r->state = job_state::succeeded;
-    r->result = std::move(req.body);
-    r->error.clear();
-    r->updated_ms = now;
-    r->lease_id.clear();
-    r->owner.clear();
-    r->lease_until = 0;
+    r.state = job_state::succeeded;
+    r.result = std::move(text);
+    r.error.clear();
+    r.updated_ms = now;
+    r.lease_id.clear();
+    r.owner.clear();
+    r.lease_until = 0;
   } else {
-    fail_attempt(*r, std::move(req.body), req.retry, now);
+    fail_attempt(r, std::move(text), retryable, now);
   }
   storage::write_batch batch;
-  batch.put(key, encode(*r));
-  if (auto s = shard_.write(batch, false); !s) return {storage_failure(s), {key}, false};
-  untrack(req.id);
-  track(req.id, *r, now);
-  if (auto& l = lane_of(r->queue, r->type); l.metrics) {
+  batch.put(job_key(id), encode(r));
+  if (auto s = commit_(std::move(batch)); !s) return std::move(s).error();
+  untrack(id);
+  track(id, r, now);
+  if (auto& l = lane_of(r.queue, r.type); l.metrics) {
     l.metrics->run_time.observe(static_cast<double>(now - std::min(now, leased_ms)) / 1000.0);
-    if (complete)
+    if (complete) {
       l.metrics->completed.inc();
-    else {
+    } else {
       l.metrics->failed.inc();
-      if (r->state == job_state::dead) l.metrics->dead.inc();
+      if (r.state == job_state::dead) l.metrics->dead.inc();
     }
   }
-  job_step step;
-  if (!req.from_broker) step.reply.body = render(req.id, *r); // the broker needs no body
-  step.keys.push_back(std::move(key));
-  step.wrote = true;
-  return step;
+  // The broker needs no body.
+  return job_view{id, with_body ? render(id, r) : std::string()};
 }
 
-job_step job_queue::retry(const job_request& req, std::uint64_t now) {
-  auto key = job_key(req.id);
-  std::optional<job_record> r;
-  if (auto s = read(req.id, r); !s) return {storage_failure(s), {key}, false};
-  if (!r) return {error_reply(job_status::not_found, "no such job"), {key}, false};
-  if (r->state != job_state::dead)
-    return {error_reply(job_status::wrong_state,
-                        std::string("only a dead job can be retried; this one is ")
-                          + to_string(r->state)),
-            {key},
-            false};
-  const auto old_state = r->state;
-  r->state = job_state::queued;
-  r->attempts = 0;
-  r->due_ms = now;
-  r->updated_ms = now;
-  r->seq = next_seq_;
+core::result<job_view> job_queue::retry(const job_retry& req, std::uint64_t now) {
+  auto read_r = read(req.id);
+  if (!read_r) return std::move(read_r).error();
+  if (!*read_r) return no_such_job();
+  auto& r = **read_r;
+  if (r.state != job_state::dead)
+    return core::error{core::errc::conflict, "wrong_state",
+                       std::string("only a dead job can be retried; this one is ")
+                         + to_string(r.state)};
+  const auto old_state = r.state;
+  r.state = job_state::queued;
+  r.attempts = 0;
+  r.due_ms = now;
+  r.updated_ms = now;
+  r.seq = next_seq_;
   storage::write_batch batch;
-  batch.put(key, encode(*r));
-  if (auto s = shard_.write(batch, false); !s) return {storage_failure(s), {key}, false};
+  batch.put(job_key(req.id), encode(r));
+  if (auto s = commit_(std::move(batch)); !s) return std::move(s).error();
   ++next_seq_;
-  count(queue(r->queue), old_state, -1);
-  track(req.id, *r, now);
-  job_step step;
-  step.reply.body = render(req.id, *r);
-  step.keys.push_back(std::move(key));
-  step.wrote = true;
-  return step;
+  count(queue(r.queue), old_state, -1);
+  track(req.id, r, now);
+  return job_view{req.id, render(req.id, r)};
 }
 
-job_step job_queue::stats(const job_request& req) const {
-  job_step step;
+job_counts job_queue::stats(const queue_stats& req) const {
+  job_counts c;
   auto it = queues_.find(req.queue);
-  if (it == queues_.end()) return step;
+  if (it == queues_.end()) return c;
   const auto& q = it->second;
-  auto& c = step.reply.counts;
   c.queued = q.counts[static_cast<std::size_t>(job_state::queued)];
   c.running = q.counts[static_cast<std::size_t>(job_state::running)];
   c.succeeded = q.counts[static_cast<std::size_t>(job_state::succeeded)];
   c.failed = q.counts[static_cast<std::size_t>(job_state::failed)];
   c.dead = q.counts[static_cast<std::size_t>(job_state::dead)];
   if (!q.queued_by_age.empty()) c.oldest_queued_ms = q.queued_by_age.begin()->first;
-  return step;
+  return c;
 }
 
-job_step job_queue::expire(std::uint64_t now_ms) {
-  job_step step;
+core::result<void> job_queue::expire(std::uint64_t now_ms) {
   std::vector<std::pair<std::string, job_record>> expired;
   storage::write_batch batch;
   for (auto it = leases_.begin(); it != leases_.end() && it->first <= now_ms; ++it) {
-    std::optional<job_record> r;
-    if (auto s = read(it->second, r); !s || !r) {
-      step.reply =
-        s ? error_reply(job_status::storage_error, "job record missing") : storage_failure(s);
-      return step;
-    }
-    const auto visibility = r->lease_until - std::min(r->lease_until, r->leased_ms);
-    fail_attempt(*r, "the lease expired after " + std::to_string(visibility) + " ms", true, now_ms);
-    batch.put(job_key(it->second), encode(*r));
-    expired.emplace_back(it->second, std::move(*r));
+    auto r = read(it->second);
+    if (!r) return std::move(r).error();
+    if (!*r) return core::error{core::errc::corrupt, "job record " + it->second + " is missing"};
+    auto& rec = **r;
+    const auto visibility = rec.lease_until - std::min(rec.lease_until, rec.leased_ms);
+    fail_attempt(rec, "the lease expired after " + std::to_string(visibility) + " ms", true,
+                 now_ms);
+    batch.put(job_key(it->second), encode(rec));
+    expired.emplace_back(it->second, std::move(rec));
   }
-  if (expired.empty()) return step;
-  if (auto s = shard_.write(batch, false); !s) {
-    step.reply = storage_failure(s);
-    return step;
-  }
-  step.wrote = true;
+  if (expired.empty()) return core::ok();
+  if (auto s = commit_(std::move(batch)); !s) return s;
   for (auto& [id, r] : expired) {
     untrack(id);
     track(id, r, now_ms);
@@ -627,9 +556,8 @@ job_step job_queue::expire(std::uint64_t now_ms) {
       l.metrics->failed.inc();
       if (r.state == job_state::dead) l.metrics->dead.inc();
     }
-    step.keys.push_back(job_key(id));
   }
-  return step;
+  return core::ok();
 }
 
 std::optional<std::uint64_t> job_queue::next_wakeup() const {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -13,12 +15,9 @@
 #include <vector>
 
 #include "jobs/job_metrics.hpp"
-#include "jobs/protocol.hpp"
-#include "storage/status.hpp"
-
-namespace shoal::storage {
-class shard_store;
-} // namespace shoal::storage
+#include "core/result.hpp"
+#include "jobs/messages.hpp"
+#include "storage/store.hpp"
 
 namespace shoal::jobs {
 
@@ -65,33 +64,38 @@ struct retry_policy {
   std::uint64_t delay(std::uint32_t attempt, std::mt19937_64& rng) const;
 };
 
-/// The outcome of one operation on a shard's jobs.
-struct job_step {
-  job_reply reply;
-  std::vector<std::string> keys; ///< the job keys the reply is about (durability holds)
-  bool wrote = false;            ///< a write was applied (the reply waits for the WAL)
-};
+/// Applies a batch atomically through the shard's commit gate (the jobs module passes
+/// context::commit); the queue changes its memory only after it succeeded.
+using committer = std::function<core::result<void>(storage::write_batch&&)>;
 
 /// The jobs of one shard: the durable records in its column family, and in memory the
-/// jobs that are not final, ordered for leasing. Owned and called by the shard actor only
+/// jobs that are not final, ordered for leasing. Owned and called by the jobs module only
 /// (a single writer), so it takes no locks. Time is passed in (Unix ms), never read here.
+/// Reads go to `shard`; every write goes through `commit`.
 class job_queue {
 public:
   /// `index` is the shard's number: new jobs get ids that name it (jobs/ids.hpp).
-  job_queue(storage::shard_store& shard, std::uint32_t index, retry_policy retry,
-            job_metrics* metrics, std::uint64_t seed);
+  job_queue(storage::shard_store& shard, committer commit, std::uint32_t index,
+            retry_policy retry, job_metrics* metrics, std::uint64_t seed);
 
   /// Loads every job record of the shard, and starts the sequence of new ids after the
   /// highest one stored and no lower than `now_ms` × 2^20, so that a wiped directory does
   /// not hand out the ids of its past jobs again. Jobs that were running under an in-process lease
   /// of another incarnation of this node (the process died) count as expired leases: the
   /// attempt counts, and the job retries or dies like any failed attempt.
-  storage::status recover(std::uint64_t now_ms, std::string_view incarnation);
+  core::result<void> recover(std::uint64_t now_ms, std::string_view incarnation);
 
-  job_step apply(job_request&& req, std::uint64_t now_ms);
+  core::result<job_enqueued> enqueue(job_enqueue& req, std::uint64_t now_ms);
+  core::result<job_view> get(const job_get& req);
+  /// Leases due jobs; when from the broker, also resets which lanes count as announced.
+  core::result<lease_grant> lease(const job_lease& req, std::uint64_t now_ms);
+  core::result<job_view> complete(job_complete& req, std::uint64_t now_ms);
+  core::result<job_view> fail(job_fail& req, std::uint64_t now_ms);
+  core::result<job_view> retry(const job_retry& req, std::uint64_t now_ms);
+  job_counts stats(const queue_stats& req) const;
 
   /// Expires the leases that ran out by `now_ms`.
-  job_step expire(std::uint64_t now_ms);
+  core::result<void> expire(std::uint64_t now_ms);
 
   /// The earliest time at which `expire` or `take_announcements` will have work.
   std::optional<std::uint64_t> next_wakeup() const;
@@ -143,13 +147,10 @@ private:
     std::uint64_t lease_until; ///< running: the key of its entry in `leases_`
   };
 
-  job_step enqueue(job_request& req, std::uint64_t now);
-  job_step get(const job_request& req);
-  job_step lease(job_request& req, std::uint64_t now);
-  job_step finish(job_request& req, std::uint64_t now);
-  job_step retry(const job_request& req, std::uint64_t now);
-  job_step stats(const job_request& req) const;
-
+  /// complete (`result`) or fail (`error`, `retryable`) of the job `id` under `lease_id`.
+  core::result<job_view> finish(const std::string& id, const std::string& lease_id, bool complete,
+                                std::string text, bool retryable, bool with_body,
+                                std::uint64_t now);
   queue_info& queue(const std::string& name);
   lane& lane_of(const std::string& queue, const std::string& type);
   void count(queue_info& q, job_state s, std::int64_t delta);
@@ -161,9 +162,11 @@ private:
   /// The record after a failed attempt: failed with a retry time, or dead.
   void fail_attempt(job_record& r, std::string error, bool retryable, std::uint64_t now);
   std::string new_lease_id();
-  storage::status read(const std::string& id, std::optional<job_record>& out);
+  /// The record of `id`; nullopt when there is none.
+  core::result<std::optional<job_record>> read(const std::string& id);
 
   storage::shard_store& shard_;
+  committer commit_;
   std::uint32_t index_;
   retry_policy retry_;
   job_metrics* metrics_;

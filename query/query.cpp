@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <variant>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -21,12 +22,16 @@ constexpr const char* code_cursor = "invalid_cursor";
 
 /// First byte of a cursor: its layout (format byte, 8-byte fingerprint, sort key).
 constexpr char cursor_format = 0x01;
-/// First byte of encoded shard_hits.
-constexpr char hits_format = 0x01;
 
 /// Whether the parser reads a client body (with "cursor") or a shard request (with
 /// "after" and "explain").
 enum class parse_mode { client, shard };
+
+/// A refusal while parsing: the error's name and message.
+struct query_error {
+  std::string code;
+  std::string message;
+};
 
 query_error invalid(std::string message) {
   return query_error{code_query, std::move(message)};
@@ -105,11 +110,6 @@ std::uint64_t fingerprint(const query_spec& spec) {
   o["order_by"] = spec.order_by;
   o["desc"] = spec.desc;
   return fnv1a(json::serialize(o));
-}
-
-void put_u32(std::string& out, std::uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>((v >> shift) & 0xFF));
 }
 
 void put_u64(std::string& out, std::uint64_t v) {
@@ -445,9 +445,22 @@ bool where_clause::matches(const json::value& doc) const {
   return true;
 }
 
-std::variant<query_spec, query_error> parse_query(const json::value& body,
-                                                  const query_limits& limits) {
-  return parse_spec(body, limits, parse_mode::client);
+namespace {
+
+/// A refusal as the one error model has it.
+core::error to_error(query_error e) {
+  return core::error{core::errc::invalid_argument, std::move(e.code), std::move(e.message)};
+}
+
+core::result<query_spec> from_parsed(std::variant<query_spec, query_error>&& parsed) {
+  if (auto* e = std::get_if<query_error>(&parsed)) return to_error(std::move(*e));
+  return std::move(std::get<query_spec>(parsed));
+}
+
+} // namespace
+
+core::result<query_spec> parse_query(const json::value& body, const query_limits& limits) {
+  return from_parsed(parse_spec(body, limits, parse_mode::client));
 }
 
 std::string to_shard_json(const query_spec& spec) {
@@ -470,12 +483,11 @@ std::string to_shard_json(const query_spec& spec) {
   return json::serialize(o);
 }
 
-std::variant<query_spec, query_error> parse_shard_json(std::string_view text,
-                                                       const query_limits& limits) {
+core::result<query_spec> parse_shard_json(std::string_view text, const query_limits& limits) {
   boost::system::error_code ec;
   json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
-  if (ec) return invalid("the shard query is not valid JSON: " + ec.message());
-  return parse_spec(v, limits, parse_mode::shard);
+  if (ec) return to_error(invalid("the shard query is not valid JSON: " + ec.message()));
+  return from_parsed(parse_spec(v, limits, parse_mode::shard));
 }
 
 std::string sort_key(const query_spec& spec, const json::value& doc, std::string_view id) {
@@ -515,93 +527,6 @@ std::optional<std::string> decode_cursor(const query_spec& spec, std::string_vie
   std::string key = raw->substr(9);
   if (!well_formed_sort_key(spec, key)) return std::nullopt;
   return key;
-}
-
-std::string encode_hits(const shard_hits& hits) {
-  std::size_t size = 6;
-  for (const hit& h : hits.hits)
-    size += 20 + h.sort_key.size() + h.id.size() + h.doc.size();
-  std::string out;
-  out.reserve(size);
-  out.push_back(hits_format);
-  out.push_back(hits.more ? 1 : 0);
-  put_u32(out, static_cast<std::uint32_t>(hits.hits.size()));
-  auto put_str = [&out](const std::string& s) {
-    put_u32(out, static_cast<std::uint32_t>(s.size()));
-    out += s;
-  };
-  for (const hit& h : hits.hits) {
-    put_str(h.sort_key);
-    put_str(h.id);
-    put_u64(out, h.version);
-    put_str(h.doc);
-  }
-  return out;
-}
-
-std::optional<shard_hits> decode_hits(std::string_view bytes) {
-  constexpr std::size_t min_hit = 4 + 4 + 8 + 4;
-  reader r(bytes);
-  std::uint8_t format = 0;
-  std::uint8_t more = 0;
-  std::uint32_t count = 0;
-  if (!r.u8(format) || format != static_cast<std::uint8_t>(hits_format)) return std::nullopt;
-  if (!r.u8(more) || more > 1) return std::nullopt;
-  if (!r.u32(count) || count > r.left() / min_hit) return std::nullopt;
-  shard_hits out;
-  out.more = more == 1;
-  out.hits.resize(count);
-  for (hit& h : out.hits) {
-    if (!r.str(h.sort_key) || !r.str(h.id) || !r.u64(h.version) || !r.str(h.doc)) {
-      return std::nullopt;
-    }
-  }
-  if (r.left() != 0) return std::nullopt;
-  return out;
-}
-
-std::string to_json(const shard_plan& plan) {
-  json::object o;
-  if (plan.index.empty()) {
-    o["index"] = nullptr;
-  } else {
-    o["index"] = plan.index;
-  }
-  o["bounds"] = plan.bounds;
-  o["estimated_keys"] = plan.estimated_keys;
-  return json::serialize(o);
-}
-
-std::optional<shard_plan> plan_from_json(std::string_view text) {
-  boost::system::error_code ec;
-  json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
-  if (ec) return std::nullopt;
-  const json::object* o = v.if_object();
-  if (o == nullptr || o->size() != 3) return std::nullopt;
-  const json::value* index = o->if_contains("index");
-  const json::value* bounds = o->if_contains("bounds");
-  const json::value* keys = o->if_contains("estimated_keys");
-  if (index == nullptr || bounds == nullptr || keys == nullptr) return std::nullopt;
-  shard_plan plan;
-  if (const json::string* s = index->if_string()) {
-    if (!valid_path(view(*s))) return std::nullopt;
-    plan.index = std::string(view(*s));
-  } else if (!index->is_null()) {
-    return std::nullopt;
-  }
-  const json::string* b = bounds->if_string();
-  if (b == nullptr || (*b != "eq" && *b != "in" && *b != "range" && *b != "all")) {
-    return std::nullopt;
-  }
-  plan.bounds = std::string(view(*b));
-  if (const auto* u = keys->if_uint64()) {
-    plan.estimated_keys = *u;
-  } else if (const auto* i = keys->if_int64(); i != nullptr && *i >= 0) {
-    plan.estimated_keys = static_cast<std::uint64_t>(*i);
-  } else {
-    return std::nullopt;
-  }
-  return plan;
 }
 
 } // namespace shoal::query

@@ -2,18 +2,20 @@
 #pragma once
 
 // Queries as data: the parsed body of POST /v1/collections/{c}/query, how a document is
-// matched, the sort keys that order results and resume cursors, and the codecs of what
-// shards answer. Pure functions, no CAF, no storage; the edge parses and validates, each
-// shard re-parses the normalized form it is sent (docs/queries.md).
+// matched, the sort keys that order results and resume cursors, and what one shard
+// answers. Pure functions, no CAF, no storage; the edge parses and validates, and
+// shards of other nodes get the normalized form (to_shard_json) on the wire
+// (docs/queries.md).
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include <boost/json/value.hpp>
+
+#include "core/result.hpp"
 
 namespace shoal::query {
 
@@ -38,13 +40,6 @@ struct where_clause {
 
   /// True when every condition matches `doc` (a JSON object). Empty: everything.
   bool matches(const boost::json::value& doc) const;
-};
-
-/// A refused query: HTTP 400 with `code` ("invalid_query", "invalid_cursor") and `message`
-/// naming the offending part.
-struct query_error {
-  std::string code;
-  std::string message;
 };
 
 /// A parsed query.
@@ -78,17 +73,17 @@ struct query_limits {
 ///   than max_limit is refused.
 /// - `cursor`: null or a string from a previous answer to the same where/order_by/desc;
 ///   anything else, or a cursor of another query, is `invalid_cursor`.
-/// `explain` comes from the URL (?explain=true), not the body.
-std::variant<query_spec, query_error> parse_query(const boost::json::value& body,
-                                                  const query_limits& limits);
+/// `explain` comes from the URL (?explain=true), not the body. A refusal is an
+/// `invalid_argument` error named "invalid_query" or "invalid_cursor", whose message
+/// names the offending part.
+core::result<query_spec> parse_query(const boost::json::value& body, const query_limits& limits);
 
 /// The normalized JSON a shard is sent for `spec`: {"where","order_by","desc","limit",
 /// "after" (base64url of the sort key, or null),"allow_scan","explain"}.
 std::string to_shard_json(const query_spec& spec);
 
-/// Parses what `to_shard_json` wrote (on the shard).
-std::variant<query_spec, query_error> parse_shard_json(std::string_view text,
-                                                       const query_limits& limits);
+/// Parses what `to_shard_json` wrote (on the receiving node).
+core::result<query_spec> parse_shard_json(std::string_view text, const query_limits& limits);
 
 /// The sort key of a document under `spec`: the value key of its `order_by` value
 /// (missing when absent or not scalar) followed by its id; just the id without order_by.
@@ -121,18 +116,11 @@ struct shard_hits {
   bool more = false;
 };
 
-/// Binary codec of shard_hits (length-prefixed fields), so the edge merges without
-/// parsing documents. decode returns nullopt for bytes encode did not write.
-std::string encode_hits(const shard_hits& hits);
-std::optional<shard_hits> decode_hits(std::string_view bytes);
-
-/// How one shard answers a query (?explain=true), and the plan JSON.
+/// How one shard answers a query (?explain=true).
 struct shard_plan {
   std::string index;                ///< the path of the index used; empty: a full scan
   std::string bounds;               ///< "eq", "in", "range" or "all" (full scan)
   std::uint64_t estimated_keys = 0; ///< index entries (or documents) the shard would read
 };
-std::string to_json(const shard_plan& plan);
-std::optional<shard_plan> plan_from_json(std::string_view text);
 
 } // namespace shoal::query

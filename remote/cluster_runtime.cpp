@@ -18,7 +18,7 @@ placed_shards place_shards(caf::actor_system& sys, const std::string& self,
                            const cluster::ownership& owners,
                            std::chrono::milliseconds failure_timeout,
                            std::chrono::milliseconds call_timeout,
-                           const std::function<actors::shard_actor(std::uint32_t)>& spawn_local) {
+                           const std::function<protocol::shard_actor(std::uint32_t)>& spawn_local) {
   placed_shards out;
   const auto& nodes = owners.nodes();
   const auto self_index =

@@ -11,7 +11,7 @@
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 
-#include "actors/shard_actor.hpp"
+#include "protocol/shard_actor.hpp"
 #include "remote/members.hpp"
 #include "remote/remote_shard.hpp"
 
@@ -25,7 +25,7 @@ namespace shoal::remote {
 /// Every shard of the cluster as this node addresses it.
 struct placed_shards {
   /// All shards in shard order: this node's shard actors and stubs for the others.
-  actors::shard_handles handles;
+  protocol::shard_handles handles;
   /// The stubs grouped by peer, in `cluster.nodes` order without this node.
   std::vector<std::vector<remote_shard_actor>> stubs_by_peer;
 };
@@ -36,7 +36,7 @@ placed_shards place_shards(caf::actor_system& sys, const std::string& self,
                            const cluster::ownership& owners,
                            std::chrono::milliseconds failure_timeout,
                            std::chrono::milliseconds call_timeout,
-                           const std::function<actors::shard_actor(std::uint32_t)>& spawn_local);
+                           const std::function<protocol::shard_actor(std::uint32_t)>& spawn_local);
 
 /// The two actors that make a node a member.
 struct cluster_actors {

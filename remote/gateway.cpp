@@ -9,7 +9,7 @@
 #include <caf/stateful_actor.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/shard_actor.hpp"
+#include "protocol/shard_actor.hpp"
 #include "cluster/handshake.hpp"
 #include "cluster/ownership.hpp"
 #include "remote/type_ids.hpp"
@@ -27,7 +27,7 @@ struct challenge {
 
 struct gateway_state {
   cluster_identity id;
-  const actors::shard_handles* shards = nullptr;
+  const protocol::shard_handles* shards = nullptr;
   const cluster::ownership* owners = nullptr;
   caf::actor membership;
   std::map<caf::node_id, challenge> challenges;    ///< hello answered, auth pending
@@ -64,7 +64,7 @@ void log_refusal(gateway_state& st, const std::string& text) {
 }
 
 /// Local shard `shard`, or null when another node owns it (a peer with another map).
-const actors::shard_actor* local_shard(gateway_pointer self, std::uint32_t shard) {
+const protocol::shard_actor* local_shard(gateway_pointer self, std::uint32_t shard) {
   auto& st = self->state;
   if (shard >= st.owners->shard_count() || st.owners->owner(shard) != st.id.self) return nullptr;
   return &st.shards->handles[shard];
@@ -122,8 +122,42 @@ auth_ack on_auth(gateway_pointer self, auth& a) {
   return auth_ack{};
 }
 
+/// The handler that delivers forwarded requests of type R to the local shard they name:
+/// delegated with an empty reply_to, so the host's answer goes straight back to the
+/// peer's stub.
+template <class R>
+auto forward(gateway_pointer self) {
+  using T = protocol::reply_of<R>;
+  return [self](std::uint32_t shard, R& req) -> caf::result<T> {
+    if (!trusted(self)) return untrusted();
+    auto* local = local_shard(self, shard);
+    if (!local)
+      return protocol::to_caf(core::error{core::errc::shard_unavailable,
+                                          "node " + self->state.id.self + " does not own shard "
+                                            + std::to_string(shard)});
+    return self->delegate(*local, std::move(req), core::reply_to<T>{});
+  };
+}
+
+template <class... Rs>
+caf::behavior gateway_behavior(gateway_pointer self, core::type_list<Rs...>) {
+  return {
+    forward<Rs>(self)...,
+    [=](hello& h) { return on_hello(self, h); },
+    [=](auth& a) { return on_auth(self, a); },
+    [=](refuse_atom, const std::string& node, const std::string& reason) {
+      if (!self->state.id.is_member(node)) return;
+      log_refusal(self->state, "node " + node + " refused this node: " + reason);
+    },
+    [=](heartbeat_atom) -> caf::result<heartbeat_atom> {
+      if (!trusted(self)) return untrusted();
+      return heartbeat_atom::value;
+    },
+  };
+}
+
 caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_identity id,
-                           const actors::shard_handles* shards, const cluster::ownership* owners,
+                           const protocol::shard_handles* shards, const cluster::ownership* owners,
                            caf::actor membership) {
   self->state.id = std::move(id);
   self->state.shards = shards;
@@ -140,68 +174,13 @@ caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_ide
     st.challenges.erase(it->second);
     st.dialers.erase(it);
   });
-  return {
-    [=](hello& h) { return on_hello(self, h); },
-    [=](auth& a) { return on_auth(self, a); },
-    [=](refuse_atom, const std::string& node, const std::string& reason) {
-      if (!self->state.id.is_member(node)) return;
-      log_refusal(self->state, "node " + node + " refused this node: " + reason);
-    },
-    [=](heartbeat_atom) -> caf::result<heartbeat_atom> {
-      if (!trusted(self)) return untrusted();
-      return heartbeat_atom::value;
-    },
-    [=](std::uint32_t shard, actors::doc_request& req) -> caf::result<actors::doc_reply> {
-      if (!trusted(self)) return untrusted();
-      auto* local = local_shard(self, shard);
-      if (!local)
-        return actors::doc_reply{actors::doc_status::shard_unavailable,
-                                 0,
-                                 {},
-                                 "node " + self->state.id.self + " does not own shard "
-                                   + std::to_string(shard)};
-      return self->delegate(*local, std::move(req));
-    },
-    [=](std::uint32_t shard, actors::actor_call& call) -> caf::result<actors::actor_reply> {
-      if (!trusted(self)) return untrusted();
-      auto* local = local_shard(self, shard);
-      if (!local)
-        return actors::actor_reply{503,
-                                   {},
-                                   "shard_unavailable",
-                                   "node " + self->state.id.self + " does not own shard "
-                                     + std::to_string(shard)};
-      return self->delegate(*local, std::move(call));
-    },
-    [=](std::uint32_t shard, actors::cache_request& req) -> caf::result<actors::cache_reply> {
-      if (!trusted(self)) return untrusted();
-      auto* local = local_shard(self, shard);
-      if (!local) {
-        actors::cache_reply r;
-        r.status = actors::cache_status::shard_unavailable;
-        r.message = "node " + self->state.id.self + " does not own shard " + std::to_string(shard);
-        return r;
-      }
-      return self->delegate(*local, std::move(req));
-    },
-    [=](std::uint32_t shard, jobs::job_request& req) -> caf::result<jobs::job_reply> {
-      if (!trusted(self)) return untrusted();
-      auto* local = local_shard(self, shard);
-      if (!local) {
-        jobs::job_reply r;
-        r.status = jobs::job_status::shard_unavailable;
-        r.message = "node " + self->state.id.self + " does not own shard " + std::to_string(shard);
-        return r;
-      }
-      return self->delegate(*local, std::move(req));
-    },
-  };
+  return gateway_behavior(self, protocol::shard_requests{});
 }
 
 } // namespace
 
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
-                         const actors::shard_handles& shards, const cluster::ownership& owners,
+                         const protocol::shard_handles& shards, const cluster::ownership& owners,
                          caf::actor membership) {
   return sys.spawn(gateway_impl, std::move(identity), &shards, &owners, std::move(membership));
 }

@@ -5,9 +5,9 @@
 
 #include "remote/members.hpp"
 
-namespace shoal::actors {
+namespace shoal::protocol {
 struct shard_handles;
-} // namespace shoal::actors
+} // namespace shoal::protocol
 
 namespace shoal::cluster {
 class ownership;
@@ -20,9 +20,8 @@ namespace shoal::remote {
 /// - `hello` → `hello_ack`, `auth` → `auth_ack`: the handshake (docs/cluster.md). Only a
 ///   peer that proved the cluster secret and agrees on the shard count and the member
 ///   list becomes trusted (by its CAF node id, until its connection goes down).
-/// - `(shard, doc_request)` → `doc_reply` and `(shard, actor_call)` → `actor_reply`:
-///   forwarded work, delegated to this node's shard actor; the answer goes straight back
-///   to the peer's stub.
+/// - `(shard, R)` → `R::reply`, for every shard request R: forwarded work, delegated to
+///   this node's shard host; the answer goes straight back to the peer's stub.
 /// - `heartbeat_atom` → `heartbeat_atom`.
 ///
 /// Anything from an untrusted sender gets the same error as a message nobody handles, so
@@ -33,7 +32,7 @@ namespace shoal::remote {
 ///
 /// `shards` and `owners` must outlive the actor.
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
-                         const actors::shard_handles& shards, const cluster::ownership& owners,
+                         const protocol::shard_handles& shards, const cluster::ownership& owners,
                          caf::actor membership);
 
 } // namespace shoal::remote

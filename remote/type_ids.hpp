@@ -8,7 +8,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/type_id.hpp>
 
-#include "actors/type_ids.hpp"
+#include "protocol/type_ids.hpp"
 #include "remote/protocol.hpp"
 
 namespace shoal::remote {

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "storage/memory_store.hpp"
 
-#include <mutex>
-
 #include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -11,9 +10,69 @@ namespace shoal::storage {
 
 namespace {
 
-status closed_error() {
-  return {errc::unavailable, "store is closed"};
+error closed_error() {
+  return {errc::shutting_down, "store is closed"};
 }
+
+/// The keys starting with a prefix in a map: how scans walk one.
+using key_map = std::map<std::string, std::string, std::less<>>;
+
+/// The least key greater than every key starting with `prefix` ("" when none is: all
+/// bytes 0xff, then the end of the map is the bound).
+std::string successor(std::string_view prefix) {
+  std::string s(prefix);
+  while (!s.empty() && static_cast<unsigned char>(s.back()) == 0xff)
+    s.pop_back();
+  if (!s.empty()) s.back() = static_cast<char>(static_cast<unsigned char>(s.back()) + 1);
+  return s;
+}
+
+/// The scan contract of shard_store::scan over `map`.
+void scan_map(const key_map& map, std::string_view prefix, std::string_view from, bool reverse,
+              const scan_fn& fn) {
+  auto has_prefix = [&](const std::string& k) { return k.compare(0, prefix.size(), prefix) == 0; };
+  if (!reverse) {
+    for (auto i = map.lower_bound(std::max(prefix, from)); i != map.end(); ++i) {
+      if (!has_prefix(i->first)) break;
+      if (!fn(i->first, i->second)) break;
+    }
+    return;
+  }
+  // The first key after the start point, then step back.
+  const auto bound = successor(prefix);
+  // A start past the prefix's keys starts at its last key, as an empty one does.
+  const bool past = from.empty() || (!bound.empty() && from >= bound);
+  auto i = !past ? map.upper_bound(from) : bound.empty() ? map.end() : map.lower_bound(bound);
+  while (i != map.begin()) {
+    --i;
+    if (!has_prefix(i->first)) break;
+    if (!fn(i->first, i->second)) break;
+  }
+}
+
+/// A copy of a shard's map, taken under its lock: a snapshot for tests.
+class memory_view final : public shard_view {
+public:
+  memory_view(key_map map, const std::atomic<bool>& closed) : map_(std::move(map)), closed_(closed) {}
+
+  result<std::string> get(std::string_view key) override {
+    if (closed_.load(std::memory_order_acquire)) return closed_error();
+    auto i = map_.find(key);
+    if (i == map_.end()) return error{errc::not_found, {}};
+    return i->second;
+  }
+
+  result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
+                    const scan_fn& fn) override {
+    if (closed_.load(std::memory_order_acquire)) return closed_error();
+    scan_map(map_, prefix, from, reverse, fn);
+    return core::ok();
+  }
+
+private:
+  key_map map_;
+  const std::atomic<bool>& closed_;
+};
 
 } // namespace
 
@@ -26,19 +85,18 @@ class memory_store::shard_impl final : public shard_store {
 public:
   shard_impl(memory_store& owner, bool valid) : owner_(owner), valid_(valid) {}
 
-  status get(std::string_view key, std::string& value) override {
-    if (auto st = check(); !st) return st;
+  result<std::string> get(std::string_view key) override {
+    if (auto st = check(); !st) return std::move(st).error();
     std::lock_guard<std::recursive_mutex> guard{mutex_};
     auto i = map_.find(key);
-    if (i == map_.end()) return {errc::not_found, "key not found"};
-    value = i->second;
-    return status::ok();
+    if (i == map_.end()) return error{errc::not_found, {}};
+    return i->second;
   }
 
-  status write(const write_batch& batch, bool /*sync*/) override {
+  result<void> write(const write_batch& batch, bool /*sync*/) override {
     if (auto st = check(); !st) return st;
     // An empty batch applies nothing and so takes no sequence number.
-    if (batch.empty()) return status::ok();
+    if (batch.empty()) return core::ok();
     std::lock_guard<std::recursive_mutex> guard{mutex_};
     for (const auto& op : batch.ops()) {
       if (op.kind == write_batch::op_kind::put) {
@@ -55,47 +113,22 @@ public:
     }
     // Shards write concurrently; the sequence is the only state they share.
     owner_.sequence_.fetch_add(1, std::memory_order_acq_rel);
-    return status::ok();
+    return core::ok();
   }
 
-  status scan_prefix(std::string_view prefix,
-                     const std::function<bool(std::string_view, std::string_view)>& fn) override {
+  result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
+                    const scan_fn& fn) override {
     if (auto st = check(); !st) return st;
-    // Recursive: `fn` may read this shard (shard_index fetches documents from an index scan).
+    // Recursive: `fn` may read this shard (an index scan fetches documents).
     std::lock_guard<std::recursive_mutex> guard{mutex_};
-    for (auto i = map_.lower_bound(prefix); i != map_.end(); ++i) {
-      if (i->first.compare(0, prefix.size(), prefix) != 0) break;
-      if (!fn(i->first, i->second)) break;
-    }
-    return status::ok();
+    scan_map(map_, prefix, from, reverse, fn);
+    return core::ok();
   }
 
-  status scan(std::string_view prefix, std::string_view from, bool reverse,
-              const std::function<bool(std::string_view, std::string_view)>& fn) override {
-    if (auto st = check(); !st) return st;
-    // Recursive: `fn` may read this shard (shard_index fetches documents from an index scan).
+  std::unique_ptr<shard_view> snapshot() override {
+    if (!check()) return nullptr;
     std::lock_guard<std::recursive_mutex> guard{mutex_};
-    auto has_prefix = [&](const std::string& k) {
-      return k.compare(0, prefix.size(), prefix) == 0;
-    };
-    if (!reverse) {
-      for (auto i = map_.lower_bound(std::max(prefix, from)); i != map_.end(); ++i) {
-        if (!has_prefix(i->first)) break;
-        if (!fn(i->first, i->second)) break;
-      }
-      return status::ok();
-    }
-    // The first key after the start point, then step back.
-    const auto bound = successor(prefix);
-    // A start past the prefix's keys starts at its last key, as an empty one does.
-    const bool past = from.empty() || (!bound.empty() && from >= bound);
-    auto i = !past ? map_.upper_bound(from) : bound.empty() ? map_.end() : map_.lower_bound(bound);
-    while (i != map_.begin()) {
-      --i;
-      if (!has_prefix(i->first)) break;
-      if (!fn(i->first, i->second)) break;
-    }
-    return status::ok();
+    return std::make_unique<memory_view>(map_, owner_.closed_);
   }
 
   std::uint64_t estimate_num_keys() override {
@@ -109,10 +142,10 @@ public:
   }
 
 private:
-  status check() const {
+  result<void> check() const {
     if (owner_.closed_.load(std::memory_order_acquire)) return closed_error();
-    if (!valid_) return {errc::invalid_argument, "shard index out of range"};
-    return status::ok();
+    if (!valid_) return error{errc::internal, "shard index out of range"};
+    return core::ok();
   }
 
   void put(const std::string& key, const std::string& value) {
@@ -125,16 +158,6 @@ private:
     }
   }
 
-  /// The least key greater than every key starting with `prefix` ("" when none is: all
-  /// bytes 0xff, then the end of the map is the bound).
-  static std::string successor(std::string_view prefix) {
-    std::string s(prefix);
-    while (!s.empty() && static_cast<unsigned char>(s.back()) == 0xff)
-      s.pop_back();
-    if (!s.empty()) s.back() = static_cast<char>(static_cast<unsigned char>(s.back()) + 1);
-    return s;
-  }
-
   void erase(const std::string& key) {
     auto i = map_.find(key);
     if (i == map_.end()) return;
@@ -145,7 +168,7 @@ private:
   memory_store& owner_;
   const bool valid_;
   std::recursive_mutex mutex_;
-  std::map<std::string, std::string, std::less<>> map_;
+  key_map map_;
   std::uint64_t bytes_ = 0; ///< sum of key and value sizes
 };
 
@@ -172,15 +195,15 @@ std::uint64_t memory_store::latest_sequence() {
   return sequence_.load(std::memory_order_acquire);
 }
 
-status memory_store::sync_wal() {
+result<void> memory_store::sync_wal() {
   if (closed_.load(std::memory_order_acquire)) return closed_error();
   syncs_.fetch_add(1, std::memory_order_acq_rel);
-  return status::ok();
+  return core::ok();
 }
 
-status memory_store::close() {
+result<void> memory_store::close() {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return closed_error();
-  return status::ok();
+  return core::ok();
 }
 
 } // namespace shoal::storage

@@ -20,8 +20,8 @@ public:
   std::uint32_t shard_count() const noexcept override;
   shard_store& shard(std::uint32_t index) override;
   std::uint64_t latest_sequence() override;
-  status sync_wal() override;
-  status close() override;
+  result<void> sync_wal() override;
+  result<void> close() override;
 
   /// Number of `sync_wal` calls so far (group-commit tests count fsyncs with it).
   std::uint64_t sync_count() const noexcept {
@@ -32,7 +32,7 @@ private:
   class shard_impl;
   std::vector<std::unique_ptr<shard_impl>> shards_;
   /// Returned by `shard()` for an index >= shard_count(); every call on it fails with
-  /// `errc::invalid_argument`.
+  /// `errc::internal`.
   std::unique_ptr<shard_impl> invalid_shard_;
   std::atomic<std::uint64_t> sequence_{0};
   std::atomic<std::uint64_t> syncs_{0};

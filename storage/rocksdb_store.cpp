@@ -19,6 +19,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/snapshot.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -35,33 +36,33 @@ constexpr const char* meta_format_key = "shoal.meta.format";
 constexpr const char* meta_layout_key = "shoal.meta.layout";
 constexpr const char* format_version = "1";
 
-/// The one place where a `rocksdb::Status` becomes a `status`.
-status to_error(const rocksdb::Status& s) {
-  if (s.ok()) return status::ok();
-  errc code = errc::io_error;
+/// The one place where a `rocksdb::Status` becomes a `core::error`.
+error to_error(const rocksdb::Status& s) {
+  errc code = errc::storage_failed;
   switch (s.code()) {
   case rocksdb::Status::kNotFound:
-    code = errc::not_found;
-    break;
+    return error{errc::not_found, {}};
   case rocksdb::Status::kCorruption:
-    code = errc::corruption;
-    break;
-  case rocksdb::Status::kInvalidArgument:
-  case rocksdb::Status::kNotSupported:
-    code = errc::invalid_argument;
+    code = errc::corrupt;
     break;
   case rocksdb::Status::kShutdownInProgress:
-    code = errc::unavailable;
+    code = errc::shutting_down;
     break;
-  default: // kIOError and everything else: the engine could not do the I/O asked of it
-    code = errc::io_error;
+  default: // kIOError and everything else: the engine could not do what was asked of it
+    code = errc::storage_failed;
     break;
   }
   return {code, s.ToString()};
 }
 
-status closed_error() {
-  return {errc::unavailable, "store is closed"};
+/// ok, or the error of `s`.
+result<void> check_status(const rocksdb::Status& s) {
+  if (s.ok()) return core::ok();
+  return to_error(s);
+}
+
+error closed_error() {
+  return {errc::shutting_down, "store is closed"};
 }
 
 rocksdb::Slice to_slice(std::string_view s) {
@@ -83,28 +84,29 @@ std::string incompatible_count(const std::string& path, std::string_view found,
 
 /// Compares the column families of an existing database with the configured layout,
 /// before anything is opened for writing, so a mismatch leaves the directory untouched.
-status check_column_families(const rocksdb_options& options, std::vector<std::string> existing) {
+result<void> check_column_families(const rocksdb_options& options, std::vector<std::string> existing) {
   existing.erase(std::remove(existing.begin(), existing.end(), rocksdb::kDefaultColumnFamilyName),
                  existing.end());
   if (existing.size() != options.shards) {
-    return {errc::incompatible,
+    return error{errc::incompatible,
             incompatible_count(options.path, std::to_string(existing.size()), options.shards)};
   }
   // Same count: the names must be exactly shard-00000 … shard-(N-1), which sort as numbers.
   std::sort(existing.begin(), existing.end());
   for (std::uint32_t i = 0; i < options.shards; ++i) {
     if (existing[i] != shard_cf_name(i)) {
-      return {errc::incompatible, "data directory " + options.path
+      return error{errc::incompatible, "data directory " + options.path
                                     + " has unexpected column family '" + existing[i] + "'"};
     }
   }
-  return status::ok();
+  return core::ok();
 }
 
 /// Reads the stored shard count from a database that exists, through a read-only open
-/// that changes nothing on disk; `out` stays empty when the key is absent.
-status read_meta_shards(const rocksdb::DBOptions& db_options, const std::string& path,
-                        const std::vector<std::string>& families, std::optional<std::string>& out) {
+/// that changes nothing on disk. the stored shard count (nullopt when the key is absent).
+result<std::optional<std::string>> read_meta_shards(const rocksdb::DBOptions& db_options,
+                                                    const std::string& path,
+                                                    const std::vector<std::string>& families) {
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.reserve(families.size());
   for (const auto& name : families)
@@ -120,17 +122,19 @@ status read_meta_shards(const rocksdb::DBOptions& db_options, const std::string&
   auto s = db->Get(rocksdb::ReadOptions(), db->DefaultColumnFamily(), meta_shards_key, &value);
   for (auto* h : handles)
     db->DestroyColumnFamilyHandle(h);
+  std::optional<std::string> out;
   if (s.ok()) {
     out = std::move(value);
   } else if (!s.IsNotFound()) {
     return to_error(s);
   }
-  return to_error(db->Close());
+  if (auto closed = db->Close(); !closed.ok()) return to_error(closed);
+  return out;
 }
 
 /// For a creation that was interrupted: every column family present must be one of the
 /// configured shards; the missing ones are created by the open that follows.
-status check_partial_creation(const rocksdb_options& options,
+result<void> check_partial_creation(const rocksdb_options& options,
                               const std::vector<std::string>& existing) {
   for (const auto& name : existing) {
     if (name == rocksdb::kDefaultColumnFamilyName) continue;
@@ -138,11 +142,11 @@ status check_partial_creation(const rocksdb_options& options,
     for (std::uint32_t i = 0; i < options.shards && !known; ++i)
       known = name == shard_cf_name(i);
     if (!known) {
-      return {errc::incompatible,
+      return error{errc::incompatible,
               "data directory " + options.path + " has unexpected column family '" + name + "'"};
     }
   }
-  return status::ok();
+  return core::ok();
 }
 
 /// Column family options shared by every shard: block cache, bloom filter, compression.
@@ -160,65 +164,20 @@ rocksdb::ColumnFamilyOptions make_cf_options(const rocksdb_options& options) {
   return cf;
 }
 
-/// One shard's column family. Holds no ownership: the store owns `db` and `cf` and
-/// outlives this object; every call checks `closed` before touching them.
-/// A shard built with `cf == nullptr` stands for an out-of-range shard index.
-class rocksdb_shard final : public shard_store {
+/// Reads of one column family under `ro` (the latest state, or a snapshot's).
+class cf_reader {
 public:
-  rocksdb_shard(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::atomic<bool>& closed)
-      : db_(db), cf_(cf), closed_(closed) {}
+  cf_reader(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf) : db_(db), cf_(cf) {}
 
-  status get(std::string_view key, std::string& value) override {
-    if (auto st = check(); !st) return st;
+  result<std::string> get(const rocksdb::ReadOptions& ro, std::string_view key) {
     rocksdb::PinnableSlice pinned;
-    if (auto s = db_->Get(rocksdb::ReadOptions(), cf_, to_slice(key), &pinned); !s.ok()) {
-      return to_error(s);
-    }
-    value.assign(pinned.data(), pinned.size());
-    return status::ok();
+    if (auto s = db_->Get(ro, cf_, to_slice(key), &pinned); !s.ok()) return to_error(s);
+    return std::string(pinned.data(), pinned.size());
   }
 
-  status write(const write_batch& batch, bool sync) override {
-    if (auto st = check(); !st) return st;
-    // Reserve the header (12 bytes) plus, per record, a tag, a column family id and two
-    // length varints, so the batch is built without reallocation.
-    rocksdb::WriteBatch wb(12 + batch.bytes() + 16 * batch.size());
-    for (const auto& op : batch.ops()) {
-      rocksdb::Status s;
-      switch (op.kind) {
-      case write_batch::op_kind::put:
-        s = wb.Put(cf_, op.key, op.value);
-        break;
-      case write_batch::op_kind::del:
-        s = wb.Delete(cf_, op.key);
-        break;
-      case write_batch::op_kind::del_range:
-        s = wb.DeleteRange(cf_, op.key, op.value);
-        break;
-      }
-      if (!s.ok()) return to_error(s);
-    }
-    rocksdb::WriteOptions wo;
-    wo.sync = sync;
-    return to_error(db_->Write(wo, &wb));
-  }
-
-  status scan_prefix(std::string_view prefix,
-                     const std::function<bool(std::string_view, std::string_view)>& fn) override {
-    if (auto st = check(); !st) return st;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_));
-    for (it->Seek(to_slice(prefix)); it->Valid(); it->Next()) {
-      const auto key = it->key().ToStringView();
-      if (key.substr(0, prefix.size()) != prefix) break;
-      if (!fn(key, it->value().ToStringView())) break;
-    }
-    return to_error(it->status());
-  }
-
-  status scan(std::string_view prefix, std::string_view from, bool reverse,
-              const std::function<bool(std::string_view, std::string_view)>& fn) override {
-    if (auto st = check(); !st) return st;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_));
+  result<void> scan(const rocksdb::ReadOptions& ro, std::string_view prefix, std::string_view from,
+                    bool reverse, const scan_fn& fn) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_));
     auto has_prefix = [&](std::string_view key) { return key.substr(0, prefix.size()) == prefix; };
     if (!reverse) {
       for (it->Seek(to_slice(std::max(prefix, from))); it->Valid(); it->Next()) {
@@ -226,7 +185,7 @@ public:
         if (!has_prefix(key)) break;
         if (!fn(key, it->value().ToStringView())) break;
       }
-      return to_error(it->status());
+      return check_status(it->status());
     }
     // The least key above the prefix's range ("" when none is: all bytes 0xff).
     std::string bound(prefix);
@@ -248,7 +207,94 @@ public:
       if (!has_prefix(key)) break;
       if (!fn(key, it->value().ToStringView())) break;
     }
-    return to_error(it->status());
+    return check_status(it->status());
+  }
+
+protected:
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* cf_;
+};
+
+/// A RocksDB snapshot of one column family. The store must outlive it (the shard host
+/// releases its views before the store closes); it checks `closed` before every read.
+class rocksdb_view final : public shard_view {
+public:
+  rocksdb_view(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::atomic<bool>& closed)
+      : reader_(db, cf), db_(db), snapshot_(db->GetSnapshot()), closed_(closed) {
+    ro_.snapshot = snapshot_;
+  }
+  ~rocksdb_view() override {
+    if (!closed_.load(std::memory_order_acquire)) db_->ReleaseSnapshot(snapshot_);
+  }
+  rocksdb_view(const rocksdb_view&) = delete;
+  rocksdb_view& operator=(const rocksdb_view&) = delete;
+
+  result<std::string> get(std::string_view key) override {
+    if (closed_.load(std::memory_order_acquire)) return closed_error();
+    return reader_.get(ro_, key);
+  }
+
+  result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
+                    const scan_fn& fn) override {
+    if (closed_.load(std::memory_order_acquire)) return closed_error();
+    return reader_.scan(ro_, prefix, from, reverse, fn);
+  }
+
+private:
+  cf_reader reader_;
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+  rocksdb::ReadOptions ro_;
+  const std::atomic<bool>& closed_;
+};
+
+/// One shard's column family. Holds no ownership: the store owns `db` and `cf` and
+/// outlives this object; every call checks `closed` before touching them.
+/// A shard built with `cf == nullptr` stands for an out-of-range shard index.
+class rocksdb_shard final : public shard_store, private cf_reader {
+public:
+  rocksdb_shard(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::atomic<bool>& closed)
+      : cf_reader(db, cf), closed_(closed) {}
+
+  result<std::string> get(std::string_view key) override {
+    if (auto st = check(); !st) return std::move(st).error();
+    return cf_reader::get(rocksdb::ReadOptions(), key);
+  }
+
+  result<void> write(const write_batch& batch, bool sync) override {
+    if (auto st = check(); !st) return st;
+    // Reserve the header (12 bytes) plus, per record, a tag, a column family id and two
+    // length varints, so the batch is built without reallocation.
+    rocksdb::WriteBatch wb(12 + batch.bytes() + 16 * batch.size());
+    for (const auto& op : batch.ops()) {
+      rocksdb::Status s;
+      switch (op.kind) {
+      case write_batch::op_kind::put:
+        s = wb.Put(cf_, op.key, op.value);
+        break;
+      case write_batch::op_kind::del:
+        s = wb.Delete(cf_, op.key);
+        break;
+      case write_batch::op_kind::del_range:
+        s = wb.DeleteRange(cf_, op.key, op.value);
+        break;
+      }
+      if (!s.ok()) return to_error(s);
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    return check_status(db_->Write(wo, &wb));
+  }
+
+  result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
+                    const scan_fn& fn) override {
+    if (auto st = check(); !st) return st;
+    return cf_reader::scan(rocksdb::ReadOptions(), prefix, from, reverse, fn);
+  }
+
+  std::unique_ptr<shard_view> snapshot() override {
+    if (!check()) return nullptr;
+    return std::make_unique<rocksdb_view>(db_, cf_, closed_);
   }
 
   std::uint64_t estimate_num_keys() override {
@@ -260,10 +306,10 @@ public:
   }
 
 private:
-  status check() const {
+  result<void> check() const {
     if (closed_.load(std::memory_order_acquire)) return closed_error();
-    if (cf_ == nullptr) return {errc::invalid_argument, "shard index out of range"};
-    return status::ok();
+    if (cf_ == nullptr) return error{errc::internal, "shard index out of range"};
+    return core::ok();
   }
 
   /// The property's value, or 0 when the store is closed or the engine does not know it.
@@ -274,8 +320,6 @@ private:
     return value;
   }
 
-  rocksdb::DB* db_;
-  rocksdb::ColumnFamilyHandle* cf_;
   const std::atomic<bool>& closed_;
 };
 
@@ -318,32 +362,32 @@ public:
     return db_->GetLatestSequenceNumber();
   }
 
-  status sync_wal() override {
+  result<void> sync_wal() override {
     if (closed_.load(std::memory_order_acquire)) return closed_error();
-    return to_error(db_->SyncWAL());
+    return check_status(db_->SyncWAL());
   }
 
-  status close() override {
+  result<void> close() override {
     if (closed_.exchange(true, std::memory_order_acq_rel)) return closed_error();
     final_sequence_.store(db_->GetLatestSequenceNumber());
     // Release everything even when a step fails; report the first failure.
     rocksdb::FlushOptions flush;
     flush.wait = true;
-    status result = to_error(db_->Flush(flush, handles_));
+    auto outcome = check_status(db_->Flush(flush, handles_));
     for (auto* handle : handles_) {
       auto s = db_->DestroyColumnFamilyHandle(handle);
-      if (result && !s.ok()) result = to_error(s);
+      if (outcome && !s.ok()) outcome = to_error(s);
     }
     handles_.clear();
     auto s = db_->Close();
-    if (result && !s.ok()) result = to_error(s);
+    if (outcome && !s.ok()) outcome = to_error(s);
     db_.reset();
-    return result;
+    return outcome;
   }
 
   /// Checks the layout keys in the default column family against `options`; writes them
   /// (synced) when absent, i.e. on creation or after a creation that was interrupted.
-  status check_meta(const rocksdb_options& options) {
+  result<void> check_meta(const rocksdb_options& options) {
     const std::string shards = std::to_string(options.shards);
     std::string stored_shards;
     std::string stored_format;
@@ -355,10 +399,10 @@ public:
     if (!s.ok() && !s.IsNotFound()) return to_error(s);
     const bool has_format = s.ok();
     if (has_shards && stored_shards != shards) {
-      return {errc::incompatible, incompatible_count(options.path, stored_shards, options.shards)};
+      return error{errc::incompatible, incompatible_count(options.path, stored_shards, options.shards)};
     }
     if (has_format && stored_format != format_version) {
-      return {errc::incompatible, "data directory " + options.path + " has format " + stored_format
+      return error{errc::incompatible, "data directory " + options.path + " has format " + stored_format
                                     + ", this build reads format " + format_version};
     }
     std::string stored_layout;
@@ -366,12 +410,12 @@ public:
     if (!s.ok() && !s.IsNotFound()) return to_error(s);
     const bool has_layout = s.ok() || options.layout.empty();
     if (s.ok() && !options.layout.empty() && stored_layout != options.layout) {
-      return {errc::incompatible, "data directory " + options.path + " belongs to " + stored_layout
+      return error{errc::incompatible, "data directory " + options.path + " belongs to " + stored_layout
                                     + ", but this node is " + options.layout
                                     + "; the shards it owns would change and stored keys "
                                       "would become unreachable"};
     }
-    if (has_shards && has_format && has_layout) return status::ok();
+    if (has_shards && has_format && has_layout) return core::ok();
     rocksdb::WriteBatch wb;
     if (s = wb.Put(meta, meta_shards_key, shards); !s.ok()) return to_error(s);
     if (s = wb.Put(meta, meta_format_key, format_version); !s.ok()) return to_error(s);
@@ -380,7 +424,7 @@ public:
     }
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    return to_error(db_->Write(wo, &wb));
+    return check_status(db_->Write(wo, &wb));
   }
 
 private:
@@ -394,17 +438,16 @@ private:
 
 } // namespace
 
-status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>& out) {
-  out.reset();
-  if (options.path.empty()) return {errc::invalid_argument, "data directory path is empty"};
+result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options) {
+  if (options.path.empty()) return error{errc::invalid_argument, "data directory path is empty"};
   if (options.shards == 0 || options.shards > max_shards) {
-    return {errc::invalid_argument, "shard count " + std::to_string(options.shards)
+    return error{errc::invalid_argument, "shard count " + std::to_string(options.shards)
                                       + " is outside 1.." + std::to_string(max_shards)};
   }
   std::error_code ec;
   std::filesystem::create_directories(options.path, ec);
   if (ec) {
-    return {errc::io_error, "cannot create data directory " + options.path + ": " + ec.message()};
+    return error{errc::storage_failed, "cannot create data directory " + options.path + ": " + ec.message()};
   }
 
   rocksdb::DBOptions db_options;
@@ -417,7 +460,7 @@ status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>
   // DB::Open, which would create the missing ones.
   const bool exists = std::filesystem::exists(std::filesystem::path(options.path) / "CURRENT", ec);
   if (ec) {
-    return {errc::io_error, "cannot read data directory " + options.path + ": " + ec.message()};
+    return error{errc::storage_failed, "cannot read data directory " + options.path + ": " + ec.message()};
   }
   if (exists) {
     std::vector<std::string> existing;
@@ -426,12 +469,11 @@ status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>
     }
     // The meta key is written last when a directory is created; without it, creation was
     // interrupted (killed while the column families were being made) and may resume.
-    std::optional<std::string> stored_shards;
-    if (auto st = read_meta_shards(db_options, options.path, existing, stored_shards); !st)
-      return st;
-    auto st = stored_shards ? check_column_families(options, std::move(existing))
-                            : check_partial_creation(options, existing);
-    if (!st) return st;
+    auto stored_shards = read_meta_shards(db_options, options.path, existing);
+    if (!stored_shards) return std::move(stored_shards).error();
+    auto st = *stored_shards ? check_column_families(options, std::move(existing))
+                             : check_partial_creation(options, existing);
+    if (!st) return std::move(st).error();
   }
 
   const auto cf_options = make_cf_options(options);
@@ -449,10 +491,9 @@ status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>
   auto opened = std::make_unique<rocksdb_store>(db, std::move(handles));
   if (auto st = opened->check_meta(options); !st) {
     (void)opened->close();
-    return st;
+    return std::move(st).error();
   }
-  out = std::move(opened);
-  return status::ok();
+  return std::unique_ptr<store>(std::move(opened));
 }
 
 } // namespace shoal::storage

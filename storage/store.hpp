@@ -8,9 +8,18 @@
 #include <string_view>
 #include <vector>
 
-#include "storage/status.hpp"
+#include "core/result.hpp"
 
 namespace shoal::storage {
+
+using core::errc;
+using core::error;
+template <class T>
+using result = core::result<T>;
+
+/// Called for each key of a scan with its value; return false to stop. Views are valid
+/// only during the call.
+using scan_fn = std::function<bool(std::string_view key, std::string_view value)>;
 
 /// An ordered list of puts and deletes applied atomically to one shard.
 class write_batch {
@@ -58,33 +67,52 @@ private:
   std::size_t bytes_ = 0;
 };
 
-/// The keyspace of one shard (a RocksDB column family). Thread-safe: the shard actor and
-/// the virtual actors it hosts use it from different threads. They never share a key —
-/// each key has exactly one writer (documents: the shard actor; an actor's state: that
-/// actor) — so no caller needs a lock, and one key's reads and writes stay ordered.
+/// A consistent, read-only view of one shard as it was when the view was taken: what
+/// commits later is not seen. A long scan keeps one across its steps, so it neither
+/// misses nor repeats a key that a write moves meanwhile. Release every view before the
+/// store closes.
+class shard_view {
+public:
+  virtual ~shard_view() = default;
+
+  /// The value of `key`, or `errc::not_found`.
+  virtual result<std::string> get(std::string_view key) = 0;
+
+  /// As shard_store::scan, over the view.
+  virtual result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
+                            const scan_fn& fn) = 0;
+};
+
+/// The keyspace of one shard (a RocksDB column family). Thread-safe: the shard host and
+/// the virtual actors it hosts read it from different threads. Every write goes through
+/// the shard host's commit gate (docs/architecture.md), so each key has one writer.
 class shard_store {
 public:
   virtual ~shard_store() = default;
 
-  /// Reads `key` into `value`. Returns `errc::not_found` when absent (value untouched).
-  virtual status get(std::string_view key, std::string& value) = 0;
+  /// The value of `key`, or `errc::not_found` (an error without a message: misses are
+  /// common and cheap).
+  virtual result<std::string> get(std::string_view key) = 0;
 
   /// Applies `batch` atomically. With `sync`, the WAL is fsynced before returning;
   /// without it, the write reaches the WAL file (the OS page cache) before returning,
   /// so it survives the process being killed but not the machine losing power.
-  virtual status write(const write_batch& batch, bool sync) = 0;
+  virtual result<void> write(const write_batch& batch, bool sync) = 0;
 
-  /// Calls `fn(key, value)` for each key starting with `prefix` in key order, until `fn`
-  /// returns false. Views are valid only during the call. `fn` may read this shard
-  /// (`get`), never write it.
-  virtual status scan_prefix(std::string_view prefix,
-                             const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  /// Calls `fn(key, value)` for the keys starting with `prefix`, in key order, until `fn`
+  /// returns false: forward from the first key >= `from`, or with `reverse` backward from
+  /// the last key <= `from`. An empty `from` starts at the first (forward) or last
+  /// (reverse) key of the prefix. `fn` may read this shard, never write it.
+  virtual result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
+                            const scan_fn& fn) = 0;
 
-  /// Like scan_prefix, over the keys starting with `prefix`, from `from`: forward from the
-  /// first key >= `from`, or with `reverse` backward from the last key <= `from`. An empty
-  /// `from` starts at the first (forward) or last (reverse) key of the prefix.
-  virtual status scan(std::string_view prefix, std::string_view from, bool reverse,
-                      const std::function<bool(std::string_view, std::string_view)>& fn) = 0;
+  /// scan(prefix, "", false, fn).
+  result<void> scan_prefix(std::string_view prefix, const scan_fn& fn) {
+    return scan(prefix, {}, false, fn);
+  }
+
+  /// A consistent view of the shard as it is now.
+  virtual std::unique_ptr<shard_view> snapshot() = 0;
 
   /// The engine's estimate of the number of keys (RocksDB "rocksdb.estimate-num-keys").
   virtual std::uint64_t estimate_num_keys() = 0;
@@ -109,10 +137,11 @@ public:
   /// Fsyncs the WAL: every write that returned before this call started is durable
   /// when it returns ok. Safe to call concurrently with writes. Blocks on disk I/O:
   /// call it from a thread that may block (the WAL syncer), never from an I/O thread.
-  virtual status sync_wal() = 0;
+  virtual result<void> sync_wal() = 0;
 
-  /// Flushes memtables and closes the database. Further calls return `errc::unavailable`.
-  virtual status close() = 0;
+  /// Flushes memtables and closes the database. Further calls fail with
+  /// `errc::shutting_down`.
+  virtual result<void> close() = 0;
 };
 
 /// Options for `open_rocksdb_store`.
@@ -133,8 +162,7 @@ struct rocksdb_options {
 
 /// Opens (or creates) the RocksDB database at `options.path` with one column family per
 /// shard, named "shard-00000" … Opening a directory written with another shard count
-/// or layout fails with `errc::incompatible` and a message naming both. On failure `out`
-/// stays empty and the returned status says why.
-status open_rocksdb_store(const rocksdb_options& options, std::unique_ptr<store>& out);
+/// or layout fails with `errc::incompatible` and a message naming both.
+result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options);
 
 } // namespace shoal::storage

@@ -24,7 +24,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include "actors/cache_protocol.hpp"
+#include "cache/messages.hpp"
 #include "cluster/shard_map.hpp"
 #include "tests/integration/node_suite.hpp"
 #include "tests/support/http_client.hpp"
@@ -430,7 +430,7 @@ protected:
   }
 
   static std::uint32_t shard_of(std::string_view k) {
-    return cluster::shard_map(node_shards).shard_of(actors::cache_space, k);
+    return cluster::shard_map(node_shards).shard_of(cache::space, k);
   }
 
   /// `n` keys `<prefix>NNNNN` (all the same length) in order, only those of `shard` when

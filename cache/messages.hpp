@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The requests of the TTL cache (session-like data, memory only, docs/caching.md). Each
+// shard keeps the entries whose key hashes to it (space "~cache"), so the cache is spread
+// across nodes like documents. Plain structs; `inspect` lets CAF serialize them.
+
+#include <cstdint>
+#include <string>
+
+#include "cluster/placement.hpp"
+#include "core/result.hpp"
+#include "core/type_list.hpp"
+
+namespace shoal::cache {
+
+/// The shard_map space of cache keys (a name no collection can have: names are
+/// [A-Za-z0-9_-], so the leading '~' keeps the two apart).
+inline constexpr const char* space = "~cache";
+
+/// A live entry.
+struct cache_entry {
+  std::string value;
+  std::string content_type;
+};
+
+/// Error: not_found (never stored, expired or evicted).
+struct cache_get {
+  using reply = cache_entry;
+  std::string key; ///< validated by the edge (core::valid_id)
+};
+
+struct cache_stored {};
+
+/// Stores or replaces an entry for `ttl_ms`. Error: too_large (over the shard's share of
+/// cache.max_bytes).
+struct cache_put {
+  using reply = cache_stored;
+  std::string key;
+  std::string value;
+  std::string content_type;
+  std::uint64_t ttl_ms = 0; ///< already checked against the config
+};
+
+struct cache_deleted {
+  bool found = false; ///< a live entry was removed
+};
+
+struct cache_delete {
+  using reply = cache_deleted;
+  std::string key;
+};
+
+using requests = core::type_list<cache_get, cache_put, cache_delete>;
+
+inline core::result<std::uint32_t> place(const cache_get& r, const cluster::placement& p) {
+  return p.map.shard_of(space, r.key);
+}
+inline core::result<std::uint32_t> place(const cache_put& r, const cluster::placement& p) {
+  return p.map.shard_of(space, r.key);
+}
+inline core::result<std::uint32_t> place(const cache_delete& r, const cluster::placement& p) {
+  return p.map.shard_of(space, r.key);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_entry& x) {
+  return f(x.value, x.content_type);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_get& x) {
+  return f(x.key);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_stored&) {
+  return f();
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_put& x) {
+  return f(x.key, x.value, x.content_type, x.ttl_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_deleted& x) {
+  return f(x.found);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_delete& x) {
+  return f(x.key);
+}
+
+} // namespace shoal::cache

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cache/module.hpp"
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "cache/metrics.hpp"
+
+namespace shoal::cache {
+
+namespace {
+
+constexpr std::chrono::seconds expiry_interval{1};
+constexpr std::size_t expiry_batch = 10000; ///< entries removed per tick at most
+
+} // namespace
+
+module::module(shard::context& ctx, config cfg)
+    : ctx_(ctx), cfg_(cfg), cache_(cfg.max_bytes) {}
+
+module::~module() {
+  if (auto* m = cfg_.metrics) {
+    m->bytes.add(-static_cast<std::int64_t>(cache_.bytes()));
+    m->entries.add(-static_cast<std::int64_t>(cache_.size()));
+  }
+}
+
+void module::account(std::size_t bytes, std::size_t size, std::uint64_t evictions) {
+  if (auto* m = cfg_.metrics) {
+    m->bytes.add(static_cast<std::int64_t>(cache_.bytes()) - static_cast<std::int64_t>(bytes));
+    m->entries.add(static_cast<std::int64_t>(cache_.size()) - static_cast<std::int64_t>(size));
+    m->evictions.inc(cache_.evictions() - evictions);
+  }
+}
+
+void module::serve(cache_get&& req, core::reply_to<cache_entry> to) {
+  const auto bytes = cache_.bytes();
+  const auto size = cache_.size();
+  const auto evictions = cache_.evictions();
+  const auto* e = cache_.get(req.key, ctx_.wall_ms());
+  if (auto* m = cfg_.metrics) (e ? m->hits : m->misses).inc();
+  account(bytes, size, evictions); // a get removes the expired entry it finds
+  if (!e) return to.deliver(core::error{core::errc::not_found, "no such cache entry"});
+  to.deliver(cache_entry{e->value, e->content_type});
+}
+
+void module::serve(cache_put&& req, core::reply_to<cache_stored> to) {
+  const auto bytes = cache_.bytes();
+  const auto size = cache_.size();
+  const auto evictions = cache_.evictions();
+  const auto put = cache_.put(req.key, std::move(req.value), std::move(req.content_type),
+                              ctx_.wall_ms() + req.ttl_ms);
+  account(bytes, size, evictions);
+  schedule_expiry();
+  if (put == ttl_cache::put_result::too_large)
+    return to.deliver(core::error{
+      core::errc::too_large, "value_too_large",
+      "the entry is larger than this shard's share of cache.max_bytes ("
+        + std::to_string(cache_.max_bytes()) + " bytes)"});
+  to.deliver(cache_stored{});
+}
+
+void module::serve(cache_delete&& req, core::reply_to<cache_deleted> to) {
+  const auto bytes = cache_.bytes();
+  const auto size = cache_.size();
+  const auto evictions = cache_.evictions();
+  const bool found = cache_.erase(req.key, ctx_.wall_ms());
+  account(bytes, size, evictions);
+  to.deliver(cache_deleted{found});
+}
+
+void module::schedule_expiry() {
+  if (timer_ || cache_.size() == 0) return;
+  timer_ = ctx_.schedule(ctx_.now() + expiry_interval, [this] {
+    timer_.reset();
+    expire();
+    schedule_expiry();
+  });
+}
+
+void module::expire() {
+  const auto bytes = cache_.bytes();
+  const auto size = cache_.size();
+  const auto evictions = cache_.evictions();
+  cache_.expire(ctx_.wall_ms(), expiry_batch);
+  account(bytes, size, evictions);
+}
+
+} // namespace shoal::cache

@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "host/shard_host.hpp"
+
+#include <chrono>
+#include <map>
+#include <random>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/actor_api.hpp"
+#include "host/virtual_actor.hpp"
+#include "protocol/errors.hpp"
+#include "shard/host_context.hpp"
+#include "storage/store.hpp"
+
+namespace shoal::host {
+
+namespace {
+
+/// A timer of the shard is due.
+using tick_atom = caf::atom_constant<caf::atom("host_tick")>;
+/// Deferred work of the shard waits.
+using step_atom = caf::atom_constant<caf::atom("host_step")>;
+
+using host_actor = protocol::shard_actor::extend<caf::reacts_to<tick_atom>, caf::reacts_to<step_atom>>;
+
+struct host_state;
+using host_pointer = host_actor::stateful_pointer<host_state>;
+
+/// The hosting module's runtime over CAF: virtual actors spawned and monitored by their
+/// host. A call that carries an actor's response promise is delegated, so the virtual
+/// actor answers that actor itself (a promise is only delivered on its owner's thread).
+class caf_runtime final : public actors::actor_runtime {
+public:
+  caf_runtime(host_pointer self, const host_config& cfg) : self_(self), cfg_(cfg) {}
+
+  handle spawn(const actors::actor_type& type, const std::string& id) override;
+  void call(handle h, actors::actor_call&& call, core::reply_to<actors::actor_result> to) override;
+  void passivate(handle h, std::function<void()> stopped) override;
+  void stop(handle h) override;
+
+  /// The actor at `addr` went down; the handle it had, if it was ours.
+  std::optional<handle> gone(const caf::actor_addr& addr);
+
+private:
+  host_pointer self_;
+  const host_config& cfg_;
+  handle next_ = 0;
+  std::unordered_map<handle, virtual_actor> actors_;
+  std::map<caf::actor_addr, handle> by_addr_;
+};
+
+struct host_state {
+  host_config cfg;
+  std::unique_ptr<shard::host_context> ctx;
+  std::unique_ptr<caf_runtime> runtime;
+  /// The modules; a request goes to the one whose `requests` list holds its type.
+  std::unique_ptr<query::module> query;
+  std::unique_ptr<changes::module> changes;
+  std::unique_ptr<documents::module> documents;
+  std::unique_ptr<cache::module> cache;
+  std::unique_ptr<jobs::module> jobs;
+  std::unique_ptr<actors::hosting> actors;
+  std::map<std::string, shard::clock::time_point> reported; ///< when each failure was logged
+
+  auto modules() {
+    return std::tie(*documents, *query, *changes, *cache, *jobs, *actors);
+  }
+
+  template <class R, std::size_t I = 0>
+  auto& module_for() {
+    auto all = modules();
+    using M = std::decay_t<std::tuple_element_t<I, decltype(all)>>;
+    if constexpr (core::contains_v<typename M::requests, R>)
+      return std::get<I>(all);
+    else
+      return module_for<R, I + 1>();
+  }
+
+  ~host_state() {
+    // Held replies fail while the modules that wait for them are alive; then the modules
+    // go, the virtual actors (stopped by the hosting module) first.
+    if (ctx) ctx->close();
+    actors.reset();
+    jobs.reset();
+    cache.reset();
+    documents.reset();
+    changes.reset();
+    query.reset();
+  }
+
+  static inline const char* name = "shoal.shard_host";
+};
+
+caf_runtime::handle caf_runtime::spawn(const actors::actor_type& type, const std::string& id) {
+  virtual_actor_config vc;
+  vc.type = &type;
+  vc.id = id;
+  vc.shard = &cfg_.store->shard(cfg_.index);
+  vc.host = caf::actor_cast<protocol::shard_actor>(self_);
+  vc.peers = cfg_.peers;
+  vc.call_timeout = cfg_.call_timeout;
+  vc.metrics = cfg_.actors.metrics;
+  auto actor = spawn_virtual_actor(self_->system(), std::move(vc));
+  self_->monitor(actor);
+  const auto h = ++next_;
+  by_addr_.emplace(actor.address(), h);
+  actors_.emplace(h, std::move(actor));
+  return h;
+}
+
+void caf_runtime::call(handle h, actors::actor_call&& call,
+                       core::reply_to<actors::actor_result> to) {
+  auto& actor = actors_.at(h);
+  using answer = protocol::promise_answer<actors::actor_result>;
+  if (auto* p = dynamic_cast<answer*>(to.target().get())) {
+    p->promise().delegate(actor, std::move(call), core::reply_to<actors::actor_result>{});
+    return;
+  }
+  caf::anon_send(actor, std::move(call), std::move(to));
+}
+
+void caf_runtime::passivate(handle h, std::function<void()> stopped) {
+  self_->request(actors_.at(h), caf::infinite, passivate_atom::value)
+    .then([stopped](caf::ok_atom) { stopped(); }, [stopped](caf::error&) { stopped(); });
+}
+
+void caf_runtime::stop(handle h) {
+  if (auto it = actors_.find(h); it != actors_.end())
+    caf::anon_send_exit(it->second, caf::exit_reason::user_shutdown);
+}
+
+std::optional<caf_runtime::handle> caf_runtime::gone(const caf::actor_addr& addr) {
+  auto it = by_addr_.find(addr);
+  if (it == by_addr_.end()) return std::nullopt;
+  auto h = it->second;
+  by_addr_.erase(it);
+  actors_.erase(h);
+  return h;
+}
+
+/// Logs a background failure, the same text at most once a minute.
+void report(host_pointer self, std::string_view what, const core::error& err) {
+  auto& st = self->state;
+  if (!st.cfg.log) return;
+  auto text = std::string(what) + " failed on shard " + std::to_string(st.cfg.index) + ": "
+              + err.to_string();
+  const auto now = self->clock().now();
+  auto [it, fresh] = st.reported.emplace(text, now);
+  if (!fresh) {
+    if (now - it->second < std::chrono::minutes(1)) return;
+    it->second = now;
+  }
+  st.cfg.log->error("{}", text);
+}
+
+shard::host_context::ports make_ports(host_pointer self) {
+  shard::host_context::ports p;
+  p.now = [self] { return self->clock().now(); };
+  p.arm = [self](shard::time_point due) {
+    auto wait = std::max(due - self->clock().now(), shard::clock::duration::zero());
+    self->delayed_send(self, wait, tick_atom::value);
+  };
+  p.wake = [self] { self->send(self, step_atom::value); };
+  p.request_sync = [self](std::uint64_t wanted) {
+    self->request(self->state.cfg.syncer, caf::infinite, wal_sync_atom::value, wanted)
+      .then(
+        [self](std::uint64_t durable) {
+          self->state.ctx->synced(durable);
+          self->state.ctx->finish_step();
+        },
+        [self](caf::error& err) {
+          // The WAL could not be made durable: nothing held may be acknowledged.
+          auto e = protocol::from_caf(err);
+          self->state.ctx->sync_failed(core::error{core::errc::storage_failed, e.message()});
+          self->state.ctx->finish_step();
+        });
+  };
+  p.report = [self](std::string_view what, const core::error& err) { report(self, what, err); };
+  return p;
+}
+
+std::uint64_t unix_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
+}
+
+void start(host_pointer self, host_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  const auto& c = st.cfg;
+  st.ctx = std::make_unique<shard::host_context>(c.index, *c.store, c.sync, make_ports(self),
+                                                 unix_ms());
+  auto& ctx = *st.ctx;
+  st.query = std::make_unique<query::module>(ctx, c.query);
+  st.changes = std::make_unique<changes::module>(ctx, c.changes);
+  std::vector<shard::doc_observer*> observers{st.query.get()};
+  if (c.changes.enabled) observers.push_back(st.changes.get());
+  st.documents = std::make_unique<documents::module>(ctx, c.documents, std::move(observers));
+  // Writes need the indexes: one that skipped its index entries would leave them wrong.
+  if (const auto& e = st.query->load_error()) st.documents->refuse_writes(*e);
+  st.cache = std::make_unique<cache::module>(ctx, c.cache);
+  auto jobs_cfg = c.jobs;
+  if (c.broker)
+    jobs_cfg.announce = [self, broker = c.broker](const std::string& queue,
+                                                  const std::string& type) {
+      self->send(broker, protocol::job_ready_atom::value, queue, type, self->state.cfg.index);
+    };
+  if (jobs_cfg.seed == 0) jobs_cfg.seed = (std::uint64_t{std::random_device{}()} << 32) ^ c.index;
+  st.jobs = std::make_unique<jobs::module>(ctx, std::move(jobs_cfg));
+  st.runtime = std::make_unique<caf_runtime>(self, st.cfg);
+  st.actors = std::make_unique<actors::hosting>(ctx, c.actors);
+  st.actors->set_runtime(st.runtime.get());
+  if (const auto& e = st.jobs->load_error()) report(self, "loading the jobs", *e);
+  if (const auto& e = st.query->load_error()) report(self, "loading the indexes", *e);
+  ctx.finish_step();
+}
+
+template <class... Rs>
+host_actor::behavior_type behavior(host_pointer self, core::type_list<Rs...>) {
+  return {
+    protocol::handler<Rs>(self,
+                          [self](Rs&& req, core::reply_to<protocol::reply_of<Rs>> to) {
+                            auto& st = self->state;
+                            st.template module_for<Rs>().serve(std::move(req), std::move(to));
+                            st.ctx->finish_step();
+                          })...,
+    [self](tick_atom) {
+      self->state.ctx->on_tick();
+      self->state.ctx->finish_step();
+    },
+    [self](step_atom) {
+      self->state.ctx->on_step();
+      self->state.ctx->finish_step();
+    },
+  };
+}
+
+host_actor::behavior_type host_impl(host_pointer self, host_config cfg) {
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& st = self->state;
+    if (auto h = st.runtime->gone(msg.source)) st.actors->down(*h);
+  });
+  start(self, std::move(cfg));
+  return behavior(self, protocol::shard_requests{});
+}
+
+} // namespace
+
+protocol::shard_actor spawn_shard_host(caf::actor_system& sys, host_config cfg) {
+  return caf::actor_cast<protocol::shard_actor>(sys.spawn(host_impl, std::move(cfg)));
+}
+
+} // namespace shoal::host

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include <caf/fwd.hpp>
+
+#include "actors/hosting.hpp"
+#include "cache/module.hpp"
+#include "changes/module.hpp"
+#include "documents/module.hpp"
+#include "host/wal_syncer.hpp"
+#include "jobs/module.hpp"
+#include "protocol/broker.hpp"
+#include "protocol/shard_actor.hpp"
+#include "query/module.hpp"
+
+namespace spdlog {
+class logger;
+} // namespace spdlog
+
+namespace shoal::storage {
+class store;
+} // namespace shoal::storage
+
+namespace shoal::host {
+
+/// What a shard host hosts. Module settings are the modules' own config structs.
+struct host_config {
+  std::uint32_t index = 0;         ///< which shard of `store`
+  storage::store* store = nullptr; ///< must outlive the actor
+  bool sync = false;               ///< storage.sync: acknowledge after fsync (group commit)
+  wal_syncer_actor syncer;         ///< required when `sync`
+  documents::module::config documents;
+  query::module::config query;
+  changes::module::config changes;
+  cache::module::config cache;
+  jobs::module::config jobs;     ///< `announce` is set by the host (to `broker`)
+  actors::hosting::config actors;
+  /// Receives (job_ready_atom, queue, type, shard) when a (queue, type) of this shard gets
+  /// due jobs; may be empty (nobody runs jobs on this node).
+  protocol::broker_actor broker;
+  /// Every shard of the node (for calls between virtual actors); must outlive the actor.
+  const protocol::shard_handles* peers = nullptr;
+  std::chrono::milliseconds call_timeout{5000}; ///< actors.call_timeout_ms
+  /// Where failures of background work go (index builds, trims); may be null.
+  std::shared_ptr<spdlog::logger> log;
+};
+
+/// Spawns the host of shard `cfg.index`: the single writer of that shard. It owns the
+/// store handle, the durability gate, the timers and the clock of the shard, composes
+/// the modules (documents, indexes and queries, the change feed, the TTL cache, jobs,
+/// virtual actors) and hands each request to the module that serves it. See
+/// docs/architecture.md "The middle".
+protocol::shard_actor spawn_shard_host(caf::actor_system& sys, host_config cfg);
+
+} // namespace shoal::host

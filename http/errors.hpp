@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The edge's error responses, all through one table: core::http_status and
+// core::api_code (core/error.hpp) map every error to its status and stable code; this
+// renders the JSON body `{"error":{"code":..,"message":..}}`. HTTP-level refusals that
+// are not errors of a request's content (405 with Allow, 431) use the same body.
+
+#include <string_view>
+
+#include <boost/beast/http/status.hpp>
+
+#include "core/error.hpp"
+#include "http/message.hpp"
+
+namespace shoal::http {
+
+/// The response for `e`: its status and code from the one table, its message, and
+/// Retry-After on 503 and 504.
+response error_response(const core::error& e, unsigned version);
+
+/// A JSON error with an explicit status (HTTP-level answers: 405, 431, 408…).
+response error_response(boost::beast::http::status status, std::string_view code,
+                        std::string_view message, unsigned version);
+
+/// 400 with `name` as the code: a request that broke a rule of the API.
+core::error invalid(std::string name, std::string message);
+
+} // namespace shoal::http

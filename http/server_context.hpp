@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Internal to http/: what every session (and a change stream that took a session's
+// connection over) shares; lives as long as the server.
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "config/settings.hpp"
+#include "http/router.hpp"
+#include "http/server.hpp"
+
+namespace shoal::http {
+
+class request_metrics;
+
+struct server_context {
+  const config::http_settings& settings;
+  protocol::shard_client& shards;
+  route_env env;
+  request_metrics& metrics;
+  server_logs logs;
+  std::atomic<bool> draining{false};
+  std::atomic<std::uint64_t> next_request_id{0};
+  std::string request_id_prefix; ///< random per process, so ids differ across restarts
+};
+
+} // namespace shoal::http
