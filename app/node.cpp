@@ -325,7 +325,6 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     env.cluster_view = [&board] { return board.read(); };
     env.metrics_text = [&collectors] { return collectors.render(); };
     env.on_drain = [&broker] { workers::drain_broker(broker); };
-    env.request_timeout_ms = settings.http.request_timeout_ms;
     env.actor_call_timeout_ms = settings.actors.call_timeout_ms;
     env.max_job_delay_ms = settings.jobs.max_delay_ms;
     env.cache_max_value_bytes = settings.cache.max_value_bytes;

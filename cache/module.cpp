@@ -20,6 +20,7 @@ module::module(shard::context& ctx, config cfg)
     : ctx_(ctx), cfg_(cfg), cache_(cfg.max_bytes) {}
 
 module::~module() {
+  if (timer_) ctx_.cancel(*timer_);
   if (auto* m = cfg_.metrics) {
     m->bytes.add(-static_cast<std::int64_t>(cache_.bytes()));
     m->entries.add(-static_cast<std::int64_t>(cache_.size()));

@@ -27,11 +27,13 @@ module::module(shard::context& ctx, config cfg) : ctx_(ctx), cfg_(cfg) {
 }
 
 module::~module() {
+  if (trim_timer_) ctx_.cancel(*trim_timer_);
   const core::error stopped{core::errc::shutting_down, "shard stopped"};
   std::int64_t parked = 0;
   for (auto& [collection, list] : waiters_)
     for (auto& w : list) {
       ++parked;
+      ctx_.cancel(w.timer);
       w.to.deliver(stopped);
     }
   count_waiters(-parked);
@@ -124,6 +126,7 @@ void module::applied(const shard::doc_change&) {
   if (cfg_.metrics) cfg_.metrics->events.inc();
   // Readable once durable: with storage.sync after the fsync that covers the write (even
   // a failed one: the write stays in the store, where reads see it).
+  if (ctx_.all_durable()) return publish(p.collection, p.seq);
   const auto key = change_log::key(p.collection, p.seq);
   if (!ctx_.pending(key)) return publish(p.collection, p.seq);
   ctx_.after_durable(key, [this, collection = std::move(p.collection), seq = p.seq](
@@ -132,10 +135,11 @@ void module::applied(const shard::doc_change&) {
 
 void module::schedule_trim() {
   if (!log_ || cfg_.keep.max_age_ms == 0) return;
-  ctx_.schedule(ctx_.now() + trim_interval, [this] { trim(); });
+  trim_timer_ = ctx_.schedule(ctx_.now() + trim_interval, [this] { trim(); });
 }
 
 void module::trim() {
+  trim_timer_.reset();
   auto plan = log_->plan_trim(ctx_.wall_ms(), trim_max_deletes);
   if (!plan) {
     ctx_.report("trimming the change log by age", plan.error());

@@ -68,6 +68,7 @@ private:
   std::optional<pending> pending_; ///< the event of the write being prepared
   std::unordered_map<std::string, std::vector<waiter>> waiters_; ///< by collection
   std::uint64_t next_waiter_ = 0;
+  std::optional<shard::timer_id> trim_timer_;
 };
 
 } // namespace shoal::changes

@@ -112,11 +112,10 @@ void module::serve(doc_write&& req, core::reply_to<doc_written> to) {
     if (auto r = o->prepare(change, batch); !r)
       return answer_about<doc_written>(key, std::move(to), std::move(r).error());
   batch.put(key, plan->value);
-  auto committed = ctx_.commit(std::move(batch), [to, reply = plan->reply](core::result<void> r) mutable {
-    if (!r) return to.deliver(std::move(r).error());
-    to.deliver(reply);
-  });
-  if (!committed) return to.deliver(std::move(committed).error());
+  // The reply waits for this write to be durable through the barrier on its key below
+  // (at once without storage.sync), so the commit needs no completion of its own.
+  if (auto committed = ctx_.commit(std::move(batch), nullptr); !committed)
+    return to.deliver(std::move(committed).error());
   for (auto* o : observers_)
     o->applied(change);
   // Last: `change.before` may point into the cached record this replaces.
@@ -125,6 +124,7 @@ void module::serve(doc_write&& req, core::reply_to<doc_written> to) {
     cache_.refresh(key, std::move(plan->value));
     cache_changed(before);
   }
+  answer_about<doc_written>(key, std::move(to), plan->reply);
 }
 
 void module::serve(collection_stats&& req, core::reply_to<field_stats> to) {

@@ -94,13 +94,13 @@ routed route_cache(exchange& ex, std::string_view key) {
   if (method == bhttp::verb::delete_)
     // DELETE is idempotent: removing what is not there (never stored, expired, evicted)
     // ends as removing it does.
-    return {route, ex.ask(cache::cache_delete{std::string(key)}, timeout,
+    return {route, ask(ex, cache::cache_delete{std::string(key)}, timeout,
                           [version](core::result<cache::cache_deleted>&& r) {
                             return render(std::move(r), version,
                                           [&](cache::cache_deleted&&) { return no_content(version); });
                           })};
   if (method != bhttp::verb::put)
-    return {route, ex.ask(cache::cache_get{std::string(key)}, timeout,
+    return {route, ask(ex, cache::cache_get{std::string(key)}, timeout,
                           [version](core::result<cache::cache_entry>&& r) {
                             return render(std::move(r), version, [&](cache::cache_entry&& e) {
                               response res{bhttp::status::ok, version};
@@ -134,7 +134,7 @@ routed route_cache(exchange& ex, std::string_view key) {
   put.value = std::move(req.body());
   put.ttl_ms = std::uint64_t{ttl_s} * 1000;
   put.key.assign(key);
-  return {route, ex.ask(std::move(put), timeout, [version](core::result<cache::cache_stored>&& r) {
+  return {route, ask(ex, std::move(put), timeout, [version](core::result<cache::cache_stored>&& r) {
             return render(std::move(r), version,
                           [&](cache::cache_stored&&) { return no_content(version); });
           })};

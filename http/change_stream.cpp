@@ -54,6 +54,7 @@
 #include "http/errors.hpp"
 #include "http/request_metrics.hpp"
 #include "http/server_context.hpp"
+#include "protocol/shard_client.hpp"
 
 namespace shoal::http {
 

@@ -107,7 +107,7 @@ routed route_document(exchange& ex, std::string_view collection, std::string_vie
   if (!kind) {
     documents::doc_get get{std::string(collection), std::string(id), std::move(if_match),
                            std::move(if_none_match)};
-    return {route, ex.ask(std::move(get), timeout, [version](auto&& r) {
+    return {route, ask(ex, std::move(get), timeout, [version](auto&& r) {
               return render_get(std::move(r), version);
             })};
   }
@@ -123,7 +123,7 @@ routed route_document(exchange& ex, std::string_view collection, std::string_vie
   write.if_match = std::move(if_match);
   write.if_none_match = std::move(if_none_match);
   const auto del = *kind == documents::write_kind::del;
-  return {route, ex.ask(std::move(write), timeout,
+  return {route, ask(ex, std::move(write), timeout,
                         [version, del, collection = std::string(collection),
                          id = std::string(id)](core::result<documents::doc_written>&& r) {
                           return render(std::move(r), version, [&](documents::doc_written&& w) {

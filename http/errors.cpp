@@ -26,9 +26,53 @@ response error_response(bhttp::status status, std::string_view code, std::string
   return res;
 }
 
+namespace {
+
+/// What the body says when the error came without a message: every answer says what
+/// happened.
+std::string_view default_message(core::errc code) noexcept {
+  switch (code) {
+  case core::errc::invalid_argument:
+    return "the request cannot be served";
+  case core::errc::not_found:
+    return "not found";
+  case core::errc::precondition_failed:
+    return "a precondition failed";
+  case core::errc::conflict:
+    return "the current state does not allow this";
+  case core::errc::gone:
+    return "no longer kept";
+  case core::errc::too_large:
+    return "too large";
+  case core::errc::unsupported:
+    return "the body must be application/json";
+  case core::errc::storage_failed:
+  case core::errc::corrupt:
+    return "the store failed";
+  case core::errc::shutting_down:
+    return "the node is shutting down";
+  case core::errc::shard_unavailable:
+    return "the shard's node is not answering";
+  case core::errc::overloaded:
+    return "too much work in flight";
+  case core::errc::timeout:
+    return "no answer in time";
+  case core::errc::application:
+    return "the method failed";
+  case core::errc::incompatible:
+  case core::errc::internal:
+    break;
+  }
+  return "internal error";
+}
+
+} // namespace
+
 response error_response(const core::error& e, unsigned version) {
   return error_response(static_cast<bhttp::status>(core::http_status(e)), core::api_code(e),
-                        e.message(), version);
+                        e.message().empty() ? default_message(e.code())
+                                            : std::string_view(e.message()),
+                        version);
 }
 
 core::error invalid(std::string name, std::string message) {

@@ -4,20 +4,23 @@
 // What a route handler gets from the session and what it gives back (docs/architecture.md
 // "The middle"): the request, the node's services, and one way to answer — a response
 // now, a response later (an answer from a shard, rendered by the handler that asked), or
-// taking the connection over (the change feed). The session knows nothing else.
+// taking the connection over (the change feed). The session knows nothing else; asking
+// the shards is http/ask.hpp, which only route families include.
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <utility>
 #include <variant>
-#include <vector>
 
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "core/reply.hpp"
 #include "http/message.hpp"
-#include "protocol/shard_client.hpp"
+
+namespace shoal::protocol {
+class shard_client;
+} // namespace shoal::protocol
 
 namespace shoal::http {
 
@@ -85,25 +88,6 @@ public:
   core::reply_to<T> answer(Render render) {
     return core::reply_to<T>{
       std::make_shared<rendered_answer<T, Render>>(port_, seq_, std::move(render))};
-  }
-
-  /// Sends `r` to the shard its `place` names; the rendered answer completes the exchange.
-  template <class R, class Render>
-  pending ask(R r, std::uint64_t timeout_ms, Render render) {
-    shards.ask(std::move(r), answer<protocol::reply_of<R>>(std::move(render)));
-    return pending{timeout_ms};
-  }
-
-  /// Sends a copy of `r` to every shard; `render(std::vector<core::result<T>>&&)` gets
-  /// the answers in shard order.
-  template <class R, class Render>
-  pending ask_all(R r, std::uint64_t timeout_ms, Render render) {
-    using all = std::vector<core::result<protocol::reply_of<R>>>;
-    // A gather always answers with the vector: each shard's failure is in its slot.
-    shards.ask_all(std::move(r), answer<all>([render = std::move(render)](core::result<all>&& a) {
-      return render(std::move(a).value());
-    }));
-    return pending{timeout_ms};
   }
 
 private:

@@ -327,7 +327,7 @@ routed route_enqueue(exchange& ex, std::string_view queue) {
   auto built = enqueue_request(ex.req, queue, ex.env);
   if (auto* err = std::get_if<response>(&built)) return refused(route, std::move(*err));
   const auto version = ex.version();
-  return {route, ex.ask(std::move(std::get<jobs::job_enqueue>(built)), ex.env.request_timeout_ms,
+  return {route, ask(ex, std::move(std::get<jobs::job_enqueue>(built)), ex.env.request_timeout_ms,
                         [version](core::result<jobs::job_enqueued>&& r) {
                           return render(std::move(r), version, [&](jobs::job_enqueued&& e) {
                             auto res = plain_json(e.created ? bhttp::status::accepted
@@ -344,7 +344,7 @@ routed route_queue_stats(exchange& ex, std::string_view queue) {
   if (auto err = check_queue_route(ex.req, access::read, queue))
     return refused(route, std::move(*err));
   const auto version = ex.version();
-  return {route, ex.ask_all(jobs::queue_stats{std::string(queue)}, ex.env.request_timeout_ms,
+  return {route, ask_all(ex, jobs::queue_stats{std::string(queue)}, ex.env.request_timeout_ms,
                             [version, queue = std::string(queue)](
                               std::vector<core::result<jobs::job_counts>>&& answers) {
                               return render(jobs::sum_counts(std::move(answers)), version,
@@ -379,7 +379,7 @@ routed route_job_get(exchange& ex, std::string_view id) {
   constexpr auto route = route_id::job;
   if (auto err = check_job_route(ex.req, access::read, id)) return refused(route, std::move(*err));
   const auto version = ex.version();
-  return {route, ex.ask(jobs::job_get{std::string(id)}, ex.env.request_timeout_ms,
+  return {route, ask(ex, jobs::job_get{std::string(id)}, ex.env.request_timeout_ms,
                         [version](auto&& r) { return render_view(std::move(r), version); })};
 }
 
@@ -404,15 +404,15 @@ routed route_job_action(exchange& ex, std::string_view id, std::string_view name
   };
   switch (op) {
   case action::complete:
-    return {route, ex.ask(jobs::job_complete{std::string(id), std::move(body.lease_id),
+    return {route, ask(ex, jobs::job_complete{std::string(id), std::move(body.lease_id),
                                              std::move(body.text), false},
                           timeout, render_it)};
   case action::fail:
-    return {route, ex.ask(jobs::job_fail{std::string(id), std::move(body.lease_id),
+    return {route, ask(ex, jobs::job_fail{std::string(id), std::move(body.lease_id),
                                          std::move(body.text), body.retry, false},
                           timeout, render_it)};
   default:
-    return {route, ex.ask(jobs::job_retry{std::string(id)}, timeout, render_it)};
+    return {route, ask(ex, jobs::job_retry{std::string(id)}, timeout, render_it)};
   }
 }
 

@@ -150,7 +150,7 @@ routed route_index_list(exchange& ex, std::string_view collection) {
   if (ex.req.method() != bhttp::verb::get && ex.req.method() != bhttp::verb::head)
     return refused(route, method_not_allowed(read_methods, version));
   if (!core::valid_name(collection)) return refused(route, invalid_collection(), version);
-  return {route, ex.ask_all(query::index_list{std::string(collection)}, ex.env.request_timeout_ms,
+  return {route, ask_all(ex, query::index_list{std::string(collection)}, ex.env.request_timeout_ms,
                             [version](answers<query::index_listing>&& a) {
                               return render(query::merge_listings(std::move(a)), version,
                                             [&](query::index_listing&& l) {
@@ -185,7 +185,7 @@ routed route_index(exchange& ex, std::string_view collection, std::string_view f
   std::string f(field);
   if (method == bhttp::verb::put) {
     if (auto err = check_index_body(req, ex.env)) return refused(route, *err, version);
-    return {route, ex.ask_all(query::index_create{c, f}, timeout,
+    return {route, ask_all(ex, query::index_create{c, f}, timeout,
                               [version, location = index_location(c, f)](
                                 answers<query::index_state>&& a) {
                                 return render(query::merge_created(std::move(a)), version,
@@ -202,14 +202,14 @@ routed route_index(exchange& ex, std::string_view collection, std::string_view f
                               })};
   }
   if (method == bhttp::verb::delete_)
-    return {route, ex.ask_all(query::index_drop{c, f}, timeout,
+    return {route, ask_all(ex, query::index_drop{c, f}, timeout,
                               [version](answers<query::index_dropped>&& a) {
                                 return render(query::merge_dropped(std::move(a)), version,
                                               [&](query::index_dropped&&) {
                                                 return no_content(version);
                                               });
                               })};
-  return {route, ex.ask_all(query::index_get{c, f}, timeout,
+  return {route, ask_all(ex, query::index_get{c, f}, timeout,
                             [version](answers<query::index_progress>&& a) {
                               return render(query::merge_progress(std::move(a)), version,
                                             [&](query::index_progress&& p) {
@@ -240,7 +240,7 @@ routed route_query(exchange& ex, std::string_view collection) {
   if (!spec) return refused(route, spec.error(), version);
   const auto timeout = ex.env.request_timeout_ms;
   if (explain)
-    return {route, ex.ask_all(query::query_explain{std::string(collection), *spec}, timeout,
+    return {route, ask_all(ex, query::query_explain{std::string(collection), *spec}, timeout,
                               [version](answers<query::shard_plan>&& a) {
                                 return render(query::merge_plans(std::move(a)), version,
                                               [&](query::plan_summary&& s) {
@@ -248,7 +248,7 @@ routed route_query(exchange& ex, std::string_view collection) {
                                                                   version);
                                               });
                               })};
-  return {route, ex.ask_all(query::query_run{std::string(collection), *spec}, timeout,
+  return {route, ask_all(ex, query::query_run{std::string(collection), *spec}, timeout,
                             [version, spec = *spec](answers<query::shard_hits>&& a) {
                               return render(query::merge_hits(spec, std::move(a)), version,
                                             [&](query::page&& p) {

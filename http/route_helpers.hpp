@@ -15,8 +15,21 @@
 #include <boost/json/value.hpp>
 
 #include "core/result.hpp"
+#include "documents/messages.hpp"
+#include "http/ask.hpp"
 #include "http/errors.hpp"
 #include "http/router.hpp"
+
+namespace shoal::http {
+
+/// Parses an If-Match / If-None-Match value: "*" or a comma-separated list of entity
+/// tags. Weak tags (W/"1") count only with `weak_match` (If-None-Match uses the weak
+/// comparison, If-Match the strong one); a tag that is not a quoted decimal version can
+/// match no document and is dropped. nullopt when the value is malformed (an unquoted
+/// token, an unterminated quote, an empty list).
+std::optional<documents::precondition> parse_entity_tags(std::string_view value, bool weak_match);
+
+} // namespace shoal::http
 
 namespace shoal::http::detail {
 

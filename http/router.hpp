@@ -17,7 +17,6 @@
 #include <string_view>
 
 #include "cluster/view.hpp"
-#include "documents/messages.hpp"
 #include "http/exchange.hpp"
 #include "http/message.hpp"
 
@@ -56,7 +55,8 @@ struct route_env {
   /// /v1/cluster: the latest view of the members (null: the route answers 503).
   std::function<std::shared_ptr<const cluster::cluster_view>()> cluster_view;
   unsigned max_json_depth = 64;                    ///< deeper bodies are rejected as invalid_json
-  std::uint64_t request_timeout_ms = 5000;         ///< http.request_timeout_ms: then 504
+  /// http.request_timeout_ms: then 504 (the server sets it from its settings).
+  std::uint64_t request_timeout_ms = 5000;
   std::uint32_t actor_call_timeout_ms = 5000;      ///< actors.call_timeout_ms: then 504
   std::uint64_t max_job_delay_ms = 604800000;      ///< jobs.max_delay_ms: longest delay_ms accepted
   std::size_t cache_max_value_bytes = 1u << 20;    ///< cache.max_value_bytes: larger PUTs get 413
@@ -82,12 +82,5 @@ routed route(exchange& ex);
 /// The body of GET /v1/cluster for `view`, with heartbeat ages measured at `now`.
 std::string cluster_json(const cluster::cluster_view& view,
                          std::chrono::steady_clock::time_point now);
-
-/// Parses an If-Match / If-None-Match value: "*" or a comma-separated list of entity
-/// tags. Weak tags (W/"1") count only with `weak_match` (If-None-Match uses the weak
-/// comparison, If-Match the strong one); a tag that is not a quoted decimal version can
-/// match no document and is dropped. nullopt when the value is malformed (an unquoted
-/// token, an unterminated quote, an empty list).
-std::optional<documents::precondition> parse_entity_tags(std::string_view value, bool weak_match);
 
 } // namespace shoal::http

@@ -30,6 +30,8 @@ struct server::impl {
         drain_timer(ioc) {
     std::random_device rd;
     ctx.request_id_prefix = fmt::format("{:08x}", rd());
+    // One source for the wait on a shard's answer: the http settings.
+    ctx.env.request_timeout_ms = s.request_timeout_ms;
     // Readiness also turns false as soon as a drain starts.
     auto ready = std::move(ctx.env.ready);
     ctx.env.ready = [this, ready = std::move(ready)] {

@@ -6,11 +6,14 @@
 
 #include "config/settings.hpp"
 #include "http/router.hpp"
-#include "protocol/shard_client.hpp"
 
 namespace spdlog {
 class logger;
 } // namespace spdlog
+
+namespace shoal::protocol {
+class shard_client;
+} // namespace shoal::protocol
 
 namespace shoal::http {
 

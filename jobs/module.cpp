@@ -6,6 +6,13 @@
 
 namespace shoal::jobs {
 
+namespace {
+
+/// How long a failing expiry waits before it tries again.
+constexpr std::uint64_t retry_after_failure_ms = 1000;
+
+} // namespace
+
 module::module(shard::context& ctx, config cfg) : ctx_(ctx), cfg_(std::move(cfg)) {
   auto q = std::make_unique<job_queue>(
     ctx_.store(),
@@ -112,7 +119,15 @@ void module::after_change() {
 
 void module::on_timer() {
   timer_.reset();
-  if (auto r = queue_->expire(ctx_.wall_ms()); !r) ctx_.report("expiring job leases", r.error());
+  if (auto r = queue_->expire(ctx_.wall_ms()); !r) {
+    ctx_.report("expiring job leases", r.error());
+    // The store fails: try again after a pause, not at once in a loop (the leases are
+    // still due, so after_change() would arm the timer for now).
+    wakeup_ms_ = ctx_.wall_ms() + retry_after_failure_ms;
+    timer_ = ctx_.schedule(ctx_.now() + std::chrono::milliseconds(retry_after_failure_ms),
+                           [this] { on_timer(); });
+    return;
+  }
   after_change();
 }
 

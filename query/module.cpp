@@ -34,7 +34,9 @@ module::module(shard::context& ctx, config cfg) : ctx_(ctx), cfg_(cfg) {
   schedule_build(); // a build a restart interrupted goes on
 }
 
-module::~module() = default;
+module::~module() {
+  if (retry_timer_) ctx_.cancel(*retry_timer_);
+}
 
 void module::serve(index_create&& req, core::reply_to<index_state> to) {
   if (load_error_) return to.deliver(*load_error_);
@@ -136,7 +138,10 @@ void module::build_step() {
   auto retry_later = [this](const core::error& err) {
     ctx_.report("an index build step", err);
     build_scheduled_ = true;
-    ctx_.schedule(ctx_.now() + build_retry, [this] { build_step(); });
+    retry_timer_ = ctx_.schedule(ctx_.now() + build_retry, [this] {
+      retry_timer_.reset();
+      build_step();
+    });
   };
   auto step = index_->plan_build_step(cfg_.build_batch);
   if (!step) return retry_later(step.error());

@@ -62,6 +62,7 @@ private:
   std::unique_ptr<shard_index> index_;
   std::optional<core::error> load_error_;
   bool build_scheduled_ = false;
+  std::optional<shard::timer_id> retry_timer_; ///< a failed build step waits on it
 };
 
 } // namespace shoal::query

@@ -112,17 +112,31 @@ core::result<std::unique_ptr<shard_index>> shard_index::open(storage::shard_stor
     auto path = key.substr(nul + 1);
     definition def;
     def.progress.field = std::string(path);
+    // A definition this code did not write is refused: loading it as something else
+    // (building from zero, ready with wrong counts) would answer queries wrongly.
     const auto* state = o->if_contains("state");
-    def.progress.ready = state && state->is_string() && state->as_string() == "ready";
-    json::error_code ec;
-    if (const auto* n = o->if_contains("indexed"))
-      def.progress.indexed = n->to_number<std::uint64_t>(ec);
-    if (const auto* n = o->if_contains("total"))
-      def.progress.total = n->to_number<std::uint64_t>(ec);
     const auto* phase = o->if_contains("phase");
-    def.counting = phase && phase->is_string() && phase->as_string() == "counting";
-    if (const auto* c = o->if_contains("cursor"); c && c->is_string())
-      def.cursor = std::string(c->as_string());
+    const auto* indexed = o->if_contains("indexed");
+    const auto* total = o->if_contains("total");
+    const auto* cursor = o->if_contains("cursor");
+    const bool known_state =
+      state && state->is_string() && (state->as_string() == "ready" || state->as_string() == "building");
+    const bool known_phase = phase && phase->is_string()
+                             && (phase->as_string() == "counting" || phase->as_string() == "indexing"
+                                 || phase->as_string() == "done");
+    json::error_code ec;
+    if (known_state && known_phase && indexed && total && cursor && cursor->is_string()) {
+      def.progress.ready = state->as_string() == "ready";
+      def.progress.indexed = indexed->to_number<std::uint64_t>(ec);
+      if (!ec) def.progress.total = total->to_number<std::uint64_t>(ec);
+      def.counting = phase->as_string() == "counting";
+      def.cursor = std::string(cursor->as_string());
+    }
+    if (!known_state || !known_phase || !indexed || !total || !cursor || !cursor->is_string()
+        || ec) {
+      corrupt = true;
+      return false;
+    }
     idx->defs_[std::string(collection)].emplace(std::string(path), std::move(def));
     return true;
   });

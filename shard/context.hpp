@@ -3,7 +3,7 @@
 
 // What a module may use of the shard that hosts it (docs/architecture.md "The middle").
 // The shard host implements it over CAF; module tests implement it with a manual clock
-// (tests/support/fake_context.hpp). Everything here is called from the shard's single
+// (tests/support/manual_shard.hpp). Everything here is called from the shard's single
 // thread of control: the host runs one message at a time, and so do modules.
 
 #include <chrono>
@@ -47,11 +47,16 @@ public:
   /// error nothing was written and `done` is dropped. On success the batch is visible to
   /// reads at once, and `done` runs once it is durable in the configured mode (after the
   /// current step without storage.sync; after the group fsync with it), or with the
-  /// error that kept it from being durable. `done` never runs inside commit().
+  /// error that kept it from being durable. `done` never runs inside commit(); it may be
+  /// empty when the caller waits with after_durable() instead.
   virtual core::result<void> commit(storage::write_batch&& batch, commit_done done) = 0;
 
   /// Whether a commit that wrote `key` is not durable yet.
   virtual bool pending(std::string_view key) const = 0;
+
+  /// Whether every commit so far is durable (always true without storage.sync): then no
+  /// barrier waits, and callers can skip building the keys they would ask about.
+  virtual bool all_durable() const = 0;
 
   /// Runs `fn` once every commit so far that wrote `key` is durable (at once, inside this
   /// call, when none is pending), so a reply about `key` never shows a write a crash

@@ -15,10 +15,11 @@ durability_gate::~durability_gate() {
   while (!held_.empty()) {
     auto e = std::move(held_.front());
     held_.pop_front();
-    if (auto* c = std::get_if<held_commit>(&e.what))
-      c->done(stopped);
-    else
+    if (auto* c = std::get_if<held_commit>(&e.what)) {
+      if (c->done) c->done(stopped);
+    } else {
       std::get<barrier_fn>(e.what)(stopped);
+    }
   }
 }
 
@@ -26,7 +27,7 @@ core::result<void> durability_gate::commit(storage::write_batch&& batch, commit_
   // Never fsync here: with storage.sync the syncer does it once for many writes.
   if (auto r = shard_.write(batch, false); !r) return r;
   if (!sync_) {
-    completions_.push_back(std::move(done));
+    if (done) completions_.push_back(std::move(done));
     return core::ok();
   }
   last_sequence_ = store_.latest_sequence();
@@ -85,7 +86,7 @@ void durability_gate::synced(std::uint64_t durable) {
     held_.pop_front();
     if (auto* c = std::get_if<held_commit>(&e.what)) {
       forget(*c);
-      c->done(core::ok());
+      if (c->done) c->done(core::ok());
     } else {
       std::get<barrier_fn>(e.what)(core::ok());
     }
@@ -100,21 +101,23 @@ void durability_gate::sync_failed(const core::error& err) {
   pending_keys_.clear();
   pending_ranges_ = 0;
   for (auto& e : held) {
-    if (auto* c = std::get_if<held_commit>(&e.what))
-      c->done(err);
-    else
+    if (auto* c = std::get_if<held_commit>(&e.what)) {
+      if (c->done) c->done(err);
+    } else {
       std::get<barrier_fn>(e.what)(err);
+    }
   }
   request();
 }
 
 void durability_gate::run_completions() {
-  // A completion may commit again (and so add completions): run until none is left.
+  // A completion may commit again (and so add completions): run until none is left. The
+  // two vectors trade places, so neither gives up its capacity (no allocation per step).
   while (!completions_.empty()) {
-    auto batch = std::move(completions_);
-    completions_.clear();
-    for (auto& done : batch)
+    running_.swap(completions_);
+    for (auto& done : running_)
       done(core::ok());
+    running_.clear();
   }
 }
 

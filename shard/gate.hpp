@@ -55,6 +55,11 @@ public:
   /// without storage.sync). The host calls it after every step.
   void run_completions();
 
+  /// Whether nothing waits for an fsync (always without storage.sync).
+  bool all_durable() const noexcept {
+    return held_.empty();
+  }
+
   /// Commits and barriers waiting for an fsync.
   std::size_t held() const noexcept {
     return held_.size();
@@ -85,6 +90,7 @@ private:
   std::uint64_t last_sequence_ = 0; ///< the store's sequence after our last commit
   bool in_flight_ = false;
   std::vector<commit_done> completions_; ///< durable now, to run after the step
+  std::vector<commit_done> running_;     ///< the completions being run
 };
 
 } // namespace shoal::shard

@@ -43,6 +43,9 @@ public:
   }
   core::result<void> commit(storage::write_batch&& batch, commit_done done) override;
   bool pending(std::string_view key) const override;
+  bool all_durable() const override {
+    return gate_.all_durable();
+  }
   void after_durable(std::string_view key, barrier_fn fn) override;
   void after_all_durable(barrier_fn fn) override;
   time_point now() const override;

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -215,19 +217,39 @@ protected:
   rocksdb::ColumnFamilyHandle* cf_;
 };
 
-/// A RocksDB snapshot of one column family. The store must outlive it (the shard host
-/// releases its views before the store closes); it checks `closed` before every read.
+class rocksdb_view;
+
+/// The views alive on a store. close() releases their snapshots before it closes the
+/// database (RocksDB refuses to close with a snapshot held, and one released after the
+/// close would leak); a view destroyed earlier releases its own.
+struct view_registry {
+  std::mutex mutex;
+  std::set<rocksdb_view*> live;
+};
+
+/// A RocksDB snapshot of one column family. It may outlive the store's close (reads then
+/// fail with shutting_down), but not the store object itself.
 class rocksdb_view final : public shard_view {
 public:
-  rocksdb_view(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::atomic<bool>& closed)
-      : reader_(db, cf), db_(db), snapshot_(db->GetSnapshot()), closed_(closed) {
+  rocksdb_view(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::atomic<bool>& closed,
+               view_registry& views)
+      : reader_(db, cf), db_(db), snapshot_(db->GetSnapshot()), closed_(closed), views_(views) {
     ro_.snapshot = snapshot_;
+    std::lock_guard<std::mutex> lock{views_.mutex};
+    views_.live.insert(this);
   }
   ~rocksdb_view() override {
-    if (!closed_.load(std::memory_order_acquire)) db_->ReleaseSnapshot(snapshot_);
+    std::lock_guard<std::mutex> lock{views_.mutex};
+    // Still registered: the store is open, and the snapshot is this view's to release.
+    if (views_.live.erase(this) != 0) db_->ReleaseSnapshot(snapshot_);
   }
   rocksdb_view(const rocksdb_view&) = delete;
   rocksdb_view& operator=(const rocksdb_view&) = delete;
+
+  /// The store closes: releases the snapshot (called under the registry's lock).
+  void release_for_close() {
+    db_->ReleaseSnapshot(snapshot_);
+  }
 
   result<std::string> get(std::string_view key) override {
     if (closed_.load(std::memory_order_acquire)) return closed_error();
@@ -246,6 +268,7 @@ private:
   const rocksdb::Snapshot* snapshot_;
   rocksdb::ReadOptions ro_;
   const std::atomic<bool>& closed_;
+  view_registry& views_;
 };
 
 /// One shard's column family. Holds no ownership: the store owns `db` and `cf` and
@@ -253,8 +276,9 @@ private:
 /// A shard built with `cf == nullptr` stands for an out-of-range shard index.
 class rocksdb_shard final : public shard_store, private cf_reader {
 public:
-  rocksdb_shard(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::atomic<bool>& closed)
-      : cf_reader(db, cf), closed_(closed) {}
+  rocksdb_shard(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::atomic<bool>& closed,
+                view_registry& views)
+      : cf_reader(db, cf), closed_(closed), views_(views) {}
 
   result<std::string> get(std::string_view key) override {
     if (auto st = check(); !st) return std::move(st).error();
@@ -294,7 +318,7 @@ public:
 
   std::unique_ptr<shard_view> snapshot() override {
     if (!check()) return nullptr;
-    return std::make_unique<rocksdb_view>(db_, cf_, closed_);
+    return std::make_unique<rocksdb_view>(db_, cf_, closed_, views_);
   }
 
   std::uint64_t estimate_num_keys() override {
@@ -321,6 +345,7 @@ private:
   }
 
   const std::atomic<bool>& closed_;
+  view_registry& views_;
 };
 
 /// Owns the database and its column family handles; `handles_[0]` is the default
@@ -331,10 +356,10 @@ private:
 class rocksdb_store final : public store {
 public:
   rocksdb_store(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : db_(db), handles_(std::move(handles)), invalid_shard_(db, nullptr, closed_) {
+      : db_(db), handles_(std::move(handles)), invalid_shard_(db, nullptr, closed_, views_) {
     shards_.reserve(handles_.size() - 1);
     for (std::size_t i = 1; i < handles_.size(); ++i) {
-      shards_.push_back(std::make_unique<rocksdb_shard>(db, handles_[i], closed_));
+      shards_.push_back(std::make_unique<rocksdb_shard>(db, handles_[i], closed_, views_));
     }
   }
 
@@ -370,6 +395,13 @@ public:
   result<void> close() override {
     if (closed_.exchange(true, std::memory_order_acq_rel)) return closed_error();
     final_sequence_.store(db_->GetLatestSequenceNumber());
+    {
+      // Views still alive give up their snapshots now (their reads fail from here on).
+      std::lock_guard<std::mutex> lock{views_.mutex};
+      for (auto* v : views_.live)
+        v->release_for_close();
+      views_.live.clear();
+    }
     // Release everything even when a step fails; report the first failure.
     rocksdb::FlushOptions flush;
     flush.wait = true;
@@ -431,6 +463,7 @@ private:
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::atomic<bool> closed_{false};
+  view_registry views_; ///< before the shards, which refer to it
   std::atomic<std::uint64_t> final_sequence_{0}; ///< latest_sequence() once closed
   std::vector<std::unique_ptr<rocksdb_shard>> shards_;
   rocksdb_shard invalid_shard_;

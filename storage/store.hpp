@@ -69,8 +69,8 @@ private:
 
 /// A consistent, read-only view of one shard as it was when the view was taken: what
 /// commits later is not seen. A long scan keeps one across its steps, so it neither
-/// misses nor repeats a key that a write moves meanwhile. Release every view before the
-/// store closes.
+/// misses nor repeats a key that a write moves meanwhile. A view may outlive the store's
+/// close() (its reads then fail with shutting_down), not the store object.
 class shard_view {
 public:
   virtual ~shard_view() = default;

@@ -22,10 +22,10 @@
 #include <caf/send.hpp>
 #include <caf/system_messages.hpp>
 
-#include "actors/errors.hpp"
-#include "actors/type_ids.hpp"
-#include "actors/virtual_actor.hpp"
+#include "actors/messages.hpp"
 #include "cluster/shard_map.hpp"
+#include "host/shard_host.hpp"
+#include "protocol/type_ids.hpp"
 #include "storage/store.hpp"
 
 namespace shoal::testkit {
@@ -38,11 +38,7 @@ struct deterministic_config : caf::actor_system_config {
     set("scheduler.policy", caf::atom("testing"));
     set("logger.file-verbosity", caf::atom("quiet"));
     set("logger.console-verbosity", caf::atom("quiet"));
-    add_message_types<caf::id_block::shoal>();
-    add_error_category(
-      actors::errc_category, [](std::uint8_t code, caf::atom_value, const caf::message& context) {
-        return actors::to_string(static_cast<actors::errc>(code)) + ": " + caf::to_string(context);
-      });
+    protocol::add_message_types(*this);
   }
 };
 
@@ -76,16 +72,16 @@ void PrintTo(const reply& r, std::ostream* os) {
   *os << '}';
 }
 
-/// Records what a shard delivers for one call, like the HTTP edge's sink.
-class pending_reply::capture final : public actors::call_sink {
+/// Records what a shard delivers for one call, like the HTTP edge's answer.
+class pending_reply::capture final : public core::answer<actors::actor_result> {
 public:
-  void deliver(actors::actor_reply&& r) override {
+  void deliver(core::result<actors::actor_result>&& r) override {
     ++deliveries;
     last = std::move(r);
   }
 
   int deliveries = 0;
-  actors::actor_reply last;
+  std::optional<core::result<actors::actor_result>> last;
 };
 
 bool pending_reply::ready() const noexcept {
@@ -98,15 +94,20 @@ int pending_reply::deliveries() const noexcept {
 
 reply pending_reply::get() const {
   if (!ready()) return reply{0, nullptr, "no_reply", "no reply arrived"};
-  const auto& r = capture_->last;
-  reply out{r.status, nullptr, r.code, r.message};
-  if (r.ok() && !r.body.empty()) {
+  const auto& r = *capture_->last;
+  if (!r) {
+    // As the HTTP edge renders it: the one table of core/error.hpp.
+    const auto& e = r.error();
+    return reply{core::http_status(e), nullptr, std::string(core::api_code(e)), e.message()};
+  }
+  reply out{200, nullptr, {}, {}};
+  if (!r->json.empty()) {
     boost::json::error_code ec;
-    out.body = boost::json::parse(r.body, ec);
+    out.body = boost::json::parse(r->json, ec);
     if (ec) {
       out.status = 0;
       out.code = "invalid_reply_body";
-      out.message = "the reply body is not JSON: " + r.body;
+      out.message = "the reply body is not JSON: " + r->json;
     }
   }
   return out;
@@ -165,14 +166,17 @@ void actor_test::open_store() {
   // Small buffers: a test writes little, and many tests may run at once.
   opts.block_cache_bytes = 8u << 20;
   opts.write_buffer_bytes = 1u << 20;
-  if (auto s = storage::open_rocksdb_store(opts, store_); !s)
+  auto opened = storage::open_rocksdb_store(opts);
+  if (!opened)
     throw std::runtime_error("actor_test: cannot open the store at " + opts.path + ": "
-                             + s.to_string());
+                             + opened.error().to_string());
+  store_ = std::move(*opened);
 }
 
 void actor_test::close_store() {
   if (!store_) return;
-  if (auto s = store_->close(); !s) ADD_FAILURE() << "closing the store failed: " << s.to_string();
+  if (auto s = store_->close(); !s)
+    ADD_FAILURE() << "closing the store failed: " << s.error().to_string();
   store_.reset();
 }
 
@@ -180,19 +184,24 @@ void actor_test::spawn_node() {
   // As app/node.cpp does, except that the syncer is not detached: on the deterministic
   // scheduler it runs as an ordinary job, so a test sees when the fsync happens.
   metrics_ = std::make_unique<actors::actor_metrics>(registry_);
-  if (settings_.sync) syncer_ = actors::spawn_wal_syncer(*sys_, *store_, false);
-  actors::hosting_config hosting;
-  hosting.registry = &registry_;
-  hosting.metrics = metrics_.get();
-  hosting.peers = &shards_; // filled below, before any message can arrive
-  hosting.call_timeout = settings_.call_timeout;
-  hosting.idle_timeout = settings_.idle_timeout;
-  hosting.max_active = settings_.max_active;
+  if (settings_.sync) syncer_ = host::spawn_wal_syncer(*sys_, *store_, false);
+  host::host_config base;
+  base.store = store_.get();
+  base.sync = settings_.sync;
+  base.syncer = syncer_;
+  base.peers = &shards_; // filled below, before any message can arrive
+  base.call_timeout = settings_.call_timeout;
+  base.actors.registry = &registry_;
+  base.actors.metrics = metrics_.get();
+  base.actors.idle_timeout = settings_.idle_timeout;
+  base.actors.max_active = settings_.max_active;
   shards_.handles.clear();
   shards_.handles.reserve(settings_.shards);
-  for (std::uint32_t i = 0; i < settings_.shards; ++i)
-    shards_.handles.push_back(actors::spawn_shard(
-      *sys_, actors::shard_config{i, store_.get(), settings_.sync, syncer_, hosting, {}, {}}));
+  for (std::uint32_t i = 0; i < settings_.shards; ++i) {
+    auto cfg = base;
+    cfg.index = i;
+    shards_.handles.push_back(host::spawn_shard_host(*sys_, std::move(cfg)));
+  }
 }
 
 void actor_test::stop_node(caf::exit_reason reason) {
@@ -211,7 +220,7 @@ pending_reply actor_test::send_raw(const std::string& type, const std::string& i
   auto c = std::make_shared<pending_reply::capture>();
   caf::anon_send(shards_.handles[shard_of(type, id)],
                  actors::actor_call{type, id, method, std::move(args_text), 0},
-                 actors::call_sink_ptr{c});
+                 core::reply_to<actors::actor_result>{c});
   return pending_reply{std::move(c)};
 }
 
@@ -237,13 +246,14 @@ reply actor_test::call(const std::string& type, const std::string& id, const std
 std::optional<boost::json::object> actor_test::persisted_state(const std::string& type,
                                                                const std::string& id) {
   start();
-  std::string raw;
-  auto s = store_->shard(shard_of(type, id)).get(actors::actor_state_key(type, id), raw);
-  if (s.code() == storage::errc::not_found) return std::nullopt;
-  if (!s) {
-    ADD_FAILURE() << "reading the state of " << type << "/" << id << ": " << s.to_string();
+  auto stored = store_->shard(shard_of(type, id)).get(actors::actor_state_key(type, id));
+  if (!stored && stored.error() == core::errc::not_found) return std::nullopt;
+  if (!stored) {
+    ADD_FAILURE() << "reading the state of " << type << "/" << id << ": "
+                  << stored.error().to_string();
     return std::nullopt;
   }
+  const auto& raw = *stored;
   if (raw.empty() || raw[0] != '\x01') {
     ADD_FAILURE() << "the state of " << type << "/" << id << " has an unknown format byte";
     return std::nullopt;
@@ -330,7 +340,7 @@ void actor_test::advance_time(std::chrono::milliseconds d) {
   run();
 }
 
-const actors::shard_handles& actor_test::shards() {
+const protocol::shard_handles& actor_test::shards() {
   start();
   return shards_;
 }
@@ -339,7 +349,7 @@ std::uint32_t actor_test::shard_of(const std::string& type, const std::string& i
   return cluster::shard_map{settings_.shards}.shard_of(type, id);
 }
 
-const actors::wal_syncer_actor& actor_test::syncer() {
+const host::wal_syncer_actor& actor_test::syncer() {
   start();
   return syncer_;
 }

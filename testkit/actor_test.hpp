@@ -2,7 +2,7 @@
 #pragma once
 
 // The actor test kit: a GoogleTest fixture that hosts virtual actors exactly as a node
-// does (shard actors with the node's hosting settings, a WAL syncer in sync mode) over a
+// does (shard hosts with the node's hosting settings, a WAL syncer in sync mode) over a
 // temporary real RocksDB store, on CAF's deterministic test scheduler. Nothing runs until
 // the test runs the scheduler; time moves only when the test advances it. See
 // docs/testing.md.
@@ -41,8 +41,8 @@
 
 #include "actors/actor_api.hpp"
 #include "actors/actor_metrics.hpp"
-#include "actors/shard_actor.hpp"
-#include "actors/wal_syncer.hpp"
+#include "host/wal_syncer.hpp"
+#include "protocol/shard_actor.hpp"
 #include "storage/store.hpp"
 
 namespace shoal::testkit {
@@ -135,7 +135,7 @@ public:
   }
 
   /// Opens the store, creates the metrics and spawns the syncer (sync mode) and the shard
-  /// actors. Called by every helper that needs the node; calling it again does nothing.
+  /// hosts. Called by every helper that needs the node; calling it again does nothing.
   /// Throws std::runtime_error when the store cannot be opened.
   void start();
 
@@ -146,8 +146,8 @@ public:
 
   // -- calls -------------------------------------------------------------------
 
-  /// Calls `method` of (`type`, `id`) as the HTTP edge does (an actor_call with a reply
-  /// sink, to the shard that owns the actor), runs the scheduler until idle and returns
+  /// Calls `method` of (`type`, `id`) as the HTTP edge does (an actor_call with a reply_to,
+  /// to the shard that owns the actor), runs the scheduler until idle and returns
   /// the reply. Records a test failure unless exactly one reply arrived; then the result
   /// has status 0 and code "no_reply" (e.g. a call waiting on a timer: use `send`).
   reply call(const std::string& type, const std::string& id, const std::string& method,
@@ -235,14 +235,14 @@ public:
 
   // -- node --------------------------------------------------------------------
 
-  /// The shard actors, indexed by shard number. Starts the node.
-  const actors::shard_handles& shards();
+  /// The shard hosts, indexed by shard number. Starts the node.
+  const protocol::shard_handles& shards();
 
   /// The shard that owns (`type`, `id`) (cluster::shard_map over current_settings().shards).
   std::uint32_t shard_of(const std::string& type, const std::string& id) const;
 
   /// The WAL syncer; invalid unless current_settings().sync. Starts the node.
-  const actors::wal_syncer_actor& syncer();
+  const host::wal_syncer_actor& syncer();
 
   /// The store; replaced by `crash_and_restart()`. Starts the node.
   storage::store& store();
@@ -268,8 +268,8 @@ private:
   std::filesystem::path dir_;
   std::unique_ptr<storage::store> store_;
   std::unique_ptr<actors::actor_metrics> metrics_;
-  actors::wal_syncer_actor syncer_;
-  actors::shard_handles shards_;
+  host::wal_syncer_actor syncer_;
+  protocol::shard_handles shards_;
   bool started_ = false;
 };
 
