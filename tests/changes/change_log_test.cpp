@@ -1,29 +1,45 @@
 // SPDX-License-Identifier: Apache-2.0
 // The change log of one shard (changes/change_log.hpp) over a memory store: gapless
 // sequences, reads after a sequence with a limit, publication, the "gone" answers,
-// count and age retention, recovery of the bounds by a new log over the same store, and
-// appends whose batch is never written.
+// count and age retention (an age trim is a plan the caller writes), recovery of the
+// bounds by a new log over the same store, and appends whose batch is never written.
 #include "changes/change_log.hpp"
 
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/result.hpp"
 #include "storage/memory_store.hpp"
-#include "tests/storage/storage_test_util.hpp"
 
 namespace shoal::changes {
 namespace {
 
 using ::testing::IsEmpty;
-using read_result = change_log::read_result;
 
 constexpr std::uint64_t max64 = std::numeric_limits<std::uint64_t>::max();
+
+/// Predicate formatter for ASSERT_OK / EXPECT_OK: prints the error of a failed result.
+template <class T>
+::testing::AssertionResult is_ok(const char* expr, const core::result<T>& r) {
+  if (r) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << " returned " << r.error().to_string();
+}
+#define ASSERT_OK(expr) ASSERT_PRED_FORMAT1(is_ok, expr)
+#define EXPECT_OK(expr) EXPECT_PRED_FORMAT1(is_ok, expr)
+
+/// The error code of a failed result; a test failure (and `internal`) when it succeeded.
+template <class T>
+core::errc code_of(const core::result<T>& r) {
+  EXPECT_FALSE(r.ok()) << "expected an error";
+  return r ? core::errc::internal : r.error().code();
+}
 
 /// The event of the `n`-th write of a test: a put of document "doc-n" at version n,
 /// committed at time 1000 * n (a delete for every 4th).
@@ -47,12 +63,13 @@ protected:
   /// `publish`, publishes it too. Returns the pending record.
   pending write(change_log& log, std::string_view collection, event e, bool publish = true) {
     storage::write_batch batch;
-    pending p;
-    EXPECT_OK(log.append(batch, collection, std::move(e), p));
+    auto p = log.append(batch, collection, std::move(e));
+    EXPECT_OK(p);
+    if (!p) return pending{};
     EXPECT_OK(shard().write(batch, false));
-    log.commit(p);
-    if (publish) log.publish(collection, p.seq);
-    return p;
+    log.commit(*p);
+    if (publish) log.publish(collection, p->seq);
+    return *p;
   }
 
   /// Writes events nth_event(from) .. nth_event(to) to `collection`.
@@ -62,10 +79,17 @@ protected:
       write(log, collection, nth_event(n), publish);
   }
 
-  /// The result of a read, with its status checked.
+  /// What a read answered: a batch, or the code of its error (gone; any other error is a
+  /// test failure here).
   struct answer {
-    read_result result = read_result::ok;
+    std::optional<core::errc> error;
     batch b;
+    bool ok() const {
+      return !error;
+    }
+    bool gone() const {
+      return error == core::errc::gone;
+    }
     std::vector<std::uint64_t> seqs() const {
       std::vector<std::uint64_t> out;
       for (const auto& e : b.events)
@@ -76,8 +100,53 @@ protected:
   answer read(change_log& log, std::string_view collection, std::uint64_t after,
               std::uint32_t limit = 1000) {
     answer a;
-    EXPECT_OK(log.read(collection, after, limit, a.b, a.result));
+    auto r = log.read(collection, after, limit);
+    if (r) {
+      a.b = std::move(*r);
+    } else {
+      a.error = r.error().code();
+      EXPECT_EQ(r.error().code(), core::errc::gone) << r.error().to_string();
+    }
     return a;
+  }
+
+  /// The bounds of `collection` (first, last) as a read from UINT64_MAX answers them.
+  std::pair<std::uint64_t, std::uint64_t> bounds(change_log& log, std::string_view collection) {
+    auto a = read(log, collection, max64);
+    EXPECT_TRUE(a.ok());
+    return {a.b.first, a.b.last};
+  }
+
+  /// What an age trim did: whether one was planned, and how many events it deleted.
+  struct trim_outcome {
+    bool planned = false;
+    std::size_t deleted = 0;
+  };
+  /// Plans an age trim at `now_ms`, checks that planning writes nothing, writes the plan's
+  /// batch as the caller must and reports it trimmed. `deleted` counts the change-log keys
+  /// the batch removed from the store.
+  trim_outcome trim(change_log& log, std::uint64_t now_ms, std::size_t max_deletes) {
+    trim_outcome out;
+    const auto before = stored_events();
+    auto plan = log.plan_trim(now_ms, max_deletes);
+    EXPECT_OK(plan);
+    if (!plan || !*plan) return out;
+    EXPECT_EQ(stored_events(), before) << "planning a trim deletes nothing";
+    out.planned = true;
+    EXPECT_OK(shard().write((*plan)->batch, false));
+    log.trimmed(**plan);
+    out.deleted = before - stored_events();
+    return out;
+  }
+
+  /// The number of change-log events stored, over all collections.
+  std::size_t stored_events() {
+    std::size_t n = 0;
+    EXPECT_OK(shard().scan_prefix("c", [&](std::string_view, std::string_view) {
+      ++n;
+      return true;
+    }));
+    return n;
   }
 
   /// The sequences of the events stored for `collection`, from the keys themselves.
@@ -122,7 +191,7 @@ TEST_F(ChangeLogTest, SequencesStartAtOneWithoutGaps) {
     EXPECT_EQ(p.trimmed_to, 0u);
   }
   auto a = read(log, "users", 0);
-  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_TRUE(a.ok());
   EXPECT_EQ(a.seqs(), iota(1, 12));
   EXPECT_EQ(a.b.first, 1u);
   EXPECT_EQ(a.b.last, 12u);
@@ -150,7 +219,7 @@ TEST_F(ChangeLogTest, CollectionsAreNumberedIndependently) {
   EXPECT_EQ(read(log, "users", 0).seqs(), iota(1, 6));
   EXPECT_EQ(stored_seqs("user"), iota(1, 5));
   auto none = read(log, "other", 0);
-  EXPECT_EQ(none.result, read_result::ok);
+  EXPECT_TRUE(none.ok());
   EXPECT_THAT(none.b.events, IsEmpty());
   EXPECT_EQ(none.b.first, 1u);
   EXPECT_EQ(none.b.last, 0u);
@@ -164,11 +233,11 @@ TEST_F(ChangeLogTest, ReadAfterWithLimit) {
   EXPECT_EQ(read(log, "c", 7, 4).seqs(), iota(8, 10));
   EXPECT_EQ(read(log, "c", 9, 1).seqs(), iota(10, 10));
   auto at_end = read(log, "c", 10);
-  EXPECT_EQ(at_end.result, read_result::ok);
+  EXPECT_TRUE(at_end.ok());
   EXPECT_THAT(at_end.b.events, IsEmpty());
   EXPECT_EQ(at_end.b.last, 10u);
   auto no_limit = read(log, "c", 0, 0);
-  EXPECT_EQ(no_limit.result, read_result::ok);
+  EXPECT_TRUE(no_limit.ok());
   EXPECT_THAT(no_limit.b.events, IsEmpty());
 }
 
@@ -180,7 +249,7 @@ TEST_F(ChangeLogTest, PagingVisitsEveryEventOnce) {
   std::uint64_t after = 0;
   for (int pages = 0; pages < 100; ++pages) {
     auto a = read(log, "c", after, 5);
-    ASSERT_EQ(a.result, read_result::ok);
+    ASSERT_TRUE(a.ok());
     if (a.b.events.empty()) break;
     for (const auto& e : a.b.events)
       seen.push_back(e.seq);
@@ -198,12 +267,12 @@ TEST_F(ChangeLogTest, UnpublishedTailIsInvisibleUntilPublished) {
   auto a = read(log, "c", 0);
   EXPECT_EQ(a.seqs(), iota(1, 3));
   EXPECT_EQ(a.b.last, 3u) << "last is the newest published";
-  std::uint64_t published = 0;
-  ASSERT_OK(log.published("c", published));
-  EXPECT_EQ(published, 3u);
+  auto published = log.published("c");
+  ASSERT_OK(published);
+  EXPECT_EQ(*published, 3u);
   // A reader at the published end is not "gone"; one past it is.
-  EXPECT_EQ(read(log, "c", 3).result, read_result::ok);
-  EXPECT_EQ(read(log, "c", 5).result, read_result::gone);
+  EXPECT_TRUE(read(log, "c", 3).ok());
+  EXPECT_TRUE(read(log, "c", 5).gone());
 
   log.publish("c", 6);
   EXPECT_EQ(read(log, "c", 0).seqs(), iota(1, 6));
@@ -211,8 +280,9 @@ TEST_F(ChangeLogTest, UnpublishedTailIsInvisibleUntilPublished) {
   log.publish("c", 5); // never backwards
   EXPECT_EQ(read(log, "c", 0).seqs(), iota(1, 6));
   log.publish("c", 1000);
-  ASSERT_OK(log.published("c", published));
-  EXPECT_EQ(published, 8u) << "publication never passes the newest committed event";
+  published = log.published("c");
+  ASSERT_OK(published);
+  EXPECT_EQ(*published, 8u) << "publication never passes the newest committed event";
   EXPECT_EQ(read(log, "c", 0).seqs(), iota(1, 8));
 }
 
@@ -221,7 +291,7 @@ TEST_F(ChangeLogTest, UnpublishedTailIsInvisibleUntilPublished) {
 TEST_F(ChangeLogTest, ReadFromMaxReturnsBoundsOnly) {
   change_log log(shard(), {});
   auto empty = read(log, "c", max64);
-  EXPECT_EQ(empty.result, read_result::ok);
+  EXPECT_TRUE(empty.ok());
   EXPECT_THAT(empty.b.events, IsEmpty());
   EXPECT_EQ(empty.b.first, 1u);
   EXPECT_EQ(empty.b.last, 0u);
@@ -229,7 +299,7 @@ TEST_F(ChangeLogTest, ReadFromMaxReturnsBoundsOnly) {
   write_range(log, "c", 1, 4);
   write_range(log, "c", 5, 5, false);
   auto a = read(log, "c", max64);
-  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_TRUE(a.ok());
   EXPECT_THAT(a.b.events, IsEmpty());
   EXPECT_EQ(a.b.first, 1u);
   EXPECT_EQ(a.b.last, 4u);
@@ -239,13 +309,13 @@ TEST_F(ChangeLogTest, ReadFromMaxReturnsBoundsOnly) {
 // log never handed out, e.g. from before a data loss).
 TEST_F(ChangeLogTest, ReadPastNewestIsGone) {
   change_log log(shard(), {});
-  EXPECT_EQ(read(log, "c", 1).result, read_result::gone);
+  EXPECT_TRUE(read(log, "c", 1).gone());
   write_range(log, "c", 1, 3);
   auto a = read(log, "c", 4);
-  EXPECT_EQ(a.result, read_result::gone);
+  EXPECT_TRUE(a.gone());
   EXPECT_THAT(a.b.events, IsEmpty());
-  EXPECT_EQ(a.b.first, 1u);
-  EXPECT_EQ(a.b.last, 3u);
+  EXPECT_EQ(bounds(log, "c"), std::make_pair(std::uint64_t{1}, std::uint64_t{3}))
+    << "a gone read changes no bound";
 }
 
 // Verifies count retention: with max_events 3 each append past the bound deletes the
@@ -261,17 +331,17 @@ TEST_F(ChangeLogTest, CountRetentionTrimsOldestAndReportsGone) {
   EXPECT_EQ(stored_seqs("c"), iota(3, 5));
 
   auto a = read(log, "c", 2);
-  EXPECT_EQ(a.result, read_result::ok) << "after 2, events 3.. are all kept";
+  EXPECT_TRUE(a.ok()) << "after 2, events 3.. are all kept";
   EXPECT_EQ(a.seqs(), iota(3, 5));
   EXPECT_EQ(a.b.first, 3u);
   EXPECT_EQ(a.b.last, 5u);
   for (std::uint64_t after : {0, 1}) {
     auto g = read(log, "c", after);
-    EXPECT_EQ(g.result, read_result::gone) << "after " << after;
+    EXPECT_TRUE(g.gone()) << "after " << after;
     EXPECT_THAT(g.b.events, IsEmpty());
-    EXPECT_EQ(g.b.first, 3u);
+    EXPECT_EQ(bounds(log, "c").first, 3u);
   }
-  EXPECT_EQ(read(log, "c", max64).result, read_result::ok);
+  EXPECT_TRUE(read(log, "c", max64).ok());
 }
 
 // Verifies the oldest event's deletion travels in the new event's batch: before the
@@ -281,8 +351,9 @@ TEST_F(ChangeLogTest, TrimIsInTheSameBatch) {
   write_range(log, "c", 1, 3);
   storage::write_batch batch;
   batch.put("d-the-document", "v");
-  pending p;
-  ASSERT_OK(log.append(batch, "c", nth_event(4), p));
+  auto appended = log.append(batch, "c", nth_event(4));
+  ASSERT_OK(appended);
+  const auto& p = *appended;
   ASSERT_EQ(p.seq, 4u);
   ASSERT_EQ(p.trimmed_to, 1u);
   bool deletes_oldest = false, puts_new = false;
@@ -306,7 +377,7 @@ TEST_F(ChangeLogTest, RetentionOfZeroKeepsTheNewest) {
   write_range(log, "c", 1, 4);
   EXPECT_EQ(stored_seqs("c"), iota(4, 4));
   EXPECT_EQ(read(log, "c", 3).seqs(), iota(4, 4));
-  EXPECT_EQ(read(log, "c", 2).result, read_result::gone);
+  EXPECT_TRUE(read(log, "c", 2).gone());
 }
 
 // Verifies a new change_log over the same store (a restart) recovers each collection's
@@ -319,15 +390,15 @@ TEST_F(ChangeLogTest, BoundsRecoveredAfterRestart) {
     write_range(log, "b", 1, 2);
   }
   change_log log(shard(), retention{5, 0});
-  std::uint64_t published = 0;
-  ASSERT_OK(log.published("a", published));
-  EXPECT_EQ(published, 8u);
+  auto published = log.published("a");
+  ASSERT_OK(published);
+  EXPECT_EQ(*published, 8u);
   auto a = read(log, "a", 3);
-  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_TRUE(a.ok());
   EXPECT_EQ(a.seqs(), iota(4, 8));
   EXPECT_EQ(a.b.first, 4u);
   EXPECT_EQ(a.b.last, 8u);
-  EXPECT_EQ(read(log, "a", 2).result, read_result::gone);
+  EXPECT_TRUE(read(log, "a", 2).gone());
 
   auto p = write(log, "a", nth_event(9));
   EXPECT_EQ(p.seq, 9u);
@@ -356,19 +427,19 @@ TEST_F(ChangeLogTest, UncommittedAppendAdvancesNothing) {
   write_range(log, "c", 1, 3);
   {
     storage::write_batch dropped;
-    pending p;
-    ASSERT_OK(log.append(dropped, "c", nth_event(4), p));
-    EXPECT_EQ(p.seq, 4u);
-    EXPECT_EQ(p.trimmed_to, 1u);
+    auto p = log.append(dropped, "c", nth_event(4));
+    ASSERT_OK(p);
+    EXPECT_EQ(p->seq, 4u);
+    EXPECT_EQ(p->trimmed_to, 1u);
   } // never written, never committed
   auto a = read(log, "c", 0);
-  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_TRUE(a.ok());
   EXPECT_EQ(a.seqs(), iota(1, 3));
   EXPECT_EQ(a.b.first, 1u);
   EXPECT_EQ(a.b.last, 3u);
   log.publish("c", 4);
   EXPECT_EQ(read(log, "c", 0).b.last, 3u) << "an uncommitted seq cannot be published";
-  EXPECT_EQ(read(log, "c", 4).result, read_result::gone);
+  EXPECT_TRUE(read(log, "c", 4).gone());
   EXPECT_EQ(stored_seqs("c"), iota(1, 3));
 
   auto p = write(log, "c", nth_event(4));
@@ -381,34 +452,45 @@ TEST_F(ChangeLogTest, UncommittedAppendAdvancesNothing) {
 TEST_F(ChangeLogTest, UncommittedFirstAppendLeavesCollectionEmpty) {
   change_log log(shard(), {});
   storage::write_batch dropped;
-  pending p;
-  ASSERT_OK(log.append(dropped, "c", nth_event(1), p));
-  EXPECT_EQ(p.seq, 1u);
+  auto p = log.append(dropped, "c", nth_event(1));
+  ASSERT_OK(p);
+  EXPECT_EQ(p->seq, 1u);
   auto a = read(log, "c", 0);
-  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_TRUE(a.ok());
   EXPECT_EQ(a.b.first, 1u);
   EXPECT_EQ(a.b.last, 0u);
   EXPECT_EQ(write(log, "c", nth_event(1)).seq, 1u);
   EXPECT_EQ(read(log, "c", 0).seqs(), iota(1, 1));
 }
 
-// Verifies trim_by_age deletes the events older than now - max_age, keeps the rest, and
-// moves the first bound so older resume points are gone.
+// Verifies an age trim deletes the events older than now - max_age, keeps the rest, and
+// moves the first bound so older resume points are gone; its plan deletes nothing and
+// moves no bound until the caller writes it and reports it trimmed.
 TEST_F(ChangeLogTest, TrimByAgeDeletesOldEvents) {
   change_log log(shard(), retention{100, 3500});
   write_range(log, "c", 1, 10); // event n at time 1000 n
-  std::size_t deleted = 0;
-  ASSERT_OK(log.trim_by_age(10'000, 100, deleted)); // cutoff 6500: events 1..6 go
-  EXPECT_EQ(deleted, 6u);
+  {
+    auto plan = log.plan_trim(10'000, 100); // cutoff 6500: events 1..6 go
+    ASSERT_OK(plan);
+    ASSERT_TRUE(*plan);
+    EXPECT_EQ((*plan)->upto, (std::vector<std::pair<std::string, std::uint64_t>>{{"c", 6}}));
+    EXPECT_EQ(stored_seqs("c"), iota(1, 10)) << "a plan is not written";
+    EXPECT_EQ(bounds(log, "c").first, 1u) << "a plan moves no bound";
+    EXPECT_EQ(read(log, "c", 0).seqs(), iota(1, 10));
+  } // dropped: the next plan is the same
+  auto t = trim(log, 10'000, 100);
+  EXPECT_TRUE(t.planned);
+  EXPECT_EQ(t.deleted, 6u);
   EXPECT_EQ(stored_seqs("c"), iota(7, 10));
   auto a = read(log, "c", 6);
-  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_TRUE(a.ok());
   EXPECT_EQ(a.seqs(), iota(7, 10));
   EXPECT_EQ(a.b.first, 7u);
-  EXPECT_EQ(read(log, "c", 5).result, read_result::gone);
+  EXPECT_TRUE(read(log, "c", 5).gone());
   // Nothing more is old enough.
-  ASSERT_OK(log.trim_by_age(10'000, 100, deleted));
-  EXPECT_EQ(deleted, 0u);
+  t = trim(log, 10'000, 100);
+  EXPECT_FALSE(t.planned);
+  EXPECT_EQ(t.deleted, 0u);
   EXPECT_EQ(stored_seqs("c"), iota(7, 10));
 }
 
@@ -416,65 +498,68 @@ TEST_F(ChangeLogTest, TrimByAgeDeletesOldEvents) {
 TEST_F(ChangeLogTest, TrimByAgeKeepsEventAtCutoff) {
   change_log log(shard(), retention{100, 1000});
   write_range(log, "c", 1, 5);
-  std::size_t deleted = 0;
-  ASSERT_OK(log.trim_by_age(4000, 100, deleted)); // cutoff 3000
-  EXPECT_EQ(deleted, 2u);
+  auto t = trim(log, 4000, 100); // cutoff 3000
+  EXPECT_EQ(t.deleted, 2u);
   EXPECT_EQ(stored_seqs("c"), iota(3, 5));
 }
 
-// Verifies trim_by_age never deletes a collection's newest event, however old, so the
+// Verifies an age trim never deletes a collection's newest event, however old, so the
 // sequence survives a restart.
 TEST_F(ChangeLogTest, TrimByAgeKeepsTheNewest) {
   {
     change_log log(shard(), retention{100, 10});
     write_range(log, "c", 1, 5);
-    std::size_t deleted = 0;
-    ASSERT_OK(log.trim_by_age(1'000'000, 100, deleted));
-    EXPECT_EQ(deleted, 4u);
+    EXPECT_EQ(trim(log, 1'000'000, 100).deleted, 4u);
     EXPECT_EQ(stored_seqs("c"), iota(5, 5));
-    ASSERT_OK(log.trim_by_age(1'000'000, 100, deleted));
-    EXPECT_EQ(deleted, 0u);
+    auto again = trim(log, 1'000'000, 100);
+    EXPECT_FALSE(again.planned);
+    EXPECT_EQ(again.deleted, 0u);
     EXPECT_EQ(read(log, "c", 4).seqs(), iota(5, 5));
-    EXPECT_EQ(read(log, "c", 3).result, read_result::gone);
+    EXPECT_TRUE(read(log, "c", 3).gone());
   }
   change_log log(shard(), retention{100, 10});
   EXPECT_EQ(write(log, "c", nth_event(6)).seq, 6u);
 }
 
-// Verifies trim_by_age deletes at most `max_deletes` events per call, oldest first, over
-// all collections together, and later calls continue.
+// Verifies an age trim plans at most `max_deletes` deletions, oldest first, over all
+// collections together, and later plans continue.
 TEST_F(ChangeLogTest, TrimByAgeIsBounded) {
   change_log log(shard(), retention{100, 10});
   write_range(log, "a", 1, 6);
   write_range(log, "b", 1, 6);
-  std::size_t deleted = 0;
-  ASSERT_OK(log.trim_by_age(1'000'000, 3, deleted));
-  EXPECT_EQ(deleted, 3u);
+  auto t = trim(log, 1'000'000, 3);
+  EXPECT_EQ(t.deleted, 3u);
   EXPECT_EQ(stored_seqs("a").size() + stored_seqs("b").size(), 9u);
-  std::size_t total = deleted;
-  for (int i = 0; i < 10 && deleted > 0; ++i) {
-    ASSERT_OK(log.trim_by_age(1'000'000, 3, deleted));
-    EXPECT_LE(deleted, 3u);
-    total += deleted;
+  std::size_t total = t.deleted;
+  for (int i = 0; i < 10 && t.deleted > 0; ++i) {
+    t = trim(log, 1'000'000, 3);
+    EXPECT_LE(t.deleted, 3u);
+    total += t.deleted;
   }
   EXPECT_EQ(total, 10u);
   EXPECT_EQ(stored_seqs("a"), iota(6, 6));
   EXPECT_EQ(stored_seqs("b"), iota(6, 6));
   EXPECT_EQ(read(log, "a", 5).seqs(), iota(6, 6));
-  EXPECT_EQ(read(log, "b", 4).result, read_result::gone);
+  EXPECT_TRUE(read(log, "b", 4).gone());
 }
 
-// Verifies trim_by_age does nothing without an age limit, or before the clock passes it.
+// Verifies an age trim plans nothing without an age limit, or before the clock passes it.
 TEST_F(ChangeLogTest, TrimByAgeWithoutLimitDoesNothing) {
   change_log no_age(shard(), retention{100, 0});
   write_range(no_age, "c", 1, 3);
-  std::size_t deleted = 7;
-  ASSERT_OK(no_age.trim_by_age(1'000'000'000, 100, deleted));
-  EXPECT_EQ(deleted, 0u);
+  auto none = no_age.plan_trim(1'000'000'000, 100);
+  ASSERT_OK(none);
+  EXPECT_FALSE(*none);
   change_log young(shard(), retention{100, 1'000'000});
-  ASSERT_OK(young.trim_by_age(5, 100, deleted));
-  EXPECT_EQ(deleted, 0u);
+  ASSERT_OK(young.published("c")); // loaded: only the clock keeps its events
+  auto early = young.plan_trim(5, 100);
+  ASSERT_OK(early);
+  EXPECT_FALSE(*early);
   EXPECT_EQ(stored_seqs("c"), iota(1, 3));
+  // The same log a little later trims (so the answers above are the clock's doing).
+  auto later = young.plan_trim(1'000'000 + 2500, 100);
+  ASSERT_OK(later);
+  EXPECT_TRUE(*later);
 }
 
 // Verifies an append that the count bound trims after an age trim moved `first` keeps
@@ -483,17 +568,16 @@ TEST_F(ChangeLogTest, CountTrimAfterAgeTrimKeepsBounds) {
   change_log log(shard(), retention{3, 10});
   write_range(log, "c", 1, 3);
   storage::write_batch batch;
-  pending p;
-  ASSERT_OK(log.append(batch, "c", nth_event(4), p));
+  auto appended = log.append(batch, "c", nth_event(4));
+  ASSERT_OK(appended);
+  const auto& p = *appended;
   ASSERT_EQ(p.trimmed_to, 1u);
-  std::size_t deleted = 0;
-  ASSERT_OK(log.trim_by_age(1'000'000, 100, deleted)); // deletes 1 and 2
-  ASSERT_EQ(deleted, 2u);
+  ASSERT_EQ(trim(log, 1'000'000, 100).deleted, 2u); // deletes 1 and 2
   ASSERT_OK(shard().write(batch, false));
   log.commit(p);
   log.publish("c", p.seq);
   auto a = read(log, "c", 2);
-  EXPECT_EQ(a.result, read_result::ok);
+  EXPECT_TRUE(a.ok());
   EXPECT_EQ(a.seqs(), iota(3, 4));
   EXPECT_EQ(a.b.first, 3u);
   EXPECT_EQ(stored_seqs("c"), iota(3, 4));
@@ -507,10 +591,9 @@ TEST_F(ChangeLogTest, CorruptEventFailsTheRead) {
   storage::write_batch batch;
   batch.put(change_log::key("c", 2), "\x7fgarbage");
   ASSERT_OK(shard().write(batch, false));
-  changes::batch out;
-  read_result r = read_result::ok;
-  auto s = log.read("c", 0, 10, out, r);
-  EXPECT_EQ(s.code(), storage::errc::corruption) << s.to_string();
+  auto r = log.read("c", 0, 10);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), core::errc::corrupt) << r.error().to_string();
 }
 
 // Verifies storage failures are returned: a closed store fails append and read.
@@ -518,14 +601,10 @@ TEST_F(ChangeLogTest, ClosedStoreFails) {
   change_log log(shard(), {});
   ASSERT_OK(store_.close());
   storage::write_batch batch;
-  pending p;
-  EXPECT_EQ(log.append(batch, "c", nth_event(1), p).code(), storage::errc::unavailable);
+  EXPECT_EQ(code_of(log.append(batch, "c", nth_event(1))), core::errc::shutting_down);
   EXPECT_TRUE(batch.empty());
-  changes::batch out;
-  read_result r = read_result::ok;
-  EXPECT_EQ(log.read("c", 0, 10, out, r).code(), storage::errc::unavailable);
-  std::uint64_t published = 0;
-  EXPECT_EQ(log.published("c", published).code(), storage::errc::unavailable);
+  EXPECT_EQ(code_of(log.read("c", 0, 10)), core::errc::shutting_down);
+  EXPECT_EQ(code_of(log.published("c")), core::errc::shutting_down);
 }
 
 // Verifies a read stops after about max_batch_bytes of documents (always returning at

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The change feed's codecs (changes/events.hpp): stored events, shard batches, the SSE
-// data of an event and resume positions. Round trips at the edges of every field, and
-// garbage of every kind refused without a crash (the tests run under ASan/UBSan too).
+// The change feed's codecs (changes/events.hpp): stored events, the SSE data of an event
+// and resume positions. Round trips at the edges of every field, and garbage of every kind
+// refused without a crash (the tests run under ASan/UBSan too). A shard's batch has no
+// codec any more: it travels as a typed struct (changes/messages.hpp).
 #include "changes/events.hpp"
 
 #include <cstdint>
@@ -140,95 +141,6 @@ TEST(EventCodec, RefusesGarbage) {
                                  + "\x00\x01"
                                    "a"));
   EXPECT_FALSE(decode_event(1, ""));
-}
-
-// -- batches ------------------------------------------------------------------------------
-
-// Verifies a batch with puts and deletes keeps its events in order and its bounds.
-TEST(BatchCodec, RoundTrips) {
-  batch b;
-  b.first = 5;
-  b.last = 9;
-  b.events.push_back(put_event(7, "a", 1, R"({"x":1})"));
-  b.events.push_back(del_event(8, "a", 2));
-  b.events.push_back(put_event(9, "b.c", 1, R"({"y":"z"})", 42));
-  auto got = decode_batch(encode_batch(b));
-  ASSERT_TRUE(got);
-  EXPECT_EQ(got->first, 5u);
-  EXPECT_EQ(got->last, 9u);
-  ASSERT_EQ(got->events.size(), 3u);
-  for (std::size_t i = 0; i < 3; ++i)
-    expect_same(got->events[i], b.events[i]);
-}
-
-// Verifies an empty batch (a long poll that timed out) keeps its bounds, max values too.
-TEST(BatchCodec, RoundTripsEmpty) {
-  batch b;
-  b.first = max64;
-  b.last = max64 - 1;
-  auto got = decode_batch(encode_batch(b));
-  ASSERT_TRUE(got);
-  EXPECT_TRUE(got->events.empty());
-  EXPECT_EQ(got->first, max64);
-  EXPECT_EQ(got->last, max64 - 1);
-  auto fresh = decode_batch(encode_batch(batch{}));
-  ASSERT_TRUE(fresh);
-  EXPECT_EQ(fresh->first, 1u);
-  EXPECT_EQ(fresh->last, 0u);
-}
-
-// Verifies every truncation of a batch, and trailing bytes, are refused.
-TEST(BatchCodec, RefusesTruncationsAndTrailingBytes) {
-  batch b;
-  b.first = 1;
-  b.last = 2;
-  b.events.push_back(put_event(1, "a", 1, R"({"x":1})"));
-  b.events.push_back(del_event(2, "a", 2));
-  auto bytes = encode_batch(b);
-  for (const auto& p : prefixes(bytes))
-    EXPECT_FALSE(decode_batch(p)) << "prefix of " << p.size() << " bytes";
-  EXPECT_FALSE(decode_batch(bytes + '\0'));
-}
-
-// Verifies a wrong tag, a seq of 0, an absurd count, a broken event and random bytes are
-// refused without a crash or a huge allocation.
-TEST(BatchCodec, RefusesGarbage) {
-  batch b;
-  b.events.push_back(put_event(3, "a", 1, "{}"));
-  auto bytes = encode_batch(b);
-  auto bad_tag = bytes;
-  bad_tag[0] = 'b';
-  EXPECT_FALSE(decode_batch(bad_tag));
-  // "B", first 1, last 0, count 2^62 (a minimal nine-byte varint) and nothing after.
-  EXPECT_FALSE(decode_batch(std::string("B\x01\x00\x80\x80\x80\x80\x80\x80\x80\x80\x40", 12)));
-  // seq 0.
-  batch zero;
-  zero.events.push_back(put_event(0, "a", 1, "{}"));
-  EXPECT_FALSE(decode_batch(encode_batch(zero)));
-  // An event whose stored bytes are a delete with a doc: its length covers one more byte.
-  batch del;
-  del.events.push_back(del_event(1, "a", 1));
-  auto del_bytes = encode_batch(del);
-  // Layout: 'B' first last count seq len event...; bump len and append a byte.
-  auto len_at = std::size_t{5};
-  ASSERT_LT(len_at, del_bytes.size());
-  del_bytes[len_at] = static_cast<char>(del_bytes[len_at] + 1);
-  del_bytes += 'x';
-  EXPECT_FALSE(decode_batch(del_bytes));
-  // Random bytes behind a valid tag: no crash; nearly all refused.
-  std::mt19937 rng{12345};
-  std::uniform_int_distribution<int> byte{0, 255};
-  std::uniform_int_distribution<int> length{0, 64};
-  for (int i = 0; i < 20000; ++i) {
-    std::string junk(1, 'B');
-    auto n = length(rng);
-    for (int k = 0; k < n; ++k)
-      junk.push_back(static_cast<char>(byte(rng)));
-    auto got = decode_batch(junk);
-    if (got) {
-      EXPECT_EQ(encode_batch(*got), junk); // what is accepted is canonical
-    }
-  }
 }
 
 // -- SSE data -----------------------------------------------------------------------------

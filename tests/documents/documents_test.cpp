@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "actors/documents.hpp"
+#include "documents/documents.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-namespace shoal::actors::documents {
+namespace shoal::documents {
 namespace {
 
 std::string patched(std::string_view target, std::string_view patch) {
@@ -90,14 +90,14 @@ TEST(PreconditionTest, MatchesAsRfc9110Says) {
 
 // Verifies a PATCH of a stored non-object is refused rather than stored.
 TEST(PlanWriteTest, PatchOfCorruptDocumentIsRefused) {
-  doc_request req;
-  req.op = doc_op::patch;
+  doc_write req;
+  req.kind = write_kind::patch;
   req.body = R"({"a":1})";
   auto stored = encode(4, "[1,2]");
   auto plan = plan_write(req, decode(stored));
-  EXPECT_EQ(plan.what, write_plan::action::none);
-  EXPECT_EQ(plan.reply.status, doc_status::invalid_document);
+  ASSERT_FALSE(plan.ok()) << "a plan to store version " << plan->reply.version;
+  EXPECT_EQ(plan.error().code(), core::errc::internal);
 }
 
 } // namespace
-} // namespace shoal::actors::documents
+} // namespace shoal::documents

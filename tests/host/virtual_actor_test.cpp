@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "actors/virtual_actor.hpp"
+// Virtual actors hosted by shard hosts, through the actor test kit (testkit/actor_test.hpp):
+// the built-in counter, bad input, faults, call cycles, turns, passivation, durability.
+#include "host/virtual_actor.hpp"
 
 #include <cstdint>
 #include <memory>
@@ -11,7 +13,8 @@
 #include <caf/send.hpp>
 
 #include "actors/actor_api.hpp"
-#include "actors/doc_protocol.hpp"
+#include "core/reply.hpp"
+#include "documents/messages.hpp"
 #include "testkit/actor_test.hpp"
 
 namespace shoal::testing {
@@ -21,15 +24,19 @@ using actors::call_result;
 using actors::method_context;
 using namespace std::chrono_literals;
 
-/// Records a document reply from a shard.
-class doc_capture final : public actors::reply_sink {
-public:
-  void deliver(actors::doc_reply&& reply) override {
-    ++deliveries;
-    last = std::move(reply);
-  }
+/// Records the answers a shard delivers to one request.
+template <class T>
+struct answers {
   int deliveries = 0;
-  std::optional<actors::doc_reply> last;
+  std::optional<core::result<T>> last;
+
+  /// A reply_to that records here.
+  static core::reply_to<T> into(const std::shared_ptr<answers>& a) {
+    return core::reply_to<T>::to([a](core::result<T>&& r) {
+      ++a->deliveries;
+      a->last = std::move(r);
+    });
+  }
 };
 
 /// A test type that misbehaves on command. Its state is {"v": ...}.
@@ -99,23 +106,24 @@ protected:
 
   /// A PUT and a GET of a document through `shard` (the shard still serves documents).
   void expect_documents_served(std::uint32_t shard, const std::string& id) {
-    auto put = std::make_shared<doc_capture>();
-    actors::doc_request req;
-    req.op = actors::doc_op::put;
-    req.collection = "docs";
-    req.id = id;
-    req.body = R"({"a":1})";
-    caf::anon_send(shards().handles.at(shard), req, actors::reply_sink_ptr{put});
-    auto get = std::make_shared<doc_capture>();
-    req.op = actors::doc_op::get;
-    req.body.clear();
-    caf::anon_send(shards().handles.at(shard), req, actors::reply_sink_ptr{get});
+    auto put = std::make_shared<answers<documents::doc_written>>();
+    documents::doc_write w;
+    w.kind = documents::write_kind::put;
+    w.collection = "docs";
+    w.id = id;
+    w.body = R"({"a":1})";
+    caf::anon_send(shards().handles.at(shard), std::move(w),
+                   answers<documents::doc_written>::into(put));
+    auto get = std::make_shared<answers<documents::stored_doc>>();
+    caf::anon_send(shards().handles.at(shard), documents::doc_get{"docs", id, {}, {}},
+                   answers<documents::stored_doc>::into(get));
     run();
     ASSERT_EQ(put->deliveries, 1);
-    EXPECT_EQ(put->last->status, actors::doc_status::created);
+    ASSERT_TRUE(put->last->ok()) << put->last->error().to_string();
+    EXPECT_TRUE((*put->last)->created);
     ASSERT_EQ(get->deliveries, 1);
-    EXPECT_EQ(get->last->status, actors::doc_status::ok);
-    EXPECT_EQ(get->last->body, R"({"a":1})");
+    ASSERT_TRUE(get->last->ok()) << get->last->error().to_string();
+    EXPECT_EQ((*get->last)->json, R"({"a":1})");
   }
 };
 

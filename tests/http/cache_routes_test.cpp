@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The TTL cache routes of the router (pure): /v1/cache/{key} requests → cache_request,
-// every refusal (method, key, query, ttl, value size), and the rendering of every cache
-// reply.
+// The TTL cache routes without sockets: /v1/cache/{key} requests → the typed cache
+// requests (and the shard each is asked of, through tests/support/edge.hpp's fake shard
+// client), every refusal (method, key, query, ttl, value size), and the rendering of
+// every answer a shard can give.
 #include "http/router.hpp"
 
 #include <string>
@@ -12,6 +13,10 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "cache/messages.hpp"
+#include "cluster/shard_map.hpp"
+#include "tests/support/edge.hpp"
+
 namespace shoal::http {
 namespace {
 
@@ -19,8 +24,8 @@ namespace bhttp = boost::beast::http;
 
 /// A request; a non-empty `content_type` is sent as the Content-Type.
 request make(bhttp::verb verb, const std::string& target, std::string body = {},
-             const std::string& content_type = {}) {
-  request req{verb, target, 11};
+             const std::string& content_type = {}, unsigned version = 11) {
+  request req{verb, target, version};
   if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
   req.body() = std::move(body);
   req.prepare_payload();
@@ -43,7 +48,8 @@ bool contains(std::string_view haystack, std::string_view needle) {
 
 class CacheRoutesTest : public ::testing::Test {
 protected:
-  route_env env;
+  shoal::testing::edge_harness edge;
+  route_env& env = edge.env;
 
   void SetUp() override {
     env.cache_max_value_bytes = 1000;
@@ -51,24 +57,37 @@ protected:
     env.cache_max_ttl_s = 3600;
   }
 
+  /// Routes `req` afresh: what earlier requests asked or were answered is forgotten.
+  routed go(request req) {
+    edge.shards.log.clear();
+    edge.port->posted.clear();
+    return edge.go(std::move(req));
+  }
+
   routed go(bhttp::verb verb, const std::string& target, std::string body = {},
             const std::string& content_type = {}) {
-    auto req = make(verb, target, std::move(body), content_type);
-    return route(req, env);
+    return go(make(verb, target, std::move(body), content_type));
   }
 
-  /// The cache request of a routed call (fails the test when there is none).
-  static actors::cache_request request_of(const routed& r) {
+  /// The one cache request of type R that routing `r` asked, of the shard its key hashes
+  /// to (fails the test when there is none).
+  template <class R>
+  R request_of(const routed& r) const {
     EXPECT_EQ(r.route, route_id::cache);
-    EXPECT_TRUE(std::holds_alternative<cache_invocation>(r.outcome));
-    if (auto* call = std::get_if<cache_invocation>(&r.outcome)) return call->request;
-    return {};
+    EXPECT_TRUE(std::holds_alternative<pending>(r.outcome)) << "the route did not ask";
+    auto req = edge.shards.only<R>();
+    if (!edge.shards.log.empty()) {
+      EXPECT_EQ(edge.shards.log.front().shard,
+                cluster::shard_map{4}.shard_of(cache::space, req.key));
+    }
+    return req;
   }
 
-  /// Expects `r` to be an error response with `status` and `code`, and no call.
-  static void expect_error(const routed& r, bhttp::status status, std::string_view code,
-                           const std::string& what) {
+  /// Expects `r` to be an error response with `status` and `code`, and no request asked.
+  void expect_error(const routed& r, bhttp::status status, std::string_view code,
+                    const std::string& what) const {
     EXPECT_EQ(r.route, route_id::cache) << what;
+    EXPECT_TRUE(edge.shards.log.empty()) << what << ": a refused request asked a shard";
     ASSERT_TRUE(std::holds_alternative<response>(r.outcome)) << what;
     const auto& res = std::get<response>(r.outcome);
     EXPECT_EQ(res.result(), status) << what;
@@ -76,7 +95,7 @@ protected:
     EXPECT_EQ(res[bhttp::field::content_type], "application/json") << what;
   }
 
-  static const response& response_of(const routed& r) {
+  const response& response_of(const routed& r) const {
     EXPECT_TRUE(std::holds_alternative<response>(r.outcome));
     return std::get<response>(r.outcome);
   }
@@ -84,22 +103,18 @@ protected:
 
 // -- routing -------------------------------------------------------------------------------
 
-// Verifies GET and HEAD become a get of the decoded key, with nothing else set.
+// Verifies GET and HEAD become a get of the decoded key.
 TEST_F(CacheRoutesTest, GetAndHeadBecomeAGet) {
   for (auto verb : {bhttp::verb::get, bhttp::verb::head}) {
-    auto cr = request_of(go(verb, "/v1/cache/session%3A42"));
-    EXPECT_EQ(cr.op, actors::cache_op::get);
-    EXPECT_EQ(cr.key, "session:42");
-    EXPECT_EQ(cr.value, "");
-    EXPECT_EQ(cr.content_type, "");
-    EXPECT_EQ(cr.ttl_ms, 0u);
+    auto r = go(verb, "/v1/cache/session%3A42");
+    EXPECT_EQ(request_of<cache::cache_get>(r).key, "session:42");
+    EXPECT_EQ(std::get<pending>(r.outcome).timeout_ms, env.request_timeout_ms);
   }
 }
 
 // Verifies DELETE becomes a del of the key.
 TEST_F(CacheRoutesTest, DeleteBecomesADel) {
-  auto cr = request_of(go(bhttp::verb::delete_, "/v1/cache/k.1@x"));
-  EXPECT_EQ(cr.op, actors::cache_op::del);
+  auto cr = request_of<cache::cache_delete>(go(bhttp::verb::delete_, "/v1/cache/k.1@x"));
   EXPECT_EQ(cr.key, "k.1@x");
 }
 
@@ -107,9 +122,8 @@ TEST_F(CacheRoutesTest, DeleteBecomesADel) {
 // in milliseconds.
 TEST_F(CacheRoutesTest, PutCarriesBodyContentTypeAndTtl) {
   std::string binary("\0\x01\xff{not json", 12);
-  auto cr = request_of(
+  auto cr = request_of<cache::cache_put>(
     go(bhttp::verb::put, "/v1/cache/k?ttl=30", binary, "application/x-thing; charset=x"));
-  EXPECT_EQ(cr.op, actors::cache_op::put);
   EXPECT_EQ(cr.key, "k");
   EXPECT_EQ(cr.value, binary);
   EXPECT_EQ(cr.content_type, "application/x-thing; charset=x");
@@ -119,39 +133,43 @@ TEST_F(CacheRoutesTest, PutCarriesBodyContentTypeAndTtl) {
 // Verifies a PUT without ttl gets cache.default_ttl_s, and one without Content-Type gets
 // application/octet-stream; an empty body is a value.
 TEST_F(CacheRoutesTest, PutDefaults) {
-  auto cr = request_of(go(bhttp::verb::put, "/v1/cache/k"));
-  EXPECT_EQ(cr.op, actors::cache_op::put);
+  auto cr = request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k"));
   EXPECT_EQ(cr.value, "");
   EXPECT_EQ(cr.content_type, "application/octet-stream");
   EXPECT_EQ(cr.ttl_ms, 60000u);
   env.cache_default_ttl_s = 7;
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k", "v")).ttl_ms, 7000u);
+  EXPECT_EQ(request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k", "v")).ttl_ms, 7000u);
 }
 
 // Verifies the limits themselves are accepted: ttl 1 and cache.max_ttl_s, a value of
 // exactly cache.max_value_bytes, the longest key, leading zeros in the ttl.
 TEST_F(CacheRoutesTest, PutAcceptsTheLimits) {
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=1", "v")).ttl_ms, 1000u);
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=3600", "v")).ttl_ms, 3'600'000u);
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=007", "v")).ttl_ms, 7000u);
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k", std::string(1000, 'v'))).value.size(),
-            1000u);
+  auto put = [&](const std::string& target, std::string body) {
+    return request_of<cache::cache_put>(go(bhttp::verb::put, target, std::move(body)));
+  };
+  EXPECT_EQ(put("/v1/cache/k?ttl=1", "v").ttl_ms, 1000u);
+  EXPECT_EQ(put("/v1/cache/k?ttl=3600", "v").ttl_ms, 3'600'000u);
+  EXPECT_EQ(put("/v1/cache/k?ttl=007", "v").ttl_ms, 7000u);
+  EXPECT_EQ(put("/v1/cache/k", std::string(1000, 'v')).value.size(), 1000u);
   std::string key(256, 'k');
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/" + key, "v")).key, key);
+  EXPECT_EQ(put("/v1/cache/" + key, "v").key, key);
 }
 
 // Verifies the largest configurable ttl (a year) does not overflow in milliseconds.
 TEST_F(CacheRoutesTest, LargestTtlInMilliseconds) {
   env.cache_max_ttl_s = 365 * 86'400;
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=31536000", "v")).ttl_ms,
-            31'536'000'000u);
+  EXPECT_EQ(
+    request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k?ttl=31536000", "v")).ttl_ms,
+    31'536'000'000u);
 }
 
 // Verifies an empty query and empty members are ignored.
 TEST_F(CacheRoutesTest, EmptyQueryMembersAreIgnored) {
-  EXPECT_EQ(request_of(go(bhttp::verb::get, "/v1/cache/k?")).key, "k");
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=5&", "v")).ttl_ms, 5000u);
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?&ttl=5", "v")).ttl_ms, 5000u);
+  EXPECT_EQ(request_of<cache::cache_get>(go(bhttp::verb::get, "/v1/cache/k?")).key, "k");
+  EXPECT_EQ(request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k?ttl=5&", "v")).ttl_ms,
+            5000u);
+  EXPECT_EQ(request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k?&ttl=5", "v")).ttl_ms,
+            5000u);
 }
 
 // -- refusals ------------------------------------------------------------------------------
@@ -202,7 +220,8 @@ TEST_F(CacheRoutesTest, BadTtlsAreInvalidTtl) {
 // Verifies the range follows cache.max_ttl_s.
 TEST_F(CacheRoutesTest, TtlRangeFollowsTheConfiguredMaximum) {
   env.cache_max_ttl_s = 10;
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k?ttl=10", "v")).ttl_ms, 10000u);
+  EXPECT_EQ(request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k?ttl=10", "v")).ttl_ms,
+            10000u);
   auto r = go(bhttp::verb::put, "/v1/cache/k?ttl=11", "v");
   expect_error(r, bhttp::status::bad_request, "invalid_ttl", "ttl=11");
   EXPECT_TRUE(contains(message_of(response_of(r)), "from 1 to 10")) << message_of(response_of(r));
@@ -218,8 +237,10 @@ TEST_F(CacheRoutesTest, ValueOverTheMaximumIs413) {
   env.cache_max_value_bytes = 10;
   expect_error(go(bhttp::verb::put, "/v1/cache/k", std::string(11, 'v')),
                bhttp::status::payload_too_large, "value_too_large", "max 10");
-  EXPECT_EQ(request_of(go(bhttp::verb::put, "/v1/cache/k", std::string(10, 'v'))).value.size(),
-            10u);
+  EXPECT_EQ(
+    request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k", std::string(10, 'v')))
+      .value.size(),
+    10u);
 }
 
 // Verifies unknown query parameters are 400 unknown_parameter: on a PUT anything but
@@ -257,9 +278,9 @@ TEST_F(CacheRoutesTest, ChecksComeInOrder) {
 // Verifies other /v1/cache targets are no route (404 not_found, route unknown).
 TEST_F(CacheRoutesTest, OtherCacheTargetsAreNoRoute) {
   for (std::string target : {"/v1/cache", "/v1/cache/a/b"}) {
-    auto req = make(bhttp::verb::get, target);
-    auto r = route(req, env);
+    auto r = go(bhttp::verb::get, target);
     EXPECT_EQ(r.route, route_id::unknown) << target;
+    EXPECT_TRUE(edge.shards.log.empty()) << target;
     ASSERT_TRUE(std::holds_alternative<response>(r.outcome)) << target;
     EXPECT_EQ(std::get<response>(r.outcome).result(), bhttp::status::not_found) << target;
   }
@@ -272,22 +293,29 @@ TEST_F(CacheRoutesTest, RouteLabel) {
 
 // -- rendering -----------------------------------------------------------------------------
 
-cache_invocation invocation(actors::cache_op op) {
-  cache_invocation call;
-  call.request.op = op;
-  call.request.key = "k";
-  return call;
-}
+/// The rendering of what shards answer to the cache routes.
+class RenderCacheTest : public CacheRoutesTest {
+protected:
+  /// Routes `verb` of /v1/cache/k (HTTP `version`, 11 for 1.1), answers the request of
+  /// type R with `answer` and returns what the handler rendered.
+  template <class R>
+  response render(bhttp::verb verb, core::result<protocol::reply_of<R>> answer,
+                  unsigned version = 11) {
+    auto r = go(make(verb, "/v1/cache/k", verb == bhttp::verb::put ? "v" : "", {}, version));
+    EXPECT_TRUE(std::holds_alternative<pending>(r.outcome));
+    EXPECT_EQ(edge.shards.all<R>().size(), 1u);
+    edge.shards.answer<R>(0, std::move(answer));
+    EXPECT_EQ(edge.port->posted.size(), 1u);
+    return edge.response(r);
+  }
 
-actors::cache_reply reply_with(actors::cache_status status, std::string value = {},
-                               std::string content_type = {}, std::string message = {}) {
-  actors::cache_reply reply;
-  reply.status = status;
-  reply.value = std::move(value);
-  reply.content_type = std::move(content_type);
-  reply.message = std::move(message);
-  return reply;
-}
+  /// A response of each cache route to `error`: get, put and delete.
+  std::vector<response> render_error(const core::error& error) {
+    return {render<cache::cache_get>(bhttp::verb::get, error),
+            render<cache::cache_put>(bhttp::verb::put, error),
+            render<cache::cache_delete>(bhttp::verb::delete_, error)};
+  }
+};
 
 std::string code_of_rendered(const response& res) {
   EXPECT_EQ(res[bhttp::field::content_type], "application/json");
@@ -296,10 +324,9 @@ std::string code_of_rendered(const response& res) {
 
 // Verifies a found get is 200 with the value as is, its Content-Type, Cache-Control:
 // no-store and a Content-Length.
-TEST(RenderCacheTest, GetIsTheValueWithItsContentType) {
+TEST_F(RenderCacheTest, GetIsTheValueWithItsContentType) {
   std::string binary("\0\x01\xff\xfe", 4);
-  auto res = render_cache_reply(invocation(actors::cache_op::get),
-                                reply_with(actors::cache_status::ok, binary, "image/png"), 11);
+  auto res = render<cache::cache_get>(bhttp::verb::get, cache::cache_entry{binary, "image/png"});
   EXPECT_EQ(res.result(), bhttp::status::ok);
   EXPECT_EQ(res.body(), binary);
   EXPECT_EQ(res[bhttp::field::content_type], "image/png");
@@ -309,17 +336,18 @@ TEST(RenderCacheTest, GetIsTheValueWithItsContentType) {
 }
 
 // Verifies a reply without a content type is served as application/octet-stream.
-TEST(RenderCacheTest, GetWithoutContentTypeIsOctetStream) {
-  auto res = render_cache_reply(invocation(actors::cache_op::get),
-                                reply_with(actors::cache_status::ok, "v"), 10);
+TEST_F(RenderCacheTest, GetWithoutContentTypeIsOctetStream) {
+  auto res = render<cache::cache_get>(bhttp::verb::get, cache::cache_entry{"v", ""}, 10);
+  EXPECT_EQ(res.result(), bhttp::status::ok);
   EXPECT_EQ(res[bhttp::field::content_type], "application/octet-stream");
   EXPECT_EQ(res.version(), 10u);
 }
 
 // Verifies put and delete are 204 without a body.
-TEST(RenderCacheTest, PutAndDeleteAre204) {
-  for (auto op : {actors::cache_op::put, actors::cache_op::del}) {
-    auto res = render_cache_reply(invocation(op), reply_with(actors::cache_status::ok), 11);
+TEST_F(RenderCacheTest, PutAndDeleteAre204) {
+  for (const auto& res : {render<cache::cache_put>(bhttp::verb::put, cache::cache_stored{}),
+                          render<cache::cache_delete>(bhttp::verb::delete_,
+                                                      cache::cache_deleted{true})}) {
     EXPECT_EQ(res.result(), bhttp::status::no_content);
     EXPECT_EQ(res.body(), "");
   }
@@ -327,42 +355,41 @@ TEST(RenderCacheTest, PutAndDeleteAre204) {
 
 // Verifies a get of an absent (never stored, expired, evicted) entry is 404 not_found,
 // while a delete of one is 204: DELETE is idempotent.
-TEST(RenderCacheTest, NotFoundIs404ForGetAnd204ForDelete) {
-  auto res = render_cache_reply(invocation(actors::cache_op::get),
-                                reply_with(actors::cache_status::not_found), 11);
+TEST_F(RenderCacheTest, NotFoundIs404ForGetAnd204ForDelete) {
+  auto res = render<cache::cache_get>(bhttp::verb::get,
+                                      core::error{core::errc::not_found, "no such cache entry"});
   EXPECT_EQ(res.result(), bhttp::status::not_found);
   EXPECT_EQ(code_of_rendered(res), "not_found");
   EXPECT_EQ(res[bhttp::field::cache_control], "");
-  res = render_cache_reply(invocation(actors::cache_op::del),
-                           reply_with(actors::cache_status::not_found), 11);
+  res = render<cache::cache_delete>(bhttp::verb::delete_, cache::cache_deleted{false});
   EXPECT_EQ(res.result(), bhttp::status::no_content);
   EXPECT_EQ(res.body(), "");
 }
 
 // Verifies a put refused by the shard (over its share of cache.max_bytes) is 413.
-TEST(RenderCacheTest, TooLargeIs413) {
-  auto res = render_cache_reply(
-    invocation(actors::cache_op::put),
-    reply_with(actors::cache_status::too_large, {}, {}, "the value is over 262144 bytes"), 11);
+TEST_F(RenderCacheTest, TooLargeIs413) {
+  auto res = render<cache::cache_put>(
+    bhttp::verb::put,
+    core::error{core::errc::too_large, "value_too_large", "the value is over 262144 bytes"});
   EXPECT_EQ(res.result(), bhttp::status::payload_too_large);
   EXPECT_EQ(code_of_rendered(res), "value_too_large");
   EXPECT_EQ(message_of(res), "the value is over 262144 bytes");
-  res = render_cache_reply(invocation(actors::cache_op::put),
-                           reply_with(actors::cache_status::too_large), 11);
+  res = render<cache::cache_put>(bhttp::verb::put,
+                                 core::error{core::errc::too_large, "value_too_large", ""});
+  EXPECT_EQ(res.result(), bhttp::status::payload_too_large);
   EXPECT_FALSE(message_of(res).empty());
 }
 
 // Verifies a shard that is shutting down or a node that does not answer is 503 with
 // Retry-After, for every op.
-TEST(RenderCacheTest, UnavailableIs503) {
-  for (auto op : {actors::cache_op::get, actors::cache_op::put, actors::cache_op::del}) {
-    auto res =
-      render_cache_reply(invocation(op), reply_with(actors::cache_status::unavailable), 11);
+TEST_F(RenderCacheTest, UnavailableIs503) {
+  for (const auto& res :
+       render_error(core::error{core::errc::shutting_down, "shard 1 is stopping"})) {
     EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
     EXPECT_EQ(code_of_rendered(res), "shutting_down");
     EXPECT_EQ(res[bhttp::field::retry_after], "1");
-    res = render_cache_reply(
-      invocation(op), reply_with(actors::cache_status::shard_unavailable, {}, {}, "node b"), 11);
+  }
+  for (const auto& res : render_error(core::error{core::errc::shard_unavailable, "node b"})) {
     EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
     EXPECT_EQ(code_of_rendered(res), "shard_unavailable");
     EXPECT_EQ(message_of(res), "node b");
@@ -370,12 +397,14 @@ TEST(RenderCacheTest, UnavailableIs503) {
   }
 }
 
-// Verifies a status no version of the protocol has is a 500, not undefined behaviour.
-TEST(RenderCacheTest, UnknownStatusIs500) {
-  auto res = render_cache_reply(invocation(actors::cache_op::get),
-                                reply_with(static_cast<actors::cache_status>(200)), 11);
-  EXPECT_EQ(res.result(), bhttp::status::internal_server_error);
-  EXPECT_EQ(code_of_rendered(res), "internal_error");
+// Verifies an error code no version of the protocol has is a 500, not undefined
+// behaviour.
+TEST_F(RenderCacheTest, UnknownStatusIs500) {
+  for (const auto& res :
+       render_error(core::error{static_cast<core::errc>(200), "from a newer node"})) {
+    EXPECT_EQ(res.result(), bhttp::status::internal_server_error);
+    EXPECT_EQ(code_of_rendered(res), "internal_error");
+  }
 }
 
 } // namespace

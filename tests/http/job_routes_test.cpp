@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// The job routes of the router (pure): targets and bodies → job_request, every
-// validation error, and the rendering of every job reply.
+// The job routes without sockets: targets and bodies → the typed jobs requests (and the
+// shard each is asked of, through tests/support/edge.hpp's fake shard client), every
+// validation error, and the rendering of every answer a shard or the broker can give.
 #include "http/router.hpp"
 
 #include <chrono>
@@ -12,12 +13,18 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "cluster/shard_map.hpp"
 #include "jobs/ids.hpp"
+#include "jobs/messages.hpp"
+#include "tests/support/edge.hpp"
 
 namespace shoal::http {
 namespace {
 
 namespace bhttp = boost::beast::http;
+
+/// The fixture's cluster has 64 shards, so the job ids below name shards it has.
+constexpr std::uint32_t shard_count = 64;
 
 const std::string job_id = jobs::make_job_id(42, 0xbe07d2a1c);
 
@@ -45,31 +52,42 @@ std::string message_of(const response& res) {
 
 class JobRoutesTest : public ::testing::Test {
 protected:
-  route_env env;
+  shoal::testing::edge_harness edge{shard_count};
+  route_env& env = edge.env;
 
+  /// Routes a request afresh: what earlier requests asked or were answered is forgotten.
   routed go(bhttp::verb verb, const std::string& target, std::string body = {},
             std::string content_type = "application/json") {
-    auto req = make(verb, target, std::move(body), std::move(content_type));
-    return route(req, env);
+    edge.shards.log.clear();
+    edge.port->posted.clear();
+    return edge.go(make(verb, target, std::move(body), std::move(content_type)));
   }
 
-  /// The job request of a routed call (fails the test when there is none).
-  static jobs::job_request request_of(const routed& r) {
-    EXPECT_TRUE(std::holds_alternative<job_invocation>(r.outcome));
-    if (auto* call = std::get_if<job_invocation>(&r.outcome)) return call->request;
-    return {};
+  /// The one request of type R that routing `r` asked (fails the test when there is none).
+  template <class R>
+  R request_of(const routed& r) const {
+    EXPECT_TRUE(std::holds_alternative<pending>(r.outcome)) << "the route did not ask";
+    return edge.shards.only<R>();
   }
 
-  /// The response of a routed request that built no call.
-  static response response_of(const routed& r) {
+  /// The shard the one request asked went to.
+  std::uint32_t shard_asked() const {
+    EXPECT_EQ(edge.shards.log.size(), 1u);
+    return edge.shards.log.empty() ? ~0u : edge.shards.log.front().shard;
+  }
+
+  /// The response of a routed request that asked nothing.
+  response response_of(const routed& r) const {
     EXPECT_TRUE(std::holds_alternative<response>(r.outcome));
+    EXPECT_TRUE(edge.shards.log.empty()) << "a refused request asked a shard";
     if (auto* res = std::get_if<response>(&r.outcome)) return *res;
     return {};
   }
 
-  /// Expects `r` to be an error response with `status` and `code`, and no call.
-  static void expect_error(const routed& r, bhttp::status status, std::string_view code,
-                           const std::string& what) {
+  /// Expects `r` to be an error response with `status` and `code`, and no request asked.
+  void expect_error(const routed& r, bhttp::status status, std::string_view code,
+                    const std::string& what) const {
+    EXPECT_TRUE(edge.shards.log.empty()) << what << ": a refused request asked a shard";
     ASSERT_TRUE(std::holds_alternative<response>(r.outcome)) << what;
     const auto& res = std::get<response>(r.outcome);
     EXPECT_EQ(res.result(), status) << what;
@@ -86,53 +104,60 @@ TEST_F(JobRoutesTest, EnqueueBuildsEveryField) {
               R"({"type":"send.welcome-1","payload":{ "to" : "a@b", "n":[1,2]},"delay_ms":1500,
                   "max_attempts":7,"idempotency_key":"user:42@signup"})");
   EXPECT_EQ(r.route, route_id::queue_jobs);
-  auto jr = request_of(r);
-  EXPECT_EQ(jr.op, jobs::job_op::enqueue);
+  auto jr = request_of<jobs::job_enqueue>(r);
   EXPECT_EQ(jr.queue, "emails");
-  EXPECT_EQ(jr.id, "");
   EXPECT_EQ(jr.type, "send.welcome-1");
-  EXPECT_EQ(jr.body, R"({"to":"a@b","n":[1,2]})");
+  EXPECT_EQ(jr.payload, R"({"to":"a@b","n":[1,2]})");
   EXPECT_EQ(jr.delay_ms, 1500u);
   EXPECT_EQ(jr.max_attempts, 7u);
-  EXPECT_EQ(jr.key, "user:42@signup");
+  EXPECT_EQ(jr.idempotency_key, "user:42@signup");
+  // The same key in the same queue meets its first job: the shard the key hashes to.
+  EXPECT_EQ(shard_asked(), cluster::shard_map{shard_count}.shard_of("emails", "user:42@signup"));
+  EXPECT_EQ(std::get<pending>(r.outcome).timeout_ms, env.request_timeout_ms);
 }
 
-// Verifies the defaults of an enqueue: empty payload, no delay, 5 attempts, no key.
+// Verifies the defaults of an enqueue: empty payload, no delay, 5 attempts, no key (so
+// any shard that is up will do).
 TEST_F(JobRoutesTest, EnqueueDefaults) {
-  auto jr = request_of(go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t"})"));
-  EXPECT_EQ(jr.op, jobs::job_op::enqueue);
+  auto jr = request_of<jobs::job_enqueue>(
+    go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t"})"));
   EXPECT_EQ(jr.queue, "q");
-  EXPECT_EQ(jr.id, "");
   EXPECT_EQ(jr.type, "t");
-  EXPECT_EQ(jr.body, "{}");
+  EXPECT_EQ(jr.payload, "{}");
   EXPECT_EQ(jr.delay_ms, 0u);
   EXPECT_EQ(jr.max_attempts, 5u);
-  EXPECT_EQ(jr.key, "");
+  EXPECT_EQ(jr.idempotency_key, "");
+  EXPECT_EQ(shard_asked(), 0u); // the harness's random number is always 0
+  edge.shards.set_shard_up([](std::uint32_t s) { return s >= 5; });
+  request_of<jobs::job_enqueue>(go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t"})"));
+  EXPECT_EQ(shard_asked(), 5u);
 }
 
 // Verifies the bounds themselves are accepted, and a whole number written as 1e3 counts.
 TEST_F(JobRoutesTest, EnqueueAcceptsTheLimits) {
   std::string type(64, 't');
   std::string key(256, 'k');
-  auto jr = request_of(go(bhttp::verb::post, "/v1/queues/" + std::string(64, 'q') + "/jobs",
+  auto jr = request_of<jobs::job_enqueue>(
+    go(bhttp::verb::post, "/v1/queues/" + std::string(64, 'q') + "/jobs",
                           R"({"type":")" + type + R"(","delay_ms":604800000,"max_attempts":100,)"
                             + R"("idempotency_key":")" + key + R"("})"));
   EXPECT_EQ(jr.type, type);
   EXPECT_EQ(jr.delay_ms, 604800000u);
   EXPECT_EQ(jr.max_attempts, 100u);
-  EXPECT_EQ(jr.key, key);
-  jr = request_of(go(bhttp::verb::post, "/v1/queues/q/jobs",
+  EXPECT_EQ(jr.idempotency_key, key);
+  jr = request_of<jobs::job_enqueue>(go(bhttp::verb::post, "/v1/queues/q/jobs",
                      R"({"type":"t","delay_ms":1e3,"max_attempts":1,"payload":{}})"));
   EXPECT_EQ(jr.delay_ms, 1000u);
   EXPECT_EQ(jr.max_attempts, 1u);
-  EXPECT_EQ(jr.body, "{}");
+  EXPECT_EQ(jr.payload, "{}");
 }
 
 // Verifies delay_ms is bounded by env.max_job_delay_ms (jobs.max_delay_ms).
 TEST_F(JobRoutesTest, EnqueueDelayFollowsTheConfiguredMaximum) {
   env.max_job_delay_ms = 1000;
   EXPECT_EQ(
-    request_of(go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t","delay_ms":1000})"))
+    request_of<jobs::job_enqueue>(
+      go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t","delay_ms":1000})"))
       .delay_ms,
     1000u);
   auto r = go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t","delay_ms":1001})");
@@ -253,68 +278,69 @@ TEST_F(JobRoutesTest, BadBodiesAreRefused) {
                "empty complete");
   // JSON variants of the media type pass.
   for (auto ct : {"application/json; charset=utf-8", "Application/JSON", "application/x+json"})
-    EXPECT_EQ(request_of(go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t"})", ct)).op,
-              jobs::job_op::enqueue)
+    EXPECT_EQ(request_of<jobs::job_enqueue>(
+                go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t"})", ct))
+                .type,
+              "t")
       << ct;
 }
 
 // -- stats ----------------------------------------------------------------------------------
 
-// Verifies GET and HEAD of a queue ask for its stats.
+// Verifies GET and HEAD of a queue ask every shard for its stats.
 TEST_F(JobRoutesTest, QueueStatsCall) {
   for (auto verb : {bhttp::verb::get, bhttp::verb::head}) {
     auto r = go(verb, "/v1/queues/emails?x=1");
     EXPECT_EQ(r.route, route_id::queue);
-    auto jr = request_of(r);
-    EXPECT_EQ(jr.op, jobs::job_op::stats);
-    EXPECT_EQ(jr.queue, "emails");
-    EXPECT_EQ(jr.id, "");
+    ASSERT_TRUE(std::holds_alternative<pending>(r.outcome));
+    auto asked = edge.shards.all<jobs::queue_stats>();
+    ASSERT_EQ(asked.size(), shard_count);
+    EXPECT_EQ(edge.shards.log.size(), shard_count);
+    for (std::uint32_t i = 0; i < shard_count; ++i) {
+      EXPECT_EQ(asked[i].first, i);
+      EXPECT_EQ(asked[i].second.queue, "emails");
+    }
   }
 }
 
 // -- lease ----------------------------------------------------------------------------------
 
-// Verifies a lease builds max, visibility_ms and wait_ms from the body, and leaves the
-// broker-only fields alone.
+// Verifies a lease builds max, visibility_ms and wait_ms from the body and goes to the
+// node's broker (whose own fields, owner, types and from_broker, are not in the edge's
+// queue_lease at all), and that its answer may take wait_ms on top of the timeout.
 TEST_F(JobRoutesTest, LeaseBuildsEveryField) {
   auto r = go(bhttp::verb::post, "/v1/queues/emails/lease",
               R"({"max":10,"visibility_ms":60000,"wait_ms":2500})");
   EXPECT_EQ(r.route, route_id::queue_lease);
-  auto jr = request_of(r);
-  EXPECT_EQ(jr.op, jobs::job_op::lease);
+  auto jr = request_of<jobs::queue_lease>(r);
   EXPECT_EQ(jr.queue, "emails");
   EXPECT_EQ(jr.max, 10u);
   EXPECT_EQ(jr.visibility_ms, 60000u);
   EXPECT_EQ(jr.wait_ms, 2500u);
-  EXPECT_EQ(jr.owner, "");
-  EXPECT_TRUE(jr.types.empty());
-  EXPECT_FALSE(jr.from_broker);
-  EXPECT_EQ(jr.id, "");
+  EXPECT_TRUE(edge.shards.all<jobs::job_lease>().empty()) << "a lease goes to the broker";
+  ASSERT_TRUE(std::holds_alternative<pending>(r.outcome));
+  EXPECT_EQ(std::get<pending>(r.outcome).timeout_ms, env.request_timeout_ms + 2500);
 }
 
 // Verifies an empty body and {} both lease with the defaults.
 TEST_F(JobRoutesTest, LeaseDefaults) {
   for (std::string body : {"", "{}"}) {
-    auto jr = request_of(go(bhttp::verb::post, "/v1/queues/q/lease", body));
-    EXPECT_EQ(jr.op, jobs::job_op::lease) << body;
-    EXPECT_EQ(jr.queue, "q");
+    auto jr = request_of<jobs::queue_lease>(go(bhttp::verb::post, "/v1/queues/q/lease", body));
+    EXPECT_EQ(jr.queue, "q") << body;
     EXPECT_EQ(jr.max, 1u);
     EXPECT_EQ(jr.visibility_ms, 30000u);
     EXPECT_EQ(jr.wait_ms, 0u);
-    EXPECT_EQ(jr.owner, "");
-    EXPECT_TRUE(jr.types.empty());
-    EXPECT_FALSE(jr.from_broker);
   }
 }
 
 // Verifies the bounds of a lease are accepted.
 TEST_F(JobRoutesTest, LeaseAcceptsTheLimits) {
-  auto jr = request_of(go(bhttp::verb::post, "/v1/queues/q/lease",
+  auto jr = request_of<jobs::queue_lease>(go(bhttp::verb::post, "/v1/queues/q/lease",
                           R"({"max":100,"visibility_ms":43200000,"wait_ms":60000})"));
   EXPECT_EQ(jr.max, 100u);
   EXPECT_EQ(jr.visibility_ms, 43200000u);
   EXPECT_EQ(jr.wait_ms, 60000u);
-  jr = request_of(
+  jr = request_of<jobs::queue_lease>(
     go(bhttp::verb::post, "/v1/queues/q/lease", R"({"max":1,"visibility_ms":1000,"wait_ms":0})"));
   EXPECT_EQ(jr.max, 1u);
   EXPECT_EQ(jr.visibility_ms, 1000u);
@@ -348,15 +374,13 @@ TEST_F(JobRoutesTest, LeaseInvalidMembersAreInvalidJob) {
 
 // -- one job --------------------------------------------------------------------------------
 
-// Verifies GET and HEAD of a job ask for it by id.
+// Verifies GET and HEAD of a job ask for it by id, of the shard the id names.
 TEST_F(JobRoutesTest, JobGetCall) {
   for (auto verb : {bhttp::verb::get, bhttp::verb::head}) {
     auto r = go(verb, "/v1/jobs/" + job_id);
     EXPECT_EQ(r.route, route_id::job);
-    auto jr = request_of(r);
-    EXPECT_EQ(jr.op, jobs::job_op::get);
-    EXPECT_EQ(jr.id, job_id);
-    EXPECT_EQ(jr.queue, "");
+    EXPECT_EQ(request_of<jobs::job_get>(r).id, job_id);
+    EXPECT_EQ(shard_asked(), 42u);
   }
 }
 
@@ -378,53 +402,66 @@ TEST_F(JobRoutesTest, NotAJobIdIs404WithoutCall) {
     expect_error(go(bhttp::verb::post, "/v1/jobs/" + id + "/retry"), bhttp::status::not_found,
                  "not_found", "retry " + id);
   }
+  // A well-formed id of a shard this cluster does not have: refused by the placement of
+  // the request, before any shard is asked.
+  const auto beyond = jobs::make_job_id(shard_count, 7);
+  for (auto verb : {bhttp::verb::get, bhttp::verb::post}) {
+    auto r = go(verb, "/v1/jobs/" + beyond + (verb == bhttp::verb::post ? "/retry" : ""));
+    EXPECT_TRUE(edge.shards.log.empty());
+    auto res = edge.response(r);
+    EXPECT_EQ(res.result(), bhttp::status::not_found);
+    EXPECT_EQ(code_of(res), "not_found");
+    EXPECT_EQ(message_of(res), "no such job");
+  }
 }
 
 // Verifies complete carries the lease id and the result serialized (null when absent).
 TEST_F(JobRoutesTest, CompleteCall) {
-  auto r = go(bhttp::verb::post, "/v1/jobs/" + job_id + "/complete",
-              R"({"lease_id":"L-1","result":{ "sent" : true }})");
+  const std::string target = "/v1/jobs/" + job_id + "/complete";
+  auto r = go(bhttp::verb::post, target, R"({"lease_id":"L-1","result":{ "sent" : true }})");
   EXPECT_EQ(r.route, route_id::job_action);
-  auto jr = request_of(r);
-  EXPECT_EQ(jr.op, jobs::job_op::complete);
+  auto jr = request_of<jobs::job_complete>(r);
   EXPECT_EQ(jr.id, job_id);
-  EXPECT_EQ(jr.key, "L-1");
-  EXPECT_EQ(jr.body, R"({"sent":true})");
+  EXPECT_EQ(jr.lease_id, "L-1");
+  EXPECT_EQ(jr.result, R"({"sent":true})");
+  EXPECT_FALSE(jr.from_broker);
+  EXPECT_EQ(shard_asked(), 42u);
   EXPECT_EQ(
-    request_of(go(bhttp::verb::post, "/v1/jobs/" + job_id + "/complete", R"({"lease_id":"L"})"))
-      .body,
+    request_of<jobs::job_complete>(go(bhttp::verb::post, target, R"({"lease_id":"L"})")).result,
     "null");
-  EXPECT_EQ(request_of(go(bhttp::verb::post, "/v1/jobs/" + job_id + "/complete",
-                          R"({"lease_id":"L","result":42})"))
-              .body,
+  EXPECT_EQ(request_of<jobs::job_complete>(
+              go(bhttp::verb::post, target, R"({"lease_id":"L","result":42})"))
+              .result,
             "42");
-  EXPECT_EQ(request_of(go(bhttp::verb::post, "/v1/jobs/" + job_id + "/complete",
-                          R"({"lease_id":"L","result":"ok"})"))
-              .body,
+  EXPECT_EQ(request_of<jobs::job_complete>(
+              go(bhttp::verb::post, target, R"({"lease_id":"L","result":"ok"})"))
+              .result,
             R"("ok")");
-  EXPECT_EQ(request_of(go(bhttp::verb::post, "/v1/jobs/" + job_id + "/complete",
-                          R"({"lease_id":"L","result":null})"))
-              .body,
+  EXPECT_EQ(request_of<jobs::job_complete>(
+              go(bhttp::verb::post, target, R"({"lease_id":"L","result":null})"))
+              .result,
             "null");
 }
 
 // Verifies fail carries the lease id, the error and retry, with their defaults.
 TEST_F(JobRoutesTest, FailCall) {
-  auto jr = request_of(go(bhttp::verb::post, "/v1/jobs/" + job_id + "/fail",
-                          R"({"lease_id":"L-2","error":"smtp down","retry":false})"));
-  EXPECT_EQ(jr.op, jobs::job_op::fail);
+  const std::string target = "/v1/jobs/" + job_id + "/fail";
+  auto jr = request_of<jobs::job_fail>(
+    go(bhttp::verb::post, target, R"({"lease_id":"L-2","error":"smtp down","retry":false})"));
   EXPECT_EQ(jr.id, job_id);
-  EXPECT_EQ(jr.key, "L-2");
-  EXPECT_EQ(jr.body, "smtp down");
+  EXPECT_EQ(jr.lease_id, "L-2");
+  EXPECT_EQ(jr.error, "smtp down");
   EXPECT_FALSE(jr.retry);
-  jr = request_of(go(bhttp::verb::post, "/v1/jobs/" + job_id + "/fail", R"({"lease_id":"L"})"));
-  EXPECT_EQ(jr.key, "L");
-  EXPECT_EQ(jr.body, "failed");
+  EXPECT_FALSE(jr.from_broker);
+  EXPECT_EQ(shard_asked(), 42u);
+  jr = request_of<jobs::job_fail>(go(bhttp::verb::post, target, R"({"lease_id":"L"})"));
+  EXPECT_EQ(jr.lease_id, "L");
+  EXPECT_EQ(jr.error, "failed");
   EXPECT_TRUE(jr.retry);
   std::string longest(4096, 'e');
-  jr = request_of(go(bhttp::verb::post, "/v1/jobs/" + job_id + "/fail",
-                     R"({"lease_id":"L","error":")" + longest + R"(","retry":true})"));
-  EXPECT_EQ(jr.body, longest);
+  jr = request_of<jobs::job_fail>(
+    go(bhttp::verb::post, target, R"({"lease_id":"L","error":")" + longest + R"(","retry":true})"));
+  EXPECT_EQ(jr.error, longest);
   EXPECT_TRUE(jr.retry);
 }
 
@@ -433,10 +470,8 @@ TEST_F(JobRoutesTest, RetryCall) {
   for (std::string body : {"", "{}"}) {
     auto r = go(bhttp::verb::post, "/v1/jobs/" + job_id + "/retry", body);
     EXPECT_EQ(r.route, route_id::job_action);
-    auto jr = request_of(r);
-    EXPECT_EQ(jr.op, jobs::job_op::retry) << body;
-    EXPECT_EQ(jr.id, job_id);
-    EXPECT_EQ(jr.key, "");
+    EXPECT_EQ(request_of<jobs::job_retry>(r).id, job_id) << body;
+    EXPECT_EQ(shard_asked(), 42u);
   }
 }
 
@@ -519,28 +554,58 @@ TEST(JobRouteLabelsTest, LabelsNameTheRoutes) {
 
 // -- rendering ------------------------------------------------------------------------------
 
-job_invocation invocation(jobs::job_op op, std::string queue = "q", std::string id = {}) {
-  job_invocation call;
-  call.request.op = op;
-  call.request.queue = std::move(queue);
-  call.request.id = std::move(id);
-  return call;
-}
+/// The rendering of what shards and the broker answer to the job routes.
+class RenderJobTest : public JobRoutesTest {
+protected:
+  /// Routes a request that asks for an R, answers it with `answer` and returns what the
+  /// handler rendered.
+  template <class R>
+  response render(bhttp::verb verb, const std::string& target, std::string body,
+                  core::result<protocol::reply_of<R>> answer) {
+    auto r = go(verb, target, std::move(body));
+    EXPECT_TRUE(std::holds_alternative<pending>(r.outcome)) << target;
+    EXPECT_EQ(edge.shards.all<R>().size(), 1u) << target;
+    edge.shards.answer<R>(0, std::move(answer));
+    EXPECT_EQ(edge.port->posted.size(), 1u) << target;
+    return edge.response(r);
+  }
 
-jobs::job_reply reply_with(jobs::job_status status, std::string body = {},
-                           std::string message = {}) {
-  jobs::job_reply reply;
-  reply.status = status;
-  reply.body = std::move(body);
-  reply.message = std::move(message);
-  return reply;
-}
+  /// GET /v1/queues/q with every shard answering `answer(shard)`.
+  template <class F>
+  response render_stats(const std::string& queue, F answer) {
+    auto r = go(bhttp::verb::get, "/v1/queues/" + queue);
+    EXPECT_EQ(edge.shards.all<jobs::queue_stats>().size(), shard_count);
+    edge.shards.answer_all<jobs::queue_stats>(
+      [&](std::uint32_t shard, const jobs::queue_stats&) { return answer(shard); });
+    EXPECT_EQ(edge.port->posted.size(), 1u) << "a gather answers once, when all answered";
+    return edge.response(r);
+  }
+
+  template <class R>
+  struct asks {
+    using type = R;
+  };
+
+  /// Calls `f(asks<R>{}, verb, target, body)` with a request of each job route and the
+  /// request type R it asks.
+  template <class F>
+  void for_each_route(F f) {
+    f(asks<jobs::job_get>{}, bhttp::verb::get, "/v1/jobs/" + job_id, "");
+    f(asks<jobs::job_enqueue>{}, bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t"})");
+    f(asks<jobs::queue_lease>{}, bhttp::verb::post, "/v1/queues/q/lease", "");
+    f(asks<jobs::job_complete>{}, bhttp::verb::post, "/v1/jobs/" + job_id + "/complete",
+      R"({"lease_id":"L"})");
+    f(asks<jobs::job_fail>{}, bhttp::verb::post, "/v1/jobs/" + job_id + "/fail",
+      R"({"lease_id":"L"})");
+    f(asks<jobs::job_retry>{}, bhttp::verb::post, "/v1/jobs/" + job_id + "/retry", "");
+  }
+};
 
 // Verifies a new job is 202 with the reply's body as is and a Location naming the job.
-TEST(RenderJobTest, CreatedIs202WithLocation) {
+TEST_F(RenderJobTest, CreatedIs202WithLocation) {
   std::string body = R"({"id":")" + job_id + R"(","state":"queued"})";
-  auto res = render_job_reply(invocation(jobs::job_op::enqueue),
-                              reply_with(jobs::job_status::created, body), 11);
+  auto res = render<jobs::job_enqueue>(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t"})",
+                                       jobs::job_enqueued{job_id, body, true});
   EXPECT_EQ(res.result(), bhttp::status::accepted);
   EXPECT_EQ(res.body(), body);
   EXPECT_EQ(res[bhttp::field::location], "/v1/jobs/" + job_id);
@@ -549,34 +614,44 @@ TEST(RenderJobTest, CreatedIs202WithLocation) {
 
 // Verifies an enqueue that met its idempotency key is 200 with the whole job and the
 // same Location.
-TEST(RenderJobTest, ExistingIs200WithLocation) {
+TEST_F(RenderJobTest, ExistingIs200WithLocation) {
   std::string body = R"({"id":")" + job_id + R"(","queue":"q","type":"t","state":"running"})";
-  auto res = render_job_reply(invocation(jobs::job_op::enqueue),
-                              reply_with(jobs::job_status::existing, body), 11);
+  auto res = render<jobs::job_enqueue>(bhttp::verb::post, "/v1/queues/q/jobs",
+                                       R"({"type":"t","idempotency_key":"k"})",
+                                       jobs::job_enqueued{job_id, body, false});
   EXPECT_EQ(res.result(), bhttp::status::ok);
   EXPECT_EQ(res.body(), body);
   EXPECT_EQ(res[bhttp::field::location], "/v1/jobs/" + job_id);
 }
 
 // Verifies get, complete, fail and retry answer 200 with the job as the reply holds it.
-TEST(RenderJobTest, OkIsTheJobAsIs) {
+TEST_F(RenderJobTest, OkIsTheJobAsIs) {
   std::string body = R"({"id":")" + job_id + R"(","state":"succeeded","result":null})";
-  for (auto op :
-       {jobs::job_op::get, jobs::job_op::complete, jobs::job_op::fail, jobs::job_op::retry}) {
-    auto res =
-      render_job_reply(invocation(op, "", job_id), reply_with(jobs::job_status::ok, body), 11);
+  const jobs::job_view view{job_id, body};
+  for (const auto& res :
+       {render<jobs::job_get>(bhttp::verb::get, "/v1/jobs/" + job_id, "", view),
+        render<jobs::job_complete>(bhttp::verb::post, "/v1/jobs/" + job_id + "/complete",
+                                   R"({"lease_id":"L"})", view),
+        render<jobs::job_fail>(bhttp::verb::post, "/v1/jobs/" + job_id + "/fail",
+                               R"({"lease_id":"L"})", view),
+        render<jobs::job_retry>(bhttp::verb::post, "/v1/jobs/" + job_id + "/retry", "", view)}) {
     EXPECT_EQ(res.result(), bhttp::status::ok);
     EXPECT_EQ(res.body(), body);
     EXPECT_EQ(res[bhttp::field::location], "");
+    EXPECT_EQ(res[bhttp::field::content_type], "application/json");
   }
 }
 
-// Verifies stats render the counts and the age of the oldest queued job (null when none).
-TEST(RenderJobTest, StatsRenderCountsAndAge) {
-  auto reply = reply_with(jobs::job_status::ok);
-  reply.counts = {3, 2, 10, 1, 4, 0};
-  auto res = render_job_reply(invocation(jobs::job_op::stats, "emails"), std::move(reply), 11);
+// Verifies stats render the counts summed over every shard and the age of the oldest
+// queued job on any shard (null when none).
+TEST_F(RenderJobTest, StatsRenderCountsAndAge) {
+  auto res = render_stats("emails", [](std::uint32_t shard) {
+    if (shard == 3) return jobs::job_counts{1, 2, 3, 0, 4, 0};
+    if (shard == 40) return jobs::job_counts{2, 0, 7, 1, 0, 0};
+    return jobs::job_counts{};
+  });
   ASSERT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res[bhttp::field::content_type], "application/json");
   auto v = boost::json::parse(res.body()).as_object();
   EXPECT_EQ(v.at("queue").as_string(), "emails");
   const auto& counts = v.at("counts").as_object();
@@ -591,28 +666,32 @@ TEST(RenderJobTest, StatsRenderCountsAndAge) {
   auto now_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                              std::chrono::system_clock::now().time_since_epoch())
                                              .count());
-  reply = reply_with(jobs::job_status::ok);
-  reply.counts.queued = 1;
-  reply.counts.oldest_queued_ms = now_ms - 5000;
-  res = render_job_reply(invocation(jobs::job_op::stats), std::move(reply), 11);
+  res = render_stats("q", [&](std::uint32_t shard) {
+    jobs::job_counts c;
+    if (shard == 1) c = {1, 0, 0, 0, 0, now_ms - 1000};
+    if (shard == 2) c = {1, 0, 0, 0, 0, now_ms - 5000}; // the oldest of all shards
+    return c;
+  });
   auto age = boost::json::parse(res.body()).at("oldest_queued_age_ms").to_number<std::uint64_t>();
   EXPECT_GE(age, 5000u);
   EXPECT_LT(age, 65000u);
 
   // A clock behind the shard's (another node) never makes the age negative.
-  reply = reply_with(jobs::job_status::ok);
-  reply.counts.oldest_queued_ms = now_ms + 60000;
-  res = render_job_reply(invocation(jobs::job_op::stats), std::move(reply), 11);
+  res = render_stats("q", [&](std::uint32_t shard) {
+    jobs::job_counts c;
+    if (shard == 0) c = {1, 0, 0, 0, 0, now_ms + 60000};
+    return c;
+  });
   EXPECT_EQ(boost::json::parse(res.body()).at("oldest_queued_age_ms").to_number<std::uint64_t>(),
             0u);
 }
 
 // Verifies a lease renders its jobs with payloads embedded as JSON, and [] when none.
-TEST(RenderJobTest, LeaseRendersJobsWithPayloadAsJson) {
-  auto reply = reply_with(jobs::job_status::ok);
-  reply.jobs.push_back({job_id, "q", "send", R"({"to":"a@b","n":[1,2]})", 2, "L-9", 12345});
-  reply.jobs.push_back({jobs::make_job_id(1, 2), "q", "other", "{}", 1, "L-10", 0});
-  auto res = render_job_reply(invocation(jobs::job_op::lease), std::move(reply), 11);
+TEST_F(RenderJobTest, LeaseRendersJobsWithPayloadAsJson) {
+  jobs::leased_jobs leased;
+  leased.jobs.push_back({job_id, "q", "send", R"({"to":"a@b","n":[1,2]})", 2, "L-9", 12345});
+  leased.jobs.push_back({jobs::make_job_id(1, 2), "q", "other", "{}", 1, "L-10", 0});
+  auto res = render<jobs::queue_lease>(bhttp::verb::post, "/v1/queues/q/lease", "", leased);
   ASSERT_EQ(res.result(), bhttp::status::ok);
   auto v = boost::json::parse(res.body()).as_object();
   EXPECT_EQ(v.size(), 1u);
@@ -630,49 +709,64 @@ TEST(RenderJobTest, LeaseRendersJobsWithPayloadAsJson) {
   EXPECT_EQ(list[1].at("lease_id").as_string(), "L-10");
 
   auto empty =
-    render_job_reply(invocation(jobs::job_op::lease), reply_with(jobs::job_status::ok), 11);
+    render<jobs::queue_lease>(bhttp::verb::post, "/v1/queues/q/lease", "", jobs::leased_jobs{});
   EXPECT_EQ(empty.result(), bhttp::status::ok);
   EXPECT_EQ(empty.body(), R"({"jobs":[]})");
 }
 
-// Verifies every error status of a job reply maps to its HTTP status and code, 503s
-// with Retry-After, and the reply's message when it has one.
-TEST(RenderJobTest, ErrorStatusesMapToHttp) {
+// Verifies every error a job request can end with maps to its HTTP status and code, 503s
+// with Retry-After, and the error's message when it has one.
+TEST_F(RenderJobTest, ErrorStatusesMapToHttp) {
   struct error_case {
-    jobs::job_status status;
+    core::error error; ///< as the jobs module, the broker or the transport make it
     bhttp::status http;
     std::string code;
   };
-  for (const auto& c : std::vector<error_case>{
-         {jobs::job_status::not_found, bhttp::status::not_found, "not_found"},
-         {jobs::job_status::stale_lease, bhttp::status::conflict, "stale_lease"},
-         {jobs::job_status::wrong_state, bhttp::status::conflict, "wrong_state"},
-         {jobs::job_status::invalid, bhttp::status::bad_request, "invalid_job"},
-         {jobs::job_status::storage_error, bhttp::status::service_unavailable,
-          "storage_unavailable"},
-         {jobs::job_status::unavailable, bhttp::status::service_unavailable, "shutting_down"},
-         {jobs::job_status::shard_unavailable, bhttp::status::service_unavailable,
-          "shard_unavailable"}}) {
-    for (auto op : {jobs::job_op::get, jobs::job_op::enqueue, jobs::job_op::lease,
-                    jobs::job_op::stats, jobs::job_op::complete}) {
-      auto res = render_job_reply(invocation(op, "q", job_id),
-                                  reply_with(c.status, {}, "detail from the shard"), 11);
-      EXPECT_EQ(res.result(), c.http) << c.code;
-      EXPECT_EQ(code_of(res), c.code);
-      EXPECT_EQ(message_of(res), "detail from the shard");
-      EXPECT_EQ(res[bhttp::field::location], "");
-      EXPECT_EQ(res[bhttp::field::retry_after],
-                c.http == bhttp::status::service_unavailable ? "1" : "")
-        << c.code;
+  const std::vector<error_case> cases{
+    {{core::errc::not_found, "detail from the shard"}, bhttp::status::not_found, "not_found"},
+    {{core::errc::conflict, "stale_lease", "detail from the shard"}, bhttp::status::conflict,
+     "stale_lease"},
+    {{core::errc::conflict, "wrong_state", "detail from the shard"}, bhttp::status::conflict,
+     "wrong_state"},
+    {{core::errc::invalid_argument, "invalid_job", "detail from the shard"},
+     bhttp::status::bad_request, "invalid_job"},
+    {{core::errc::storage_failed, "detail from the shard"}, bhttp::status::service_unavailable,
+     "storage_unavailable"},
+    {{core::errc::shutting_down, "detail from the shard"}, bhttp::status::service_unavailable,
+     "shutting_down"},
+    {{core::errc::shard_unavailable, "detail from the shard"},
+     bhttp::status::service_unavailable, "shard_unavailable"}};
+  auto check = [](const response& res, const error_case& c, const std::string& what) {
+    EXPECT_EQ(res.result(), c.http) << c.code << " " << what;
+    EXPECT_EQ(code_of(res), c.code) << what;
+    EXPECT_EQ(res[bhttp::field::content_type], "application/json") << what;
+    EXPECT_EQ(res[bhttp::field::location], "") << what;
+    EXPECT_EQ(res[bhttp::field::retry_after],
+              c.http == bhttp::status::service_unavailable ? "1" : "")
+      << c.code << " " << what;
+  };
+  for (const auto& c : cases) {
+    for_each_route([&](auto asked, bhttp::verb verb, const std::string& target,
+                       const std::string& body) {
+      using R = typename decltype(asked)::type;
+      auto res = render<R>(verb, target, body, c.error);
+      check(res, c, target);
+      EXPECT_EQ(message_of(res), "detail from the shard") << target;
       // Without a message, a default one still says what happened.
-      auto bare = render_job_reply(invocation(op), reply_with(c.status), 11);
-      EXPECT_EQ(bare.result(), c.http);
-      EXPECT_FALSE(message_of(bare).empty()) << c.code;
-    }
+      core::error bare = c.error;
+      bare.message_ref().clear();
+      auto plain = render<R>(verb, target, body, bare);
+      check(plain, c, target);
+      EXPECT_FALSE(message_of(plain).empty()) << c.code << " " << target;
+    });
+    // Stats: one shard's failure is the answer (the counts would be wrong).
+    auto stats = render_stats("q", [&](std::uint32_t shard) -> core::result<jobs::job_counts> {
+      if (shard == 17) return c.error;
+      return jobs::job_counts{1, 0, 0, 0, 0, 0};
+    });
+    check(stats, c, "stats");
+    EXPECT_EQ(message_of(stats), "detail from the shard");
   }
-  EXPECT_EQ(message_of(render_job_reply(invocation(jobs::job_op::get),
-                                        reply_with(jobs::job_status::not_found), 11)),
-            "no such job");
 }
 
 } // namespace

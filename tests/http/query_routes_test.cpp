@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Unit tests of the index and query routes (http/query_routes.cpp) without sockets or
-// actors: requests go through http::route(), and the gather call's merge is fed replies
-// built by hand, as the shards of a node would answer.
+// actors: requests go through http::route() with tests/support/edge.hpp's fake shard
+// client, which shows the typed request asked of every shard; the shards' answers are
+// built by hand, and the test checks what the handler renders of what query/merge.hpp
+// makes of them (the merge itself is tested in tests/query/merge_test.cpp).
 #include "http/router.hpp"
 
 #include <string>
@@ -12,16 +14,15 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "query/messages.hpp"
 #include "query/query.hpp"
-#include "query/shard_index.hpp"
+#include "tests/support/edge.hpp"
 
 namespace shoal::http {
 namespace {
 
 namespace bhttp = boost::beast::http;
 namespace json = boost::json;
-using actors::doc_reply;
-using actors::doc_status;
 
 request make(bhttp::verb verb, std::string target, std::string body = {},
              std::string content_type = "application/json") {
@@ -34,54 +35,65 @@ request make(bhttp::verb verb, std::string target, std::string body = {},
   return req;
 }
 
-doc_reply reply(doc_status status, std::string body = {}) {
-  doc_reply r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
+/// A shard's refusal of a query (it depends on the shard's state, e.g. index_required).
+core::error refusal(std::string code, std::string message) {
+  return core::error{core::errc::invalid_argument, std::move(code), std::move(message)};
 }
 
-doc_reply refusal(std::string code, std::string message) {
-  doc_reply r;
-  r.status = doc_status::bad_request;
-  r.code = std::move(code);
-  r.message = std::move(message);
-  return r;
+core::error failure(core::errc code, std::string message = "failed") {
+  return core::error{code, std::move(message)};
 }
 
-doc_reply progress(std::string field, bool ready, std::uint64_t indexed, std::uint64_t total,
-                   doc_status status = doc_status::ok) {
+query::index_progress progress(std::string field, bool ready, std::uint64_t indexed,
+                               std::uint64_t total) {
   query::index_progress p;
   p.field = std::move(field);
   p.ready = ready;
   p.indexed = indexed;
   p.total = total;
-  return reply(status, p.to_json());
+  return p;
 }
 
-doc_reply plan(std::string index, std::string bounds, std::uint64_t keys) {
+/// A shard's answer to an index PUT: its part's progress, and whether it created it.
+query::index_state state(query::index_progress p, bool created = false) {
+  return query::index_state{std::move(p), created};
+}
+
+query::shard_plan plan(std::string index, std::string bounds, std::uint64_t keys) {
   query::shard_plan p;
   p.index = std::move(index);
   p.bounds = std::move(bounds);
   p.estimated_keys = keys;
-  return reply(doc_status::ok, query::to_json(p));
+  return p;
 }
+
+template <class T>
+using answers = std::vector<core::result<T>>;
 
 class QueryRoutesTest : public ::testing::Test {
 protected:
-  route_env env;
+  shoal::testing::edge_harness edge{3};
+  route_env& env = edge.env;
+
   void SetUp() override {
     env.query_default_limit = 10;
     env.query_max_limit = 50;
   }
 
+  /// Routes `req` afresh: what earlier requests asked or were answered is forgotten.
   routed go(request req) {
-    return route(req, env);
+    edge.shards.log.clear();
+    edge.port->posted.clear();
+    return edge.go(std::move(req));
   }
 
   /// POST /v1/collections/c/query with `body`.
+  static request query_request(std::string body, std::string params = {}) {
+    return make(bhttp::verb::post, "/v1/collections/c/query" + params, std::move(body));
+  }
+
   routed query(std::string body, std::string params = {}) {
-    return go(make(bhttp::verb::post, "/v1/collections/c/query" + params, std::move(body)));
+    return go(query_request(std::move(body), std::move(params)));
   }
 
   static std::string code_of(const response& res) {
@@ -89,30 +101,52 @@ protected:
     return std::string(v.at("error").at("code").as_string());
   }
 
-  static const response& response_of(const routed& r) {
+  /// The response a route gave at once, without asking any shard.
+  const response& response_of(const routed& r) const {
     EXPECT_TRUE(std::holds_alternative<response>(r.outcome));
+    EXPECT_TRUE(edge.shards.log.empty()) << "a refused request asked a shard";
     return std::get<response>(r.outcome);
   }
 
-  static const gather_call& gather_of(const routed& r) {
-    EXPECT_TRUE(std::holds_alternative<gather_call>(r.outcome));
-    return std::get<gather_call>(r.outcome);
+  /// The request of type R that routing `r` asked of every shard, in shard order (a test
+  /// failure unless each shard got the same one, and nothing else was asked).
+  template <class R>
+  R asked_of_all(const routed& r) const {
+    EXPECT_TRUE(std::holds_alternative<pending>(r.outcome)) << "the route did not ask";
+    auto all = edge.shards.all<R>();
+    EXPECT_EQ(all.size(), edge.shards.shard_count());
+    EXPECT_EQ(edge.shards.log.size(), all.size()) << "other requests were asked too";
+    for (std::size_t i = 0; i < all.size(); ++i)
+      EXPECT_EQ(all[i].first, i);
+    return all.empty() ? R{} : all.front().second;
   }
 
-  /// The spec a shard would see for the gather call of `r`.
-  query::query_spec shard_spec(const routed& r) const {
-    query::query_limits limits;
-    limits.default_limit = env.query_default_limit;
-    limits.max_limit = env.query_max_limit;
-    auto parsed = query::parse_shard_json(gather_of(r).request.body, limits);
-    EXPECT_TRUE(std::holds_alternative<query::query_spec>(parsed));
-    if (auto* s = std::get_if<query::query_spec>(&parsed)) return *s;
-    return {};
+  /// The spec the shards get for query `req` (a query_run, or a query_explain).
+  query::query_spec shard_spec(const request& req) {
+    auto r = go(req);
+    if (!edge.shards.all<query::query_explain>().empty())
+      return asked_of_all<query::query_explain>(r).spec;
+    auto run = asked_of_all<query::query_run>(r);
+    EXPECT_EQ(run.collection, "c");
+    return run.spec;
   }
 
-  /// Runs the merge of the gather call of `r` over `replies`.
-  static response merge(const routed& r, std::vector<doc_reply> replies) {
-    return gather_of(r).merge(std::move(replies), 11);
+  /// Routes `req` on a node of as many shards as there are `replies`, answers the
+  /// request of type R of shard i with `replies[i]`, and returns the response rendered
+  /// once all have answered.
+  template <class R>
+  response merge(const request& req, answers<protocol::reply_of<R>> replies) {
+    shoal::testing::edge_harness node{static_cast<std::uint32_t>(replies.size())};
+    node.env = env;
+    auto r = node.go(req);
+    EXPECT_TRUE(std::holds_alternative<pending>(r.outcome)) << "the route did not ask";
+    EXPECT_EQ(node.shards.all<R>().size(), replies.size());
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+      EXPECT_TRUE(node.port->posted.empty()) << "answered before every shard did";
+      node.shards.answer<R>(i, std::move(replies[i]));
+    }
+    EXPECT_EQ(node.port->posted.size(), 1u) << "a gather answers once";
+    return node.response(r);
   }
 
   /// A hit for document `id` with {"age": age}, keyed as the shards of `spec` key it.
@@ -129,11 +163,11 @@ protected:
     return h;
   }
 
-  static doc_reply hits(std::vector<query::hit> list, bool more = false) {
+  static query::shard_hits hits(std::vector<query::hit> list, bool more = false) {
     query::shard_hits h;
     h.hits = std::move(list);
     h.more = more;
-    return reply(doc_status::ok, query::encode_hits(h));
+    return h;
   }
 
   /// The ids of a 200 query answer, in order.
@@ -153,16 +187,15 @@ protected:
 
 // -- the shard request ------------------------------------------------------------------------
 
-// Verifies a query becomes one gather call of op query, with the normalized spec as body
-// and the configured default limit.
+// Verifies a query becomes one query_run asked of every shard, with the parsed spec and
+// the configured default limit.
 TEST_F(QueryRoutesTest, QueryBecomesGatherCall) {
   auto r = query(R"({"where":{"status":"active","age":{"$gte":30,"$lt":40}},"order_by":"age"})");
   EXPECT_EQ(r.route, route_id::query);
-  const auto& call = gather_of(r);
-  EXPECT_EQ(call.request.op, actors::doc_op::query);
-  EXPECT_EQ(call.request.collection, "c");
-  EXPECT_TRUE(call.request.id.empty());
-  auto spec = shard_spec(r);
+  EXPECT_EQ(std::get<pending>(r.outcome).timeout_ms, env.request_timeout_ms);
+  auto run = asked_of_all<query::query_run>(r);
+  EXPECT_EQ(run.collection, "c");
+  const auto& spec = run.spec;
   EXPECT_EQ(spec.limit, 10u);
   EXPECT_EQ(spec.order_by, "age");
   EXPECT_FALSE(spec.desc);
@@ -176,8 +209,8 @@ TEST_F(QueryRoutesTest, QueryBecomesGatherCall) {
 
 // Verifies limit, desc and allow_scan reach the shards as given.
 TEST_F(QueryRoutesTest, OptionsReachTheShards) {
-  auto r = query(R"({"where":{},"order_by":"age","desc":true,"limit":50,"allow_scan":true})");
-  auto spec = shard_spec(r);
+  auto spec = shard_spec(
+    query_request(R"({"where":{},"order_by":"age","desc":true,"limit":50,"allow_scan":true})"));
   EXPECT_EQ(spec.limit, 50u);
   EXPECT_TRUE(spec.desc);
   EXPECT_TRUE(spec.allow_scan);
@@ -188,11 +221,11 @@ TEST_F(QueryRoutesTest, OptionsReachTheShards) {
 // Verifies hits of three shards come out in ascending sort order, documents embedded
 // verbatim with their ids and versions, and no cursor when nothing is left.
 TEST_F(QueryRoutesTest, MergesAscendingAcrossThreeShards) {
-  auto r = query(R"({"where":{},"order_by":"age","allow_scan":true})");
-  auto spec = shard_spec(r);
-  auto res = merge(r, {hits({hit_of(spec, "a", 1), hit_of(spec, "d", 7, 4)}),
-                       hits({hit_of(spec, "b", 3), hit_of(spec, "e", 9)}),
-                       hits({hit_of(spec, "c", 5), hit_of(spec, "f", 11)})});
+  auto q = query_request(R"({"where":{},"order_by":"age","allow_scan":true})");
+  auto spec = shard_spec(q);
+  auto res = merge<query::query_run>(q, {hits({hit_of(spec, "a", 1), hit_of(spec, "d", 7, 4)}),
+                                         hits({hit_of(spec, "b", 3), hit_of(spec, "e", 9)}),
+                                         hits({hit_of(spec, "c", 5), hit_of(spec, "f", 11)})});
   EXPECT_EQ(ids_of(res), (std::vector<std::string>{"a", "b", "c", "d", "e", "f"}));
   EXPECT_TRUE(next_cursor(res).is_null());
   EXPECT_EQ(res[bhttp::field::content_type], "application/json");
@@ -205,46 +238,48 @@ TEST_F(QueryRoutesTest, MergesAscendingAcrossThreeShards) {
 
 // Verifies descending queries merge in descending order, ties on the value ordered by id.
 TEST_F(QueryRoutesTest, MergesDescendingAcrossThreeShards) {
-  auto r = query(R"({"where":{},"order_by":"age","desc":true,"allow_scan":true})");
-  auto spec = shard_spec(r);
-  auto res =
-    merge(r, {hits({hit_of(spec, "z", 9), hit_of(spec, "b", 2)}),
-              hits({hit_of(spec, "y", 9), hit_of(spec, "c", 1)}), hits({hit_of(spec, "x", 5)})});
+  auto q = query_request(R"({"where":{},"order_by":"age","desc":true,"allow_scan":true})");
+  auto spec = shard_spec(q);
+  auto res = merge<query::query_run>(q, {hits({hit_of(spec, "z", 9), hit_of(spec, "b", 2)}),
+                                         hits({hit_of(spec, "y", 9), hit_of(spec, "c", 1)}),
+                                         hits({hit_of(spec, "x", 5)})});
   EXPECT_EQ(ids_of(res), (std::vector<std::string>{"z", "y", "x", "b", "c"}));
   EXPECT_TRUE(next_cursor(res).is_null());
 }
 
 // Verifies the merge orders by document id when there is no order_by.
 TEST_F(QueryRoutesTest, MergesByIdWithoutOrderBy) {
-  auto r = query(R"({"where":{"age":{"$gte":0}}})");
-  auto spec = shard_spec(r);
-  auto res = merge(r, {hits({hit_of(spec, "k2", 1), hit_of(spec, "k5", 0)}), hits({}),
-                       hits({hit_of(spec, "k1", 9), hit_of(spec, "k3", 9)})});
+  auto q = query_request(R"({"where":{"age":{"$gte":0}}})");
+  auto spec = shard_spec(q);
+  auto res = merge<query::query_run>(q, {hits({hit_of(spec, "k2", 1), hit_of(spec, "k5", 0)}),
+                                         hits({}),
+                                         hits({hit_of(spec, "k1", 9), hit_of(spec, "k3", 9)})});
   EXPECT_EQ(ids_of(res), (std::vector<std::string>{"k1", "k2", "k3", "k5"}));
 }
 
 // Verifies the merge stops at the limit and returns a cursor when more remain, whether
 // the rest is in the answers or only announced by a shard's `more`.
 TEST_F(QueryRoutesTest, LimitCutsAndCursorMarksTheRest) {
-  auto r = query(R"({"where":{},"order_by":"age","limit":3,"allow_scan":true})");
-  auto spec = shard_spec(r);
-  auto cut = merge(r, {hits({hit_of(spec, "a", 1), hit_of(spec, "d", 4)}),
-                       hits({hit_of(spec, "b", 2)}), hits({hit_of(spec, "c", 3)})});
+  auto q = query_request(R"({"where":{},"order_by":"age","limit":3,"allow_scan":true})");
+  auto spec = shard_spec(q);
+  auto cut = merge<query::query_run>(q, {hits({hit_of(spec, "a", 1), hit_of(spec, "d", 4)}),
+                                         hits({hit_of(spec, "b", 2)}),
+                                         hits({hit_of(spec, "c", 3)})});
   EXPECT_EQ(ids_of(cut), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_TRUE(next_cursor(cut).is_string());
 
-  auto announced =
-    merge(r, {hits({hit_of(spec, "a", 1), hit_of(spec, "b", 2), hit_of(spec, "c", 3)}, true),
-              hits({}), hits({})});
+  auto announced = merge<query::query_run>(
+    q, {hits({hit_of(spec, "a", 1), hit_of(spec, "b", 2), hit_of(spec, "c", 3)}, true), hits({}),
+        hits({})});
   EXPECT_EQ(ids_of(announced), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_TRUE(next_cursor(announced).is_string());
 
-  auto exact = merge(
-    r, {hits({hit_of(spec, "a", 1)}), hits({hit_of(spec, "b", 2)}), hits({hit_of(spec, "c", 3)})});
+  auto exact = merge<query::query_run>(
+    q, {hits({hit_of(spec, "a", 1)}), hits({hit_of(spec, "b", 2)}), hits({hit_of(spec, "c", 3)})});
   EXPECT_EQ(ids_of(exact).size(), 3u);
   EXPECT_TRUE(next_cursor(exact).is_null());
 
-  auto empty = merge(r, {hits({}), hits({}), hits({})});
+  auto empty = merge<query::query_run>(q, {hits({}), hits({}), hits({})});
   EXPECT_TRUE(ids_of(empty).empty());
   EXPECT_TRUE(next_cursor(empty).is_null());
   EXPECT_EQ(empty.body(), R"({"docs":[],"next_cursor":null})");
@@ -254,29 +289,32 @@ TEST_F(QueryRoutesTest, LimitCutsAndCursorMarksTheRest) {
 // sort key of the last document returned.
 TEST_F(QueryRoutesTest, CursorRoundTripFeedsAfter) {
   const std::string q = R"("where":{"age":{"$gte":1}},"order_by":"age","limit":2)";
-  auto r = query("{" + q + "}");
-  auto spec = shard_spec(r);
+  auto first = query_request("{" + q + "}");
+  auto spec = shard_spec(first);
   auto b = hit_of(spec, "b", 2);
-  auto res = merge(r, {hits({hit_of(spec, "a", 1), hit_of(spec, "c", 3)}), hits({b}), hits({})});
+  auto res = merge<query::query_run>(
+    first, {hits({hit_of(spec, "a", 1), hit_of(spec, "c", 3)}), hits({b}), hits({})});
   ASSERT_EQ(ids_of(res), (std::vector<std::string>{"a", "b"}));
   auto cursor = next_cursor(res);
   ASSERT_TRUE(cursor.is_string());
 
-  auto next = query("{" + q + ",\"cursor\":" + json::serialize(cursor) + "}");
+  auto next = query_request("{" + q + ",\"cursor\":" + json::serialize(cursor) + "}");
   auto next_spec = shard_spec(next);
   EXPECT_EQ(next_spec.after, b.sort_key);
   // The second page's merge accepts only what follows the cursor.
-  auto page = merge(next, {hits({hit_of(spec, "c", 3)}), hits({}), hits({})});
+  auto page = merge<query::query_run>(next, {hits({hit_of(spec, "c", 3)}), hits({}), hits({})});
   EXPECT_EQ(ids_of(page), (std::vector<std::string>{"c"}));
-  auto behind = merge(next, {hits({hit_of(spec, "a", 1)}), hits({}), hits({})});
+  auto behind = merge<query::query_run>(next, {hits({hit_of(spec, "a", 1)}), hits({}), hits({})});
   EXPECT_EQ(behind.result(), bhttp::status::internal_server_error);
+  EXPECT_EQ(code_of(behind), "internal_error");
 }
 
 // Verifies a cursor of one query does not resume another, and forged cursors are 400.
 TEST_F(QueryRoutesTest, ForgedOrForeignCursorIs400) {
-  auto r = query(R"({"where":{},"order_by":"age","limit":1,"allow_scan":true})");
-  auto spec = shard_spec(r);
-  auto res = merge(r, {hits({hit_of(spec, "a", 1), hit_of(spec, "b", 2)}), hits({}), hits({})});
+  auto q = query_request(R"({"where":{},"order_by":"age","limit":1,"allow_scan":true})");
+  auto spec = shard_spec(q);
+  auto res = merge<query::query_run>(
+    q, {hits({hit_of(spec, "a", 1), hit_of(spec, "b", 2)}), hits({}), hits({})});
   auto cursor = json::serialize(next_cursor(res));
   ASSERT_NE(cursor, "null");
   for (const std::string& other :
@@ -289,9 +327,9 @@ TEST_F(QueryRoutesTest, ForgedOrForeignCursorIs400) {
     EXPECT_EQ(code_of(e), "invalid_cursor") << other;
   }
   // The same query (the limit may change) takes it.
-  EXPECT_TRUE(std::holds_alternative<gather_call>(
-    query(R"({"where":{},"order_by":"age","limit":5,"allow_scan":true,"cursor":)" + cursor + "}")
-      .outcome));
+  auto same =
+    query(R"({"where":{},"order_by":"age","limit":5,"allow_scan":true,"cursor":)" + cursor + "}");
+  EXPECT_EQ(asked_of_all<query::query_run>(same).spec.limit, 5u);
   for (const std::string& forged :
        std::vector<std::string>{R"("abc")", R"("")", R"("!!!")", "5", "{}", "[]", "true",
                                 json::serialize(json::value(cursor.substr(1, 10)))}) {
@@ -307,11 +345,11 @@ TEST_F(QueryRoutesTest, ForgedOrForeignCursorIs400) {
 // Verifies a shard's refusal becomes the answer, with its code and message, even when
 // another shard is down.
 TEST_F(QueryRoutesTest, ShardRefusalIs400) {
-  auto r = query(R"({"where":{"age":3}})");
-  auto spec = shard_spec(r);
-  auto res = merge(r, {hits({hit_of(spec, "a", 3)}),
-                       refusal("index_required", "no index on age; add allow_scan"),
-                       reply(doc_status::shard_unavailable)});
+  auto q = query_request(R"({"where":{"age":3}})");
+  auto spec = shard_spec(q);
+  auto res = merge<query::query_run>(
+    q, {hits({hit_of(spec, "a", 3)}), refusal("index_required", "no index on age; add allow_scan"),
+        failure(core::errc::shard_unavailable)});
   EXPECT_EQ(res.result(), bhttp::status::bad_request);
   EXPECT_EQ(code_of(res), "index_required");
   EXPECT_EQ(json::parse(res.body()).at("error").at("message"), "no index on age; add allow_scan");
@@ -319,18 +357,17 @@ TEST_F(QueryRoutesTest, ShardRefusalIs400) {
 
 // Verifies an unavailable shard makes the whole answer 503 with Retry-After.
 TEST_F(QueryRoutesTest, UnavailableShardIs503) {
-  auto r = query(R"({"where":{"age":3}})");
-  auto spec = shard_spec(r);
+  auto q = query_request(R"({"where":{"age":3}})");
+  auto spec = shard_spec(q);
   struct unavailable {
-    doc_status status;
+    core::errc error;
     const char* code;
   };
-  for (auto [status, code] : {unavailable{doc_status::shard_unavailable, "shard_unavailable"},
-                              unavailable{doc_status::storage_error, "storage_unavailable"},
-                              unavailable{doc_status::unavailable, "shutting_down"}}) {
-    auto down = reply(status);
-    down.message = "node n2 is down";
-    auto res = merge(r, {hits({hit_of(spec, "a", 3)}), hits({}), std::move(down)});
+  for (auto [error, code] : {unavailable{core::errc::shard_unavailable, "shard_unavailable"},
+                             unavailable{core::errc::storage_failed, "storage_unavailable"},
+                             unavailable{core::errc::shutting_down, "shutting_down"}}) {
+    auto res = merge<query::query_run>(
+      q, {hits({hit_of(spec, "a", 3)}), hits({}), failure(error, "node n2 is down")});
     EXPECT_EQ(res.result(), bhttp::status::service_unavailable) << code;
     EXPECT_EQ(code_of(res), code);
     EXPECT_EQ(json::parse(res.body()).at("error").at("message"), "node n2 is down");
@@ -340,31 +377,41 @@ TEST_F(QueryRoutesTest, UnavailableShardIs503) {
 
 // Verifies answers a shard cannot have meant are 500, never a wrong page.
 TEST_F(QueryRoutesTest, MalformedShardAnswersAre500) {
-  auto r = query(R"({"where":{},"order_by":"age","allow_scan":true})");
-  auto spec = shard_spec(r);
-  auto unordered =
-    merge(r, {hits({hit_of(spec, "b", 2), hit_of(spec, "a", 1)}), hits({}), hits({})});
+  auto q = query_request(R"({"where":{},"order_by":"age","allow_scan":true})");
+  auto spec = shard_spec(q);
+  auto unordered = merge<query::query_run>(
+    q, {hits({hit_of(spec, "b", 2), hit_of(spec, "a", 1)}), hits({}), hits({})});
   EXPECT_EQ(unordered.result(), bhttp::status::internal_server_error);
   EXPECT_EQ(code_of(unordered), "internal_error");
-  auto garbage = merge(r, {hits({}), reply(doc_status::ok, "not hits"), hits({})});
-  EXPECT_EQ(garbage.result(), bhttp::status::internal_server_error);
-  EXPECT_EQ(code_of(garbage), "internal_error");
-  auto unexpected = merge(r, {hits({}), reply(doc_status::not_found), hits({})});
-  EXPECT_EQ(unexpected.result(), bhttp::status::internal_server_error);
   auto not_object = hit_of(spec, "a", 1);
   not_object.doc = "[1]";
-  auto bad_doc = merge(r, {hits({not_object}), hits({}), hits({})});
+  auto bad_doc = merge<query::query_run>(q, {hits({not_object}), hits({}), hits({})});
   EXPECT_EQ(bad_doc.result(), bhttp::status::internal_server_error);
+  EXPECT_EQ(code_of(bad_doc), "internal_error");
+  auto empty_doc = hit_of(spec, "a", 1);
+  empty_doc.doc.clear();
+  auto no_doc = merge<query::query_run>(q, {hits({}), hits({empty_doc}), hits({})});
+  EXPECT_EQ(no_doc.result(), bhttp::status::internal_server_error);
+  // A shard that broke an invariant answers internal: 500, whatever the others say.
+  auto broken = merge<query::query_run>(
+    q, {hits({hit_of(spec, "a", 1)}), failure(core::errc::internal, "a bug"), hits({})});
+  EXPECT_EQ(broken.result(), bhttp::status::internal_server_error);
+  EXPECT_EQ(code_of(broken), "internal_error");
 }
 
 // -- explain -------------------------------------------------------------------------------------
 
-// Verifies ?explain=true reaches the shards and their plans are summed.
+// Verifies ?explain=true reaches the shards (as query_explain) and their plans are summed.
 TEST_F(QueryRoutesTest, ExplainSumsPlans) {
-  auto r = query(R"({"where":{"age":{"$gt":3}}})", "?explain=true");
-  EXPECT_TRUE(shard_spec(r).explain);
-  auto res = merge(r, {plan("age", "range", 4), plan("age", "range", 0), plan("age", "range", 7)});
+  auto q = query_request(R"({"where":{"age":{"$gt":3}}})", "?explain=true");
+  auto r = go(q);
+  auto explain = asked_of_all<query::query_explain>(r);
+  EXPECT_EQ(explain.collection, "c");
+  EXPECT_TRUE(edge.shards.all<query::query_run>().empty());
+  auto res = merge<query::query_explain>(
+    q, {plan("age", "range", 4), plan("age", "range", 0), plan("age", "range", 7)});
   ASSERT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res[bhttp::field::content_type], "application/json");
   auto p = json::parse(res.body()).at("plan");
   EXPECT_EQ(p.at("index"), "age");
   EXPECT_EQ(p.at("scan"), "index");
@@ -373,21 +420,24 @@ TEST_F(QueryRoutesTest, ExplainSumsPlans) {
   EXPECT_EQ(p.at("estimated_keys"), 11);
   EXPECT_EQ(p.as_object().if_contains("per_shard"), nullptr);
 
-  auto scan = merge(r, {plan("", "all", 5), plan("", "all", 6)});
+  auto scan = merge<query::query_explain>(q, {plan("", "all", 5), plan("", "all", 6)});
   auto s = json::parse(scan.body()).at("plan");
   EXPECT_TRUE(s.at("index").is_null());
   EXPECT_EQ(s.at("scan"), "full");
   EXPECT_EQ(s.at("shards"), 2);
   EXPECT_EQ(s.at("estimated_keys"), 11);
 
-  EXPECT_FALSE(shard_spec(query(R"({"where":{}})", "?explain=false")).explain);
+  auto plain = go(query_request(R"({"where":{}})", "?explain=false"));
+  EXPECT_FALSE(asked_of_all<query::query_run>(plain).spec.explain);
+  EXPECT_TRUE(edge.shards.all<query::query_explain>().empty());
 }
 
 // Verifies shards that plan differently (an index still building on one) are reported
 // one by one.
 TEST_F(QueryRoutesTest, ExplainReportsShardsThatDisagree) {
-  auto r = query(R"({"where":{"age":3}})", "?explain=true");
-  auto res = merge(r, {plan("age", "eq", 2), plan("", "all", 40), plan("age", "eq", 1)});
+  auto q = query_request(R"({"where":{"age":3}})", "?explain=true");
+  auto res = merge<query::query_explain>(
+    q, {plan("age", "eq", 2), plan("", "all", 40), plan("age", "eq", 1)});
   auto p = json::parse(res.body()).at("plan");
   EXPECT_TRUE(p.at("index").is_null());
   EXPECT_EQ(p.at("scan"), "full");
@@ -401,8 +451,11 @@ TEST_F(QueryRoutesTest, ExplainReportsShardsThatDisagree) {
   EXPECT_EQ(per[2].at("index"), "age");
   EXPECT_EQ(per[2].at("bounds"), "eq");
 
-  auto garbage = merge(r, {plan("age", "eq", 2), reply(doc_status::ok, "{"), plan("", "all", 1)});
-  EXPECT_EQ(garbage.result(), bhttp::status::internal_server_error);
+  auto down = merge<query::query_explain>(
+    q, {plan("age", "eq", 2), failure(core::errc::shard_unavailable, "node n2 is down"),
+        plan("", "all", 1)});
+  EXPECT_EQ(down.result(), bhttp::status::service_unavailable);
+  EXPECT_EQ(code_of(down), "shard_unavailable");
 }
 
 // -- refused queries -----------------------------------------------------------------------------
@@ -445,7 +498,7 @@ TEST_F(QueryRoutesTest, InvalidQueriesAre400) {
     EXPECT_EQ(code_of(res), code) << body;
   }
   // At the maximum limit it passes.
-  EXPECT_EQ(shard_spec(query(R"({"where":{},"limit":50})")).limit, 50u);
+  EXPECT_EQ(shard_spec(query_request(R"({"where":{},"limit":50})")).limit, 50u);
 }
 
 // Verifies query parameters other than explain=true|false are refused.
@@ -465,32 +518,36 @@ TEST_F(QueryRoutesTest, QueryRouteRules) {
     auto r = go(make(verb, "/v1/collections/c/query", R"({"where":{}})"));
     const auto& res = response_of(r);
     EXPECT_EQ(res.result(), bhttp::status::method_not_allowed);
+    EXPECT_EQ(code_of(res), "method_not_allowed");
     EXPECT_EQ(res[bhttp::field::allow], "POST");
     EXPECT_EQ(r.route, route_id::query);
   }
   auto bad_name = go(make(bhttp::verb::post, "/v1/collections/a.b/query", R"({"where":{}})"));
+  EXPECT_EQ(response_of(bad_name).result(), bhttp::status::bad_request);
   EXPECT_EQ(code_of(response_of(bad_name)), "invalid_name");
   auto text =
     go(make(bhttp::verb::post, "/v1/collections/c/query", R"({"where":{}})", "text/plain"));
   EXPECT_EQ(response_of(text).result(), bhttp::status::unsupported_media_type);
+  EXPECT_EQ(code_of(response_of(text)), "unsupported_media_type");
 }
 
 // -- index routes ---------------------------------------------------------------------------------
 
-// Verifies PUT of an index is a gather call of index_put for the field path; 201 with a
+// Verifies PUT of an index asks every shard to create it on the field path; 201 with a
 // Location and the summed progress when a shard created it.
 TEST_F(QueryRoutesTest, IndexPutCreates) {
-  auto r = go(make(bhttp::verb::put, "/v1/collections/users/indexes/address.city"));
+  auto put = make(bhttp::verb::put, "/v1/collections/users/indexes/address.city");
+  auto r = go(put);
   EXPECT_EQ(r.route, route_id::index);
-  const auto& call = gather_of(r);
-  EXPECT_EQ(call.request.op, actors::doc_op::index_put);
-  EXPECT_EQ(call.request.collection, "users");
-  EXPECT_EQ(call.request.id, "address.city");
-  auto res = merge(r, {progress("address.city", false, 0, 10, doc_status::created),
-                       progress("address.city", true, 5, 5, doc_status::created),
-                       progress("address.city", false, 3, 7, doc_status::created)});
+  auto create = asked_of_all<query::index_create>(r);
+  EXPECT_EQ(create.collection, "users");
+  EXPECT_EQ(create.field, "address.city");
+  auto res = merge<query::index_create>(put, {state(progress("address.city", false, 0, 10), true),
+                                              state(progress("address.city", true, 5, 5), true),
+                                              state(progress("address.city", false, 3, 7), true)});
   EXPECT_EQ(res.result(), bhttp::status::created);
   EXPECT_EQ(res[bhttp::field::location], "/v1/collections/users/indexes/address.city");
+  EXPECT_EQ(res[bhttp::field::content_type], "application/json");
   EXPECT_EQ(json::parse(res.body()),
             json::parse(R"({"field":"address.city","state":"building","indexed":8,"total":22})"));
 }
@@ -498,21 +555,28 @@ TEST_F(QueryRoutesTest, IndexPutCreates) {
 // Verifies PUT of an index every shard has is 200; one that only some shards had (a
 // PUT interrupted by a failure) is created again: 201.
 TEST_F(QueryRoutesTest, IndexPutExisting) {
-  auto r = go(make(bhttp::verb::put, "/v1/collections/users/indexes/age"));
-  auto res = merge(r, {progress("age", true, 4, 4), progress("age", true, 6, 6)});
+  auto put = make(bhttp::verb::put, "/v1/collections/users/indexes/age");
+  auto res = merge<query::index_create>(
+    put, {state(progress("age", true, 4, 4)), state(progress("age", true, 6, 6))});
   EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res[bhttp::field::location], "");
   EXPECT_EQ(json::parse(res.body()),
             json::parse(R"({"field":"age","state":"ready","indexed":10,"total":10})"));
-  auto partly =
-    merge(r, {progress("age", true, 4, 4), progress("age", false, 0, 6, doc_status::created)});
+  auto partly = merge<query::index_create>(
+    put, {state(progress("age", true, 4, 4)), state(progress("age", false, 0, 6), true)});
   EXPECT_EQ(partly.result(), bhttp::status::created);
+  auto down = merge<query::index_create>(
+    put, {state(progress("age", true, 4, 4)), failure(core::errc::storage_failed)});
+  EXPECT_EQ(down.result(), bhttp::status::service_unavailable);
+  EXPECT_EQ(code_of(down), "storage_unavailable");
 }
 
 // Verifies the bodies an index PUT takes: none or {}.
 TEST_F(QueryRoutesTest, IndexPutBody) {
-  EXPECT_TRUE(std::holds_alternative<gather_call>(
-    go(make(bhttp::verb::put, "/v1/collections/c/indexes/age", "{}")).outcome));
+  auto empty_object = go(make(bhttp::verb::put, "/v1/collections/c/indexes/age", "{}"));
+  EXPECT_EQ(asked_of_all<query::index_create>(empty_object).field, "age");
   auto members = go(make(bhttp::verb::put, "/v1/collections/c/indexes/age", R"({"unique":true})"));
+  EXPECT_EQ(response_of(members).result(), bhttp::status::bad_request);
   EXPECT_EQ(code_of(response_of(members)), "unknown_field");
   auto not_json = go(make(bhttp::verb::put, "/v1/collections/c/indexes/age", "{"));
   EXPECT_EQ(code_of(response_of(not_json)), "invalid_json");
@@ -525,33 +589,47 @@ TEST_F(QueryRoutesTest, IndexPutBody) {
 TEST_F(QueryRoutesTest, IndexGet) {
   for (auto verb : {bhttp::verb::get, bhttp::verb::head}) {
     auto r = go(make(verb, "/v1/collections/c/indexes/age"));
-    EXPECT_EQ(gather_of(r).request.op, actors::doc_op::index_get);
+    auto get = asked_of_all<query::index_get>(r);
+    EXPECT_EQ(get.collection, "c");
+    EXPECT_EQ(get.field, "age");
   }
-  auto r = go(make(bhttp::verb::get, "/v1/collections/c/indexes/age"));
-  auto building = merge(
-    r, {progress("age", true, 3, 3), progress("age", false, 1, 9), reply(doc_status::not_found)});
+  auto get = make(bhttp::verb::get, "/v1/collections/c/indexes/age");
+  auto building = merge<query::index_get>(
+    get, {progress("age", true, 3, 3), progress("age", false, 1, 9),
+          failure(core::errc::not_found, "no such index")});
   EXPECT_EQ(building.result(), bhttp::status::ok);
   EXPECT_EQ(json::parse(building.body()),
             json::parse(R"({"field":"age","state":"building","indexed":4,"total":12})"));
-  auto missing = merge(r, {reply(doc_status::not_found), reply(doc_status::not_found)});
+  auto missing = merge<query::index_get>(get, {failure(core::errc::not_found, "no such index"),
+                                               failure(core::errc::not_found, "no such index")});
   EXPECT_EQ(missing.result(), bhttp::status::not_found);
   EXPECT_EQ(code_of(missing), "not_found");
-  auto down = merge(r, {progress("age", true, 3, 3), reply(doc_status::shard_unavailable)});
+  auto down = merge<query::index_get>(
+    get, {progress("age", true, 3, 3), failure(core::errc::shard_unavailable)});
   EXPECT_EQ(down.result(), bhttp::status::service_unavailable);
-  auto garbage = merge(r, {progress("age", true, 3, 3), reply(doc_status::ok, "x")});
-  EXPECT_EQ(garbage.result(), bhttp::status::internal_server_error);
+  EXPECT_EQ(code_of(down), "shard_unavailable");
+  EXPECT_EQ(down[bhttp::field::retry_after], "1");
+  auto broken =
+    merge<query::index_get>(get, {progress("age", true, 3, 3), failure(core::errc::internal)});
+  EXPECT_EQ(broken.result(), bhttp::status::internal_server_error);
 }
 
 // Verifies DELETE of an index: 204 when a shard dropped it, 404 when none had it.
 TEST_F(QueryRoutesTest, IndexDelete) {
-  auto r = go(make(bhttp::verb::delete_, "/v1/collections/c/indexes/age"));
-  EXPECT_EQ(gather_of(r).request.op, actors::doc_op::index_drop);
-  auto dropped = merge(r, {reply(doc_status::ok), reply(doc_status::not_found)});
+  auto del = make(bhttp::verb::delete_, "/v1/collections/c/indexes/age");
+  auto drop = asked_of_all<query::index_drop>(go(del));
+  EXPECT_EQ(drop.collection, "c");
+  EXPECT_EQ(drop.field, "age");
+  auto dropped = merge<query::index_drop>(
+    del, {query::index_dropped{}, failure(core::errc::not_found, "no such index")});
   EXPECT_EQ(dropped.result(), bhttp::status::no_content);
   EXPECT_TRUE(dropped.body().empty());
-  auto missing = merge(r, {reply(doc_status::not_found), reply(doc_status::not_found)});
+  auto missing = merge<query::index_drop>(del, {failure(core::errc::not_found, "no such index"),
+                                                failure(core::errc::not_found, "no such index")});
   EXPECT_EQ(missing.result(), bhttp::status::not_found);
-  auto down = merge(r, {reply(doc_status::ok), reply(doc_status::storage_error)});
+  EXPECT_EQ(code_of(missing), "not_found");
+  auto down =
+    merge<query::index_drop>(del, {query::index_dropped{}, failure(core::errc::storage_failed)});
   EXPECT_EQ(down.result(), bhttp::status::service_unavailable);
   EXPECT_EQ(code_of(down), "storage_unavailable");
 }
@@ -571,8 +649,8 @@ TEST_F(QueryRoutesTest, IndexRouteRules) {
       EXPECT_EQ(code_of(res), "invalid_field") << field;
     }
   }
-  EXPECT_TRUE(std::holds_alternative<gather_call>(
-    go(make(bhttp::verb::put, "/v1/collections/c/indexes/a.b.c.d.e.f.g.h")).outcome));
+  auto longest = go(make(bhttp::verb::put, "/v1/collections/c/indexes/a.b.c.d.e.f.g.h"));
+  EXPECT_EQ(asked_of_all<query::index_create>(longest).field, "a.b.c.d.e.f.g.h");
   auto bad_name = go(make(bhttp::verb::put, "/v1/collections/a.b/indexes/age"));
   EXPECT_EQ(code_of(response_of(bad_name)), "invalid_name");
   for (auto verb : {bhttp::verb::post, bhttp::verb::patch}) {
@@ -584,43 +662,37 @@ TEST_F(QueryRoutesTest, IndexRouteRules) {
 
 // Verifies the index list merges each field over the shards, sorted by field.
 TEST_F(QueryRoutesTest, IndexListMerges) {
-  auto r = go(make(bhttp::verb::get, "/v1/collections/c/indexes"));
+  auto get = make(bhttp::verb::get, "/v1/collections/c/indexes");
+  auto r = go(get);
   EXPECT_EQ(r.route, route_id::indexes);
-  const auto& call = gather_of(r);
-  EXPECT_EQ(call.request.op, actors::doc_op::index_list);
-  EXPECT_EQ(call.request.collection, "c");
-  auto list = [](std::vector<doc_reply> parts) {
-    std::string body = "{\"indexes\":[";
-    for (std::size_t i = 0; i < parts.size(); ++i)
-      body += (i ? "," : "") + parts[i].body;
-    return reply(doc_status::ok, body + "]}");
+  EXPECT_EQ(asked_of_all<query::index_list>(r).collection, "c");
+  auto list = [](std::vector<query::index_progress> parts) {
+    return query::index_listing{std::move(parts)};
   };
-  auto res =
-    merge(r, {list({progress("status", true, 2, 2), progress("age", true, 1, 1)}),
-              list({progress("age", false, 0, 5), progress("status", true, 3, 3)}), list({})});
+  auto res = merge<query::index_list>(
+    get, {list({progress("status", true, 2, 2), progress("age", true, 1, 1)}),
+          list({progress("age", false, 0, 5), progress("status", true, 3, 3)}), list({})});
   ASSERT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(res[bhttp::field::content_type], "application/json");
   EXPECT_EQ(json::parse(res.body()),
             json::parse(R"({"indexes":[{"field":"age","state":"building","indexed":1,"total":6},
-                                       {"field":"status","state":"ready","indexed":5,"total":5}]})"));
-  auto none = merge(r, {list({}), list({})});
+                           {"field":"status","state":"ready","indexed":5,"total":5}]})"));
+  auto none = merge<query::index_list>(get, {list({}), list({})});
   EXPECT_EQ(none.body(), R"({"indexes":[]})");
-  auto garbage = merge(r, {list({}), reply(doc_status::ok, R"({"indexes":5})")});
-  EXPECT_EQ(garbage.result(), bhttp::status::internal_server_error);
-  auto bad_item = merge(r, {reply(doc_status::ok, R"({"indexes":[{"field":1}]})")});
-  EXPECT_EQ(bad_item.result(), bhttp::status::internal_server_error);
-  auto down = merge(r, {list({}), reply(doc_status::shard_unavailable)});
+  auto down = merge<query::index_list>(get, {list({}), failure(core::errc::shard_unavailable)});
   EXPECT_EQ(down.result(), bhttp::status::service_unavailable);
   EXPECT_EQ(code_of(down), "shard_unavailable");
 }
 
 // Verifies the index list's method and name rules.
 TEST_F(QueryRoutesTest, IndexListRules) {
-  EXPECT_EQ(gather_of(go(make(bhttp::verb::head, "/v1/collections/c/indexes"))).request.op,
-            actors::doc_op::index_list);
+  auto head = go(make(bhttp::verb::head, "/v1/collections/c/indexes"));
+  EXPECT_EQ(asked_of_all<query::index_list>(head).collection, "c");
   auto post = go(make(bhttp::verb::post, "/v1/collections/c/indexes", "{}"));
   EXPECT_EQ(response_of(post).result(), bhttp::status::method_not_allowed);
   EXPECT_EQ(response_of(post)[bhttp::field::allow], "GET, HEAD");
   auto bad = go(make(bhttp::verb::get, "/v1/collections/a%2Fb/indexes"));
+  EXPECT_EQ(response_of(bad).result(), bhttp::status::bad_request);
   EXPECT_EQ(code_of(response_of(bad)), "invalid_name");
 }
 

@@ -1,10 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
+// The router and the document routes without sockets: requests go through http::route()
+// with tests/support/edge.hpp's fake shard client, which shows the typed request each
+// route asks (and of which shard); answering it shows the response the handler renders.
 #include "http/router.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
+
+#include "cluster/shard_map.hpp"
+#include "documents/messages.hpp"
+#include "http/route_helpers.hpp" // parse_entity_tags
+#include "tests/support/edge.hpp"
 
 namespace shoal::http {
 namespace {
@@ -22,33 +34,58 @@ request make(bhttp::verb verb, std::string target, std::string body = {},
   return req;
 }
 
+/// The error code of a JSON error response.
+std::string code_of(const response& res) {
+  auto v = boost::json::parse(res.body());
+  return std::string(v.at("error").at("code").as_string());
+}
+
+std::string message_of(const response& res) {
+  auto v = boost::json::parse(res.body());
+  return std::string(v.at("error").at("message").as_string());
+}
+
 class RouterTest : public ::testing::Test {
 protected:
-  route_env env;
+  shoal::testing::edge_harness edge;
   bool ready = true;
+
   void SetUp() override {
-    env.ready = [this] { return ready; };
-    env.metrics_text = [] { return std::string("m 1\n"); };
+    edge.env.ready = [this] { return ready; };
+    edge.env.metrics_text = [] { return std::string("m 1\n"); };
   }
 
+  /// Routes `req` afresh: what earlier requests asked or were answered is forgotten.
   routed go(request req) {
-    return route(req, env);
+    edge.shards.log.clear();
+    edge.port->posted.clear();
+    return edge.go(std::move(req));
   }
 
-  /// The error code of a JSON error response.
-  static std::string code_of(const response& res) {
-    auto v = boost::json::parse(res.body());
-    return std::string(v.at("error").at("code").as_string());
-  }
-
-  static const response& response_of(const routed& r) {
+  /// The response a route gave at once, without asking any shard.
+  const response& response_of(const routed& r) const {
     EXPECT_TRUE(std::holds_alternative<response>(r.outcome));
+    EXPECT_TRUE(edge.shards.log.empty()) << "a refused request asked a shard";
     return std::get<response>(r.outcome);
   }
 
-  static const doc_call& call_of(const routed& r) {
-    EXPECT_TRUE(std::holds_alternative<doc_call>(r.outcome));
-    return std::get<doc_call>(r.outcome);
+  /// The one request of type R that routing `r` asked (and checks it waits for it).
+  template <class R>
+  R asked(const routed& r) const {
+    EXPECT_TRUE(std::holds_alternative<pending>(r.outcome)) << "the route did not ask";
+    return edge.shards.only<R>();
+  }
+
+  /// Answers the request of type R with `answer`; returns what the handler rendered.
+  template <class R>
+  response answered(const routed& r, core::result<protocol::reply_of<R>> answer) {
+    EXPECT_TRUE(std::holds_alternative<pending>(r.outcome)) << "the route did not ask";
+    edge.shards.answer<R>(0, std::move(answer));
+    EXPECT_EQ(edge.port->posted.size(), 1u) << "one response per answer";
+    if (!edge.port->posted.empty()) {
+      EXPECT_EQ(edge.port->posted.back().first, edge.seq) << "the answer of another request";
+    }
+    return edge.response(r);
   }
 };
 
@@ -56,22 +93,29 @@ protected:
 TEST_F(RouterTest, DocumentGetBecomesShardCall) {
   auto r = go(make(bhttp::verb::get, "/v1/collections/users/docs/a%40b.c"));
   EXPECT_EQ(r.route, route_id::document);
-  const auto& call = call_of(r);
-  EXPECT_EQ(call.request.op, actors::doc_op::get);
-  EXPECT_EQ(call.request.collection, "users");
-  EXPECT_EQ(call.request.id, "a@b.c");
+  auto get = asked<documents::doc_get>(r);
+  EXPECT_EQ(get.collection, "users");
+  EXPECT_EQ(get.id, "a@b.c");
+  EXPECT_FALSE(get.if_match.present());
+  EXPECT_FALSE(get.if_none_match.present());
+  // Asked of the shard the collection and id hash to, with the request timeout.
+  ASSERT_EQ(edge.shards.log.size(), 1u);
+  EXPECT_EQ(edge.shards.log[0].shard, cluster::shard_map{4}.shard_of("users", "a@b.c"));
+  EXPECT_EQ(std::get<pending>(r.outcome).timeout_ms, edge.env.request_timeout_ms);
 }
 
 // Verifies a PUT body is parsed and normalized before it reaches a shard.
 TEST_F(RouterTest, PutBodyIsNormalized) {
   auto r = go(make(bhttp::verb::put, "/v1/collections/c/docs/1", "{ \"a\" : [1, 2] }"));
-  EXPECT_EQ(call_of(r).request.body, R"({"a":[1,2]})");
+  auto write = asked<documents::doc_write>(r);
+  EXPECT_EQ(write.kind, documents::write_kind::put);
+  EXPECT_EQ(write.body, R"({"a":[1,2]})");
 }
 
 // Verifies a query string does not change the route.
 TEST_F(RouterTest, QueryStringIsIgnoredForRouting) {
   auto r = go(make(bhttp::verb::get, "/v1/collections/c/docs/1?x=y"));
-  EXPECT_EQ(call_of(r).request.id, "1");
+  EXPECT_EQ(asked<documents::doc_get>(r).id, "1");
 }
 
 // Verifies the name rules: each bad collection or id gets 400 invalid_name.
@@ -96,7 +140,9 @@ TEST_F(RouterTest, LongestValidNamesAreAccepted) {
   std::string collection(64, 'c');
   std::string id(256, 'i');
   auto r = go(make(bhttp::verb::get, "/v1/collections/" + collection + "/docs/" + id));
-  EXPECT_EQ(call_of(r).request.id, id);
+  auto get = asked<documents::doc_get>(r);
+  EXPECT_EQ(get.collection, collection);
+  EXPECT_EQ(get.id, id);
 }
 
 // Verifies bodies that are not JSON objects are refused with stable codes.
@@ -127,11 +173,12 @@ TEST_F(RouterTest, BadBodiesAreRefused) {
 TEST_F(RouterTest, ContentTypeMustBeJson) {
   auto r = go(make(bhttp::verb::put, "/v1/collections/c/docs/1", "{}", "text/plain"));
   EXPECT_EQ(response_of(r).result(), bhttp::status::unsupported_media_type);
+  EXPECT_EQ(code_of(response_of(r)), "unsupported_media_type");
   for (auto ct :
-       {"application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"})
-    EXPECT_TRUE(std::holds_alternative<doc_call>(
-      go(make(bhttp::verb::patch, "/v1/collections/c/docs/1", "{}", ct)).outcome))
-      << ct;
+       {"application/json; charset=utf-8", "Application/JSON", "application/merge-patch+json"}) {
+    auto patch = go(make(bhttp::verb::patch, "/v1/collections/c/docs/1", "{}", ct));
+    EXPECT_EQ(asked<documents::doc_write>(patch).kind, documents::write_kind::patch) << ct;
+  }
 }
 
 // Verifies unsupported methods get 405 with the Allow header.
@@ -139,6 +186,7 @@ TEST_F(RouterTest, WrongMethodIs405WithAllow) {
   auto r = go(make(bhttp::verb::post, "/v1/collections/c/docs/1"));
   const auto& res = response_of(r);
   EXPECT_EQ(res.result(), bhttp::status::method_not_allowed);
+  EXPECT_EQ(code_of(res), "method_not_allowed");
   EXPECT_EQ(res[bhttp::field::allow], "GET, HEAD, PUT, PATCH, DELETE");
   auto h = go(make(bhttp::verb::delete_, "/healthz"));
   EXPECT_EQ(response_of(h)[bhttp::field::allow], "GET, HEAD");
@@ -155,6 +203,7 @@ TEST_F(RouterTest, UnknownRouteIs404) {
     EXPECT_EQ(r.route, route_id::unknown);
     EXPECT_EQ(response_of(r).result(), bhttp::status::not_found) << target;
     EXPECT_EQ(code_of(response_of(r)), "not_found");
+    EXPECT_EQ(response_of(r)[bhttp::field::content_type], "application/json");
   }
 }
 
@@ -165,6 +214,7 @@ TEST_F(RouterTest, ProbesReportHealthAndReadiness) {
   ready = false;
   auto r = go(make(bhttp::verb::get, "/readyz"));
   EXPECT_EQ(response_of(r).result(), bhttp::status::service_unavailable);
+  EXPECT_EQ(code_of(response_of(r)), "not_ready");
   EXPECT_EQ(response_of(go(make(bhttp::verb::get, "/healthz"))).result(), bhttp::status::ok);
   auto m = go(make(bhttp::verb::get, "/metrics"));
   EXPECT_EQ(response_of(m).body(), "m 1\n");
@@ -175,9 +225,10 @@ TEST_F(RouterTest, ProbesReportHealthAndReadiness) {
 TEST(EntityTagTest, ParsesHeaderValues) {
   auto star = parse_entity_tags(" * ", false);
   ASSERT_TRUE(star);
-  EXPECT_EQ(star->what, actors::precondition::kind::any);
+  EXPECT_EQ(star->what, documents::precondition::kind::any);
   auto list = parse_entity_tags(R"("1", W/"2" ,"x", "3")", false);
   ASSERT_TRUE(list);
+  EXPECT_EQ(list->what, documents::precondition::kind::versions);
   EXPECT_EQ(list->versions, (std::vector<std::uint64_t>{1, 3}));
   auto weak = parse_entity_tags(R"(W/"2")", true);
   ASSERT_TRUE(weak);
@@ -191,45 +242,70 @@ TEST_F(RouterTest, MalformedPreconditionIs400) {
   auto req = make(bhttp::verb::put, "/v1/collections/c/docs/1", "{}");
   req.set(bhttp::field::if_match, "7");
   auto r = go(req);
+  EXPECT_EQ(response_of(r).result(), bhttp::status::bad_request);
   EXPECT_EQ(code_of(response_of(r)), "invalid_header");
 }
 
+// Verifies well-formed preconditions reach the shard parsed (If-Match strong only,
+// If-None-Match weak too).
+TEST_F(RouterTest, PreconditionsReachTheShard) {
+  auto req = make(bhttp::verb::get, "/v1/collections/c/docs/1");
+  req.set(bhttp::field::if_match, R"("4", W/"5")");
+  req.set(bhttp::field::if_none_match, R"(W/"6")");
+  auto get = asked<documents::doc_get>(go(req));
+  EXPECT_EQ(get.if_match.what, documents::precondition::kind::versions);
+  EXPECT_EQ(get.if_match.versions, (std::vector<std::uint64_t>{4}));
+  EXPECT_EQ(get.if_none_match.versions, (std::vector<std::uint64_t>{6}));
+}
+
+/// The rendering of the document routes' answers.
+class RenderTest : public RouterTest {};
+
 // Verifies replies render with the contract's statuses, ETags and bodies.
-TEST(RenderTest, RendersEachReplyStatus) {
-  doc_call put_call;
-  put_call.request.op = actors::doc_op::put;
-  put_call.request.collection = "users";
-  put_call.request.id = "42";
-  auto created = render_doc_reply(put_call, {actors::doc_status::created, 1, {}, {}}, 11);
+TEST_F(RenderTest, RendersEachReplyStatus) {
+  const auto put = make(bhttp::verb::put, "/v1/collections/users/docs/42", "{}");
+  auto created = answered<documents::doc_write>(go(put), documents::doc_written{1, true});
   EXPECT_EQ(created.result(), bhttp::status::created);
   EXPECT_EQ(created[bhttp::field::etag], "\"1\"");
   EXPECT_EQ(created[bhttp::field::location], "/v1/collections/users/docs/42");
+  EXPECT_EQ(created[bhttp::field::content_type], "application/json");
   EXPECT_EQ(created.body(), R"({"id":"42","version":1})");
-  auto replaced = render_doc_reply(put_call, {actors::doc_status::ok, 2, {}, {}}, 11);
+  auto replaced = answered<documents::doc_write>(go(put), documents::doc_written{2, false});
   EXPECT_EQ(replaced.result(), bhttp::status::ok);
+  EXPECT_EQ(replaced[bhttp::field::etag], "\"2\"");
+  EXPECT_EQ(replaced[bhttp::field::location], "");
   EXPECT_EQ(replaced.body(), R"({"id":"42","version":2})");
-  EXPECT_EQ(
-    render_doc_reply(put_call, {actors::doc_status::precondition_failed, 2, {}, "x"}, 11).result(),
-    bhttp::status::precondition_failed);
+  auto failed = answered<documents::doc_write>(
+    go(put), core::error{core::errc::precondition_failed, "version 2 does not match"});
+  EXPECT_EQ(failed.result(), bhttp::status::precondition_failed);
+  EXPECT_EQ(code_of(failed), "precondition_failed");
+  EXPECT_EQ(message_of(failed), "version 2 does not match");
   auto unavailable =
-    render_doc_reply(put_call, {actors::doc_status::storage_error, 0, {}, "x"}, 11);
+    answered<documents::doc_write>(go(put), core::error{core::errc::storage_failed, "x"});
   EXPECT_EQ(unavailable.result(), bhttp::status::service_unavailable);
+  EXPECT_EQ(code_of(unavailable), "storage_unavailable");
   EXPECT_EQ(unavailable[bhttp::field::retry_after], "1");
 
-  doc_call get_call = put_call;
-  get_call.request.op = actors::doc_op::get;
-  auto got = render_doc_reply(get_call, {actors::doc_status::ok, 3, R"({"a":1})", {}}, 11);
+  const auto get = make(bhttp::verb::get, "/v1/collections/users/docs/42");
+  auto got = answered<documents::doc_get>(go(get), documents::stored_doc{3, R"({"a":1})", false});
+  EXPECT_EQ(got.result(), bhttp::status::ok);
   EXPECT_EQ(got.body(), R"({"a":1})");
   EXPECT_EQ(got[bhttp::field::etag], "\"3\"");
-  EXPECT_EQ(render_doc_reply(get_call, {actors::doc_status::not_modified, 3, {}, {}}, 11).result(),
-            bhttp::status::not_modified);
-  EXPECT_EQ(render_doc_reply(get_call, {actors::doc_status::not_found, 0, {}, {}}, 11).result(),
-            bhttp::status::not_found);
+  EXPECT_EQ(got[bhttp::field::content_type], "application/json");
+  auto not_modified = answered<documents::doc_get>(go(get), documents::stored_doc{3, {}, true});
+  EXPECT_EQ(not_modified.result(), bhttp::status::not_modified);
+  EXPECT_EQ(not_modified[bhttp::field::etag], "\"3\"");
+  EXPECT_EQ(not_modified.body(), "");
+  auto missing =
+    answered<documents::doc_get>(go(get), core::error{core::errc::not_found, "no such document"});
+  EXPECT_EQ(missing.result(), bhttp::status::not_found);
+  EXPECT_EQ(code_of(missing), "not_found");
 
-  doc_call del_call = put_call;
-  del_call.request.op = actors::doc_op::del;
-  EXPECT_EQ(render_doc_reply(del_call, {actors::doc_status::ok, 3, {}, {}}, 11).result(),
-            bhttp::status::no_content);
+  auto deleted = answered<documents::doc_write>(
+    go(make(bhttp::verb::delete_, "/v1/collections/users/docs/42")),
+    documents::doc_written{3, false});
+  EXPECT_EQ(deleted.result(), bhttp::status::no_content);
+  EXPECT_EQ(deleted.body(), "");
 }
 
 } // namespace
@@ -250,11 +326,11 @@ TEST(ClusterRouteTest, RendersTheView) {
                          now - std::chrono::milliseconds(1500), "connection lost"});
   view->nodes.push_back({"n3", "127.0.0.1:8083", cluster::member_state::connecting, {}, "x"});
   view->shard_owners = {"n2", "n1", "n3"};
-  route_env env;
-  env.cluster_view = [view] { return view; };
-  request req{bhttp::verb::get, "/v1/cluster", 11};
-  auto r = route(req, env);
+  shoal::testing::edge_harness edge;
+  edge.env.cluster_view = [view] { return view; };
+  auto r = edge.go(request{bhttp::verb::get, "/v1/cluster", 11});
   EXPECT_EQ(r.route, route_id::cluster);
+  ASSERT_TRUE(std::holds_alternative<response>(r.outcome));
   const auto& res = std::get<response>(r.outcome);
   ASSERT_EQ(res.result(), bhttp::status::ok);
   auto v = boost::json::parse(res.body()).as_object();
@@ -271,31 +347,36 @@ TEST(ClusterRouteTest, RendersTheView) {
   EXPECT_EQ(v.at("shards").at("count").as_int64(), 3);
   EXPECT_EQ(v.at("shards").at("owners").at("0").as_string(), "n2");
   EXPECT_EQ(v.at("shards").at("owners").at("2").as_string(), "n3");
+  EXPECT_TRUE(edge.shards.log.empty());
 }
 
 // Verifies /v1/cluster without a view yet is 503, and only GET/HEAD are allowed.
 TEST(ClusterRouteTest, NoViewIsNotReadyAndWritesAreRefused) {
-  route_env env;
-  env.cluster_view = [] { return std::shared_ptr<const cluster::cluster_view>{}; };
-  request get{bhttp::verb::get, "/v1/cluster", 11};
-  EXPECT_EQ(std::get<response>(route(get, env).outcome).result(),
-            bhttp::status::service_unavailable);
-  request post{bhttp::verb::post, "/v1/cluster", 11};
-  EXPECT_EQ(std::get<response>(route(post, env).outcome).result(),
-            bhttp::status::method_not_allowed);
+  shoal::testing::edge_harness edge;
+  edge.env.cluster_view = [] { return std::shared_ptr<const cluster::cluster_view>{}; };
+  auto get = edge.go(request{bhttp::verb::get, "/v1/cluster", 11});
+  ASSERT_TRUE(std::holds_alternative<response>(get.outcome));
+  EXPECT_EQ(std::get<response>(get.outcome).result(), bhttp::status::service_unavailable);
+  auto post = edge.go(request{bhttp::verb::post, "/v1/cluster", 11});
+  ASSERT_TRUE(std::holds_alternative<response>(post.outcome));
+  EXPECT_EQ(std::get<response>(post.outcome).result(), bhttp::status::method_not_allowed);
+  EXPECT_EQ(std::get<response>(post.outcome)[bhttp::field::allow], "GET, HEAD");
 }
 
 // Verifies a forwarded request that found its owner down renders as 503
 // shard_unavailable with Retry-After.
 TEST(ClusterRouteTest, ShardUnavailableIs503WithRetryAfter) {
-  doc_call call;
-  call.request.op = actors::doc_op::get;
-  auto res = render_doc_reply(
-    call, actors::doc_reply{actors::doc_status::shard_unavailable, 0, {}, "node n2 is down"}, 11);
+  shoal::testing::edge_harness edge;
+  auto r = edge.go(request{bhttp::verb::get, "/v1/collections/c/docs/1", 11});
+  ASSERT_TRUE(std::holds_alternative<pending>(r.outcome));
+  edge.shards.answer<documents::doc_get>(
+    0, core::error{core::errc::shard_unavailable, "node n2 is down"});
+  auto res = edge.response(r);
   EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
   EXPECT_EQ(res[bhttp::field::retry_after], "1");
   auto v = boost::json::parse(res.body());
   EXPECT_EQ(v.at("error").at("code").as_string(), "shard_unavailable");
+  EXPECT_EQ(v.at("error").at("message").as_string(), "node n2 is down");
 }
 
 } // namespace

@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
+// The Beast edge over loopback: a real server with a fake shard client that holds
+// document reads and leases until the test answers them, so requests stay in flight for
+// as long as a test wants. Nothing sleeps: tests wait for what they can observe (a
+// request reaching the shards, a response, the drain starting), each with a deadline.
 #include "http/server.hpp"
 
 #include <chrono>
@@ -6,6 +10,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio/connect.hpp>
@@ -17,8 +22,11 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include "http/shard_service.hpp"
+#include "cluster/shard_map.hpp"
+#include "documents/messages.hpp"
 #include "http/request_metrics.hpp"
+#include "jobs/messages.hpp"
+#include "protocol/shard_client.hpp"
 
 namespace shoal::http {
 namespace {
@@ -26,101 +34,123 @@ namespace {
 namespace net = boost::asio;
 namespace bhttp = boost::beast::http;
 using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
 
-/// A doc service that keeps every sink until the test answers it: requests stay in
-/// flight for as long as the test wants.
-class held_service final : public shard_service {
+const std::string created_id = "00001000000000000abcd"; // a job of shard 1
+
+/// A shard client of two shards that keeps every document read and every lease until the
+/// test answers it, answers job enqueues and gets at once (recording them), and anything
+/// else with not_found. Thread-safe: the server's I/O threads ask, the test answers.
+class held_shards final : public protocol::client_impl<held_shards> {
 public:
-  void submit(actors::doc_request&& request, actors::reply_sink_ptr sink) override {
+  held_shards() : placement_{cluster::shard_map{2}, {}, [] { return std::uint64_t{0}; }} {}
+
+  std::uint32_t shard_count() const noexcept override {
+    return placement_.map.shard_count();
+  }
+  const cluster::placement& placement() const noexcept override {
+    return placement_;
+  }
+
+  template <class R>
+  void send_to(std::uint32_t shard, R&& req, core::reply_to<protocol::reply_of<R>> to) {
+    if constexpr (std::is_same_v<R, documents::doc_get>) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      docs_.push_back(std::move(to));
+      cv_.notify_all();
+    } else if constexpr (std::is_same_v<R, jobs::job_enqueue>) {
+      {
+        std::lock_guard<std::mutex> guard{mutex_};
+        enqueues_.emplace_back(shard, req);
+      }
+      to.deliver(
+        jobs::job_enqueued{created_id, R"({"id":")" + created_id + R"(","state":"queued"})", true});
+    } else if constexpr (std::is_same_v<R, jobs::job_get>) {
+      {
+        std::lock_guard<std::mutex> guard{mutex_};
+        gets_.emplace_back(shard, req);
+      }
+      to.deliver(jobs::job_view{req.id, R"({"id":")" + req.id + R"("})"});
+    } else {
+      to.deliver(core::error{core::errc::not_found, "none here"});
+    }
+  }
+
+  void lease(jobs::queue_lease&& req, core::reply_to<jobs::leased_jobs> to) override {
     std::lock_guard<std::mutex> guard{mutex_};
-    held_.push_back({std::move(request), std::move(sink)});
+    leases_.push_back({std::move(req), std::move(to)});
     cv_.notify_all();
   }
 
-  void call(actors::actor_call&&, actors::call_sink_ptr sink) override {
-    sink->deliver(actors::actor_reply{404, {}, "unknown_actor_type", "none here"});
-  }
-
-  std::uint32_t shard_count() const override {
-    return 1;
-  }
-
-  void submit_to(std::uint32_t, actors::doc_request&& request,
-                 actors::reply_sink_ptr sink) override {
-    submit(std::move(request), std::move(sink));
-  }
-
-  void cache(actors::cache_request&&, actors::cache_sink_ptr sink) override {
-    sink->deliver(actors::cache_reply{actors::cache_status::not_found, {}, {}, "none here"});
-  }
-
-  /// Records the request and answers it: an enqueue with a created job, a lease with
-  /// one job, anything else with the job. After `job_delay` when set (from a thread of
-  /// its own, as a broker that waits for work would).
-  void job(jobs::job_request&& request, jobs::job_sink_ptr sink) override {
-    jobs::job_reply reply;
-    reply.status = jobs::job_status::ok;
-    if (request.op == jobs::job_op::enqueue) {
-      reply.status = jobs::job_status::created;
-      reply.body = R"({"id":"00001000000000000abcd","state":"queued"})";
-    } else if (request.op == jobs::job_op::lease) {
-      reply.jobs.push_back(
-        {"00001000000000000abcd", request.queue, "t", R"({"a":1})", 1, "lease-1", 0});
-    } else {
-      reply.body = R"({"id":")" + request.id + R"("})";
-    }
-    std::lock_guard<std::mutex> guard{mutex_};
-    jobs_.push_back(request);
-    if (job_delay.count() == 0) {
-      sink->deliver(std::move(reply));
-      return;
-    }
-    delayed_.emplace_back(
-      [delay = job_delay, sink = std::move(sink), reply = std::move(reply)]() mutable {
-        std::this_thread::sleep_for(delay);
-        sink->deliver(std::move(reply));
-      });
-  }
-
-  /// The job requests received so far.
-  std::vector<jobs::job_request> jobs() {
-    std::lock_guard<std::mutex> guard{mutex_};
-    return jobs_;
-  }
-
-  std::chrono::milliseconds job_delay{0};
-
-  /// Waits until `n` requests are held (bounded).
-  bool wait_for(std::size_t n) {
+  /// Waits (up to 5 s) until `n` document reads are held.
+  bool wait_for_docs(std::size_t n) {
     std::unique_lock<std::mutex> guard{mutex_};
-    return cv_.wait_for(guard, std::chrono::seconds(5), [&] { return held_.size() >= n; });
+    return cv_.wait_for(guard, 5s, [&] { return docs_.size() >= n; });
   }
 
-  /// Answers every held request with version 1.
-  void answer_all() {
-    std::vector<entry> held;
-    std::vector<std::thread> delayed;
+  /// Waits (up to 5 s) until `n` leases arrived (answered or not).
+  bool wait_for_leases(std::size_t n) {
+    std::unique_lock<std::mutex> guard{mutex_};
+    return cv_.wait_for(guard, 5s, [&] { return leases_.size() >= n; });
+  }
+
+  /// Answers lease `i` (in arrival order) with one job, as the broker would.
+  void answer_lease(std::size_t i) {
+    core::reply_to<jobs::leased_jobs> to;
+    jobs::leased_jobs reply;
     {
       std::lock_guard<std::mutex> guard{mutex_};
-      held.swap(held_);
-      delayed.swap(delayed_);
+      if (i >= leases_.size()) return;
+      to = std::move(leases_[i].to);
+      reply.jobs.push_back(
+        {created_id, leases_[i].request.queue, "t", R"({"a":1})", 1, "lease-1", 0});
     }
-    for (auto& e : held)
-      e.sink->deliver(actors::doc_reply{actors::doc_status::ok, 1, R"({"k":1})", {}});
-    for (auto& t : delayed) // the delayed job replies
-      t.join();
+    to.deliver(std::move(reply));
+  }
+
+  /// Answers every held document read with version 1 of {"k":1}, and every lease.
+  void answer_all() {
+    std::vector<core::reply_to<documents::stored_doc>> docs;
+    std::size_t leases = 0;
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      docs.swap(docs_);
+      leases = leases_.size();
+    }
+    for (auto& to : docs)
+      to.deliver(documents::stored_doc{1, R"({"k":1})", false});
+    for (std::size_t i = 0; i < leases; ++i)
+      answer_lease(i);
+  }
+
+  std::vector<std::pair<std::uint32_t, jobs::job_enqueue>> enqueues() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return enqueues_;
+  }
+  std::vector<std::pair<std::uint32_t, jobs::job_get>> gets() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return gets_;
+  }
+  std::vector<jobs::queue_lease> leases() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    std::vector<jobs::queue_lease> out;
+    for (const auto& l : leases_)
+      out.push_back(l.request);
+    return out;
   }
 
 private:
-  struct entry {
-    actors::doc_request request;
-    actors::reply_sink_ptr sink;
+  struct held_lease {
+    jobs::queue_lease request;
+    core::reply_to<jobs::leased_jobs> to; ///< empty once answered
   };
+  cluster::placement placement_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::vector<entry> held_;
-  std::vector<jobs::job_request> jobs_;
-  std::vector<std::thread> delayed_;
+  std::vector<core::reply_to<documents::stored_doc>> docs_;
+  std::vector<held_lease> leases_;
+  std::vector<std::pair<std::uint32_t, jobs::job_enqueue>> enqueues_;
+  std::vector<std::pair<std::uint32_t, jobs::job_get>> gets_;
 };
 
 /// A blocking HTTP/1.1 client connection for the tests.
@@ -166,23 +196,62 @@ private:
   boost::beast::flat_buffer buffer_;
 };
 
+/// The answer of /healthz, which no shard answer can be mistaken for.
+constexpr std::string_view healthy = R"({"status":"ok"})";
+
 class ServerTest : public ::testing::Test {
 protected:
   config::http_settings settings;
-  held_service service;
+  held_shards shards;
   request_metrics metrics;
   std::unique_ptr<server> srv;
   std::thread runner;
   std::uint16_t port = 0;
+  std::chrono::steady_clock::time_point stopped_at; ///< when `run` returned
+
+  std::mutex drain_mutex;
+  std::condition_variable drain_cv;
+  bool drain_started = false; ///< env.on_drain was called
 
   void start() {
     settings.port = 0;
     settings.threads = 2;
     route_env env;
     env.ready = [] { return true; };
-    srv = std::make_unique<server>(settings, service, std::move(env), metrics, server_logs{});
+    // As the node does (app/node.cpp): the routes take their timeout from the env, the
+    // change streams theirs from the settings.
+    env.request_timeout_ms = settings.request_timeout_ms;
+    env.on_drain = [this] {
+      std::lock_guard<std::mutex> guard{drain_mutex};
+      drain_started = true;
+      drain_cv.notify_all();
+    };
+    srv = std::make_unique<server>(settings, shards, std::move(env), metrics, server_logs{});
     port = srv->listen();
-    runner = std::thread([this] { srv->run(); });
+    runner = std::thread([this] {
+      srv->run();
+      stopped_at = std::chrono::steady_clock::now();
+    });
+  }
+
+  /// Waits (bounded) for the drain to start on an I/O thread.
+  bool drain_began_within(std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> guard{drain_mutex};
+    return drain_cv.wait_for(guard, limit, [this] { return drain_started; });
+  }
+
+  /// Tries new connections until one is refused (true), for at most `limit`.
+  bool refuses_connections_within(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      try {
+        client probe{port};
+      } catch (const boost::system::system_error&) {
+        return true;
+      }
+      std::this_thread::yield();
+    }
+    return false;
   }
 
   /// Waits (bounded) for `run` to return after a drain.
@@ -194,13 +263,13 @@ protected:
   void TearDown() override {
     if (runner.joinable()) {
       srv->drain();
-      service.answer_all();
+      shards.answer_all();
       runner.join();
     }
-    // The server's contract: a service releases its sinks before the server goes (a node
-    // stops its actors first). Answer what is still held, then destroy the server, whose
-    // io_context drops the posted replies and with them the last sessions.
-    service.answer_all();
+    // The server's contract: a shard client releases its reply_tos before the server
+    // goes (a node stops its actors first). Answer what is still held, then destroy the
+    // server, whose io_context drops the posted answers and with them the last sessions.
+    shards.answer_all();
     srv.reset();
   }
 };
@@ -210,33 +279,39 @@ TEST_F(ServerTest, DrainFinishesInFlightRequestsThenStops) {
   start();
   client busy{port};
   busy.send(bhttp::verb::get, "/v1/collections/c/docs/1");
-  ASSERT_TRUE(service.wait_for(1));
+  ASSERT_TRUE(shards.wait_for_docs(1));
   srv->drain();
   // (Readiness during a drain is covered by the lifecycle tests of the real binary; a
   // probe here races the drain closing idle keep-alive connections.)
   // New connections are refused once the listener is closed (the drain runs on an I/O
-  // thread: wait for it to start).
-  for (int i = 0; i < 500 && !srv->draining(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_THROW(client{port}, boost::system::system_error);
-  service.answer_all();
+  // thread: wait for it to start, then for the first refused connection).
+  ASSERT_TRUE(drain_began_within(5s));
+  EXPECT_TRUE(srv->draining());
+  EXPECT_TRUE(refuses_connections_within(5s));
+  shards.answer_all();
   auto res = busy.receive();
   EXPECT_EQ(res.result(), bhttp::status::ok);
   EXPECT_EQ(res.body(), R"({"k":1})");
   EXPECT_FALSE(res.keep_alive());
-  EXPECT_TRUE(stopped_within(std::chrono::seconds(5)));
+  EXPECT_TRUE(stopped_within(5s));
 }
 
-// Verifies the drain gives up on a request that never finishes after drain_timeout_ms.
+// Verifies the drain gives up on a request that never finishes after drain_timeout_ms:
+// the server keeps waiting for it that long, then stops with the request unanswered.
 TEST_F(ServerTest, DrainGivesUpAfterTimeout) {
   settings.drain_timeout_ms = 200;
   start();
   client busy{port};
   busy.send(bhttp::verb::get, "/v1/collections/c/docs/1");
-  ASSERT_TRUE(service.wait_for(1));
+  ASSERT_TRUE(shards.wait_for_docs(1));
+  const auto drain_called = std::chrono::steady_clock::now();
   srv->drain();
-  EXPECT_TRUE(stopped_within(std::chrono::seconds(5)));
+  ASSERT_TRUE(stopped_within(5s));
+  // A drain that abandoned the request at once would have stopped sooner.
+  EXPECT_GE(stopped_at - drain_called, 200ms);
+  // Abandoned, not answered: the request is still in flight, and nothing was written.
+  EXPECT_EQ(metrics.inflight.value(), 1);
+  EXPECT_EQ(metrics.rejected_requests.value(), 0u);
 }
 
 // Verifies a shard that does not answer in time gets 504, and the late reply is dropped.
@@ -247,8 +322,14 @@ TEST_F(ServerTest, SlowShardGets504AndConnectionGoesOn) {
   auto res = c.get("/v1/collections/c/docs/1");
   EXPECT_EQ(res.result(), bhttp::status::gateway_timeout);
   EXPECT_EQ(res[bhttp::field::retry_after], "1");
-  service.answer_all(); // too late: must not be written as a second response
-  EXPECT_EQ(c.get("/healthz").result(), bhttp::status::ok);
+  EXPECT_NE(res.body().find("\"timeout\""), std::string::npos) << res.body();
+  ASSERT_TRUE(shards.wait_for_docs(1));
+  shards.answer_all(); // too late: must not be written as a second response
+  // The late answer ({"k":1}, 200) is posted to the connection before the next request
+  // is even sent, so had it been written, it would be read here instead.
+  auto next = c.get("/healthz");
+  EXPECT_EQ(next.result(), bhttp::status::ok);
+  EXPECT_EQ(next.body(), healthy) << "the late answer was written as a response";
 }
 
 // Verifies requests over http.max_inflight get 503 overloaded instead of queuing.
@@ -258,12 +339,15 @@ TEST_F(ServerTest, OverMaxInflightIs503) {
   client first{port};
   client second{port};
   first.send(bhttp::verb::get, "/v1/collections/c/docs/1");
-  ASSERT_TRUE(service.wait_for(1));
+  ASSERT_TRUE(shards.wait_for_docs(1));
   auto res = second.get("/v1/collections/c/docs/2");
   EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
   EXPECT_NE(res.body().find("overloaded"), std::string::npos);
-  service.answer_all();
-  EXPECT_EQ(first.receive().result(), bhttp::status::ok);
+  EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  shards.answer_all();
+  auto answered = first.receive();
+  EXPECT_EQ(answered.result(), bhttp::status::ok);
+  EXPECT_EQ(answered.body(), R"({"k":1})");
   EXPECT_EQ(metrics.rejected_requests.value(), 1u);
 }
 
@@ -275,7 +359,9 @@ TEST_F(ServerTest, OverMaxConnectionsIs503AndClosed) {
   EXPECT_EQ(first.get("/healthz").result(), bhttp::status::ok);
   client second{port};
   second.send(bhttp::verb::get, "/healthz");
-  EXPECT_EQ(second.receive().result(), bhttp::status::service_unavailable);
+  auto refused = second.receive();
+  EXPECT_EQ(refused.result(), bhttp::status::service_unavailable);
+  EXPECT_NE(refused.body().find("overloaded"), std::string::npos) << refused.body();
   EXPECT_TRUE(second.closed_by_server());
   EXPECT_EQ(first.get("/healthz").result(), bhttp::status::ok);
 }
@@ -306,8 +392,9 @@ TEST_F(ServerTest, MetricsCountRequests) {
   EXPECT_EQ(metrics.inflight.value(), 0);
 }
 
-// Verifies a job call goes through the real server to the service's `job` and its reply
-// is rendered (202 with a Location for a new job).
+// Verifies a job call goes through the real server to the shard client (the enqueue to
+// the shard of its idempotency key, the get to the shard its id names) and its answer is
+// rendered (202 with a Location for a new job).
 TEST_F(ServerTest, JobCallReachesTheServiceAndIsRendered) {
   start();
   client c{port};
@@ -315,20 +402,22 @@ TEST_F(ServerTest, JobCallReachesTheServiceAndIsRendered) {
          R"({"type":"send","payload":{"to":"a@b"},"idempotency_key":"k1"})");
   auto res = c.receive();
   EXPECT_EQ(res.result(), bhttp::status::accepted);
-  EXPECT_EQ(res.body(), R"({"id":"00001000000000000abcd","state":"queued"})");
-  EXPECT_EQ(res[bhttp::field::location], "/v1/jobs/00001000000000000abcd");
-  auto got = c.get("/v1/jobs/00001000000000000abcd");
+  EXPECT_EQ(res.body(), R"({"id":")" + created_id + R"(","state":"queued"})");
+  EXPECT_EQ(res[bhttp::field::location], "/v1/jobs/" + created_id);
+  auto got = c.get("/v1/jobs/" + created_id);
   EXPECT_EQ(got.result(), bhttp::status::ok);
-  EXPECT_EQ(got.body(), R"({"id":"00001000000000000abcd"})");
-  auto requests = service.jobs();
-  ASSERT_EQ(requests.size(), 2u);
-  EXPECT_EQ(requests[0].op, jobs::job_op::enqueue);
-  EXPECT_EQ(requests[0].queue, "emails");
-  EXPECT_EQ(requests[0].type, "send");
-  EXPECT_EQ(requests[0].body, R"({"to":"a@b"})");
-  EXPECT_EQ(requests[0].key, "k1");
-  EXPECT_EQ(requests[1].op, jobs::job_op::get);
-  EXPECT_EQ(requests[1].id, "00001000000000000abcd");
+  EXPECT_EQ(got.body(), R"({"id":")" + created_id + R"("})");
+  auto enqueues = shards.enqueues();
+  ASSERT_EQ(enqueues.size(), 1u);
+  EXPECT_EQ(enqueues[0].first, cluster::shard_map{2}.shard_of("emails", "k1"));
+  EXPECT_EQ(enqueues[0].second.queue, "emails");
+  EXPECT_EQ(enqueues[0].second.type, "send");
+  EXPECT_EQ(enqueues[0].second.payload, R"({"to":"a@b"})");
+  EXPECT_EQ(enqueues[0].second.idempotency_key, "k1");
+  auto gets = shards.gets();
+  ASSERT_EQ(gets.size(), 1u);
+  EXPECT_EQ(gets[0].first, 1u);
+  EXPECT_EQ(gets[0].second.id, created_id);
   metrics::text_writer w;
   metrics.write(w);
   EXPECT_NE(
@@ -337,31 +426,41 @@ TEST_F(ServerTest, JobCallReachesTheServiceAndIsRendered) {
     std::string::npos);
 }
 
-// Verifies a lease that waits for work gets wait_ms on top of request_timeout_ms: an
-// answer after 300 ms is rendered (not 504), while the same delay without a wait times out.
+// Verifies a lease that waits for work gets wait_ms on top of request_timeout_ms: its
+// answer after the 200 ms timeout is rendered (not 504), while a lease without a wait
+// times out at 200 ms, and its late answer is dropped.
 TEST_F(ServerTest, LeaseWaitExtendsTheTimeout) {
   settings.request_timeout_ms = 200;
-  service.job_delay = std::chrono::milliseconds(300);
   start();
-  client c{port};
-  c.send(bhttp::verb::post, "/v1/queues/q/lease", R"({"wait_ms":1000,"max":5})");
-  auto res = c.receive();
+  client waiting{port};
+  client plain{port};
+  waiting.send(bhttp::verb::post, "/v1/queues/q/lease", R"({"wait_ms":1000,"max":5})");
+  ASSERT_TRUE(shards.wait_for_leases(1));
+  plain.send(bhttp::verb::post, "/v1/queues/q/lease");
+  ASSERT_TRUE(shards.wait_for_leases(2));
+  // The lease without a wait times out: 200 ms have passed since the waiting one came in.
+  auto late = plain.receive();
+  EXPECT_EQ(late.result(), bhttp::status::gateway_timeout);
+  EXPECT_NE(late.body().find("200 ms"), std::string::npos) << late.body();
+  // The waiting lease still waits (up to 200 + 1000 ms): the broker's answer is rendered.
+  shards.answer_lease(0);
+  auto res = waiting.receive();
   EXPECT_EQ(res.result(), bhttp::status::ok);
   auto v = boost::json::parse(res.body());
   ASSERT_EQ(v.at("jobs").as_array().size(), 1u);
   EXPECT_EQ(v.at("jobs").at(0).at("payload").at("a").as_int64(), 1);
   EXPECT_EQ(v.at("jobs").at(0).at("lease_id").as_string(), "lease-1");
-  auto requests = service.jobs();
-  ASSERT_EQ(requests.size(), 1u);
+  auto requests = shards.leases();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].queue, "q");
   EXPECT_EQ(requests[0].wait_ms, 1000u);
   EXPECT_EQ(requests[0].max, 5u);
+  EXPECT_EQ(requests[1].wait_ms, 0u);
 
-  c.send(bhttp::verb::post, "/v1/queues/q/lease");
-  auto late = c.receive();
-  EXPECT_EQ(late.result(), bhttp::status::gateway_timeout);
-  EXPECT_NE(late.body().find("200 ms"), std::string::npos) << late.body();
-  service.answer_all(); // the late reply is dropped
-  EXPECT_EQ(c.get("/healthz").result(), bhttp::status::ok);
+  shards.answer_lease(1); // the late answer is dropped
+  auto next = plain.get("/healthz");
+  EXPECT_EQ(next.result(), bhttp::status::ok);
+  EXPECT_EQ(next.body(), healthy) << "the late answer was written as a response";
 }
 
 } // namespace

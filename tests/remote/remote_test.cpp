@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // In-process nodes: two or three CAF actor systems in one test process, each with its
-// own middleman, talking over loopback exactly as separate processes do. Fast cases of
-// the handshake, trust, forwarding and failure detection; the multi-process suite
-// (tests/integration/cluster_test.cpp) covers the binary.
+// own middleman, talking over loopback exactly as separate processes do. Each member
+// runs shard hosts (host::spawn_shard_host) for its own shards and the generic remote
+// stub (remote/remote_shard.hpp) for the others, which forwards typed requests to the
+// owner's gateway. Fast cases of the handshake, trust, forwarding and failure detection;
+// the multi-process suite (tests/integration/cluster_test.cpp) covers the binary.
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,22 +17,24 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
-#include <caf/stateful_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_api.hpp"
-#include "actors/shard_actor.hpp"
 #include "cluster/handshake.hpp"
 #include "cluster/ownership.hpp"
 #include "cluster/shard_map.hpp"
 #include "cluster/view.hpp"
 #include "examples/shop/shop.hpp"
+#include "host/shard_host.hpp"
+#include "protocol/shard_actor.hpp"
+#include "protocol/type_ids.hpp"
 #include "remote/cluster_runtime.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/memory_store.hpp"
@@ -67,8 +73,9 @@ struct node_spec {
   std::chrono::milliseconds reconnect_max = 200ms;
 };
 
-/// One in-process member: actor system with middleman, memory store, shards hosting the
-/// counter, gateway and membership.
+/// One in-process member: actor system with middleman, memory store, shard hosts (with
+/// the counter and the shop's actor types) for its shards, stubs for the others, gateway
+/// and membership.
 class test_node {
 public:
   explicit test_node(const node_spec& spec)
@@ -77,7 +84,7 @@ public:
     examples::shop::register_types(registry_);
     cfg_.set("scheduler.max-threads", std::size_t{2});
     cfg_.load<caf::io::middleman>();
-    cfg_.add_message_types<caf::id_block::shoal>();
+    protocol::add_message_types(cfg_);
     cfg_.add_message_types<caf::id_block::shoal_remote>();
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     sink = std::make_shared<capture_sink>();
@@ -92,11 +99,14 @@ public:
     id.failure_timeout = 500ms;
     id.reconnect_max = spec.reconnect_max;
     id.log = log;
-    hosting_.registry = &registry_;
-    hosting_.peers = &placed_.handles;
+    host::host_config base;
+    base.store = &store_;
+    base.peers = &placed_.handles; // filled by place_shards before any message arrives
+    base.actors.registry = &registry_;
     placed_ = place_shards(*sys_, spec.self, owners_, id.failure_timeout, 2s, [&](std::uint32_t i) {
-      return actors::spawn_shard(*sys_,
-                                 actors::shard_config{i, &store_, false, {}, hosting_, {}, {}});
+      auto cfg = base;
+      cfg.index = i;
+      return host::spawn_shard_host(*sys_, std::move(cfg));
     });
     auto started = start_cluster(*sys_, std::move(id), placed_, owners_, board);
     EXPECT_TRUE(started) << sys_->render(started.error());
@@ -123,7 +133,7 @@ public:
   const cluster::ownership& owners() const {
     return owners_;
   }
-  const actors::shard_actor& shard(std::uint32_t i) const {
+  const protocol::shard_actor& shard(std::uint32_t i) const {
     return placed_.handles.handles[i];
   }
   storage::store& store() {
@@ -165,7 +175,6 @@ private:
   std::unique_ptr<caf::actor_system> sys_;
   storage::memory_store store_;
   actors::actor_registry registry_;
-  actors::hosting_config hosting_;
   cluster::ownership owners_;
   placed_shards placed_;
   cluster_actors actors_;
@@ -218,31 +227,39 @@ bool joined(const test_node& a, const std::string& a_id, const test_node& b,
          && b.state_of(a_id) == cluster::member_state::up;
 }
 
-actors::doc_reply ask(caf::actor_system& sys, const actors::shard_actor& shard,
-                      actors::doc_request req) {
+/// Asks `shard` for `req` as an actor does (a request with an empty reply_to) and waits
+/// up to 5 s: the answer, or the error (an internal "no answer" when none came).
+template <class Handle, class R>
+core::result<protocol::reply_of<R>> ask(caf::actor_system& sys, const Handle& shard, R req) {
+  using T = protocol::reply_of<R>;
   caf::scoped_actor self{sys};
-  actors::doc_reply out{actors::doc_status::storage_error, 0, {}, "no answer"};
-  self->request(shard, 5s, std::move(req))
-    .receive([&](actors::doc_reply& r) { out = std::move(r); },
-             [&](caf::error& e) { out.message = caf::to_string(e); });
+  core::result<T> out{core::error{core::errc::internal, "no answer"}};
+  self->request(shard, 5s, std::move(req), core::reply_to<T>{})
+    .receive([&](T& r) { out = std::move(r); },
+             [&](caf::error& e) { out = protocol::from_caf(e); });
   return out;
 }
 
-actors::doc_request put(std::string collection, std::string id, std::string body) {
-  actors::doc_request r;
-  r.op = actors::doc_op::put;
+documents::doc_write put(std::string collection, std::string id, std::string body) {
+  documents::doc_write r;
+  r.kind = documents::write_kind::put;
   r.collection = std::move(collection);
   r.id = std::move(id);
   r.body = std::move(body);
   return r;
 }
 
-actors::doc_request get(std::string collection, std::string id) {
-  actors::doc_request r;
-  r.op = actors::doc_op::get;
+documents::doc_get get(std::string collection, std::string id) {
+  documents::doc_get r;
   r.collection = std::move(collection);
   r.id = std::move(id);
   return r;
+}
+
+/// The message of a failed result, or "" for a value (for test output).
+template <class T>
+std::string error_of(const core::result<T>& r) {
+  return r ? std::string{} : r.error().to_string();
 }
 
 // Verifies two members complete the handshake both ways, both become ready, and a
@@ -256,16 +273,18 @@ TEST(RemoteTest, MembersJoinAndForwardDocuments) {
   EXPECT_TRUE(b.ready());
   auto [id, shard] = key_owned_by(a.owners(), "b", "users");
   auto created = ask(a.sys(), a.shard(shard), put("users", id, R"({"n":1})"));
-  EXPECT_EQ(created.status, actors::doc_status::created) << created.message;
-  EXPECT_EQ(created.version, 1u);
+  ASSERT_TRUE(created) << error_of(created);
+  EXPECT_TRUE(created->created);
+  EXPECT_EQ(created->version, 1u);
   // The owner's local shard has it, and a's stub reads it back.
   auto local = ask(b.sys(), b.shard(shard), get("users", id));
-  EXPECT_EQ(local.status, actors::doc_status::ok);
-  EXPECT_EQ(local.body, R"({"n":1})");
+  ASSERT_TRUE(local) << error_of(local);
+  EXPECT_EQ(local->version, 1u);
+  EXPECT_EQ(local->json, R"({"n":1})");
   auto via_stub = ask(a.sys(), a.shard(shard), get("users", id));
-  EXPECT_EQ(via_stub.body, R"({"n":1})");
+  ASSERT_TRUE(via_stub) << error_of(via_stub);
+  EXPECT_EQ(via_stub->json, R"({"n":1})");
   // Nothing was written on the non-owner.
-  std::string value;
   EXPECT_EQ(a.store().shard(shard).estimate_num_keys(), 0u);
 }
 
@@ -281,29 +300,25 @@ TEST(RemoteTest, ActorCallsAreForwardedToTheOwner) {
     if (a.owners().owner(map.shard_of("counter", "c" + std::to_string(i))) == "b")
       id = "c" + std::to_string(i);
   auto shard = map.shard_of("counter", id);
-  caf::scoped_actor self{a.sys()};
   for (int expected : {2, 4}) {
-    actors::actor_reply reply;
-    self
-      ->request(a.shard(shard), 5s,
-                actors::actor_call{"counter", id, "increment", R"({"by":2})", 0})
-      .receive([&](actors::actor_reply& r) { reply = std::move(r); },
-               [&](caf::error& e) { reply.message = caf::to_string(e); });
-    EXPECT_EQ(reply.status, 200) << reply.message;
-    EXPECT_EQ(reply.body, R"({"value":)" + std::to_string(expected) + "}");
+    auto reply = ask(a.sys(), a.shard(shard),
+                     actors::actor_call{"counter", id, "increment", R"({"by":2})", 0});
+    ASSERT_TRUE(reply) << error_of(reply);
+    EXPECT_EQ(reply->json, R"({"value":)" + std::to_string(expected) + "}");
   }
 }
 
-actors::actor_reply call(test_node& via, const std::string& type, const std::string& id,
-                         const std::string& method, const std::string& args) {
+core::result<actors::actor_result> call(test_node& via, const std::string& type,
+                                        const std::string& id, const std::string& method,
+                                        const std::string& args) {
   cluster::shard_map map{via.owners().shard_count()};
-  caf::scoped_actor self{via.sys()};
-  actors::actor_reply reply{0, {}, "no_answer", {}};
-  self
-    ->request(via.shard(map.shard_of(type, id)), 5s, actors::actor_call{type, id, method, args, 0})
-    .receive([&](actors::actor_reply& r) { reply = std::move(r); },
-             [&](caf::error& e) { reply.message = caf::to_string(e); });
-  return reply;
+  return ask(via.sys(), via.shard(map.shard_of(type, id)),
+             actors::actor_call{type, id, method, args, 0});
+}
+
+/// The JSON result of a call that succeeded, or the error's text.
+std::string body_of(const core::result<actors::actor_result>& r) {
+  return r ? r->json : r.error().to_string();
 }
 
 // Verifies virtual actors call each other across nodes: an order on node a reserves
@@ -316,90 +331,188 @@ TEST(RemoteTest, ActorsCallEachOtherAcrossNodes) {
   const auto sku_a = id_owned_by(a.owners(), "a", "inventory", "sku-a");
   const auto sku_b = id_owned_by(a.owners(), "b", "inventory", "sku-b");
   // Restock through the other node each time, so both directions forward.
-  EXPECT_EQ(call(b, "inventory", sku_a, "restock", R"({"qty":5})").body, R"({"stock":5})");
-  EXPECT_EQ(call(a, "inventory", sku_b, "restock", R"({"qty":1})").body, R"({"stock":1})");
+  EXPECT_EQ(body_of(call(b, "inventory", sku_a, "restock", R"({"qty":5})")), R"({"stock":5})");
+  EXPECT_EQ(body_of(call(a, "inventory", sku_b, "restock", R"({"qty":1})")), R"({"stock":1})");
   const auto order1 = id_owned_by(a.owners(), "a", "order", "o-");
   auto placed =
     call(b, "order", order1, "place",
          R"({"items":[{"sku":")" + sku_a + R"(","qty":2},{"sku":")" + sku_b + R"(","qty":1}]})");
-  EXPECT_EQ(placed.status, 200) << placed.code << " " << placed.message;
-  EXPECT_EQ(call(a, "inventory", sku_a, "get", "{}").body, R"({"stock":3})");
-  EXPECT_EQ(call(a, "inventory", sku_b, "get", "{}").body, R"({"stock":0})");
+  EXPECT_TRUE(placed) << error_of(placed);
+  EXPECT_EQ(body_of(call(a, "inventory", sku_a, "get", "{}")), R"({"stock":3})");
+  EXPECT_EQ(body_of(call(a, "inventory", sku_b, "get", "{}")), R"({"stock":0})");
   // b's inventory is empty now: the second order fails there and releases a's stock.
   const auto order2 = id_owned_by(a.owners(), "a", "order", "p-");
   auto failed =
     call(a, "order", order2, "place",
          R"({"items":[{"sku":")" + sku_a + R"(","qty":1},{"sku":")" + sku_b + R"(","qty":1}]})");
-  EXPECT_EQ(failed.status, 409);
-  EXPECT_EQ(failed.code, "insufficient_stock");
-  EXPECT_EQ(call(b, "inventory", sku_a, "get", "{}").body, R"({"stock":3})");
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(core::http_status(failed.error()), 409);
+  EXPECT_EQ(core::api_code(failed.error()), "insufficient_stock");
+  EXPECT_EQ(body_of(call(b, "inventory", sku_a, "get", "{}")), R"({"stock":3})");
 }
 
-/// Stands in for an owner's gateway that holds every document request until told
-/// `ok_atom`, then answers them all with `answer`.
-struct held_requests {
-  std::vector<caf::response_promise> promises;
-  std::vector<caf::response_promise> calls; ///< actor calls: never answered
+/// The answers of requests sent with a reply_to, as they arrive (any thread).
+template <class T>
+class answers {
+public:
+  /// A reply_to whose every delivery is kept here.
+  core::reply_to<T> to() {
+    return core::reply_to<T>::to([self = shared()](core::result<T>&& r) {
+      std::lock_guard<std::mutex> guard{self->mutex};
+      self->got.push_back(std::move(r));
+      self->cv.notify_all();
+    });
+  }
+
+  /// Waits until `n` answers arrived, for at most `limit`.
+  bool wait_for(std::size_t n, std::chrono::milliseconds limit = 5s) {
+    std::unique_lock<std::mutex> guard{state_->mutex};
+    return state_->cv.wait_for(guard, limit, [&] { return state_->got.size() >= n; });
+  }
+
+  std::size_t count() {
+    std::lock_guard<std::mutex> guard{state_->mutex};
+    return state_->got.size();
+  }
+
+  std::vector<core::result<T>> all() {
+    std::lock_guard<std::mutex> guard{state_->mutex};
+    return state_->got;
+  }
+
+private:
+  struct state {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::vector<core::result<T>> got;
+  };
+  std::shared_ptr<state> shared() {
+    return state_;
+  }
+  std::shared_ptr<state> state_ = std::make_shared<state>();
 };
 
-caf::behavior slow_gateway(caf::stateful_actor<held_requests>* self, actors::doc_reply answer) {
+/// What the slow gateway below did, for the test to wait on.
+struct gateway_probe {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::size_t held = 0;     ///< requests it holds (or held)
+  std::size_t answered = 0; ///< held requests it answered on ok_atom
+
+  void bump(std::size_t gateway_probe::*counter, std::size_t n = 1) {
+    std::lock_guard<std::mutex> guard{mutex};
+    this->*counter += n;
+    cv.notify_all();
+  }
+  bool wait(std::size_t gateway_probe::*counter, std::size_t n,
+            std::chrono::milliseconds limit = 5s) {
+    std::unique_lock<std::mutex> guard{mutex};
+    return cv.wait_for(guard, limit, [&] { return this->*counter >= n; });
+  }
+};
+
+/// Stands in for an owner's gateway (a peer sends it `(shard, request)`): it holds every
+/// document read and change read until told `ok_atom`, then answers them all (version 7);
+/// it never answers actor calls; it answers cache reads at once ("marker": every message
+/// the stub got before the answer to one has been handled).
+struct held_requests {
+  std::vector<caf::response_promise> docs;
+  std::vector<caf::response_promise> reads;
+  std::vector<caf::response_promise> calls; ///< never answered
+  std::shared_ptr<gateway_probe> probe;
+};
+
+caf::behavior slow_gateway(caf::stateful_actor<held_requests>* self,
+                           std::shared_ptr<gateway_probe> probe) {
+  self->state.probe = std::move(probe);
+  auto hold = [self](std::vector<caf::response_promise>& where) {
+    auto rp = self->make_response_promise();
+    where.push_back(rp);
+    self->state.probe->bump(&gateway_probe::held);
+    return rp;
+  };
   return {
-    [=](std::uint32_t, actors::doc_request&) {
-      auto rp = self->make_response_promise();
-      self->state.promises.push_back(rp);
-      return rp;
-    },
-    [=](std::uint32_t, actors::actor_call&) {
-      auto rp = self->make_response_promise();
-      self->state.calls.push_back(rp);
-      return rp;
-    },
+    [=](std::uint32_t, documents::doc_get&) { return hold(self->state.docs); },
+    [=](std::uint32_t, changes::changes_read&) { return hold(self->state.reads); },
+    [=](std::uint32_t, actors::actor_call&) { return hold(self->state.calls); },
+    [=](std::uint32_t, cache::cache_get&) { return cache::cache_entry{"marker", "text/plain"}; },
     [=](caf::ok_atom) {
-      for (auto& rp : self->state.promises)
-        rp.deliver(answer);
-      self->state.promises.clear();
+      auto& st = self->state;
+      const auto n = st.docs.size() + st.reads.size();
+      for (auto& rp : st.docs)
+        rp.deliver(documents::stored_doc{7, "{}", false});
+      for (auto& rp : st.reads) {
+        changes::batch b;
+        b.first = 1;
+        b.last = 7;
+        rp.deliver(std::move(b));
+      }
+      st.docs.clear();
+      st.reads.clear();
+      st.probe->bump(&gateway_probe::answered, n);
     },
   };
+}
+
+struct stub_system_config : caf::actor_system_config {
+  stub_system_config() {
+    protocol::add_message_types(*this);
+    add_message_types<caf::id_block::shoal_remote>();
+  }
+};
+
+/// Sends a cache read through `stub`, which the slow gateway answers at once, and waits
+/// for its answer: whatever reached the stub before it (a late answer) has been handled.
+bool stub_caught_up(const remote_shard_actor& stub) {
+  answers<cache::cache_entry> marker;
+  caf::anon_send(stub, cache::cache_get{"marker"}, marker.to());
+  if (!marker.wait_for(1)) return false;
+  auto got = marker.all();
+  return got.size() == 1 && got[0] && got[0]->value == "marker";
 }
 
 // Verifies a stub fails its requests in flight as soon as the owner goes down, rather than
 // at their timeout, and drops the owner's late answer (every request is answered once).
 TEST(RemoteShardTest, InFlightRequestsFailWhenTheOwnerGoesDown) {
-  caf::actor_system_config cfg;
-  cfg.add_message_types<caf::id_block::shoal>();
-  cfg.add_message_types<caf::id_block::shoal_remote>();
+  stub_system_config cfg;
   caf::actor_system sys{cfg};
-  auto gateway = sys.spawn(slow_gateway, actors::doc_reply{actors::doc_status::ok, 7, "{}", {}});
+  auto probe = std::make_shared<gateway_probe>();
+  auto gateway = sys.spawn(slow_gateway, probe);
   auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 10s, 10s});
   caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
-  caf::scoped_actor self{sys};
-  // Plain sends: the replies come back as ordinary messages, collected below.
+  // Sent as the edge sends: each answer comes back through its reply_to.
+  answers<documents::stored_doc> got;
   for (int i = 0; i < 2; ++i)
-    self->send(stub, get("users", "k" + std::to_string(i)));
-  // Let both requests reach the gateway, then take the owner down.
-  std::this_thread::sleep_for(100ms);
+    caf::anon_send(stub, get("users", "k" + std::to_string(i)), got.to());
+  // Both requests reached the gateway; then the owner goes down.
+  ASSERT_TRUE(probe->wait(&gateway_probe::held, 2));
   auto started = std::chrono::steady_clock::now();
   caf::anon_send(stub, peer_update_atom::value, caf::actor{}, false,
                  std::string{"connection lost"});
-  std::vector<actors::doc_reply> replies;
-  for (int i = 0; i < 2; ++i)
-    self->receive([&](actors::doc_reply& r) { replies.push_back(std::move(r)); },
-                  caf::after(5s) >> [] {});
+  ASSERT_TRUE(got.wait_for(2));
   EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
-  ASSERT_EQ(replies.size(), 2u);
-  for (const auto& r : replies) {
-    EXPECT_EQ(r.status, actors::doc_status::shard_unavailable);
-    EXPECT_NE(r.message.find("connection lost"), std::string::npos) << r.message;
+  for (const auto& r : got.all()) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code(), core::errc::shard_unavailable);
+    EXPECT_EQ(core::http_status(r.error()), 503);
+    EXPECT_NE(r.error().message().find("connection lost"), std::string::npos)
+      << r.error().message();
   }
-  // The owner's late answers must not reach anyone a second time.
+  // The owner's late answers must not reach anyone a second time: once the gateway sent
+  // them, they are in the stub's mailbox ahead of the next request.
   caf::anon_send(gateway, caf::ok_atom::value);
-  bool extra = false;
-  self->receive([&](actors::doc_reply&) { extra = true; }, caf::after(300ms) >> [] {});
-  EXPECT_FALSE(extra);
+  ASSERT_TRUE(probe->wait(&gateway_probe::answered, 2));
   // Down: new requests are refused at once, without reaching the gateway.
   auto down = ask(sys, stub, get("users", "k9"));
-  EXPECT_EQ(down.status, actors::doc_status::shard_unavailable);
-  EXPECT_NE(down.message.find("node b owns shard 3"), std::string::npos) << down.message;
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code(), core::errc::shard_unavailable);
+  EXPECT_NE(down.error().message().find("node b owns shard 3"), std::string::npos)
+    << down.error().message();
+  EXPECT_EQ(got.count(), 2u) << "a late answer was delivered a second time";
+  {
+    std::lock_guard<std::mutex> guard{probe->mutex};
+    EXPECT_EQ(probe->held, 2u);
+  }
   caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
 }
@@ -407,62 +520,73 @@ TEST(RemoteShardTest, InFlightRequestsFailWhenTheOwnerGoesDown) {
 // Verifies a request the owner does not answer fails at its deadline (the stub's sweep),
 // as 503 for documents and 504 call_timeout for actor calls, and only once.
 TEST(RemoteShardTest, SilentOwnerFailsRequestsAtTheirDeadline) {
-  caf::actor_system_config cfg;
-  cfg.add_message_types<caf::id_block::shoal>();
-  cfg.add_message_types<caf::id_block::shoal_remote>();
+  stub_system_config cfg;
   caf::actor_system sys{cfg};
-  auto gateway = sys.spawn(slow_gateway, actors::doc_reply{actors::doc_status::ok, 7, "{}", {}});
+  auto probe = std::make_shared<gateway_probe>();
+  auto gateway = sys.spawn(slow_gateway, probe);
   auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 200ms, 10s});
   caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
+  answers<documents::stored_doc> got;
   const auto started = std::chrono::steady_clock::now();
-  auto reply = ask(sys, stub, get("users", "k1"));
+  caf::anon_send(stub, get("users", "k1"), got.to());
+  ASSERT_TRUE(got.wait_for(1));
   const auto waited = std::chrono::steady_clock::now() - started;
-  EXPECT_EQ(reply.status, actors::doc_status::shard_unavailable);
-  EXPECT_NE(reply.message.find("did not answer within 200 ms"), std::string::npos) << reply.message;
+  auto reply = got.all().front();
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().code(), core::errc::shard_unavailable);
+  EXPECT_EQ(core::http_status(reply.error()), 503);
+  EXPECT_NE(reply.error().message().find("did not answer within 200 ms"), std::string::npos)
+    << reply.error().message();
   EXPECT_GE(waited, 200ms);
   EXPECT_LT(waited, 2s);
   // An actor call with a budget of 100 ms (the slow gateway never answers calls).
-  caf::scoped_actor self{sys};
-  actors::actor_reply call_reply;
-  self->request(stub, 5s, actors::actor_call{"counter", "c", "increment", "{}", 100})
-    .receive([&](actors::actor_reply& r) { call_reply = std::move(r); }, [](caf::error&) {});
-  EXPECT_EQ(call_reply.status, 504);
-  EXPECT_EQ(call_reply.code, "call_timeout");
+  auto call_reply = ask(sys, stub, actors::actor_call{"counter", "c", "increment", "{}", 100});
+  ASSERT_FALSE(call_reply);
+  EXPECT_EQ(call_reply.error().code(), core::errc::timeout);
+  EXPECT_EQ(core::http_status(call_reply.error()), 504);
+  EXPECT_EQ(core::api_code(call_reply.error()), "call_timeout");
   // The late answer to the document request goes nowhere.
   caf::anon_send(gateway, caf::ok_atom::value);
-  bool extra = false;
-  self->receive([&](actors::doc_reply&) { extra = true; }, caf::after(300ms) >> [] {});
-  EXPECT_FALSE(extra);
+  ASSERT_TRUE(probe->wait(&gateway_probe::answered, 1));
+  ASSERT_TRUE(stub_caught_up(stub));
+  EXPECT_EQ(got.count(), 1u) << "a late answer was delivered a second time";
   caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
 }
 
 // Verifies a change-feed read may wait at the owner for its wait_ms on top of the failure
-// timeout: the owner answering after 300 ms is not a failure with a 200 ms timeout when
-// the read asked to wait 400 ms, while a plain read would have failed at 200 ms.
+// timeout: the owner answering after a plain read failed at the 200 ms timeout is not a
+// failure for a read that asked to wait 400 ms.
 TEST(RemoteShardTest, ChangeReadsMayWaitTheirWaitOnTopOfTheFailureTimeout) {
-  caf::actor_system_config cfg;
-  cfg.add_message_types<caf::id_block::shoal>();
-  cfg.add_message_types<caf::id_block::shoal_remote>();
+  stub_system_config cfg;
   caf::actor_system sys{cfg};
-  auto gateway = sys.spawn(slow_gateway, actors::doc_reply{actors::doc_status::ok, 7, "{}", {}});
+  auto probe = std::make_shared<gateway_probe>();
+  auto gateway = sys.spawn(slow_gateway, probe);
   auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 200ms, 10s});
   caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
-  actors::doc_request changes;
-  changes.op = actors::doc_op::changes;
+  changes::changes_read changes;
   changes.collection = "users";
   changes.after = 0;
   changes.limit = 100;
   changes.wait_ms = 400;
-  // The owner answers after 300 ms: past the failure timeout, within the wait.
-  std::thread owner([&] {
-    std::this_thread::sleep_for(300ms);
-    caf::anon_send(gateway, caf::ok_atom::value);
-  });
-  auto reply = ask(sys, stub, std::move(changes));
-  owner.join();
-  EXPECT_EQ(reply.status, actors::doc_status::ok) << reply.message;
-  EXPECT_EQ(reply.version, 7u);
+  answers<changes::batch> read;
+  caf::anon_send(stub, std::move(changes), read.to());
+  ASSERT_TRUE(probe->wait(&gateway_probe::held, 1));
+  // A plain read sent after it fails at the failure timeout: by then the change read has
+  // waited past 200 ms too, and is still waiting.
+  answers<documents::stored_doc> plain;
+  caf::anon_send(stub, get("users", "k1"), plain.to());
+  ASSERT_TRUE(plain.wait_for(1));
+  ASSERT_FALSE(plain.all().front());
+  EXPECT_NE(plain.all().front().error().message().find("did not answer within 200 ms"),
+            std::string::npos);
+  EXPECT_EQ(read.count(), 0u) << "the change read failed at the failure timeout";
+  // The owner answers now: past the failure timeout, within the wait.
+  caf::anon_send(gateway, caf::ok_atom::value);
+  ASSERT_TRUE(read.wait_for(1));
+  auto reply = read.all().front();
+  ASSERT_TRUE(reply) << error_of(reply);
+  EXPECT_EQ(reply->last, 7u);
   caf::anon_send_exit(stub, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(gateway, caf::exit_reason::user_shutdown);
 }
@@ -486,7 +610,8 @@ TEST(RemoteTest, WrongSecretIsRefusedOnBothSides) {
   EXPECT_FALSE(b.ready());
   auto [id, shard] = key_owned_by(a.owners(), "b", "users");
   auto reply = ask(a.sys(), a.shard(shard), put("users", id, "{}"));
-  EXPECT_EQ(reply.status, actors::doc_status::shard_unavailable);
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().code(), core::errc::shard_unavailable);
   EXPECT_EQ(b.store().shard(shard).estimate_num_keys(), 0u);
 }
 
@@ -531,6 +656,8 @@ TEST(RemoteTest, ReturningPeerIsUpWithoutWaitingForTheBackoff) {
   spec_a.reconnect_max = 60s;
   test_node a{spec_a};
   ASSERT_TRUE(eventually([&] { return a.ready(); }));
+  // Real time must pass for a's backoff to grow; no event tells how many dials failed
+  // (the view is republished on every heartbeat tick), so this one wait stays a sleep.
   std::this_thread::sleep_for(2s); // dials at ~0.1, 0.3, 0.7, 1.5 s; the next after 2.5 s
   test_node b{{"b", members}};
   const auto started = std::chrono::steady_clock::now();
@@ -545,7 +672,7 @@ TEST(RemoteTest, UntrustedPeerGetsNothing) {
   test_node b{{"b", members}};
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
-  cfg.add_message_types<caf::id_block::shoal>();
+  protocol::add_message_types(cfg);
   cfg.add_message_types<caf::id_block::shoal_remote>();
   caf::actor_system stranger{cfg};
   auto gateway = stranger.middleman().remote_actor(members[1].host, members[1].actor_port);
@@ -554,29 +681,45 @@ TEST(RemoteTest, UntrustedPeerGetsNothing) {
   auto [id, shard] = key_owned_by(b.owners(), "b", "users");
   bool refused = false;
   self->request(*gateway, 2s, shard, put("users", id, "{}"))
-    .receive([&](actors::doc_reply&) {}, [&](caf::error&) { refused = true; });
+    .receive([&](documents::doc_written&) {}, [&](caf::error&) { refused = true; });
+  EXPECT_TRUE(refused);
+  refused = false;
+  self->request(*gateway, 2s, shard, get("users", id))
+    .receive([&](documents::stored_doc&) {}, [&](caf::error&) { refused = true; });
   EXPECT_TRUE(refused);
   refused = false;
   self->request(*gateway, 2s, heartbeat_atom::value)
     .receive([&](heartbeat_atom) {}, [&](caf::error&) { refused = true; });
   EXPECT_TRUE(refused);
   // A known id without the secret: the hello is answered, a forged auth is refused.
-  hello_ack ack;
+  std::optional<hello_ack> ack;
+  std::string failure;
   self->request(*gateway, 2s, hello{"a", cluster::handshake::make_nonce()})
-    .receive([&](hello_ack& x) { ack = std::move(x); }, [&](caf::error&) {});
-  EXPECT_TRUE(ack.refusal.empty());
-  auth_ack verdict;
+    .receive([&](hello_ack& x) { ack = std::move(x); },
+             [&](caf::error& e) { failure = caf::to_string(e); });
+  ASSERT_TRUE(ack) << "the hello got no answer: " << failure;
+  EXPECT_TRUE(ack->refusal.empty()) << ack->refusal;
+  EXPECT_EQ(ack->node, "b");
+  EXPECT_FALSE(ack->nonce.empty());
+  EXPECT_FALSE(ack->proof.empty());
+  std::optional<auth_ack> verdict;
   self->request(*gateway, 2s, auth{std::string(64, '0'), 8, describe_members(members)})
-    .receive([&](auth_ack& x) { verdict = std::move(x); }, [&](caf::error&) {});
-  EXPECT_EQ(verdict.refusal, "the cluster secret differs");
+    .receive([&](auth_ack& x) { verdict = std::move(x); },
+             [&](caf::error& e) { failure = caf::to_string(e); });
+  ASSERT_TRUE(verdict) << "the auth got no answer: " << failure;
+  EXPECT_EQ(verdict->refusal, "the cluster secret differs");
   refused = false;
   self->request(*gateway, 2s, shard, put("users", id, "{}"))
-    .receive([&](actors::doc_reply&) {}, [&](caf::error&) { refused = true; });
+    .receive([&](documents::doc_written&) {}, [&](caf::error&) { refused = true; });
   EXPECT_TRUE(refused);
   // An id that is not a member.
+  std::optional<hello_ack> stranger_ack;
   self->request(*gateway, 2s, hello{"mallory", cluster::handshake::make_nonce()})
-    .receive([&](hello_ack& x) { ack = std::move(x); }, [&](caf::error&) {});
-  EXPECT_NE(ack.refusal.find("not a member"), std::string::npos);
+    .receive([&](hello_ack& x) { stranger_ack = std::move(x); },
+             [&](caf::error& e) { failure = caf::to_string(e); });
+  ASSERT_TRUE(stranger_ack) << "the hello got no answer: " << failure;
+  EXPECT_NE(stranger_ack->refusal.find("not a member"), std::string::npos)
+    << stranger_ack->refusal;
   EXPECT_EQ(b.store().shard(shard).estimate_num_keys(), 0u);
   self->send_exit(*gateway, caf::exit_reason::user_shutdown); // a no-op for a remote proxy
 }
@@ -590,20 +733,24 @@ TEST(RemoteTest, LostMemberIsDownThenRejoins) {
   auto b = std::make_unique<test_node>(node_spec{"b", members});
   ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::up; }));
   auto [id, shard] = key_owned_by(a.owners(), "b", "users");
-  ASSERT_EQ(ask(a.sys(), a.shard(shard), put("users", id, "{}")).status,
-            actors::doc_status::created);
+  auto first = ask(a.sys(), a.shard(shard), put("users", id, "{}"));
+  ASSERT_TRUE(first) << error_of(first);
+  ASSERT_TRUE(first->created);
   b->stop();
   ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::down; }, 2s));
   auto started = std::chrono::steady_clock::now();
   auto reply = ask(a.sys(), a.shard(shard), get("users", id));
-  EXPECT_EQ(reply.status, actors::doc_status::shard_unavailable);
-  EXPECT_NE(reply.message.find("node b"), std::string::npos) << reply.message;
+  ASSERT_FALSE(reply);
+  EXPECT_EQ(reply.error().code(), core::errc::shard_unavailable);
+  EXPECT_NE(reply.error().message().find("node b"), std::string::npos) << reply.error().message();
   EXPECT_LT(std::chrono::steady_clock::now() - started, 400ms); // known down: no waiting
   b = std::make_unique<test_node>(node_spec{"b", members});
   ASSERT_TRUE(eventually([&] { return a.state_of("b") == cluster::member_state::up; }));
   // The new b has a fresh memory store: the put lands again as version 1.
-  EXPECT_EQ(ask(a.sys(), a.shard(shard), put("users", id, "{}")).status,
-            actors::doc_status::created);
+  auto again = ask(a.sys(), a.shard(shard), put("users", id, "{}"));
+  ASSERT_TRUE(again) << error_of(again);
+  EXPECT_TRUE(again->created);
+  EXPECT_EQ(again->version, 1u);
 }
 
 } // namespace

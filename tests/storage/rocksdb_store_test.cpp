@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -22,6 +23,8 @@
 namespace shoal::storage {
 namespace {
 
+using test::code_of;
+using test::message_of;
 using ::testing::HasSubstr;
 
 class RocksDbStoreTest : public ::testing::Test {
@@ -44,10 +47,25 @@ protected:
     return result;
   }
 
-  static status put(shard_store& s, std::string key, std::string value) {
+  static result<void> put(shard_store& s, std::string key, std::string value) {
     write_batch batch;
     batch.put(std::move(key), std::move(value));
     return s.write(batch, false);
+  }
+
+  /// Opens a store with `o`: a test failure (and nullptr) when that fails.
+  static std::unique_ptr<store> open(const rocksdb_options& o) {
+    auto opened = open_rocksdb_store(o);
+    EXPECT_TRUE(test::is_ok("open_rocksdb_store(o)", opened));
+    if (!opened) return nullptr;
+    return std::move(opened).value();
+  }
+
+  /// The value of `key` in `s`, "<code>" when the read fails.
+  static std::string read(shard_store& s, std::string_view key) {
+    auto r = s.get(key);
+    if (!r) return std::string("<") + core::to_string(r.error().code()) + ">";
+    return *r;
   }
 
   std::unique_ptr<test::temp_dir> dir_;
@@ -66,30 +84,32 @@ std::map<std::string, std::uintmax_t> list_files(const std::string& dir) {
 TEST_F(RocksDbStoreTest, OpenCreatesMissingDirectory) {
   auto opts = options();
   opts.path = dir_->path() + "/a/b/c";
-  std::unique_ptr<store> db;
-  ASSERT_OK(open_rocksdb_store(opts, db));
+  auto db = open(opts);
+  ASSERT_NE(db, nullptr);
   EXPECT_TRUE(std::filesystem::is_directory(opts.path));
   EXPECT_TRUE(std::filesystem::exists(opts.path + "/CURRENT"));
 }
 
-// Verifies bad options fail with invalid_argument and leave `out` empty.
+// Verifies bad options fail with invalid_argument, say what is wrong and create nothing.
 TEST_F(RocksDbStoreTest, OpenRejectsBadOptions) {
-  auto opts = options(0);
-  std::unique_ptr<store> db;
-  EXPECT_EQ(open_rocksdb_store(opts, db).code(), errc::invalid_argument);
-  EXPECT_EQ(db, nullptr);
-  opts = options(100001);
-  EXPECT_EQ(open_rocksdb_store(opts, db).code(), errc::invalid_argument);
-  opts = options();
+  auto opened = open_rocksdb_store(options(0));
+  EXPECT_EQ(code_of(opened), errc::invalid_argument);
+  EXPECT_THAT(message_of(opened), HasSubstr("shard count 0"));
+  opened = open_rocksdb_store(options(100001));
+  EXPECT_EQ(code_of(opened), errc::invalid_argument);
+  EXPECT_THAT(message_of(opened), HasSubstr("shard count 100001"));
+  EXPECT_FALSE(std::filesystem::exists(options().path));
+  auto opts = options();
   opts.path.clear();
-  EXPECT_EQ(open_rocksdb_store(opts, db).code(), errc::invalid_argument);
-  EXPECT_EQ(db, nullptr);
+  opened = open_rocksdb_store(opts);
+  EXPECT_EQ(code_of(opened), errc::invalid_argument);
+  EXPECT_THAT(message_of(opened), HasSubstr("path is empty"));
 }
 
 // Verifies each shard is a column family named "shard-NNNNN" (read from the OPTIONS file).
 TEST_F(RocksDbStoreTest, ShardsAreNamedColumnFamilies) {
-  std::unique_ptr<store> db;
-  ASSERT_OK(open_rocksdb_store(options(3), db));
+  auto db = open(options(3));
+  ASSERT_NE(db, nullptr);
   ASSERT_OK(db->close());
   std::string text;
   for (const auto& entry : std::filesystem::directory_iterator(options().path)) {
@@ -104,8 +124,8 @@ TEST_F(RocksDbStoreTest, ShardsAreNamedColumnFamilies) {
 
 // Verifies data written (without sync) survives close and reopen, on every shard.
 TEST_F(RocksDbStoreTest, DataSurvivesCloseAndReopen) {
-  std::unique_ptr<store> db;
-  ASSERT_OK(open_rocksdb_store(options(), db));
+  auto db = open(options());
+  ASSERT_NE(db, nullptr);
   for (std::uint32_t i = 0; i < 4; ++i) {
     ASSERT_OK(put(db->shard(i), "k", "v" + std::to_string(i)));
   }
@@ -113,50 +133,46 @@ TEST_F(RocksDbStoreTest, DataSurvivesCloseAndReopen) {
   ASSERT_OK(db->close());
   db.reset();
 
-  ASSERT_OK(open_rocksdb_store(options(), db));
+  db = open(options());
+  ASSERT_NE(db, nullptr);
   EXPECT_GE(db->latest_sequence(), sequence);
   for (std::uint32_t i = 0; i < 4; ++i) {
-    std::string value;
-    ASSERT_OK(db->shard(i).get("k", value));
-    EXPECT_EQ(value, "v" + std::to_string(i));
+    EXPECT_EQ(read(db->shard(i), "k"), "v" + std::to_string(i));
   }
 }
 
 // Verifies the destructor closes an open store so that its data survives.
 TEST_F(RocksDbStoreTest, DestructorClosesStore) {
-  std::unique_ptr<store> db;
-  ASSERT_OK(open_rocksdb_store(options(), db));
+  auto db = open(options());
+  ASSERT_NE(db, nullptr);
   ASSERT_OK(put(db->shard(1), "k", "v"));
   db.reset();
-  ASSERT_OK(open_rocksdb_store(options(), db));
-  std::string value;
-  ASSERT_OK(db->shard(1).get("k", value));
-  EXPECT_EQ(value, "v");
+  db = open(options());
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(read(db->shard(1), "k"), "v");
 }
 
 // Verifies reopening with another shard count is incompatible, names both counts and
 // leaves the directory usable with the original count.
 TEST_F(RocksDbStoreTest, ReopenWithDifferentShardCountIsIncompatible) {
-  std::unique_ptr<store> db;
-  ASSERT_OK(open_rocksdb_store(options(16), db));
+  auto db = open(options(16));
+  ASSERT_NE(db, nullptr);
   ASSERT_OK(put(db->shard(15), "k", "v"));
   ASSERT_OK(db->close());
   db.reset();
 
   const auto files = list_files(options().path);
   for (std::uint32_t shards : {64u, 8u}) {
-    auto st = open_rocksdb_store(options(shards), db);
-    EXPECT_EQ(st.code(), errc::incompatible) << st.to_string();
-    EXPECT_THAT(st.message(), HasSubstr("has 16 shards"));
-    EXPECT_THAT(st.message(), HasSubstr("config says " + std::to_string(shards)));
-    EXPECT_EQ(db, nullptr);
+    auto st = open_rocksdb_store(options(shards));
+    EXPECT_EQ(code_of(st), errc::incompatible);
+    EXPECT_THAT(message_of(st), HasSubstr("has 16 shards"));
+    EXPECT_THAT(message_of(st), HasSubstr("config says " + std::to_string(shards)));
   }
   EXPECT_EQ(list_files(options().path), files);
 
-  ASSERT_OK(open_rocksdb_store(options(16), db));
-  std::string value;
-  ASSERT_OK(db->shard(15).get("k", value));
-  EXPECT_EQ(value, "v");
+  db = open(options(16));
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(read(db->shard(15), "k"), "v");
 }
 
 /// Creates a database holding only some shard column families and no meta keys: what a
@@ -186,52 +202,50 @@ TEST_F(RocksDbStoreTest, ReopenWithDifferentLayoutIsIncompatible) {
     o.layout = std::move(layout);
     return o;
   };
-  std::unique_ptr<store> db;
-  ASSERT_OK(open_rocksdb_store(options(), db)); // no layout yet
+  auto db = open(options()); // no layout yet
+  ASSERT_NE(db, nullptr);
   ASSERT_OK(put(db->shard(1), "k", "v"));
   ASSERT_OK(db->close());
   db.reset();
-  ASSERT_OK(open_rocksdb_store(with_layout("node n1 of the cluster [n1, n2]"), db));
+  db = open(with_layout("node n1 of the cluster [n1, n2]"));
+  ASSERT_NE(db, nullptr);
   ASSERT_OK(db->close());
   db.reset();
-  auto st = open_rocksdb_store(with_layout("node n1 of the cluster [n1, n2, n3]"), db);
-  EXPECT_EQ(st.code(), errc::incompatible) << st.to_string();
-  EXPECT_THAT(st.message(), HasSubstr("belongs to node n1 of the cluster [n1, n2]"));
-  EXPECT_THAT(st.message(), HasSubstr("this node is node n1 of the cluster [n1, n2, n3]"));
-  EXPECT_EQ(db, nullptr);
-  ASSERT_OK(open_rocksdb_store(with_layout("node n1 of the cluster [n1, n2]"), db));
-  std::string value;
-  ASSERT_OK(db->shard(1).get("k", value));
-  EXPECT_EQ(value, "v");
+  auto st = open_rocksdb_store(with_layout("node n1 of the cluster [n1, n2, n3]"));
+  EXPECT_EQ(code_of(st), errc::incompatible);
+  EXPECT_THAT(message_of(st), HasSubstr("belongs to node n1 of the cluster [n1, n2]"));
+  EXPECT_THAT(message_of(st), HasSubstr("this node is node n1 of the cluster [n1, n2, n3]"));
+  db = open(with_layout("node n1 of the cluster [n1, n2]"));
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(read(db->shard(1), "k"), "v");
 }
 
 // Verifies a creation interrupted midway resumes on the next start instead of being
 // refused as a different layout; afterwards the layout is fixed.
 TEST_F(RocksDbStoreTest, InterruptedCreationResumes) {
   make_partial_database(options().path, {"shard-00000", "shard-00001"});
-  std::unique_ptr<store> db;
-  ASSERT_OK(open_rocksdb_store(options(4), db));
+  auto db = open(options(4));
+  ASSERT_NE(db, nullptr);
   EXPECT_EQ(db->shard_count(), 4u);
   ASSERT_OK(put(db->shard(3), "k", "v"));
   ASSERT_OK(db->close());
   db.reset();
-  EXPECT_EQ(open_rocksdb_store(options(8), db).code(), errc::incompatible);
+  EXPECT_EQ(code_of(open_rocksdb_store(options(8))), errc::incompatible);
 }
 
 // Verifies an interrupted creation with a column family outside the configured shards
 // is refused.
 TEST_F(RocksDbStoreTest, InterruptedCreationWithForeignShardIsIncompatible) {
   make_partial_database(options().path, {"shard-00000", "shard-00009"});
-  std::unique_ptr<store> db;
-  auto st = open_rocksdb_store(options(4), db);
-  EXPECT_EQ(st.code(), errc::incompatible) << st.to_string();
-  EXPECT_THAT(st.message(), HasSubstr("shard-00009"));
+  auto st = open_rocksdb_store(options(4));
+  EXPECT_EQ(code_of(st), errc::incompatible);
+  EXPECT_THAT(message_of(st), HasSubstr("shard-00009"));
 }
 
 // Verifies the key estimate and live size are positive after 1000 keys are flushed by reopen.
 TEST_F(RocksDbStoreTest, EstimatesArePositiveAfterFlush) {
-  std::unique_ptr<store> db;
-  ASSERT_OK(open_rocksdb_store(options(), db));
+  auto db = open(options());
+  ASSERT_NE(db, nullptr);
   write_batch batch;
   for (int i = 0; i < 1000; ++i) {
     batch.put("key-" + std::to_string(i), std::string(100, 'x'));
@@ -243,7 +257,8 @@ TEST_F(RocksDbStoreTest, EstimatesArePositiveAfterFlush) {
   ASSERT_OK(db->close());
   db.reset();
 
-  ASSERT_OK(open_rocksdb_store(options(), db));
+  db = open(options());
+  ASSERT_NE(db, nullptr);
   EXPECT_GT(db->shard(2).estimate_num_keys(), 0u);
   EXPECT_GT(db->shard(2).live_data_bytes(), 0u);
   EXPECT_EQ(db->shard(3).estimate_num_keys(), 0u);
@@ -258,15 +273,15 @@ TEST_F(RocksDbStoreTest, ConcurrentWritersAndWalSyncer) {
   constexpr int batches = 200;
   constexpr int keys_per_batch = 5;
   constexpr int syncs = 100;
-  std::unique_ptr<store> db;
-  ASSERT_OK(open_rocksdb_store(options(writers), db));
+  auto db = open(options(writers));
+  ASSERT_NE(db, nullptr);
 
   std::mutex errors_mutex;
   std::vector<std::string> errors;
-  auto record = [&](const status& st) {
+  auto record = [&](const result<void>& st) {
     if (st) return;
     std::lock_guard<std::mutex> lock(errors_mutex);
-    errors.push_back(st.to_string());
+    errors.push_back(st.error().to_string());
   };
 
   std::vector<std::thread> threads;

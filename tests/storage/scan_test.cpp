@@ -17,7 +17,7 @@
 namespace shoal::storage {
 namespace {
 
-using test::temp_dir;
+using test::code_of;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using keys = std::vector<std::string>;
@@ -195,7 +195,7 @@ TYPED_TEST(ScanTest, ScanSeesOnlyItsShard) {
   EXPECT_THAT(this->scan("p/", "", true), ElementsAre("p/mine"));
 }
 
-// Verifies scanning a closed store fails with unavailable and calls nothing.
+// Verifies scanning a closed store fails with shutting_down and calls nothing.
 TYPED_TEST(ScanTest, ScanOnClosedStoreFails) {
   this->put_all({"p/a"});
   auto& s = this->shard();
@@ -205,8 +205,8 @@ TYPED_TEST(ScanTest, ScanOnClosedStoreFails) {
     called = true;
     return true;
   };
-  EXPECT_EQ(s.scan("p/", "", false, fn).code(), errc::unavailable);
-  EXPECT_EQ(s.scan("p/", "", true, fn).code(), errc::unavailable);
+  EXPECT_EQ(code_of(s.scan("p/", "", false, fn)), errc::shutting_down);
+  EXPECT_EQ(code_of(s.scan("p/", "", true, fn)), errc::shutting_down);
   EXPECT_FALSE(called);
 }
 
@@ -218,10 +218,10 @@ TYPED_TEST(ScanTest, DelRangeRemovesExactlyHalfOpenRange) {
   batch.del_range("b", "c");
   ASSERT_OK(this->shard().write(batch, false));
   EXPECT_THAT(this->all(), ElementsAre("a", "a\xff", "c", std::string("c\0x", 3), "d"));
-  std::string value;
-  EXPECT_EQ(this->shard().get("ba", value).code(), errc::not_found);
-  ASSERT_OK(this->shard().get("c", value));
-  EXPECT_EQ(value, "vc");
+  EXPECT_EQ(code_of(this->shard().get("ba")), errc::not_found);
+  auto value = this->shard().get("c");
+  ASSERT_OK(value);
+  EXPECT_EQ(*value, "vc");
 }
 
 // Verifies del_range with begin == end removes nothing, and one over no keys succeeds.
@@ -257,8 +257,9 @@ TYPED_TEST(ScanTest, DelRangeStaysInItsShard) {
   batch.del_range("a", "z");
   ASSERT_OK(this->shard().write(batch, false));
   EXPECT_THAT(this->all(), IsEmpty());
-  std::string value;
-  ASSERT_OK(this->store_->shard(1).get("b", value));
+  auto value = this->store_->shard(1).get("b");
+  ASSERT_OK(value);
+  EXPECT_EQ(*value, "vb");
 }
 
 // Verifies scans after a del_range skip the deleted keys in both directions, from any
@@ -284,8 +285,7 @@ TEST_F(RocksDbScanTest, DelRangeSurvivesReopen) {
   batch.del_range("b", "d");
   ASSERT_OK(shard().write(batch, false));
   ASSERT_OK(store_->close());
-  store_.reset();
-  ASSERT_OK(test::rocksdb_factory::open(dir_->path(), store_));
+  ASSERT_NO_FATAL_FAILURE(reopen());
   EXPECT_THAT(all(), ElementsAre("a", "d"));
   EXPECT_THAT(scan("", "c", true), ElementsAre("a"));
 }

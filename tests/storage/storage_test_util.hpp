@@ -1,27 +1,55 @@
 // SPDX-License-Identifier: Apache-2.0
-// Helpers shared by the storage tests: an ASSERT_OK predicate, a scratch directory, and
-// the factories and fixture of the tests every store implementation must pass.
+// Helpers shared by the storage tests: an ASSERT_OK predicate, the error code of a result,
+// a scratch directory, and the factories and fixture of the tests every store
+// implementation must pass.
 #pragma once
 
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <ostream>
 #include <string>
 #include <system_error>
 
 #include <gtest/gtest.h>
 
+#include "core/error.hpp"
+#include "core/result.hpp"
 #include "storage/memory_store.hpp"
-#include "storage/status.hpp"
 #include "storage/store.hpp"
+
+namespace shoal::core {
+
+/// Prints an errc by its name in gtest messages ("not_found", not a raw byte).
+inline void PrintTo(errc x, std::ostream* os) {
+  *os << to_string(x);
+}
+
+} // namespace shoal::core
 
 namespace shoal::storage::test {
 
-/// Predicate formatter for ASSERT_OK / EXPECT_OK: prints `status::to_string()` on failure.
-inline ::testing::AssertionResult is_ok(const char* expr, const status& st) {
-  if (st.is_ok()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << expr << " returned " << st.to_string();
+/// Predicate formatter for ASSERT_OK / EXPECT_OK: prints `error::to_string()` on failure.
+template <class T>
+::testing::AssertionResult is_ok(const char* expr, const result<T>& r) {
+  if (r.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << expr << " returned " << r.error().to_string();
+}
+
+/// The error code of `r`, or nullopt when it succeeded (so a success compares unequal to
+/// every code instead of reading an error that is not there).
+template <class T>
+std::optional<errc> code_of(const result<T>& r) {
+  if (r.ok()) return std::nullopt;
+  return r.error().code();
+}
+
+/// The message of `r`'s error; empty when it succeeded.
+template <class T>
+std::string message_of(const result<T>& r) {
+  return r.ok() ? std::string() : r.error().message();
 }
 
 /// A fresh directory under the system temp directory (mkdtemp), removed with its contents
@@ -55,22 +83,21 @@ constexpr std::uint32_t factory_shards = 4;
 /// Opens a memory_store; ignores the directory.
 struct memory_factory {
   static constexpr const char* name = "Memory";
-  static status open(const std::string& /*dir*/, std::unique_ptr<store>& out) {
-    out = std::make_unique<memory_store>(factory_shards);
-    return status::ok();
+  static result<std::unique_ptr<store>> open(const std::string& /*dir*/) {
+    return std::unique_ptr<store>(std::make_unique<memory_store>(factory_shards));
   }
 };
 
 /// Opens a RocksDB store in the directory, with small buffers.
 struct rocksdb_factory {
   static constexpr const char* name = "RocksDb";
-  static status open(const std::string& dir, std::unique_ptr<store>& out) {
+  static result<std::unique_ptr<store>> open(const std::string& dir) {
     rocksdb_options options;
     options.path = dir;
     options.shards = factory_shards;
     options.block_cache_bytes = 1u << 20;
     options.write_buffer_bytes = 1u << 20;
-    return open_rocksdb_store(options, out);
+    return open_rocksdb_store(options);
   }
 };
 
@@ -91,13 +118,21 @@ protected:
   void SetUp() override {
     dir_ = std::make_unique<temp_dir>();
     ASSERT_FALSE(dir_->path().empty()) << "mkdtemp failed";
-    ASSERT_TRUE(Factory::open(dir_->path(), store_).is_ok());
-    ASSERT_NE(store_, nullptr);
+    ASSERT_NO_FATAL_FAILURE(reopen());
   }
 
   void TearDown() override {
     store_.reset();
     dir_.reset();
+  }
+
+  /// Opens the store anew in the same directory (after the test closed and dropped it).
+  void reopen() {
+    store_.reset();
+    auto opened = Factory::open(dir_->path());
+    ASSERT_TRUE(is_ok("Factory::open(dir)", opened));
+    store_ = std::move(opened).value();
+    ASSERT_NE(store_, nullptr);
   }
 
   std::unique_ptr<temp_dir> dir_;

@@ -5,7 +5,10 @@
 // above (as Beast's test streams fail after a count).
 
 #include <functional>
+#include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "storage/store.hpp"
 
@@ -32,11 +35,11 @@ public:
   std::uint64_t latest_sequence() override {
     return inner_.latest_sequence();
   }
-  storage::status sync_wal() override {
-    if (fail_syncs) return {storage::errc::io_error, "injected fsync failure"};
+  storage::result<void> sync_wal() override {
+    if (fail_syncs) return storage::error{storage::errc::storage_failed, "injected fsync failure"};
     return inner_.sync_wal();
   }
-  storage::status close() override {
+  storage::result<void> close() override {
     return inner_.close();
   }
 
@@ -45,23 +48,21 @@ private:
   public:
     shard_wrapper(faulty_store& owner, storage::shard_store& inner)
         : owner_(owner), inner_(inner) {}
-    storage::status get(std::string_view key, std::string& value) override {
-      if (owner_.fail_reads) return {storage::errc::io_error, "injected read failure"};
-      return inner_.get(key, value);
+    storage::result<std::string> get(std::string_view key) override {
+      if (owner_.fail_reads) return storage::error{storage::errc::storage_failed, "injected read failure"};
+      return inner_.get(key);
     }
-    storage::status write(const storage::write_batch& batch, bool sync) override {
-      if (owner_.fail_writes) return {storage::errc::io_error, "injected write failure"};
+    storage::result<void> write(const storage::write_batch& batch, bool sync) override {
+      if (owner_.fail_writes)
+        return storage::error{storage::errc::storage_failed, "injected write failure"};
       return inner_.write(batch, sync);
     }
-    storage::status
-    scan_prefix(std::string_view prefix,
-                const std::function<bool(std::string_view, std::string_view)>& fn) override {
-      return inner_.scan_prefix(prefix, fn);
-    }
-    storage::status
-    scan(std::string_view prefix, std::string_view from, bool reverse,
-         const std::function<bool(std::string_view, std::string_view)>& fn) override {
+    storage::result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
+                               const storage::scan_fn& fn) override {
       return inner_.scan(prefix, from, reverse, fn);
+    }
+    std::unique_ptr<storage::shard_view> snapshot() override {
+      return inner_.snapshot();
     }
     std::uint64_t estimate_num_keys() override {
       return inner_.estimate_num_keys();

@@ -1,58 +1,77 @@
 // SPDX-License-Identifier: Apache-2.0
-// The node's job broker with real shard actors over the in-memory store, on CAF's
-// threaded scheduler (leases, retries and long polls run on real timers).
-#include "jobs/broker.hpp"
+// The node's job broker with real shard hosts over the in-memory store, on CAF's
+// deterministic scheduler (tests/support/host_fixture.hpp): in-process handlers, worker
+// bounds, retries, handler timeouts, external leases and long polls, drain. Nothing runs
+// until the test runs the scheduler, and every timer (handler timeouts, the broker's
+// sweep, long-poll waits, lease expiry, retry backoff) fires only when the test advances
+// the actor clock: no sleeping, no threads of the test's own.
+#include "workers/broker.hpp"
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <future>
-#include <mutex>
-#include <thread>
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
 
 #include <boost/json.hpp>
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 #include <gtest/gtest.h>
 
-#include "actors/shard_actor.hpp"
-#include "actors/type_ids.hpp"
-#include "jobs/handlers.hpp"
 #include "jobs/ids.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/support/host_fixture.hpp"
+#include "workers/handlers.hpp"
 
-namespace shoal::jobs {
+namespace shoal::workers {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace jobs; // the messages of jobs and leases
 
 constexpr std::uint32_t shard_count = 4;
 
-class promise_sink final : public job_sink {
-public:
-  void deliver(job_reply&& reply) override {
-    promise_.set_value(std::move(reply));
-  }
-  std::future<job_reply> future() {
-    return promise_.get_future();
-  }
+/// Test → a held handler: answer your oldest job with success.
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
 
-private:
-  std::promise<job_reply> promise_;
+/// The jobs that `held` handlers run: each stays running until the test finishes it.
+struct held_runs {
+  std::deque<caf::actor> holders; ///< the handler of each run in flight, oldest first
+  int running = 0;
+  int peak = 0;
+  int finished = 0;
 };
 
-struct system_config : caf::actor_system_config {
-  system_config() {
-    set("logger.file-verbosity", caf::atom("quiet"));
-    set("scheduler.max-threads", std::size_t{2});
-    add_message_types<caf::id_block::shoal>();
-  }
-};
+/// A handler that answers later: it keeps each job's response promise until the test
+/// sends it `finish_atom`.
+caf::behavior held_handler(caf::event_based_actor* self, held_runs* runs) {
+  auto pending = std::make_shared<std::deque<caf::typed_response_promise<job_outcome>>>();
+  return {
+    [=](job_run&) -> caf::result<job_outcome> {
+      auto rp = self->make_response_promise<job_outcome>();
+      pending->push_back(rp);
+      runs->holders.push_back(caf::actor_cast<caf::actor>(self));
+      runs->peak = std::max(runs->peak, ++runs->running);
+      return rp;
+    },
+    [=](finish_atom) {
+      if (pending->empty()) return;
+      auto rp = std::move(pending->front());
+      pending->pop_front();
+      --runs->running;
+      ++runs->finished;
+      rp.deliver(job_outcome::success("null"));
+    },
+  };
+}
 
-class broker_test : public ::testing::Test {
+class BrokerTest : public testing::host_fixture {
 protected:
   void start(config::jobs_settings settings = {}) {
     settings.retry_base_ms = 10;
@@ -67,100 +86,131 @@ protected:
     bc.settings = settings;
     bc.incarnation = "test";
     broker = spawn_broker(sys, std::move(bc));
-    actors::job_hosting jh;
-    jh.retry = retry_policy{settings.retry_base_ms, settings.retry_cap_ms};
-    jh.metrics = &metrics;
-    jh.broker = broker;
-    jh.incarnation = "test";
-    for (std::uint32_t i = 0; i < shard_count; ++i)
-      shards.handles.push_back(
-        actors::spawn_shard(sys, actors::shard_config{i, &store, false, {}, {}, jh, {}}));
+    for (std::uint32_t i = 0; i < shard_count; ++i) {
+      host::host_config hc;
+      hc.jobs.retry = jobs::retry_policy{settings.retry_base_ms, settings.retry_cap_ms};
+      hc.jobs.metrics = &metrics;
+      hc.jobs.incarnation = "test";
+      hc.broker = broker;
+      hc.peers = &shards;
+      shards.handles.push_back(spawn(store, i, false, std::move(hc)));
+    }
     start_broker(broker);
+    settle();
   }
 
-  ~broker_test() override {
+  ~BrokerTest() override {
+    // The actors use the store, the metrics and the handlers: they end first.
     caf::anon_send_exit(broker, caf::exit_reason::user_shutdown);
     for (auto& s : shards.handles)
       caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-    // The actors use the store, the metrics and the handlers declared after the system.
-    sys.await_all_actors_done();
+    run();
   }
 
-  job_reply send(job_request req, std::chrono::milliseconds within = 5s) {
-    auto sink = std::make_shared<promise_sink>();
-    auto f = sink->future();
-    if (req.op == job_op::lease || req.op == job_op::stats)
-      caf::anon_send(broker, std::move(req), job_sink_ptr{sink});
-    else
-      caf::anon_send(shards.handles[*job_shard(req.id)], std::move(req), job_sink_ptr{sink});
-    if (f.wait_for(within) != std::future_status::ready) {
-      ADD_FAILURE() << "no reply within " << within.count() << " ms";
-      return job_reply{job_status::unavailable, {}, "no reply", {}, {}, {}};
-    }
-    return f.get();
+  /// Runs until idle, firing the delayed messages that fell due meanwhile (a timer armed
+  /// for "now" is a delayed message too).
+  void settle() {
+    run();
+    while (sched.advance_time(caf::timespan{0}) > 0)
+      run();
   }
 
+  /// Moves the actor clock by `d` and runs what falls due.
+  void advance(std::chrono::milliseconds d) {
+    sched.advance_time(std::chrono::duration_cast<caf::timespan>(d));
+    settle();
+  }
+
+  const protocol::shard_actor& shard_of(const std::string& id) {
+    auto s = job_shard(id);
+    EXPECT_TRUE(s && *s < shard_count) << id;
+    return shards.handles[s ? *s % shard_count : 0];
+  }
+
+  /// Enqueues on the shards in turn; returns the id the shard gave the job.
   std::string enqueue(const std::string& queue, const std::string& type, std::string payload = "{}",
                       std::uint64_t delay_ms = 0, std::uint32_t max_attempts = 3) {
-    job_request r;
-    r.op = job_op::enqueue;
+    job_enqueue r;
     r.queue = queue;
     r.type = type;
-    r.body = std::move(payload);
+    r.payload = std::move(payload);
     r.delay_ms = delay_ms;
     r.max_attempts = max_attempts;
-    r.id = make_job_id(next_shard++ % shard_count, ++next_id);
-    auto reply = send(r);
-    EXPECT_EQ(reply.status, job_status::created) << reply.message;
-    return r.id;
+    const auto shard = next_shard++ % shard_count;
+    auto reply = call(shards.handles[shard], std::move(r));
+    settle();
+    EXPECT_TRUE(reply) << reply.error().to_string();
+    if (!reply) return {};
+    EXPECT_TRUE(reply->created);
+    EXPECT_EQ(job_shard(reply->id), shard);
+    return reply->id;
   }
 
   boost::json::object get(const std::string& id) {
-    job_request r;
-    r.op = job_op::get;
-    r.id = id;
-    auto reply = send(r);
-    EXPECT_EQ(reply.status, job_status::ok) << reply.message;
-    return boost::json::parse(reply.body).as_object();
+    auto reply = call(shard_of(id), job_get{id});
+    EXPECT_TRUE(reply) << reply.error().to_string();
+    if (!reply) return {};
+    return boost::json::parse(reply->json).as_object();
   }
 
-  /// Polls until job `id` is in `state`, for at most `within`.
-  bool reaches(const std::string& id, const char* state, std::chrono::milliseconds within = 5s) {
-    auto until = std::chrono::steady_clock::now() + within;
-    while (std::chrono::steady_clock::now() < until) {
-      if (get(id).at("state") == state) return true;
-      std::this_thread::sleep_for(5ms);
-    }
-    return false;
+  std::string state(const std::string& id) {
+    auto j = get(id);
+    auto it = j.find("state");
+    return it == j.end() ? std::string("(none)") : std::string(it->value().as_string());
   }
 
-  job_reply lease(const std::string& queue, std::uint32_t max, std::uint32_t wait_ms,
-                  std::uint32_t visibility_ms = 30'000) {
-    job_request r;
-    r.op = job_op::lease;
+  /// An external worker's lease, as the edge sends it: the capture fills while the
+  /// scheduler runs.
+  std::shared_ptr<testing::capture<leased_jobs>> lease_async(const std::string& queue,
+                                                             std::uint32_t max,
+                                                             std::uint32_t wait_ms,
+                                                             std::uint32_t visibility_ms = 30'000) {
+    queue_lease r;
     r.queue = queue;
     r.max = max;
     r.wait_ms = wait_ms;
     r.visibility_ms = visibility_ms;
-    return send(r, std::chrono::milliseconds(wait_ms) + 5s);
+    return send(broker, std::move(r));
   }
 
-  system_config cfg;
-  caf::actor_system sys{cfg};
+  /// A lease that must be answered without the clock moving.
+  leased_jobs lease(const std::string& queue, std::uint32_t max, std::uint32_t wait_ms,
+                    std::uint32_t visibility_ms = 30'000) {
+    auto c = lease_async(queue, max, wait_ms, visibility_ms);
+    settle();
+    EXPECT_EQ(c->deliveries, 1);
+    return c->ready() ? c->value() : leased_jobs{};
+  }
+
+  /// The counts of `queue` summed over every shard, as the edge sums them.
+  core::result<job_counts> stats(const std::string& queue) {
+    std::vector<std::shared_ptr<testing::capture<job_counts>>> parts;
+    for (const auto& s : shards.handles)
+      parts.push_back(send(s, queue_stats{queue}));
+    settle();
+    std::vector<core::result<job_counts>> answers;
+    for (const auto& p : parts) {
+      EXPECT_EQ(p->deliveries, 1);
+      if (!p->last) return core::error{core::errc::internal, "a shard did not answer"};
+      answers.push_back(*p->last);
+    }
+    return sum_counts(std::move(answers));
+  }
+
   storage::memory_store store{shard_count};
   job_metrics metrics;
   handler_registry handlers;
-  actors::shard_handles shards;
-  caf::actor broker;
+  held_runs held;
+  protocol::shard_handles shards;
+  protocol::broker_actor broker;
   std::uint32_t next_shard = 0;
-  std::uint64_t next_id = 0;
 };
 
-TEST_F(broker_test, in_process_handler_runs_every_job_once) {
-  std::mutex mu;
+// Verifies in-process handlers run each of 40 jobs exactly once and their results are
+// stored.
+TEST_F(BrokerTest, InProcessHandlerRunsEveryJobOnce) {
   std::map<std::string, int> runs;
   handlers.add_function("count", [&](const job_run& run) {
-    std::lock_guard<std::mutex> lock(mu);
     ++runs[run.id];
     return job_outcome::success(R"({"seen":")" + run.id + "\"}");
   });
@@ -168,28 +218,26 @@ TEST_F(broker_test, in_process_handler_runs_every_job_once) {
   std::vector<std::string> ids;
   for (int i = 0; i < 40; ++i)
     ids.push_back(enqueue("q", "count"));
+  settle();
   for (const auto& id : ids) {
-    ASSERT_TRUE(reaches(id, "succeeded")) << id;
-    EXPECT_EQ(get(id).at("result").at("seen").as_string(), id);
-    EXPECT_EQ(get(id).at("attempts"), 1);
+    auto j = get(id);
+    ASSERT_EQ(j.at("state"), "succeeded") << id;
+    EXPECT_EQ(j.at("result").at("seen").as_string(), id.c_str());
+    EXPECT_EQ(j.at("attempts"), 1);
   }
-  std::lock_guard<std::mutex> lock(mu);
   EXPECT_EQ(runs.size(), 40u);
   for (const auto& [id, n] : runs)
     EXPECT_EQ(n, 1) << id;
+  EXPECT_EQ(metrics.of("q", "count").completed.value(), 40u);
 }
 
-TEST_F(broker_test, workers_bound_how_many_jobs_run_at_once) {
-  std::atomic<int> now{0};
-  std::atomic<int> peak{0};
-  handlers.add_function("slow", [&](const job_run&) {
-    int n = ++now;
-    int p = peak.load();
-    while (n > p && !peak.compare_exchange_weak(p, n)) {
-    }
-    std::this_thread::sleep_for(20ms);
-    --now;
-    return job_outcome::success("null");
+// Verifies a queue's `workers` bound how many of its jobs run at once: with 2 workers
+// and handlers that answer only when told, exactly 2 run at every moment until fewer
+// than 2 are left, and a freed slot is filled at once (issue 19 item 7).
+TEST_F(BrokerTest, WorkersBoundHowManyJobsRunAtOnce) {
+  auto* runs = &held;
+  handlers.add("slow", [runs](caf::actor_system& sys) -> handler_actor {
+    return caf::actor_cast<handler_actor>(sys.spawn(held_handler, runs));
   });
   config::jobs_settings s;
   s.queues.push_back({"q", 2});
@@ -197,36 +245,70 @@ TEST_F(broker_test, workers_bound_how_many_jobs_run_at_once) {
   std::vector<std::string> ids;
   for (int i = 0; i < 12; ++i)
     ids.push_back(enqueue("q", "slow"));
+  settle();
+  ASSERT_EQ(held.running, 2) << "2 workers must run 2 jobs at once";
+  std::size_t running_jobs = 0;
   for (const auto& id : ids)
-    ASSERT_TRUE(reaches(id, "succeeded"));
-  EXPECT_LE(peak.load(), 2);
+    running_jobs += state(id) == "running" ? 1 : 0;
+  EXPECT_EQ(running_jobs, 2u);
+  while (held.finished < 12) {
+    ASSERT_EQ(held.running, std::min(2, 12 - held.finished)) << held.finished << " finished";
+    ASSERT_FALSE(held.holders.empty());
+    caf::anon_send(held.holders.front(), finish_atom::value);
+    held.holders.pop_front();
+    settle();
+  }
+  EXPECT_EQ(held.running, 0);
+  EXPECT_EQ(held.peak, 2);
+  for (const auto& id : ids)
+    EXPECT_EQ(state(id), "succeeded") << id;
 }
 
-TEST_F(broker_test, retryable_failures_retry_then_die_with_the_last_error) {
-  std::atomic<int> attempts{0};
+// Verifies a handler's retryable failures retry after the backoff (not before) until
+// max_attempts, and the job dies with the last attempt's error.
+TEST_F(BrokerTest, RetryableFailuresRetryThenDieWithTheLastError) {
+  int attempts = 0;
   handlers.add_function("flaky", [&](const job_run& run) {
     ++attempts;
     return job_outcome::failure("attempt " + std::to_string(run.attempt) + " failed", true);
   });
   start();
   auto id = enqueue("q", "flaky", "{}", 0, 3);
-  ASSERT_TRUE(reaches(id, "dead"));
+  EXPECT_EQ(attempts, 1);
+  EXPECT_EQ(state(id), "failed");
+  // Backoff base 10 ms: the first retry comes 5 to 10 ms later, the second 10 to 20.
+  advance(4ms);
+  EXPECT_EQ(attempts, 1);
+  advance(6ms);
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(state(id), "failed");
+  advance(9ms);
+  EXPECT_EQ(attempts, 2);
+  advance(11ms);
+  EXPECT_EQ(attempts, 3);
   auto j = get(id);
+  EXPECT_EQ(j.at("state"), "dead");
   EXPECT_EQ(j.at("attempts"), 3);
   EXPECT_EQ(j.at("error"), "attempt 3 failed");
-  EXPECT_EQ(attempts.load(), 3);
+  advance(1000ms);
+  EXPECT_EQ(attempts, 3);
 }
 
-TEST_F(broker_test, a_final_failure_dies_at_once) {
+// Verifies a failure the handler marks final makes the job dead after one attempt.
+TEST_F(BrokerTest, AFinalFailureDiesAtOnce) {
   handlers.add_function("picky",
                         [](const job_run&) { return job_outcome::failure("bad payload", false); });
   start();
   auto id = enqueue("q", "picky", "{}", 0, 5);
-  ASSERT_TRUE(reaches(id, "dead"));
-  EXPECT_EQ(get(id).at("attempts"), 1);
+  auto j = get(id);
+  EXPECT_EQ(j.at("state"), "dead");
+  EXPECT_EQ(j.at("attempts"), 1);
+  EXPECT_EQ(j.at("error"), "bad payload");
 }
 
-TEST_F(broker_test, a_handler_that_does_not_answer_fails_its_attempt) {
+// Verifies a handler that never answers fails its attempt once handler_timeout_ms has
+// passed on the clock (the broker's sweep), not before.
+TEST_F(BrokerTest, AHandlerThatDoesNotAnswerFailsItsAttempt) {
   // (Spawned with an argument: CAF 0.17 mishandles function-based spawns without one.)
   handlers.add("mute", [](caf::actor_system& sys) -> handler_actor {
     return sys.spawn(
@@ -241,35 +323,46 @@ TEST_F(broker_test, a_handler_that_does_not_answer_fails_its_attempt) {
   s.handler_timeout_ms = 100;
   start(s);
   auto id = enqueue("q", "mute", "{}", 0, 1);
-  ASSERT_TRUE(reaches(id, "dead"));
-  EXPECT_EQ(get(id).at("error"), "the handler did not answer within 100 ms");
+  EXPECT_EQ(state(id), "running");
+  advance(99ms);
+  EXPECT_EQ(state(id), "running");
+  advance(1ms);
+  auto j = get(id);
+  EXPECT_EQ(j.at("state"), "dead");
+  EXPECT_EQ(j.at("error"), "the handler did not answer within 100 ms");
 }
 
-TEST_F(broker_test, a_handler_that_throws_fails_its_attempt) {
+// Verifies a handler function that throws fails its attempt with the exception's text.
+TEST_F(BrokerTest, AHandlerThatThrowsFailsItsAttempt) {
   handlers.add_function("throws",
                         [](const job_run&) -> job_outcome { throw std::runtime_error("kaput"); });
   start();
   auto id = enqueue("q", "throws", "{}", 0, 1);
-  ASSERT_TRUE(reaches(id, "dead"));
-  EXPECT_EQ(get(id).at("error"), "the handler threw: kaput");
+  auto j = get(id);
+  EXPECT_EQ(j.at("state"), "dead");
+  EXPECT_EQ(j.at("error"), "the handler threw: kaput");
 }
 
-TEST_F(broker_test, jobs_without_a_handler_wait_for_an_external_worker) {
+// Verifies jobs of a type without an in-process handler stay queued for an external
+// worker, who leases them through the broker.
+TEST_F(BrokerTest, JobsWithoutAHandlerWaitForAnExternalWorker) {
   handlers.add_function("local", [](const job_run&) { return job_outcome::success("1"); });
   start();
   auto external = enqueue("q", "elsewhere");
   auto local = enqueue("q", "local");
-  ASSERT_TRUE(reaches(local, "succeeded"));
-  EXPECT_EQ(get(external).at("state"), "queued");
+  EXPECT_EQ(state(local), "succeeded");
+  EXPECT_EQ(state(external), "queued");
   auto reply = lease("q", 10, 0);
   ASSERT_EQ(reply.jobs.size(), 1u);
   EXPECT_EQ(reply.jobs[0].id, external);
   EXPECT_EQ(reply.jobs[0].type, "elsewhere");
   EXPECT_EQ(reply.jobs[0].attempt, 1u);
+  EXPECT_EQ(state(external), "running");
 }
 
-TEST_F(broker_test, a_queue_with_no_workers_is_left_to_external_workers) {
-  std::atomic<int> runs{0};
+// Verifies a queue configured with 0 workers is never run in process, only leased.
+TEST_F(BrokerTest, AQueueWithNoWorkersIsLeftToExternalWorkers) {
+  int runs = 0;
   handlers.add_function("t", [&](const job_run&) {
     ++runs;
     return job_outcome::success("1");
@@ -278,106 +371,131 @@ TEST_F(broker_test, a_queue_with_no_workers_is_left_to_external_workers) {
   s.queues.push_back({"ext", 0});
   start(s);
   auto id = enqueue("ext", "t");
+  EXPECT_EQ(state(id), "queued");
   auto reply = lease("ext", 1, 0);
   ASSERT_EQ(reply.jobs.size(), 1u);
   EXPECT_EQ(reply.jobs[0].id, id);
-  EXPECT_EQ(runs.load(), 0);
+  EXPECT_EQ(runs, 0);
 }
 
-TEST_F(broker_test, a_long_poll_returns_as_soon_as_work_arrives) {
+// Verifies a parked long poll is answered as soon as a job arrives, without the clock
+// moving (not at the end of its wait).
+TEST_F(BrokerTest, ALongPollReturnsAsSoonAsWorkArrives) {
   start();
-  auto pending = std::async(std::launch::async, [&] { return lease("q", 5, 5000); });
-  std::this_thread::sleep_for(100ms); // parked by now
-  auto began = std::chrono::steady_clock::now();
+  auto poll = lease_async("q", 5, 5000);
+  settle();
+  EXPECT_FALSE(poll->ready()) << "answered before any job existed";
   auto id = enqueue("q", "ext");
-  auto reply = pending.get();
-  auto waited = std::chrono::steady_clock::now() - began;
+  ASSERT_TRUE(poll->ready());
+  EXPECT_EQ(poll->deliveries, 1);
+  auto reply = poll->value();
   ASSERT_EQ(reply.jobs.size(), 1u);
   EXPECT_EQ(reply.jobs[0].id, id);
-  EXPECT_LT(waited, 2s); // not the whole wait
 }
 
-TEST_F(broker_test, a_long_poll_with_nothing_answers_empty_after_its_wait) {
+// Verifies a long poll with nothing to lease answers empty exactly when its wait ends.
+TEST_F(BrokerTest, ALongPollWithNothingAnswersEmptyAfterItsWait) {
   start();
-  auto began = std::chrono::steady_clock::now();
-  auto reply = lease("q", 5, 300);
-  auto waited = std::chrono::steady_clock::now() - began;
-  EXPECT_EQ(reply.status, job_status::ok);
-  EXPECT_TRUE(reply.jobs.empty());
-  EXPECT_GE(waited, 300ms);
+  auto poll = lease_async("q", 5, 300);
+  settle();
+  EXPECT_FALSE(poll->ready());
+  advance(299ms);
+  EXPECT_FALSE(poll->ready()) << "answered before its wait ended";
+  advance(1ms);
+  ASSERT_TRUE(poll->ready());
+  EXPECT_EQ(poll->deliveries, 1);
+  EXPECT_TRUE(poll->value().jobs.empty());
 }
 
-TEST_F(broker_test, a_drain_answers_parked_polls_at_once) {
+// Verifies a drain answers parked long polls at once, and polls during the drain do not
+// wait.
+TEST_F(BrokerTest, ADrainAnswersParkedPollsAtOnce) {
   start();
-  auto pending = std::async(std::launch::async, [&] { return lease("q", 5, 30'000); });
-  std::this_thread::sleep_for(100ms); // parked by now
-  auto began = std::chrono::steady_clock::now();
+  auto poll = lease_async("q", 5, 30'000);
+  settle();
+  ASSERT_FALSE(poll->ready());
   drain_broker(broker);
-  auto reply = pending.get();
-  EXPECT_EQ(reply.status, job_status::ok);
-  EXPECT_TRUE(reply.jobs.empty());
-  EXPECT_LT(std::chrono::steady_clock::now() - began, 5s);
+  settle();
+  ASSERT_TRUE(poll->ready());
+  EXPECT_TRUE(poll->value().jobs.empty());
   // A poll during the drain does not wait either.
-  began = std::chrono::steady_clock::now();
-  EXPECT_TRUE(lease("q", 1, 30'000).jobs.empty());
-  EXPECT_LT(std::chrono::steady_clock::now() - began, 5s);
+  auto during = lease_async("q", 1, 30'000);
+  settle();
+  ASSERT_TRUE(during->ready());
+  EXPECT_TRUE(during->value().jobs.empty());
 }
 
-TEST_F(broker_test, parked_pollers_all_get_work_when_a_burst_arrives) {
+// Verifies parked pollers are each given one job of a burst, none twice.
+TEST_F(BrokerTest, ParkedPollersAllGetWorkWhenABurstArrives) {
   start();
-  std::vector<std::future<job_reply>> polls;
+  std::vector<std::shared_ptr<testing::capture<leased_jobs>>> polls;
   for (int i = 0; i < 3; ++i)
-    polls.push_back(std::async(std::launch::async, [&] { return lease("q", 1, 5000); }));
-  std::this_thread::sleep_for(100ms);
+    polls.push_back(lease_async("q", 1, 5000));
+  settle();
+  for (const auto& p : polls)
+    ASSERT_FALSE(p->ready());
   std::set<std::string> ids;
   for (int i = 0; i < 3; ++i)
     ids.insert(enqueue("q", "ext"));
   std::set<std::string> got;
-  for (auto& p : polls) {
-    auto reply = p.get();
+  for (const auto& p : polls) {
+    ASSERT_TRUE(p->ready());
+    EXPECT_EQ(p->deliveries, 1);
+    auto reply = p->value();
     ASSERT_EQ(reply.jobs.size(), 1u);
     got.insert(reply.jobs[0].id);
   }
   EXPECT_EQ(got, ids); // each job to one poller, none twice
 }
 
-TEST_F(broker_test, an_expired_lease_hands_the_job_out_again) {
+// Verifies a leased job is held until its lease expires on the clock, then handed out
+// again (after the retry backoff) as attempt 2 with a new lease, the old one stale.
+TEST_F(BrokerTest, AnExpiredLeaseHandsTheJobOutAgain) {
   start();
   auto id = enqueue("q", "ext");
   auto first = lease("q", 1, 0, 1000);
   ASSERT_EQ(first.jobs.size(), 1u);
   EXPECT_TRUE(lease("q", 1, 0).jobs.empty()); // held by the lease
-  auto second = lease("q", 1, 5000);          // after expiry and the retry backoff
-  ASSERT_EQ(second.jobs.size(), 1u);
-  EXPECT_EQ(second.jobs[0].id, id);
-  EXPECT_EQ(second.jobs[0].attempt, 2u);
-  EXPECT_NE(second.jobs[0].lease_id, first.jobs[0].lease_id);
-  job_request stale;
-  stale.op = job_op::complete;
-  stale.id = id;
-  stale.key = first.jobs[0].lease_id;
-  stale.body = "null";
-  EXPECT_EQ(send(stale).status, job_status::stale_lease);
+  auto second = lease_async("q", 1, 5000);
+  settle();
+  advance(999ms);
+  EXPECT_FALSE(second->ready()) << "handed out before its lease expired";
+  EXPECT_EQ(state(id), "running");
+  advance(1ms);
+  EXPECT_EQ(state(id), "failed");
+  EXPECT_FALSE(second->ready()) << "handed out before its retry backoff";
+  advance(10ms); // the backoff: 5 to 10 ms
+  ASSERT_TRUE(second->ready());
+  auto again = second->value();
+  ASSERT_EQ(again.jobs.size(), 1u);
+  EXPECT_EQ(again.jobs[0].id, id);
+  EXPECT_EQ(again.jobs[0].attempt, 2u);
+  EXPECT_NE(again.jobs[0].lease_id, first.jobs[0].lease_id);
+  auto stale = call(shard_of(id), job_complete{id, first.jobs[0].lease_id, "null", false});
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code(), core::errc::conflict);
+  EXPECT_EQ(stale.error().name(), "stale_lease");
 }
 
-TEST_F(broker_test, stats_sum_every_shard) {
+// Verifies the counts of a queue summed over every shard (as the edge sums them) show
+// queued, running and the oldest queued job, and an unknown queue counts nothing.
+TEST_F(BrokerTest, StatsSumEveryShard) {
   start();
   for (int i = 0; i < 8; ++i)
     enqueue("q", "ext");
   enqueue("q", "ext", "{}", 60'000);
   auto leased = lease("q", 3, 0);
   ASSERT_EQ(leased.jobs.size(), 3u);
-  job_request r;
-  r.op = job_op::stats;
-  r.queue = "q";
-  auto reply = send(r);
-  ASSERT_EQ(reply.status, job_status::ok);
-  EXPECT_EQ(reply.counts.queued, 6u);
-  EXPECT_EQ(reply.counts.running, 3u);
-  EXPECT_GT(reply.counts.oldest_queued_ms, 0u);
-  r.queue = "other";
-  EXPECT_EQ(send(r).counts.queued, 0u);
+  auto counts = stats("q");
+  ASSERT_TRUE(counts) << counts.error().to_string();
+  EXPECT_EQ(counts->queued, 6u);
+  EXPECT_EQ(counts->running, 3u);
+  EXPECT_GT(counts->oldest_queued_ms, 0u);
+  auto other = stats("other");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->queued, 0u);
+  EXPECT_EQ(other->running, 0u);
 }
 
 } // namespace
-} // namespace shoal::jobs
+} // namespace shoal::workers

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+// The TTL cache module of one shard (cache/module.hpp) on a manual loop
+// (tests/support/manual_shard.hpp): put, get and delete with the content type, expiry on
+// the manual clock (a get never returns an expired entry; the module's 1 s timer removes
+// the ones nobody asks for), too_large named value_too_large, least-recently-used
+// eviction, and the metrics (hits, misses, evictions, bytes, entries) they move. No
+// sleeping: time moves only when a test advances it.
+#include "cache/module.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <gtest/gtest.h>
+
+#include "cache/metrics.hpp"
+#include "storage/memory_store.hpp"
+#include "tests/support/manual_shard.hpp"
+
+namespace shoal::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+/// TTL cache requests.
+cache::cache_put cache_put(std::string key, std::string value, std::uint64_t ttl_ms,
+                           std::string type = "text/plain") {
+  return cache::cache_put{std::move(key), std::move(value), std::move(type), ttl_ms};
+}
+
+cache::cache_get cache_get(std::string key) {
+  return cache::cache_get{std::move(key)};
+}
+
+cache::cache_delete cache_del(std::string key) {
+  return cache::cache_delete{std::move(key)};
+}
+
+/// A shard with a cache module whose metrics are this fixture's.
+class CacheModuleTest : public ::testing::Test {
+protected:
+  /// Starts the module with `max_bytes` as its share of cache.max_bytes.
+  void start(std::size_t max_bytes = 1u << 20) {
+    cache.emplace(shard.ctx(), cache::module::config{max_bytes, &metrics});
+  }
+
+  /// Stops as the host does: the shard's timers are dropped, then the module goes.
+  void stop() {
+    shard.ctx().close();
+    cache.reset();
+  }
+
+  ~CacheModuleTest() override {
+    stop();
+  }
+
+  /// Sends `req` and returns its answer, which must have arrived at once.
+  template <class R>
+  core::result<typename R::reply> call(R req) {
+    auto c = shard.serve(*cache, std::move(req));
+    EXPECT_EQ(c->deliveries, 1) << "no single answer arrived";
+    if (!c->ready()) return core::error{core::errc::internal, "no answer"};
+    return *c->last;
+  }
+
+  /// The error code a request is answered with (a test failure when it succeeds).
+  template <class R>
+  core::errc error_of(R req) {
+    auto r = call(std::move(req));
+    EXPECT_FALSE(r.ok()) << "expected an error";
+    return r ? core::errc::internal : r.error().code();
+  }
+
+  storage::memory_store store{1};
+  manual_shard shard{store};
+  cache::metrics metrics;
+  std::optional<cache::module> cache;
+};
+
+// Verifies put/get/del with the content type, and that the gauges follow the entries and
+// return to 0 after the delete.
+TEST_F(CacheModuleTest, TtlCachePutGetDelete) {
+  start();
+  ASSERT_TRUE(call(cache_put("s1", "hello", 60000, "application/x-test")).ok());
+  EXPECT_EQ(metrics.entries.value(), 1);
+  EXPECT_GT(metrics.bytes.value(), 0);
+  auto g = call(cache_get("s1"));
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->value, "hello");
+  EXPECT_EQ(g->content_type, "application/x-test");
+  EXPECT_EQ(metrics.hits.value(), 1u);
+  ASSERT_TRUE(call(cache_put("s1", "replaced", 60000)).ok());
+  auto replaced = call(cache_get("s1"));
+  ASSERT_TRUE(replaced.ok());
+  EXPECT_EQ(replaced->value, "replaced");
+  EXPECT_EQ(replaced->content_type, "text/plain") << "a replace replaces the content type";
+  EXPECT_EQ(metrics.entries.value(), 1);
+  EXPECT_EQ(error_of(cache_get("s2")), core::errc::not_found);
+  EXPECT_EQ(metrics.misses.value(), 1u);
+  auto deleted = call(cache_del("s1"));
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_TRUE(deleted->found);
+  EXPECT_EQ(error_of(cache_get("s1")), core::errc::not_found);
+  auto again = call(cache_del("s1"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->found) << "nothing live was removed";
+  EXPECT_EQ(metrics.entries.value(), 0);
+  EXPECT_EQ(metrics.bytes.value(), 0);
+  EXPECT_EQ(metrics.hits.value(), 2u);
+  EXPECT_EQ(metrics.misses.value(), 2u);
+}
+
+// Verifies an entry expires after its ttl: a get misses, and the module's timer removes
+// expired entries nobody asks for (the gauges drop); a long-lived one stays.
+TEST_F(CacheModuleTest, TtlCacheEntriesExpire) {
+  start();
+  ASSERT_TRUE(call(cache_put("short", "a", 1)).ok());
+  ASSERT_TRUE(call(cache_put("asked", "b", 1)).ok());
+  ASSERT_TRUE(call(cache_put("long", "c", 600000)).ok());
+  EXPECT_EQ(metrics.entries.value(), 3);
+  shard.advance(milliseconds(10));
+  EXPECT_EQ(error_of(cache_get("asked")), core::errc::not_found);
+  EXPECT_EQ(metrics.entries.value(), 2) << "the get removes the expired entry it finds";
+  shard.advance(milliseconds(990)); // the expiry timer, 1 s after the first put
+  EXPECT_EQ(metrics.entries.value(), 1);
+  EXPECT_EQ(error_of(cache_get("short")), core::errc::not_found);
+  auto long_lived = call(cache_get("long"));
+  ASSERT_TRUE(long_lived.ok());
+  EXPECT_EQ(long_lived->value, "c");
+  ASSERT_TRUE(call(cache_del("long")).ok());
+  EXPECT_EQ(metrics.entries.value(), 0);
+  EXPECT_EQ(metrics.bytes.value(), 0);
+}
+
+// Verifies a get is answered not_found from the moment the ttl ends on the clock (not a
+// millisecond before), and counts as a miss.
+TEST_F(CacheModuleTest, EntryIsNotFoundOnceItsTtlEnds) {
+  start();
+  ASSERT_TRUE(call(cache_put("k", "v", 500, "application/json")).ok());
+  shard.advance(milliseconds(499));
+  auto live = call(cache_get("k"));
+  ASSERT_TRUE(live.ok());
+  EXPECT_EQ(live->value, "v");
+  EXPECT_EQ(live->content_type, "application/json");
+  shard.advance(milliseconds(1));
+  EXPECT_EQ(error_of(cache_get("k")), core::errc::not_found);
+  EXPECT_EQ(metrics.hits.value(), 1u);
+  EXPECT_EQ(metrics.misses.value(), 1u);
+  // A put after the expiry stores the key afresh, with its own ttl.
+  ASSERT_TRUE(call(cache_put("k", "w", 500)).ok());
+  EXPECT_EQ(call(cache_get("k"))->value, "w");
+}
+
+// Verifies the expiry timer runs every second while the cache holds anything: expired
+// entries that nobody asks for stay counted until it fires, then the bytes and entries
+// gauges drop with no get; once the cache is empty no timer is left.
+TEST_F(CacheModuleTest, ExpiryTimerRemovesEntriesWithoutAGet) {
+  start();
+  EXPECT_EQ(shard.ctx().timers(), 0u) << "an empty cache keeps no timer";
+  ASSERT_TRUE(call(cache_put("a", "1", 100)).ok());
+  ASSERT_TRUE(call(cache_put("b", "22", 100)).ok());
+  shard.advance(milliseconds(200));
+  ASSERT_TRUE(call(cache_put("c", "333", 1500)).ok()); // expires at 1700
+  EXPECT_EQ(metrics.entries.value(), 3);
+  const auto all_bytes = metrics.bytes.value();
+  EXPECT_GT(all_bytes, 0);
+  shard.advance(milliseconds(799)); // 999: a and b expired long ago, the timer is not due
+  EXPECT_EQ(metrics.entries.value(), 3);
+  EXPECT_EQ(metrics.bytes.value(), all_bytes);
+  shard.advance(milliseconds(1)); // 1000
+  EXPECT_EQ(metrics.entries.value(), 1);
+  EXPECT_LT(metrics.bytes.value(), all_bytes);
+  EXPECT_GT(metrics.bytes.value(), 0);
+  EXPECT_EQ(shard.ctx().timers(), 1u) << "c is left: the timer goes on";
+  shard.advance(milliseconds(1000)); // 2000
+  EXPECT_EQ(metrics.entries.value(), 0);
+  EXPECT_EQ(metrics.bytes.value(), 0);
+  EXPECT_EQ(shard.ctx().timers(), 0u) << "the timer stops with the cache empty";
+  EXPECT_EQ(metrics.hits.value() + metrics.misses.value(), 0u) << "no get was made";
+}
+
+// Verifies a value over the shard's share of cache.max_bytes is refused as too_large named
+// value_too_large (and the old value of its key removed), and that entries past the
+// bound evict the least recently used, counted in the metrics.
+TEST_F(CacheModuleTest, TtlCacheTooLargeAndEviction) {
+  start(700);
+  ASSERT_TRUE(call(cache_put("k", "small", 60000)).ok());
+  auto big = call(cache_put("k", std::string(700, 'x'), 60000));
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().code(), core::errc::too_large);
+  EXPECT_EQ(big.error().name(), "value_too_large");
+  EXPECT_EQ(core::api_code(big.error()), "value_too_large");
+  EXPECT_FALSE(big.error().message().empty());
+  EXPECT_EQ(error_of(cache_get("k")), core::errc::not_found);
+  EXPECT_EQ(metrics.entries.value(), 0);
+  EXPECT_EQ(metrics.bytes.value(), 0);
+  EXPECT_EQ(metrics.evictions.value(), 0u) << "a refused entry is not an eviction";
+
+  // An entry costs key + value + content type + ttl_cache::entry_overhead: 1 + 200 + 10 +
+  // 96 = 307 bytes, so two fit in 700 and three do not.
+  const std::string value(200, 'v');
+  ASSERT_TRUE(call(cache_put("a", value, 60000)).ok());
+  ASSERT_TRUE(call(cache_put("b", value, 60000)).ok());
+  EXPECT_EQ(metrics.bytes.value(), 2 * 307);
+  EXPECT_TRUE(call(cache_get("a")).ok()); // a: the most recently used
+  ASSERT_TRUE(call(cache_put("c", value, 60000)).ok());
+  EXPECT_EQ(error_of(cache_get("b")), core::errc::not_found);
+  EXPECT_TRUE(call(cache_get("a")).ok());
+  EXPECT_TRUE(call(cache_get("c")).ok());
+  EXPECT_EQ(metrics.evictions.value(), 1u);
+  EXPECT_EQ(metrics.entries.value(), 2);
+  EXPECT_EQ(metrics.bytes.value(), 2 * 307);
+  EXPECT_LE(metrics.bytes.value(), 700);
+  stop();
+  EXPECT_EQ(metrics.entries.value(), 0);
+  EXPECT_EQ(metrics.bytes.value(), 0);
+}
+
+} // namespace
+} // namespace shoal::testing
