@@ -19,6 +19,10 @@
 #                      two-core variant: no (a)/(b)/(c) rows, no RSS
 #   --no-rss           skip the RSS measurement
 #   --shoal PATH       the shoal binary (default build/release/app/shoal)
+#   --baseline PATH    also compare with another shoal binary (an older build): hot GET and
+#                      PUT new of both, alternating in ROUNDS rounds, with the ratio of
+#                      each to nginx and of the two to each other (section (e))
+#   --rounds N         rounds of the comparison (default 3)
 #   -o, --out FILE     also write the report to FILE
 #   --keep             keep the temporary directory (raw wrk output, logs, data)
 #
@@ -38,6 +42,8 @@ sweep=1
 rss=1
 main=1
 shoal="$root/build/release/app/shoal"
+baseline=""
+rounds=3
 out=""
 keep=0
 server_cpu="${SERVER_CPU:-0}"
@@ -53,6 +59,8 @@ while (($#)); do
     --sweep-only) main=0; rss=0; sweep=1; shift ;;
     --no-rss) rss=0; shift ;;
     --shoal) shoal="$2"; shift 2 ;;
+    --baseline) baseline="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
     -o|--out) out="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -66,6 +74,10 @@ for tool in wrk nginx taskset curl; do
 done
 if ((${#missing[@]})); then
   echo "run.sh: missing ${missing[*]}: install them with scripts/setup.sh --bench" >&2
+  exit 1
+fi
+if [[ -n "$baseline" && ! -x "$baseline" ]]; then
+  echo "run.sh: no shoal binary at $baseline (--baseline)" >&2
   exit 1
 fi
 if [[ ! -x "$shoal" ]]; then
@@ -245,6 +257,22 @@ if ((sweep)); then
   stop_shoal
 fi
 
+# ---------------------------------------------------------------- (e) against a baseline binary
+if [[ -n "$baseline" ]]; then
+  candidate="$shoal"
+  for ((round = 1; round <= rounds; round++)); do
+    for which in baseline candidate; do
+      [[ "$which" == baseline ]] && shoal="$baseline" || shoal="$candidate"
+      start_node "shoal-$which-$round" "$server_cpu"
+      put_hot
+      wrk_run "cmp-$which" "GET hot #$round" shoal "$which, $pin" "$conns" pin "$doc_url"
+      wrk_run "cmp-$which" "PUT new #$round" shoal "$which, $pin" "$conns" pin "$shoal_url" bench/put_new.lua "$which$round"
+      stop_shoal
+    done
+  done
+  shoal="$candidate"
+fi
+
 wrk_run base "nginx GET #2" nginx "1 worker, $pin" "$conns" pin "$nginx_url"
 stop_pid "$nginx_pid"
 
@@ -381,6 +409,38 @@ report() {
       IFS='|' read -r -a f <<<"$r"
       [[ "${f[0]}" == free ]] || continue
       row_line "$r" "$(ratio "${f[5]}" "$nfree") × nginx GET (same placement)"
+    done
+  fi
+  if [[ -n "$baseline" ]]; then
+    echo
+    echo "### (e) This build against a baseline build, alternating in $rounds rounds"
+    echo
+    echo "Candidate: \`${shoal#$root/}\`; baseline: \`$baseline\`. Each round starts the baseline, then the candidate, fresh."
+    echo
+    echo "$table_header"
+    local kind sum_b sum_c
+    for r in "${rows[@]}"; do
+      IFS='|' read -r -a f <<<"$r"
+      [[ "${f[0]}" == cmp-* ]] || continue
+      if [[ "${f[1]}" == GET* ]]; then
+        row_line "$r" "$(ratio "${f[5]}" "$nget") × nginx GET"
+      else
+        row_line "$r" "$(ratio "${f[5]}" "$nput") × nginx PUT"
+      fi
+    done
+    echo
+    for kind in GET PUT; do
+      sum_b=0
+      sum_c=0
+      for ((round = 1; round <= rounds; round++)); do
+        local label="GET hot #$round"
+        [[ "$kind" == PUT ]] && label="PUT new #$round"
+        sum_b=$(awk -v a="$sum_b" -v b="$(row_field cmp-baseline "$label" 6)" 'BEGIN { print a + b }')
+        sum_c=$(awk -v a="$sum_c" -v b="$(row_field cmp-candidate "$label" 6)" 'BEGIN { print a + b }')
+      done
+      local ref="$nget" refname="nginx GET"
+      [[ "$kind" == PUT ]] && ref="$nput" && refname="nginx PUT"
+      echo "- $kind, mean of $rounds rounds: baseline $(awk -v s="$sum_b" -v n="$rounds" 'BEGIN { printf "%.0f", s / n }') req/s = $(ratio "$(awk -v s="$sum_b" -v n="$rounds" 'BEGIN { print s / n }')" "$ref") × $refname; candidate $(awk -v s="$sum_c" -v n="$rounds" 'BEGIN { printf "%.0f", s / n }') req/s = $(ratio "$(awk -v s="$sum_c" -v n="$rounds" 'BEGIN { print s / n }')" "$ref") × $refname; **candidate / baseline = $(ratio "$sum_c" "$sum_b")**"
     done
   fi
   if [[ -n "$rss_report" ]]; then
