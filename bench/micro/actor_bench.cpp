@@ -7,11 +7,12 @@
 //
 //   build/release/bench/shoal_actor_bench
 //
-// A scoped_actor keeps `inflight` calls outstanding: it sends that many, then, per
-// iteration, receives one reply and sends the next call, so the rate is throughput,
-// not round-trip latency (inflight = 1 is the round trip). One iteration = one call
-// answered; items/s is calls per second of wall-clock time (UseRealTime: the sending
-// thread mostly sleeps in receive, so its CPU time means nothing).
+// The benchmark thread keeps `inflight` calls outstanding: it sends that many (as the
+// edge does: the request and a reply_to), then, per iteration, waits for one answer and
+// sends the next call, so the rate is throughput, not round-trip latency (inflight = 1
+// is the round trip). One iteration = one call answered; items/s is calls per second of
+// wall-clock time (UseRealTime: the sending thread mostly sleeps, so its CPU time means
+// nothing).
 //
 // The hot-counter benchmarks share one node per store kind. Each run of the distinct-
 // counter benchmark builds its own node and tears it down (both untimed), so its first
@@ -22,10 +23,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -35,18 +39,15 @@
 #include <benchmark/benchmark.h>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/after.hpp>
 #include <caf/exit_reason.hpp>
-#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
 #include "actors/actor_api.hpp"
 #include "actors/actor_metrics.hpp"
-#include "actors/actor_protocol.hpp"
-#include "actors/errors.hpp"
-#include "actors/shard_actor.hpp"
-#include "actors/type_ids.hpp"
+#include "actors/messages.hpp"
 #include "cluster/shard_map.hpp"
+#include "host/shard_host.hpp"
+#include "protocol/type_ids.hpp"
 #include "storage/memory_store.hpp"
 #include "storage/store.hpp"
 
@@ -75,11 +76,7 @@ struct node_config : caf::actor_system_config {
     set("work-stealing.moderate-poll-attempts", std::size_t{0});
     set("logger.file-verbosity", caf::atom("quiet"));
     set("logger.console-verbosity", caf::atom("quiet"));
-    add_message_types<caf::id_block::shoal>();
-    add_error_category(
-      actors::errc_category, [](std::uint8_t code, caf::atom_value, const caf::message& context) {
-        return actors::to_string(static_cast<actors::errc>(code)) + ": " + caf::to_string(context);
-      });
+    protocol::add_message_types(*this);
   }
 };
 
@@ -101,8 +98,36 @@ std::int64_t rss_bytes() {
   return 0;
 }
 
-/// The actor part of a node, wired as app/node.cpp does (without the HTTP edge and the
-/// WAL syncer: storage.sync is off).
+/// The answers of the calls in flight, in arrival order. They are delivered on the
+/// hosts' threads; the benchmark thread waits for them here.
+class answers {
+public:
+  void push(core::result<actors::actor_result>&& r) {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      queue_.push_back(std::move(r));
+    }
+    ready_.notify_one();
+  }
+
+  /// The next answer; an internal error when none arrives within `wait`.
+  core::result<actors::actor_result> pop(std::chrono::milliseconds wait) {
+    std::unique_lock<std::mutex> lock{mutex_};
+    if (!ready_.wait_for(lock, wait, [this] { return !queue_.empty(); }))
+      return core::error{core::errc::internal, "no answer within the wait"};
+    auto r = std::move(queue_.front());
+    queue_.pop_front();
+    return r;
+  }
+
+private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<core::result<actors::actor_result>> queue_;
+};
+
+/// The actor part of a node, wired as app/node.cpp does (shard hosts with only the
+/// hosting module in use; no HTTP edge, no WAL syncer: storage.sync is off).
 class bench_node {
 public:
   explicit bench_node(store_kind kind) {
@@ -111,25 +136,29 @@ public:
       storage::rocksdb_options opts;
       opts.path = (dir_ / "data").string();
       opts.shards = shards;
-      if (auto s = storage::open_rocksdb_store(opts, store_); !s)
-        throw std::runtime_error("cannot open the store: " + s.to_string());
+      auto opened = storage::open_rocksdb_store(opts);
+      if (!opened) throw std::runtime_error("cannot open the store: " + opened.error().to_string());
+      store_ = std::move(*opened);
     } else {
       store_ = std::make_unique<storage::memory_store>(shards);
     }
     registry_.add(actors::make_counter_type());
     metrics_ = std::make_unique<actors::actor_metrics>(registry_);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
-    actors::hosting_config hosting;
-    hosting.registry = &registry_;
-    hosting.metrics = metrics_.get();
-    hosting.peers = &handles_;
-    hosting.call_timeout = std::chrono::milliseconds(30000);
-    hosting.idle_timeout = std::chrono::milliseconds(3600000);
-    hosting.max_active = (max_active_node + shards - 1) / shards;
+    host::host_config base;
+    base.store = store_.get();
+    base.peers = &handles_;
+    base.call_timeout = std::chrono::milliseconds(30000);
+    base.actors.registry = &registry_;
+    base.actors.metrics = metrics_.get();
+    base.actors.idle_timeout = std::chrono::milliseconds(3600000);
+    base.actors.max_active = (max_active_node + shards - 1) / shards;
     handles_.handles.reserve(shards);
-    for (std::uint32_t i = 0; i < shards; ++i)
-      handles_.handles.push_back(actors::spawn_shard(
-        *sys_, actors::shard_config{i, store_.get(), false, {}, hosting, {}, {}}));
+    for (std::uint32_t i = 0; i < shards; ++i) {
+      auto cfg = base;
+      cfg.index = i;
+      handles_.handles.push_back(host::spawn_shard_host(*sys_, std::move(cfg)));
+    }
   }
 
   ~bench_node() {
@@ -153,10 +182,18 @@ public:
     return *sys_;
   }
 
-  /// Sends `counter/<id>.<method>` from `self`; the reply comes back as an actor_reply.
-  void send(caf::scoped_actor& self, const std::string& id, const char* method) {
+  /// Sends `counter/<id>.<method>`; its answer arrives in answers().
+  void send(const std::string& id, const char* method) {
     auto shard = map_.shard_of("counter", id);
-    self->send(handles_.handles[shard], actors::actor_call{"counter", id, method, {}, 0});
+    caf::anon_send(handles_.handles[shard], actors::actor_call{"counter", id, method, {}, 0},
+                   core::reply_to<actors::actor_result>::to(
+                     [a = answers_](core::result<actors::actor_result>&& r) {
+                       a->push(std::move(r));
+                     }));
+  }
+
+  answers& received() {
+    return *answers_;
   }
 
   std::int64_t active() {
@@ -171,35 +208,30 @@ private:
   std::unique_ptr<actors::actor_metrics> metrics_;
   node_config cfg_;
   std::unique_ptr<caf::actor_system> sys_;
-  actors::shard_handles handles_;
+  protocol::shard_handles handles_;
   cluster::shard_map map_{shards};
+  std::shared_ptr<answers> answers_ = std::make_shared<answers>();
 };
 
-/// Receives one reply; false (and the benchmark is skipped with an error) when none
-/// arrived within 30 s or it was not a 200.
-bool receive_one(caf::scoped_actor& self, benchmark::State& state) {
-  bool ok = false;
-  self->receive(
-    [&](actors::actor_reply& r) {
-      ok = r.ok();
-      if (!ok) state.SkipWithError(("call failed: " + r.code + " " + r.message).c_str());
-    },
-    [&](caf::error& err) { state.SkipWithError(("call failed: " + caf::to_string(err)).c_str()); },
-    caf::after(std::chrono::seconds(30)) >> [&] { state.SkipWithError("no reply within 30 s"); });
-  return ok;
+/// Waits for one answer; false (and the benchmark is skipped with an error) when none
+/// arrived within 30 s or it was an error.
+bool receive_one(bench_node& node, benchmark::State& state) {
+  auto r = node.received().pop(std::chrono::seconds(30));
+  if (!r) state.SkipWithError(("call failed: " + r.error().to_string()).c_str());
+  return r.ok();
 }
 
 /// Runs `count` calls (`next(i)` names the i-th id) with `inflight` outstanding, untimed,
 /// outside the benchmark loop. Returns false on a failed call.
 template <class NextId>
-bool run_untimed(bench_node& node, caf::scoped_actor& self, benchmark::State& state,
+bool run_untimed(bench_node& node, benchmark::State& state,
                  std::int64_t count, std::int64_t inflight, NextId next) {
   std::int64_t sent = 0;
   for (; sent < count && sent < inflight; ++sent)
-    node.send(self, next(sent), "increment");
+    node.send(next(sent), "increment");
   for (std::int64_t done = 0; done < count; ++done) {
-    if (!receive_one(self, state)) return false;
-    if (sent < count) node.send(self, next(sent++), "increment");
+    if (!receive_one(node, state)) return false;
+    if (sent < count) node.send(next(sent++), "increment");
   }
   return true;
 }
@@ -208,15 +240,15 @@ bool run_untimed(bench_node& node, caf::scoped_actor& self, benchmark::State& st
 /// calls are sent than there are iterations, so nothing is left in flight after it (the
 /// last `inflight` iterations only drain: negligible against the iteration counts here).
 template <class NextId>
-void run_timed(bench_node& node, caf::scoped_actor& self, benchmark::State& state,
+void run_timed(bench_node& node, benchmark::State& state,
                std::int64_t inflight, const char* method, NextId next) {
   std::int64_t sent = 0;
   const auto total = static_cast<std::int64_t>(state.max_iterations);
   for (; sent < inflight && sent < total; ++sent)
-    node.send(self, next(sent), method);
+    node.send(next(sent), method);
   for (auto _ : state) {
-    if (!receive_one(self, state)) break;
-    if (sent < total) node.send(self, next(sent++), method);
+    if (!receive_one(node, state)) break;
+    if (sent < total) node.send(next(sent++), method);
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -239,10 +271,9 @@ void BM_HotCounter(benchmark::State& state) {
   auto& node = hot_node(static_cast<store_kind>(state.range(0)));
   const auto inflight = state.range(1);
   const char* method = state.range(2) == 0 ? "increment" : "get";
-  caf::scoped_actor self{node.system()};
-  if (!run_untimed(node, self, state, 1, 1, [](std::int64_t) { return std::string("hot"); }))
+  if (!run_untimed(node, state, 1, 1, [](std::int64_t) { return std::string("hot"); }))
     return; // activates the counter (first use): the loop measures calls, not the activation
-  run_timed(node, self, state, inflight, method, [](std::int64_t) { return std::string("hot"); });
+  run_timed(node, state, inflight, method, [](std::int64_t) { return std::string("hot"); });
 }
 BENCHMARK(BM_HotCounter)
   ->ArgNames({"store", "inflight", "get"})
@@ -268,11 +299,10 @@ void BM_DistinctCounters(benchmark::State& state) {
   bench_node node{static_cast<store_kind>(state.range(0))};
   const auto pass = state.range(1);
   constexpr std::int64_t inflight = 64;
-  caf::scoped_actor self{node.system()};
-  if (pass == 2 && !run_untimed(node, self, state, distinct_ids, inflight, distinct_id)) return;
+  if (pass == 2 && !run_untimed(node, state, distinct_ids, inflight, distinct_id)) return;
   auto rss_before = rss_bytes();
   auto active_before = node.active();
-  run_timed(node, self, state, inflight, "increment", distinct_id);
+  run_timed(node, state, inflight, "increment", distinct_id);
   std::this_thread::sleep_for(std::chrono::milliseconds(200)); // let the workers settle
   auto active = node.active();
   state.counters["active"] = static_cast<double>(active);
@@ -280,10 +310,8 @@ void BM_DistinctCounters(benchmark::State& state) {
   state.counters["rss_delta_per_call"] =
     static_cast<double>(rss_bytes() - rss_before) / static_cast<double>(state.iterations());
 }
-// RocksDB only: the virtual actors of a shard run concurrently on the CAF workers and
-// each reads and writes the shard's store itself, which RocksDB allows but memory_store
-// (a std::map without a lock, "one thread at a time" by its contract) does not. The hot
-// benchmarks above may use it: there one actor is the only user of its shard's store.
+// RocksDB only: activations then load their state from disk, as they do on a node (a
+// memory store would make the first pass measure a map lookup instead).
 BENCHMARK(BM_DistinctCounters)
   ->ArgNames({"store", "pass"})
   ->Args({rocksdb, 1})

@@ -1,21 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 // Micro benchmarks of the per-request work that does not touch a socket or a disk:
-// routing a document PUT, planning a write, and picking a shard.
+// routing a document PUT (parse, validate, ask, render the answer), planning a write,
+// and picking a shard.
 //   build/release/bench/shoal_micro_bench
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 
-#include "actors/doc_protocol.hpp"
-#include "actors/documents.hpp"
 #include "cluster/shard_map.hpp"
+#include "documents/documents.hpp"
+#include "documents/messages.hpp"
+#include "http/exchange.hpp"
 #include "http/router.hpp"
+#include "protocol/shard_client.hpp"
 
 namespace {
 
@@ -30,10 +35,51 @@ std::string json_doc(const std::string& id, std::size_t bytes) {
   return doc;
 }
 
+/// A shard client that answers a document write at once (version 1, created), or drops
+/// it unanswered when `answer` is off, and refuses anything else: the route's work
+/// without a shard behind it.
+class answering_shards final : public protocol::client_impl<answering_shards> {
+public:
+  explicit answering_shards(bool answer) : answer_(answer) {}
+
+  std::uint32_t shard_count() const noexcept override {
+    return placement_.map.shard_count();
+  }
+  const cluster::placement& placement() const noexcept override {
+    return placement_;
+  }
+  void lease(jobs::queue_lease&&, core::reply_to<jobs::leased_jobs> to) override {
+    to.deliver(core::error{core::errc::unsupported, "not in this benchmark"});
+  }
+  template <class R>
+  void send_to(std::uint32_t, R&&, core::reply_to<protocol::reply_of<R>> to) {
+    if constexpr (std::is_same_v<R, documents::doc_write>) {
+      if (answer_) to.deliver(documents::doc_written{1, true});
+    } else {
+      to.deliver(core::error{core::errc::unsupported, "not in this benchmark"});
+    }
+  }
+
+private:
+  bool answer_;
+  cluster::placement placement_{cluster::shard_map{64}, {}, [] { return std::uint64_t{0}; }};
+};
+
+/// Keeps the last response it is given.
+class last_response final : public http::response_port {
+public:
+  void post(std::uint64_t, http::response&& res) override {
+    last = std::move(res);
+  }
+  http::response last;
+};
+
 /// http::route of a PUT of a 100-byte document: target parsing, name checks, JSON
-/// parse/validate/serialize of the body. The body is copied back in each iteration
-/// because route() moves it out.
+/// parse/validate/serialize of the body, placement and the reply_to; with range(0) = 1
+/// the shard's answer is rendered too (the 201 and its headers). The body is copied back
+/// in each iteration because route() moves it out.
 void BM_RoutePut100(benchmark::State& state) {
+  const bool answered = state.range(0) == 1;
   const std::string body = json_doc("doc-000042", 100);
   http::request req{bhttp::verb::put, "/v1/collections/bench/docs/doc-000042", 11};
   req.set(bhttp::field::host, "127.0.0.1");
@@ -41,19 +87,25 @@ void BM_RoutePut100(benchmark::State& state) {
   http::route_env env;
   env.ready = [] { return true; };
   env.metrics_text = [] { return std::string{}; };
+  answering_shards shards{answered};
+  auto port = std::make_shared<last_response>();
+  std::uint64_t seq = 0;
   for (auto _ : state) {
     req.body() = body;
     req.prepare_payload();
-    auto routed = http::route(req, env);
+    http::exchange ex{req, env, shards, port, ++seq};
+    auto routed = http::route(ex);
     benchmark::DoNotOptimize(routed);
   }
+  if (answered && port->last.result_int() != 201)
+    state.SkipWithError(("the PUT was answered " + std::to_string(port->last.result_int())).c_str());
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * body.size()));
 }
-BENCHMARK(BM_RoutePut100);
+BENCHMARK(BM_RoutePut100)->ArgName("answered")->Arg(0)->Arg(1);
 
-actors::doc_request put_request(std::string body) {
-  actors::doc_request req;
-  req.op = actors::doc_op::put;
+documents::doc_write put_request(std::string body) {
+  documents::doc_write req;
+  req.kind = documents::write_kind::put;
   req.collection = "bench";
   req.id = "doc-000042";
   req.body = std::move(body);
@@ -63,9 +115,9 @@ actors::doc_request put_request(std::string body) {
 /// plan_write of a PUT that creates a document (no current record).
 void BM_PlanWritePutNew(benchmark::State& state) {
   auto req = put_request(json_doc("doc-000042", 100));
-  const std::optional<actors::documents::record> none;
+  const std::optional<documents::record> none;
   for (auto _ : state) {
-    auto plan = actors::documents::plan_write(req, none);
+    auto plan = documents::plan_write(req, none);
     benchmark::DoNotOptimize(plan);
   }
 }
@@ -74,12 +126,12 @@ BENCHMARK(BM_PlanWritePutNew);
 /// plan_write of a PUT with If-Match that replaces version 7.
 void BM_PlanWritePutReplace(benchmark::State& state) {
   auto req = put_request(json_doc("doc-000042", 100));
-  req.if_match.what = actors::precondition::kind::versions;
+  req.if_match.what = documents::precondition::kind::versions;
   req.if_match.versions = {7};
-  const auto stored = actors::documents::encode(7, json_doc("doc-000042", 100));
-  const auto current = actors::documents::decode(stored);
+  const auto stored = documents::encode(7, json_doc("doc-000042", 100));
+  const auto current = documents::decode(stored);
   for (auto _ : state) {
-    auto plan = actors::documents::plan_write(req, current);
+    auto plan = documents::plan_write(req, current);
     benchmark::DoNotOptimize(plan);
   }
 }
@@ -88,16 +140,16 @@ BENCHMARK(BM_PlanWritePutReplace);
 /// plan_write of a merge patch of one member into a stored document of `range(0)` bytes:
 /// parse both, merge, serialize.
 void BM_PlanWritePatch(benchmark::State& state) {
-  actors::doc_request req;
-  req.op = actors::doc_op::patch;
+  documents::doc_write req;
+  req.kind = documents::write_kind::patch;
   req.collection = "bench";
   req.id = "doc-000042";
   req.body = R"({"n":2,"tags":["a","b"]})";
   const auto stored =
-    actors::documents::encode(7, json_doc("doc-000042", static_cast<std::size_t>(state.range(0))));
-  const auto current = actors::documents::decode(stored);
+    documents::encode(7, json_doc("doc-000042", static_cast<std::size_t>(state.range(0))));
+  const auto current = documents::decode(stored);
   for (auto _ : state) {
-    auto plan = actors::documents::plan_write(req, current);
+    auto plan = documents::plan_write(req, current);
     benchmark::DoNotOptimize(plan);
   }
 }

@@ -17,9 +17,12 @@
 
 #include "core/result.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/support/results.hpp"
 
 namespace shoal::changes {
 namespace {
+
+using shoal::testing::code_of;
 
 using ::testing::IsEmpty;
 
@@ -34,12 +37,6 @@ template <class T>
 #define ASSERT_OK(expr) ASSERT_PRED_FORMAT1(is_ok, expr)
 #define EXPECT_OK(expr) EXPECT_PRED_FORMAT1(is_ok, expr)
 
-/// The error code of a failed result; a test failure (and `internal`) when it succeeded.
-template <class T>
-core::errc code_of(const core::result<T>& r) {
-  EXPECT_FALSE(r.ok()) << "expected an error";
-  return r ? core::errc::internal : r.error().code();
-}
 
 /// The event of the `n`-th write of a test: a put of document "doc-n" at version n,
 /// committed at time 1000 * n (a delete for every 4th).

@@ -34,6 +34,8 @@
 #include "query/query.hpp"
 #include "query/shard_index.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/support/results.hpp"
+#include "tests/support/doc_requests.hpp"
 #include "tests/support/faulty_store.hpp"
 #include "tests/support/host_fixture.hpp"
 
@@ -43,45 +45,13 @@ namespace {
 using namespace std::chrono_literals;
 using documents::doc_get;
 using documents::doc_write;
-using documents::write_kind;
+using docs::put;
+using docs::patch;
+using docs::del;
+using docs::get;
 
 constexpr auto forever = std::numeric_limits<std::uint64_t>::max();
 
-/// Document requests, as the edge builds them.
-doc_write put(std::string collection, std::string id, std::string body) {
-  doc_write w;
-  w.kind = write_kind::put;
-  w.collection = std::move(collection);
-  w.id = std::move(id);
-  w.body = std::move(body);
-  return w;
-}
-
-doc_write patch(std::string collection, std::string id, std::string body) {
-  auto w = put(std::move(collection), std::move(id), std::move(body));
-  w.kind = write_kind::patch;
-  return w;
-}
-
-doc_write del(std::string collection, std::string id) {
-  auto w = put(std::move(collection), std::move(id), {});
-  w.kind = write_kind::del;
-  return w;
-}
-
-doc_get get(std::string collection, std::string id) {
-  doc_get g;
-  g.collection = std::move(collection);
-  g.id = std::move(id);
-  return g;
-}
-
-/// The error code of `r`; a test failure (and `internal`) when it is a value.
-template <class T>
-core::errc code_of(const core::result<T>& r) {
-  EXPECT_FALSE(r.ok()) << "expected an error";
-  return r.ok() ? core::errc::internal : r.error().code();
-}
 
 /// The stable name of `r`'s error ("" when it has none); a test failure for a value.
 template <class T>

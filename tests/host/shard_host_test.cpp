@@ -22,6 +22,8 @@
 #include "jobs/job_queue.hpp"
 #include "protocol/errors.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/support/results.hpp"
+#include "tests/support/doc_requests.hpp"
 #include "tests/support/faulty_store.hpp"
 #include "tests/support/host_fixture.hpp"
 
@@ -30,44 +32,13 @@ namespace {
 
 using documents::doc_get;
 using documents::doc_write;
+using docs::put;
+using docs::patch;
+using docs::del;
+using docs::get;
+using docs::versions;
+using docs::any_version;
 using documents::precondition;
-using documents::write_kind;
-
-doc_write put(std::string collection, std::string id, std::string body) {
-  doc_write w;
-  w.kind = write_kind::put;
-  w.collection = std::move(collection);
-  w.id = std::move(id);
-  w.body = std::move(body);
-  return w;
-}
-
-doc_write patch(std::string collection, std::string id, std::string body) {
-  auto w = put(std::move(collection), std::move(id), std::move(body));
-  w.kind = write_kind::patch;
-  return w;
-}
-
-doc_write del(std::string collection, std::string id) {
-  auto w = put(std::move(collection), std::move(id), {});
-  w.kind = write_kind::del;
-  return w;
-}
-
-doc_get get(std::string collection, std::string id) {
-  doc_get g;
-  g.collection = std::move(collection);
-  g.id = std::move(id);
-  return g;
-}
-
-precondition versions(std::vector<std::uint64_t> v) {
-  return precondition{precondition::kind::versions, std::move(v)};
-}
-
-precondition any_version() {
-  return precondition{precondition::kind::any, {}};
-}
 
 jobs::job_enqueue enqueue_job(std::string queue = "q") {
   jobs::job_enqueue r;
@@ -78,12 +49,6 @@ jobs::job_enqueue enqueue_job(std::string queue = "q") {
   return r;
 }
 
-/// The error code of `r`; a test failure (and `internal`) when it is a value.
-template <class T>
-core::errc code_of(const core::result<T>& r) {
-  EXPECT_FALSE(r.ok()) << "expected an error";
-  return r.ok() ? core::errc::internal : r.error().code();
-}
 
 /// The ids of the jobs stored in `shard` (under jobs::job_key(id)).
 std::vector<std::string> stored_job_ids(storage::shard_store& shard) {

@@ -17,6 +17,7 @@
 
 #include "jobs/ids.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/support/faulty_store.hpp"
 #include "tests/support/manual_shard.hpp"
 
 namespace shoal::jobs {
@@ -44,70 +45,6 @@ job_lease make_lease(std::uint32_t visibility_ms = 30'000, std::string owner = {
   r.from_broker = true;
   return r;
 }
-
-/// A store whose next `failures` writes fail (then it writes again): a disk that fails
-/// for a while, bounded so that a module that retries in a loop still ends.
-class failing_writes final : public storage::store {
-public:
-  explicit failing_writes(storage::store& inner) : inner_(inner), shard_(*this, inner.shard(0)) {}
-
-  int failures = 0; ///< writes still to fail
-  int attempts = 0; ///< writes that failed
-
-  std::uint32_t shard_count() const noexcept override {
-    return 1;
-  }
-  storage::shard_store& shard(std::uint32_t) override {
-    return shard_;
-  }
-  std::uint64_t latest_sequence() override {
-    return inner_.latest_sequence();
-  }
-  storage::result<void> sync_wal() override {
-    return inner_.sync_wal();
-  }
-  storage::result<void> close() override {
-    return inner_.close();
-  }
-
-private:
-  class shard_wrapper final : public storage::shard_store {
-  public:
-    shard_wrapper(failing_writes& owner, storage::shard_store& inner)
-        : owner_(owner), inner_(inner) {}
-    storage::result<std::string> get(std::string_view key) override {
-      return inner_.get(key);
-    }
-    storage::result<void> write(const storage::write_batch& batch, bool sync) override {
-      if (owner_.failures > 0) {
-        --owner_.failures;
-        ++owner_.attempts;
-        return storage::error{storage::errc::storage_failed, "injected write failure"};
-      }
-      return inner_.write(batch, sync);
-    }
-    storage::result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
-                               const storage::scan_fn& fn) override {
-      return inner_.scan(prefix, from, reverse, fn);
-    }
-    std::unique_ptr<storage::shard_view> snapshot() override {
-      return inner_.snapshot();
-    }
-    std::uint64_t estimate_num_keys() override {
-      return inner_.estimate_num_keys();
-    }
-    std::uint64_t live_data_bytes() override {
-      return inner_.live_data_bytes();
-    }
-
-  private:
-    failing_writes& owner_;
-    storage::shard_store& inner_;
-  };
-
-  storage::store& inner_;
-  shard_wrapper shard_;
-};
 
 boost::json::object parse(const job_view& v) {
   return boost::json::parse(v.json).as_object();
@@ -256,20 +193,20 @@ TEST_F(JobsModuleTest, LeasesExpireOnTheModulesTimer) {
 // Verifies a lease expiry whose write fails is reported and tried again later on the
 // timer, not at once in a loop while the disk fails, and succeeds once writes do.
 TEST_F(JobsModuleTest, AFailedExpiryIsReportedAndRetriedLater) {
-  failing_writes disk{store};
+  testing::faulty_store disk{store};
   testing::manual_shard shard{disk};
   module jobs{shard.ctx(), config()};
   const auto id = shard.serve(jobs, make_enqueue())->value().id;
   ASSERT_EQ(shard.serve(jobs, make_lease(1000))->value().jobs.size(), 1u);
-  disk.failures = 1000;
+  disk.fail_next_writes = 1000;
   shard.advance(1000ms);
-  EXPECT_GE(disk.attempts, 1);
-  EXPECT_LE(disk.attempts, 2) << "the failed expiry was retried at once, in a loop";
+  EXPECT_GE(disk.failed_writes, 1);
+  EXPECT_LE(disk.failed_writes, 2) << "the failed expiry was retried at once, in a loop";
   ASSERT_FALSE(shard.reports.empty());
   EXPECT_NE(shard.reports[0].find("expiring job leases"), std::string::npos);
   EXPECT_EQ(parse(shard.serve(jobs, job_get{id})->value()).at("state"), "running");
   // The disk recovers: a later timer expires the lease.
-  disk.failures = 0;
+  disk.fail_next_writes = 0;
   shard.advance(10'000ms);
   EXPECT_EQ(parse(shard.serve(jobs, job_get{id})->value()).at("state"), "failed");
 }

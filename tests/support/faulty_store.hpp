@@ -25,6 +25,11 @@ public:
   bool fail_reads = false;
   bool fail_writes = false;
   bool fail_syncs = false;
+  int fail_next_writes = 0; ///< writes still to fail before writing again (a disk that fails for a while)
+  int failed_writes = 0;    ///< writes refused so far
+  /// When set, also fails the writes it returns true for (say, by their keys).
+  std::function<bool(const storage::write_batch&)> fail_write_if;
+  int written = 0; ///< writes that went through to the inner store
 
   std::uint32_t shard_count() const noexcept override {
     return inner_.shard_count();
@@ -53,9 +58,15 @@ private:
       return inner_.get(key);
     }
     storage::result<void> write(const storage::write_batch& batch, bool sync) override {
-      if (owner_.fail_writes)
+      if (owner_.fail_writes || owner_.fail_next_writes > 0 ||
+          (owner_.fail_write_if && owner_.fail_write_if(batch))) {
+        if (owner_.fail_next_writes > 0) --owner_.fail_next_writes;
+        ++owner_.failed_writes;
         return storage::error{storage::errc::storage_failed, "injected write failure"};
-      return inner_.write(batch, sync);
+      }
+      auto r = inner_.write(batch, sync);
+      if (r) ++owner_.written;
+      return r;
     }
     storage::result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
                                const storage::scan_fn& fn) override {
