@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include <boost/json.hpp>
 #include <caf/actor_system.hpp>
@@ -49,13 +51,37 @@ struct queued {
 
 class invocation;
 
+/// A finished call whose answer waits until the state it saw is durable.
+struct held {
+  std::shared_ptr<invocation> inv;
+  outcome reply;
+};
+
+/// An outgoing call of a method, sent once the state it saw is durable.
+using held_call = std::function<void(bool durable)>;
+
 struct vactor_state {
   virtual_actor_config cfg;
   std::string key;
   storage::shard_store* shard = nullptr;
   bool loaded = false;
   boost::json::object state;
-  std::string persisted; ///< JSON text of the last written state ("" = never written)
+  // The state as JSON text: `durable` is written (and, in sync mode, synced); `latest` is
+  // what the last successful call left ("" = empty, never written). They differ while a
+  // write is in flight or waits for its turn.
+  std::string durable;
+  std::string latest;
+  // Group commit per actor: while one state write is in flight the next calls still run,
+  // but what they answer or send out waits until the state they saw is durable. A write
+  // that fails takes back every call after the last durable state.
+  bool writing = false;
+  std::string writing_text;      ///< what the write in flight writes
+  std::uint64_t writes = 0;      ///< writes started; the one in flight is number `writes`
+  std::vector<held> in_write;    ///< answers waiting for the write in flight
+  std::vector<held> after_write; ///< answers waiting for the write after it
+  /// Outgoing calls waiting for durability, with the number of the write they wait for.
+  std::vector<std::pair<std::uint64_t, held_call>> calls_out;
+  std::uint64_t epoch = 0; ///< bumped when a write fails: calls running then are void
   /// Calls (and a passivation) waiting for their turn; created when the first one has to
   /// wait, since most actors never queue and an empty std::deque still allocates.
   std::unique_ptr<std::deque<queued>> queue;
@@ -77,7 +103,8 @@ public:
   invocation(vactor_pointer self, const actor_type::method_entry* entry, actor_call call,
              boost::json::object args, call_target to, clock_time deadline)
       : self_(self), entry_(entry), call_(std::move(call)), args_(std::move(args)),
-        to_(std::move(to)), started_(std::chrono::steady_clock::now()), deadline_(deadline) {}
+        to_(std::move(to)), started_(std::chrono::steady_clock::now()), deadline_(deadline),
+        epoch_(self->state.epoch) {}
 
   const std::string& type() const noexcept override {
     return call_.type;
@@ -126,32 +153,45 @@ public:
       if (me->done_) return; // the method completed without waiting for this answer
       me->run([&] { then(*me, std::move(result)); });
     };
-    protocol::ask(self_, st.cfg.peers->handles[shard], budget,
-                  actor_call{std::move(type), std::move(id), std::move(method),
-                             boost::json::serialize(args),
-                             static_cast<std::uint32_t>(budget.count())})
-      .then(
-        [on_answer](actor_result& r) {
-          call_result result;
-          boost::json::error_code ec;
-          result.value = boost::json::parse(r.json, ec);
-          on_answer(std::move(result));
-        },
-        [on_answer](caf::error& err) {
-          if (err.category() == protocol::error_category) {
-            auto e = protocol::from_caf(err);
-            return on_answer(call_result{core::http_status(e),
-                                         {},
-                                         std::string(core::api_code(e)),
-                                         e.message()});
-          }
-          bool timeout = err == caf::sec::request_timeout;
-          on_answer(call_result{504,
-                                {},
-                                timeout ? "call_timeout" : "call_failed",
-                                timeout ? "the called actor did not answer in time"
-                                        : "the call failed: " + caf::to_string(err)});
-        });
+    auto send = [self = self_, target = st.cfg.peers->handles[shard], budget, on_answer,
+                 req = actor_call{std::move(type), std::move(id), std::move(method),
+                                  boost::json::serialize(args),
+                                  static_cast<std::uint32_t>(budget.count())}](
+                  bool durable) mutable {
+      if (!durable)
+        return on_answer(call_result{503, {}, "storage_failed",
+                                     "the state this call was made from could not be written"});
+      protocol::ask(self, target, budget, std::move(req))
+        .then(
+          [on_answer](actor_result& r) {
+            call_result result;
+            boost::json::error_code ec;
+            result.value = boost::json::parse(r.json, ec);
+            on_answer(std::move(result));
+          },
+          [on_answer](caf::error& err) {
+            if (err.category() == protocol::error_category) {
+              auto e = protocol::from_caf(err);
+              return on_answer(call_result{core::http_status(e),
+                                           {},
+                                           std::string(core::api_code(e)),
+                                           e.message()});
+            }
+            bool timeout = err == caf::sec::request_timeout;
+            on_answer(call_result{504,
+                                  {},
+                                  timeout ? "call_timeout" : "call_failed",
+                                  timeout ? "the called actor did not answer in time"
+                                          : "the call failed: " + caf::to_string(err)});
+          });
+    };
+    // What this method saw may not be durable yet (a write of an earlier call is in
+    // flight): nothing derived from it leaves the actor before it is.
+    if (st.writing)
+      st.calls_out.emplace_back(st.latest == st.writing_text ? st.writes : st.writes + 1,
+                                std::move(send));
+    else
+      send(true);
   }
 
   /// Runs user code (the handler or a continuation). A throw fails the call with 500
@@ -189,6 +229,10 @@ public:
   std::chrono::steady_clock::time_point started() const noexcept {
     return started_;
   }
+  /// The state it ran on was taken back (a write failed) after it started.
+  bool void_() const noexcept {
+    return epoch_ != self_->state.epoch;
+  }
 
 private:
   vactor_pointer self_;
@@ -198,6 +242,7 @@ private:
   call_target to_;
   std::chrono::steady_clock::time_point started_;
   clock_time deadline_;
+  std::uint64_t epoch_;
   int outstanding_ = 0;
   bool done_ = false;
 };
@@ -227,18 +272,20 @@ bool ensure_loaded(vactor_pointer self, std::string& error) {
     return false;
   }
   st.state = std::move(v.get_object());
-  st.persisted = raw.substr(1);
+  st.durable = raw.substr(1);
+  st.latest = st.durable;
   st.loaded = true;
   return true;
 }
 
-/// Puts the state back to what was last persisted (after a failed or thrown method).
+/// Puts the state back to what the last successful call left (after a failed, thrown or
+/// read-only method).
 void restore(vactor_state& st) {
-  if (st.persisted.empty()) {
+  if (st.latest.empty()) {
     st.state = {};
     return;
   }
-  st.state = boost::json::parse(st.persisted).get_object();
+  st.state = boost::json::parse(st.latest).get_object();
 }
 
 void record(vactor_pointer self, const invocation& inv, const outcome& reply) {
@@ -255,45 +302,113 @@ void record(vactor_pointer self, const invocation& inv, const outcome& reply) {
     std::chrono::duration<double>(std::chrono::steady_clock::now() - inv.started()).count());
 }
 
-/// Ends the current turn: deliver, then take the next queued call.
-void finish(vactor_pointer self, outcome reply) {
-  auto inv = std::move(self->state.current);
-  record(self, *inv, reply);
-  inv->target().deliver(std::move(reply));
+void deliver(vactor_pointer self, held h) {
+  record(self, *h.inv, h.reply);
+  h.inv->target().deliver(std::move(h.reply));
+}
+
+void start_write(vactor_pointer self);
+
+/// The write in flight ended. Success: its answers and the calls out that waited for it
+/// go, and the calls after it get the next write. Failure: the state goes back to the
+/// durable one, and every call that saw a later state fails (503 storage_failed), also
+/// a call running now (its epoch is void).
+void written(vactor_pointer self, const core::error* failure) {
+  auto& st = self->state;
+  st.writing = false;
+  auto answers = std::move(st.in_write);
+  st.in_write.clear();
+  std::vector<held> later;
+  if (failure) {
+    ++st.epoch;
+    st.latest = st.durable;
+    restore(st);
+    later = std::move(st.after_write);
+    st.after_write.clear();
+    for (auto& h : answers)
+      h.reply = core::error{core::errc::storage_failed, failure->message()};
+    for (auto& h : later)
+      h.reply = core::error{core::errc::storage_failed, failure->message()};
+  } else {
+    st.durable = st.writing_text;
+    if (!st.after_write.empty()) {
+      if (st.latest == st.durable) {
+        later = std::move(st.after_write); // nothing new to write: they saw this state
+        st.after_write.clear();
+      } else {
+        st.in_write = std::move(st.after_write);
+        st.after_write.clear();
+        start_write(self);
+      }
+    }
+  }
+  // Calls out that waited for this write (or, on failure, for any write) go now.
+  std::vector<held_call> go;
+  auto& out = st.calls_out;
+  for (auto it = out.begin(); it != out.end();) {
+    if (failure || it->first <= st.writes - (st.writing ? 1 : 0)) {
+      go.push_back(std::move(it->second));
+      it = out.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& h : answers)
+    deliver(self, std::move(h));
+  for (auto& h : later)
+    deliver(self, std::move(h));
+  for (auto& send : go)
+    send(failure == nullptr);
   pump(self);
 }
 
+/// Writes `latest` through the shard's commit gate (write-then-reply: the answers wait
+/// for it, and in sync mode for its fsync).
+void start_write(vactor_pointer self) {
+  auto& st = self->state;
+  st.writing = true;
+  st.writing_text = st.latest;
+  ++st.writes;
+  std::string value;
+  value.reserve(st.writing_text.size() + 1);
+  value += state_format_v1;
+  value += st.writing_text;
+  protocol::ask(self, st.cfg.host, caf::infinite, actors::state_write{st.key, std::move(value)})
+    .then([self](actors::state_written&) { written(self, nullptr); },
+          [self](caf::error& err) {
+            auto e = protocol::from_caf(err);
+            written(self, &e);
+          });
+}
+
+/// Ends the current turn with `reply`: it leaves now when the actor has nothing
+/// undurable, else it waits for the write that makes what the call saw durable.
 void complete(vactor_pointer self, invocation& inv, outcome reply) {
   auto& st = self->state;
-  if (!reply) {
-    restore(st);
-    return finish(self, std::move(reply));
+  auto current = std::move(st.current);
+  if (inv.void_()) {
+    // A write failed while it ran: it saw a state that is gone.
+    reply = core::error{core::errc::storage_failed,
+                        "an earlier state change of this actor could not be written"};
   }
-  if (inv.read_only()) {
-    restore(st); // a read-only method must not change the state, even in memory
-    return finish(self, std::move(reply));
+  if (!reply || inv.read_only()) {
+    restore(st); // a failed call keeps nothing; a read-only one must not change the state
+  } else {
+    st.latest = boost::json::serialize(st.state);
   }
-  auto text = boost::json::serialize(st.state);
-  if (text == st.persisted) return finish(self, std::move(reply));
-  std::string value;
-  value.reserve(text.size() + 1);
-  value += state_format_v1;
-  value += text;
-  // Through the shard's commit gate, and write-then-reply: the turn ends only once the
-  // state is durable, so the next call cannot observe (or answer from) a state a crash
-  // could still take back. Until then the state in memory is the new one; a failed
-  // write puts back the last persisted one.
-  protocol::ask(self, st.cfg.host, caf::infinite, actors::state_write{st.key, std::move(value)})
-    .then(
-      [self, text = std::move(text), reply](actors::state_written&) mutable {
-        self->state.persisted = std::move(text);
-        finish(self, std::move(reply));
-      },
-      [self](caf::error& err) {
-        restore(self->state);
-        auto e = protocol::from_caf(err);
-        finish(self, core::error{core::errc::storage_failed, e.message()});
-      });
+  held h{std::move(current), std::move(reply)};
+  if (st.writing) {
+    if (st.after_write.empty() && st.latest == st.writing_text)
+      st.in_write.push_back(std::move(h)); // it saw the state being written
+    else
+      st.after_write.push_back(std::move(h));
+  } else if (st.latest != st.durable) {
+    st.in_write.push_back(std::move(h));
+    start_write(self);
+  } else {
+    deliver(self, std::move(h));
+  }
+  pump(self);
 }
 
 /// Runs `next`: a passivation stops the actor; a call is checked and started (it may
@@ -338,6 +453,7 @@ void pump(vactor_pointer self) {
   if (st.pumping) return;
   st.pumping = true;
   while (!st.current && st.queue && !st.queue->empty() && !st.stopping) {
+    if (!st.queue->front().call && st.writing) break; // passivate once all is durable
     auto next = std::move(st.queue->front());
     st.queue->pop_front();
     dispatch(self, std::move(next));
@@ -352,7 +468,8 @@ void enqueue(vactor_pointer self, queued q) {
       q.call->budget_ms != 0 ? std::chrono::milliseconds(q.call->budget_ms) : st.cfg.call_timeout;
     q.deadline = self->clock().now() + budget;
   }
-  if (!st.current && !st.stopping && !st.pumping && (!st.queue || st.queue->empty())) {
+  if (!st.current && !st.stopping && !st.pumping && (!st.queue || st.queue->empty()) &&
+      (q.call || !st.writing)) {
     // Nothing ahead of it: run it now, without touching (or allocating) the queue.
     st.pumping = true;
     dispatch(self, std::move(q));

@@ -526,6 +526,21 @@ TEST_F(VirtualActorTest, SyncModeRepliesOnlyAfterFsync) {
   EXPECT_EQ(call("counter", "c", "get").body.at("value"), 2);
 }
 
+// Verifies that in sync mode a read-only call that ran after an increment (while its
+// write waited for the fsync) is answered only after the fsync, with the new value.
+TEST_F(VirtualActorTest, SyncModeReadAfterAChangeWaitsForTheFsync) {
+  configure().sync = true;
+  auto inc = send("counter", "c", "increment");
+  auto get = send("counter", "c", "get");
+  run_except(syncer());
+  EXPECT_FALSE(inc.ready());
+  EXPECT_FALSE(get.ready()) << "answered from a state that was not synced";
+  run();
+  ASSERT_TRUE(get.ready());
+  EXPECT_EQ(get.get().body.at("value"), 1);
+  EXPECT_EQ(inc.get().body.at("value"), 1);
+}
+
 // Verifies the control case: without sync mode the reply needs no syncer.
 TEST_F(VirtualActorTest, WithoutSyncModeRepliesAfterTheWrite) {
   auto p = send("counter", "c", "increment");
