@@ -485,18 +485,17 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
   db_options.db_write_buffer_size = options.total_write_buffer_bytes;
 
   // An existing database must already have exactly our column families: check before
-  // DB::Open, which would create the missing ones.
+  // anything is opened for writing.
   const bool exists = std::filesystem::exists(std::filesystem::path(options.path) / "CURRENT", ec);
   if (ec) {
     return error{errc::storage_failed, "cannot read data directory " + options.path + ": " + ec.message()};
   }
+  std::vector<std::string> existing;
   if (exists) {
-    std::vector<std::string> existing;
     if (auto s = rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing); !s.ok()) {
       return to_error(s);
     }
@@ -504,22 +503,53 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
     // interrupted (killed while the column families were being made) and may resume.
     auto stored_shards = read_meta_shards(db_options, options.path, existing);
     if (!stored_shards) return std::move(stored_shards).error();
-    auto st = *stored_shards ? check_column_families(options, std::move(existing))
+    auto st = *stored_shards ? check_column_families(options, existing)
                              : check_partial_creation(options, existing);
     if (!st) return std::move(st).error();
   }
 
+  // Open the families that exist, then create the missing shards in one batch: RocksDB
+  // rewrites its OPTIONS file once per batch, where DB::Open's
+  // create_missing_column_families rewrites it once per family (quadratic in the shards).
   const auto cf_options = make_cf_options(options);
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  families.reserve(options.shards + 1);
   families.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
+  std::vector<std::uint32_t> opened_shards; // shard of families[i + 1]
+  std::vector<std::string> missing;
+  std::vector<std::uint32_t> missing_shards;
   for (std::uint32_t i = 0; i < options.shards; ++i) {
-    families.emplace_back(shard_cf_name(i), cf_options);
+    auto name = shard_cf_name(i);
+    if (std::find(existing.begin(), existing.end(), name) != existing.end()) {
+      families.emplace_back(name, cf_options);
+      opened_shards.push_back(i);
+    } else {
+      missing.push_back(std::move(name));
+      missing_shards.push_back(i);
+    }
   }
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::vector<rocksdb::ColumnFamilyHandle*> opened_handles;
   rocksdb::DB* db = nullptr;
-  if (auto s = rocksdb::DB::Open(db_options, options.path, families, &handles, &db); !s.ok()) {
+  if (auto s = rocksdb::DB::Open(db_options, options.path, families, &opened_handles, &db);
+      !s.ok()) {
     return to_error(s);
+  }
+  // handles[0] is the default family, handles[1 + i] shard i.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles(options.shards + 1, nullptr);
+  handles[0] = opened_handles[0];
+  for (std::size_t k = 0; k < opened_shards.size(); ++k)
+    handles[1 + opened_shards[k]] = opened_handles[1 + k];
+  if (!missing.empty()) {
+    std::vector<rocksdb::ColumnFamilyHandle*> created;
+    auto s = db->CreateColumnFamilies(cf_options, missing, &created);
+    for (std::size_t k = 0; k < created.size(); ++k)
+      handles[1 + missing_shards[k]] = created[k];
+    if (!s.ok()) {
+      for (auto* h : handles)
+        if (h) db->DestroyColumnFamilyHandle(h);
+      (void)db->Close();
+      delete db;
+      return to_error(s);
+    }
   }
   auto opened = std::make_unique<rocksdb_store>(db, std::move(handles));
   if (auto st = opened->check_meta(options); !st) {
