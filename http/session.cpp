@@ -4,6 +4,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
@@ -15,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "http/errors.hpp"
+#include "http/framing.hpp"
 #include "http/request_metrics.hpp"
 
 namespace shoal::http {
@@ -75,18 +77,61 @@ void session::on_wait(beast::error_code ec, std::size_t bytes) {
 
 void session::do_read() {
   parser_.emplace();
+  folds_ = {};
   parser_->header_limit(static_cast<std::uint32_t>(ctx_.settings.max_header_bytes));
   parser_->body_limit(ctx_.settings.max_body_bytes);
   // The whole request, header and body, must arrive within the header timeout.
   stream_.expires_after(std::chrono::milliseconds(ctx_.settings.header_timeout_ms));
   // The header first: a body over the limit is refused from its Content-Length, and a
   // client that sent "Expect: 100-continue" is told to go on before it sends the body.
-  bhttp::async_read_header(stream_, buffer_, *parser_,
-                           beast::bind_front_handler(&session::on_header, shared_from_this()));
+  read_header();
+}
+
+void session::read_header() {
+  // Beast's parser consumes the header as it arrives (need_more may still consume a
+  // part); the bytes it consumes are the raw header block, checked for folded lines.
+  if (buffer_.size() > 0) {
+    beast::error_code ec;
+    const auto data = buffer_.data();
+    const auto used = parser_->put(data, ec);
+    const bool folded =
+      folds_.feed(std::string_view(static_cast<const char*>(data.data()), used));
+    buffer_.consume(used);
+    if (folded)
+      return reject_framing(framing_problem{
+        400, "bad_request", "a header field is folded over several lines (obs-fold)"});
+    if (ec != bhttp::error::need_more) return on_header(ec, used);
+  }
+  stream_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)),
+                          beast::bind_front_handler(&session::on_header_bytes, shared_from_this()));
+}
+
+void session::on_header_bytes(beast::error_code ec, std::size_t bytes) {
+  if (ec == net::error::eof) {
+    // Closed before a whole header: nothing to answer when nothing of a request came.
+    if (!parser_->got_some() && buffer_.size() == 0) return do_close();
+    ec = bhttp::error::partial_message;
+  }
+  if (ec) return on_read(ec, 0);
+  buffer_.commit(bytes);
+  read_header();
+}
+
+void session::reject_framing(const framing_problem& problem) {
+  keep_alive_ = false;
+  started_ = std::chrono::steady_clock::now();
+  req_ = {};
+  request_id_ = request_id_from(parser_->get());
+  route_ = route_id::unknown;
+  finish(error_response(static_cast<bhttp::status>(problem.status), problem.code,
+                        problem.message, 11));
 }
 
 void session::on_header(beast::error_code ec, std::size_t bytes) {
   if (ec) return on_read(ec, bytes);
+  // A request whose body length cannot be trusted is answered and its connection
+  // closed before anything of its body is read (request smuggling).
+  if (auto problem = check_framing(parser_->get())) return reject_framing(*problem);
   if (parser_->is_done()) return on_read(ec, bytes);
   auto expect = parser_->get()[bhttp::field::expect];
   if (beast::iequals(expect, "100-continue")) {

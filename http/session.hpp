@@ -17,6 +17,7 @@
 #include <boost/beast/http/parser.hpp>
 
 #include "http/exchange.hpp"
+#include "http/framing.hpp"
 #include "http/router.hpp"
 #include "http/server_context.hpp"
 
@@ -43,7 +44,10 @@ private:
   void do_wait();
   void on_wait(boost::beast::error_code ec, std::size_t bytes);
   void do_read();
+  void read_header();
+  void on_header_bytes(boost::beast::error_code ec, std::size_t bytes);
   void on_header(boost::beast::error_code ec, std::size_t bytes);
+  void reject_framing(const framing_problem& problem);
   void on_continue_sent(boost::beast::error_code ec, std::size_t bytes);
   void read_body();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
@@ -62,6 +66,7 @@ private:
   server_context& ctx_;
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
+  fold_detector folds_; ///< over the header block of the request being read
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   boost::asio::steady_timer timer_;
   std::unique_ptr<boost::beast::http::response<boost::beast::http::empty_body>> continue_;

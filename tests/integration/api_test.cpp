@@ -841,6 +841,68 @@ TEST_F(ApiBadInputTest, ContentLengthWithTransferEncodingIsRejectedAndClosed) {
   expect_serving_and_absent(doc("smuggle"));
 }
 
+// Verifies the request smuggling of issue 15 is refused: a Transfer-Encoding whose last
+// coding is not chunked answers 400 and closes, so the body never runs as a next
+// request (here a DELETE of a victim document), and the request itself changed nothing.
+TEST_F(ApiBadInputTest, UnknownTransferEncodingIsRejectedAndItsBodyNeverRuns) {
+  ASSERT_EQ(client().put(doc("victim"), R"({"v":1})").status, 201u);
+  int n = 0;
+  for (const char* te : {"gzip", "identity", "xchunked", "chunked, identity"}) {
+    const auto counter = "/v1/actors/counter/smuggle-" + std::to_string(n++) + "/method/";
+    auto reply = raw_exchange(
+      port(), "POST " + counter + "increment HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te
+                + "\r\nContent-Type: application/json\r\n\r\nDELETE " + doc("victim")
+                + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto res = parse_response(reply.bytes);
+    ASSERT_TRUE(res) << te << ": " << reply.bytes;
+    EXPECT_EQ(res->status, 400u) << te;
+    EXPECT_EQ(res->error_code(), "bad_request") << te;
+    EXPECT_TRUE(reply.closed) << te;
+    EXPECT_EQ(reply.bytes.find("HTTP/1.1", 1), std::string::npos)
+      << te << ": a second response came back: " << reply.bytes;
+    EXPECT_EQ(client().request("POST", counter + "get").json().at("value"), 0) << te;
+  }
+  EXPECT_EQ(client().get(doc("victim")).status, 200u) << "the smuggled DELETE ran";
+}
+
+// Verifies a transfer coding before chunked (gzip, chunked) answers 501 and closes.
+TEST_F(ApiBadInputTest, CodingBeforeChunkedIs501AndCloses) {
+  auto reply = raw_exchange(port(), "PUT " + doc("gz")
+                                      + " HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                                        "Transfer-Encoding: gzip, chunked\r\n\r\n"
+                                        "7\r\n{\"a\":1}\r\n0\r\n\r\n");
+  auto res = parse_response(reply.bytes);
+  ASSERT_TRUE(res) << reply.bytes;
+  EXPECT_EQ(res->status, 501u);
+  EXPECT_EQ(res->error_code(), "not_implemented");
+  EXPECT_TRUE(reply.closed);
+  expect_serving_and_absent(doc("gz"));
+}
+
+// Verifies the Host rules of RFC 9112 §3.2 and the refusal of folded header lines: an
+// HTTP/1.1 request without Host, with two, with a value that is no host, or with a field
+// folded over two lines answers 400 and closes, and writes nothing.
+TEST_F(ApiBadInputTest, HostRulesAndFoldedLinesAre400AndClose) {
+  const std::string put = "PUT " + doc("host") + " HTTP/1.1\r\nContent-Type: application/json\r\n"
+                                                 "Content-Length: 7\r\n";
+  for (const auto& headers : {std::string{}, std::string("Host: a\r\nHost: b\r\n"),
+                              std::string("Host: a b\r\n"), std::string("Host: a/b\r\n"),
+                              std::string("Host: a\r\nX-Folded: one\r\n two\r\n"),
+                              std::string("Host: a\r\nX-Folded: one\r\n\ttwo\r\n")}) {
+    auto reply = raw_exchange(port(), put + headers + "\r\n{\"a\":1}");
+    auto res = parse_response(reply.bytes);
+    ASSERT_TRUE(res) << headers << ": " << reply.bytes;
+    EXPECT_EQ(res->status, 400u) << headers;
+    EXPECT_TRUE(reply.closed) << headers;
+  }
+  expect_serving_and_absent(doc("host"));
+  // An HTTP/1.0 request may leave Host out.
+  auto old = raw_exchange(port(), "GET /healthz HTTP/1.0\r\n\r\n");
+  auto res = parse_response(old.bytes);
+  ASSERT_TRUE(res) << old.bytes;
+  EXPECT_EQ(res->status, 200u);
+}
+
 // Verifies two different Content-Length values are refused and the connection closed.
 TEST_F(ApiBadInputTest, ConflictingContentLengthsAreRejectedAndClosed) {
   auto reply = raw_exchange(port(), "PUT " + doc("dup")
