@@ -38,6 +38,7 @@
 #include "remote/cluster_runtime.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/store.hpp"
+#include "util/json.hpp"
 #include "workers/broker.hpp"
 #include "workers/handlers.hpp"
 
@@ -150,7 +151,7 @@ workers::job_outcome webhook_outcome(http::webhook_result&& r) {
   boost::json::object o;
   o["status"] = r.status;
   boost::json::error_code ec;
-  auto body = boost::json::parse(r.body, ec);
+  auto body = util::parse_json(r.body, ec);
   if (!ec)
     o["body"] = std::move(body);
   else

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "documents/documents.hpp"
+#include "util/json.hpp"
 
 #include <algorithm>
 
@@ -116,8 +117,8 @@ core::result<write_plan> plan_write(const doc_write& req, const std::optional<re
   case write_kind::patch: {
     if (!current_version) return no_such_document();
     boost::json::error_code ec;
-    auto doc = boost::json::parse(current->json, ec);
-    auto patch = ec ? boost::json::value{} : boost::json::parse(req.body, ec);
+    auto doc = util::parse_json(current->json, ec);
+    auto patch = ec ? boost::json::value{} : util::parse_json(req.body, ec);
     if (ec || !doc.is_object() || !patch.is_object())
       return core::error{core::errc::internal, "the document or patch is not a JSON object"};
     merge_patch(doc, patch);
@@ -168,7 +169,7 @@ void merge_patch(boost::json::value& target, const boost::json::value& patch) {
 void field_stats::add_document(std::string_view json, std::string_view path) {
   ++count;
   boost::json::error_code ec;
-  auto doc = boost::json::parse(json, ec);
+  auto doc = util::parse_json(json, ec);
   if (ec) return;
   const boost::json::value* v = &doc;
   while (!path.empty()) {

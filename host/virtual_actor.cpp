@@ -20,6 +20,7 @@
 #include "cluster/shard_map.hpp"
 #include "protocol/errors.hpp"
 #include "storage/store.hpp"
+#include "util/json.hpp"
 
 namespace shoal::host {
 
@@ -125,6 +126,15 @@ public:
   void reply(boost::json::value result) override {
     if (done_) return;
     done_ = true;
+    // What the method built must be JSON that parses back: no infinite number, no
+    // nesting past the one depth limit (a state that broke them could not be loaded).
+    const char* problem = util::unstorable(result);
+    const char* state_problem = read_only() ? nullptr : util::unstorable(self_->state.state);
+    if (problem || state_problem)
+      return complete(self_, *this,
+                      core::error{core::errc::internal, "actor_failed",
+                                  std::string(problem ? "the result: " : "the new state: ")
+                                    + (problem ? problem : state_problem)});
     complete(self_, *this, actor_result{boost::json::serialize(result)});
   }
 
@@ -166,7 +176,7 @@ public:
           [on_answer](actor_result& r) {
             call_result result;
             boost::json::error_code ec;
-            result.value = boost::json::parse(r.json, ec);
+            result.value = util::parse_json(r.json, ec);
             on_answer(std::move(result));
           },
           [on_answer](caf::error& err) {
@@ -266,7 +276,7 @@ bool ensure_loaded(vactor_pointer self, std::string& error) {
     return false;
   }
   boost::json::error_code ec;
-  auto v = boost::json::parse(std::string_view(raw).substr(1), ec);
+  auto v = util::parse_json(std::string_view(raw).substr(1), ec);
   if (ec || !v.is_object()) {
     error = "stored actor state is not a JSON object";
     return false;
@@ -285,7 +295,10 @@ void restore(vactor_state& st) {
     st.state = {};
     return;
   }
-  st.state = boost::json::parse(st.latest).get_object();
+  // `latest` was serialized from a state that passed util::unstorable, so it parses.
+  boost::json::error_code ec;
+  auto v = util::parse_json(st.latest, ec);
+  st.state = !ec && v.is_object() ? std::move(v.get_object()) : boost::json::object{};
 }
 
 void record(vactor_pointer self, const invocation& inv, const outcome& reply) {
@@ -434,7 +447,7 @@ void dispatch(vactor_pointer self, queued next) {
       "actor type '" + call.type + "' has no method '" + call.method + "'"});
   boost::json::error_code ec;
   auto args = call.args.empty() ? boost::json::value(boost::json::object{})
-                                : boost::json::parse(call.args, ec);
+                                : util::parse_json(call.args, ec);
   if (ec || !args.is_object())
     return next.to.deliver(core::error{core::errc::invalid_argument, "invalid_args",
                                        "the arguments must be a JSON object"});

@@ -18,6 +18,7 @@
 #include "http/route_helpers.hpp"
 #include "jobs/ids.hpp"
 #include "jobs/messages.hpp"
+#include "util/json.hpp"
 
 namespace shoal::http::detail {
 
@@ -301,7 +302,7 @@ std::string lease_json(const std::vector<jobs::leased_job>& leased) {
       o["payload"] = boost::json::object{};
     } else {
       boost::json::error_code ec;
-      auto payload = boost::json::parse(job.payload, ec);
+      auto payload = util::parse_json(job.payload, ec);
       o["payload"] = ec ? boost::json::value(nullptr) : std::move(payload);
     }
     o["attempt"] = job.attempt;

@@ -52,7 +52,7 @@ response no_content(unsigned version);
 /// (application/json or */*+json); a request without one is fine.
 std::optional<core::error> check_json_media_type(const request& req);
 
-/// Parses `text` as JSON no deeper than env.max_json_depth, allocating from `sp`;
+/// Parses `text` as JSON by the one rule (util/json.hpp), allocating from `sp`;
 /// 400 invalid_json on failure.
 core::result<boost::json::value> parse_json(std::string_view text, const route_env& env,
                                             boost::json::storage_ptr sp = {});

@@ -12,6 +12,7 @@
 #include <boost/url/parse.hpp>
 
 #include "http/route_helpers.hpp"
+#include "util/json.hpp"
 
 namespace shoal::http {
 
@@ -73,16 +74,16 @@ std::optional<core::error> check_json_media_type(const request& req) {
   return std::nullopt;
 }
 
-core::result<boost::json::value> parse_json(std::string_view text, const route_env& env,
+core::result<boost::json::value> parse_json(std::string_view text, const route_env&,
                                             boost::json::storage_ptr sp) {
-  boost::json::parse_options opts;
-  opts.max_depth = env.max_json_depth;
   boost::json::error_code ec;
-  auto value = boost::json::parse(text, ec, std::move(sp), opts);
+  auto value = util::parse_json(text, ec, std::move(sp));
   if (ec) {
     std::string message = "the body is not valid JSON: " + ec.message();
     if (ec == boost::json::error::too_deep)
-      message = "the body nests deeper than " + std::to_string(env.max_json_depth) + " levels";
+      message = "the body nests deeper than " + std::to_string(util::json_max_depth) + " levels";
+    if (ec == boost::json::error::exponent_overflow)
+      message = "a number in the body is too large for a JSON number (a double)";
     return invalid("invalid_json", message);
   }
   return value;

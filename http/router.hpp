@@ -54,7 +54,6 @@ struct route_env {
   std::function<void()> on_drain;
   /// /v1/cluster: the latest view of the members (null: the route answers 503).
   std::function<std::shared_ptr<const cluster::cluster_view>()> cluster_view;
-  unsigned max_json_depth = 64;                    ///< deeper bodies are rejected as invalid_json
   /// http.request_timeout_ms: then 504 (the server sets it from its settings).
   std::uint64_t request_timeout_ms = 5000;
   std::uint32_t actor_call_timeout_ms = 5000;      ///< actors.call_timeout_ms: then 504

@@ -11,6 +11,7 @@
 
 #include "query/values.hpp"
 #include "util/base64url.hpp"
+#include "util/json.hpp"
 
 namespace shoal::query {
 namespace {
@@ -485,7 +486,7 @@ std::string to_shard_json(const query_spec& spec) {
 
 core::result<query_spec> parse_shard_json(std::string_view text, const query_limits& limits) {
   boost::system::error_code ec;
-  json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
+  json::value v = util::parse_json(text, ec);
   if (ec) return to_error(invalid("the shard query is not valid JSON: " + ec.message()));
   return from_parsed(parse_spec(v, limits, parse_mode::shard));
 }

@@ -9,6 +9,7 @@
 #include "documents/documents.hpp"
 #include "query/shard_index.hpp"
 #include "query/values.hpp"
+#include "util/json.hpp"
 
 namespace shoal::query {
 
@@ -26,7 +27,7 @@ char type_byte(const std::string& value_key) {
 std::optional<json::value> parse_object(std::string_view text) {
   if (text.empty()) return std::nullopt;
   json::error_code ec;
-  auto v = json::parse(text, ec);
+  auto v = util::parse_json(text, ec);
   if (ec || !v.is_object()) return std::nullopt;
   return v;
 }

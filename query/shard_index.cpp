@@ -8,6 +8,7 @@
 
 #include "documents/documents.hpp"
 #include "query/values.hpp"
+#include "util/json.hpp"
 
 namespace shoal::query {
 
@@ -50,7 +51,7 @@ std::string entry_key(const std::string& prefix, const json::value* doc, std::st
 std::optional<json::value> parse_object(std::string_view text) {
   if (text.empty()) return std::nullopt;
   json::error_code ec;
-  auto v = json::parse(text, ec);
+  auto v = util::parse_json(text, ec);
   if (ec || !v.is_object()) return std::nullopt;
   return v;
 }

@@ -27,6 +27,7 @@
 #include "host/shard_host.hpp"
 #include "protocol/type_ids.hpp"
 #include "storage/store.hpp"
+#include "util/json.hpp"
 
 namespace shoal::testkit {
 
@@ -103,7 +104,7 @@ reply pending_reply::get() const {
   reply out{200, nullptr, {}, {}};
   if (!r->json.empty()) {
     boost::json::error_code ec;
-    out.body = boost::json::parse(r->json, ec);
+    out.body = util::parse_json(r->json, ec);
     if (ec) {
       out.status = 0;
       out.code = "invalid_reply_body";
@@ -259,7 +260,7 @@ std::optional<boost::json::object> actor_test::persisted_state(const std::string
     return std::nullopt;
   }
   boost::json::error_code ec;
-  auto v = boost::json::parse(std::string_view(raw).substr(1), ec);
+  auto v = util::parse_json(std::string_view(raw).substr(1), ec);
   if (ec || !v.is_object()) {
     ADD_FAILURE() << "the state of " << type << "/" << id
                   << " is not a JSON object: " << raw.substr(1);

@@ -18,6 +18,7 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "util/json.hpp"
 #include "workers/handlers.hpp"
 
 namespace shoal::workers {
@@ -174,7 +175,7 @@ handler_actor take_handler(broker_pointer self, const std::string& type) {
 std::string as_json(std::string result) {
   if (result.empty()) return "null";
   boost::json::error_code ec;
-  (void)boost::json::parse(result, ec);
+  (void)util::parse_json(result, ec);
   if (!ec) return result;
   return boost::json::serialize(boost::json::value(result));
 }

@@ -15,6 +15,7 @@
 
 #include "core/names.hpp"
 #include "documents/messages.hpp"
+#include "util/json.hpp"
 
 namespace shoal::workers {
 
@@ -65,7 +66,7 @@ using webhook_done_atom = caf::atom_constant<caf::atom("hook_done")>;
 
 std::optional<boost::json::object> payload_object(const std::string& payload) {
   boost::json::error_code ec;
-  auto v = boost::json::parse(payload, ec);
+  auto v = util::parse_json(payload, ec);
   if (ec || !v.is_object()) return std::nullopt;
   return std::move(v.as_object());
 }

@@ -285,6 +285,26 @@ TEST_F(DocumentsModuleTest, PatchMergesAndBumpsVersion) {
   EXPECT_EQ(call(get("users", "42"))->json, R"({"b":{"c":5,"d":3},"e":true})");
 }
 
+// Verifies PATCH works on documents and patches nested as deep as the edge accepts (the
+// one limit, 64): at 40 levels both parsed with Boost.JSON's default of 32 before, and
+// the PATCH answered 500.
+TEST_F(DocumentsModuleTest, PatchOfDeeplyNestedDocuments) {
+  auto nested = [](int depth, const std::string& leaf) {
+    std::string s;
+    for (int i = 0; i < depth; ++i)
+      s += R"({"a":)";
+    return s + leaf + std::string(static_cast<std::size_t>(depth), '}');
+  };
+  ASSERT_TRUE(call(put("users", "deep", nested(40, "1"))).ok());
+  auto r = call(patch("users", "deep", nested(40, "2")));
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(call(get("users", "deep"))->json, nested(40, "2"));
+  ASSERT_TRUE(call(put("users", "edge", nested(63, "{}"))).ok()); // 64 levels in all
+  auto edge = call(patch("users", "edge", nested(63, R"({"b":1})")));
+  ASSERT_TRUE(edge.ok()) << edge.error().to_string();
+  EXPECT_EQ(call(get("users", "edge"))->json, nested(63, R"({"b":1})"));
+}
+
 // Verifies DELETE leaves a tombstone that keeps the version sequence: the document is
 // gone for reads, patches, deletes and If-Match, and a re-created one continues the
 // versions, so an old ETag never names it.

@@ -4,6 +4,7 @@
 #include "host/virtual_actor.hpp"
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -64,6 +65,22 @@ actors::actor_type make_probe_type() {
     m.state()["v"] = "dirty";
     m.reply(nullptr);
   });
+  // Nests {"a": ...} `depth` (an argument) levels deep under "v": a state JSON can hold
+  // up to the one depth limit, and one it cannot past it.
+  probe.method("nest", [](method_context& m) {
+    boost::json::value v = 1;
+    for (std::int64_t i = 0; i < m.args().at("depth").as_int64(); ++i)
+      v = boost::json::object{{"a", v}};
+    m.state()["v"] = v;
+    m.reply(true);
+  });
+  // Puts an infinity in the state, or in the result only: neither can be written as JSON.
+  probe.method("infinite", [](method_context& m) {
+    m.state()["v"] = std::numeric_limits<double>::infinity();
+    m.reply(true);
+  });
+  probe.read_only("infinite_result",
+                  [](method_context& m) { m.reply(std::numeric_limits<double>::infinity()); });
   // Reads counter/{from} and keeps the value: a turn that waits on another actor.
   probe.method("copy", [](method_context& m) {
     m.call("counter", m.args().at("from").as_string().c_str(), "get", {},
@@ -171,6 +188,44 @@ TEST_F(VirtualActorTest, ReadOnlyMethodWritesNothing) {
 }
 
 // -- bad input -------------------------------------------------------------------
+
+// Verifies a state nested as deep as the one limit allows (the state object and 63
+// objects under "v": 64 levels) is kept, persisted and restored after a read-only call (restore used a
+// throwing parse limited to 32 levels), and one past the limit is refused: 500
+// actor_failed, the state unchanged.
+TEST_F(VirtualActorTest, StateDepthFollowsTheOneLimit) {
+  ASSERT_EQ(call("probe", "d", "nest", {{"depth", 40}}).status, 200);
+  EXPECT_EQ(call("probe", "d", "get").status, 200); // a read-only call restores the state
+  auto deep = call("probe", "d", "nest", {{"depth", 63}}); // with the state: 64 levels
+  EXPECT_EQ(deep.status, 200) << deep.code << " " << deep.message;
+  EXPECT_EQ(call("probe", "d", "get").status, 200);
+  auto over = call("probe", "d", "nest", {{"depth", 64}});
+  EXPECT_EQ(over.status, 500);
+  EXPECT_EQ(over.code, "actor_failed");
+  auto s = persisted_state("probe", "d");
+  ASSERT_TRUE(s);
+  const boost::json::value* v = &s->at("v");
+  int depth = 0;
+  while (v->is_object()) {
+    v = &v->as_object().at("a");
+    ++depth;
+  }
+  EXPECT_EQ(depth, 63) << "the refused state was written";
+}
+
+// Verifies a method whose state or result holds a number JSON cannot write (infinity)
+// fails with 500 actor_failed and leaves the state as it was.
+TEST_F(VirtualActorTest, NonFiniteNumbersAreRefused) {
+  ASSERT_EQ(call("probe", "f", "set", {{"v", 1}}).status, 200);
+  auto state = call("probe", "f", "infinite");
+  EXPECT_EQ(state.status, 500);
+  EXPECT_EQ(state.code, "actor_failed");
+  auto result = call("probe", "f", "infinite_result");
+  EXPECT_EQ(result.status, 500);
+  EXPECT_EQ(result.code, "actor_failed");
+  EXPECT_EQ(call("probe", "f", "get").body.at("v"), 1);
+  EXPECT_EQ(persisted_state("probe", "f")->at("v"), 1);
+}
 
 // Verifies that a call to an unregistered type answers 404 unknown_actor_type.
 TEST_F(VirtualActorTest, UnknownTypeIs404) {

@@ -614,6 +614,52 @@ TEST_F(ApiBadInputTest, NonObjectBodyReturns400InvalidDocument) {
   expect_serving_and_absent(doc("n"));
 }
 
+// Verifies numbers no double can hold (1e999, a 5,000-digit integer) answer 400
+// invalid_json in a document PUT, a PATCH, an actor call and a job; they were stored
+// as `Infinity` (not JSON) and a later PATCH answered 500.
+TEST_F(ApiBadInputTest, NumbersJsonCannotHoldAre400) {
+  const std::string huge = std::string(5000, '9');
+  for (const auto& body : {std::string(R"({"n":1e999})"), std::string(R"({"n":[-1e999]})"),
+                           R"({"n":)" + huge + "}"}) {
+    auto put = client().put(doc("inf"), body);
+    EXPECT_EQ(put.status, 400u) << body.substr(0, 20);
+    EXPECT_EQ(put.error_code(), "invalid_json") << put.body;
+    auto call = client().request("POST", "/v1/actors/counter/inf/method/increment", body,
+                                 {{"Content-Type", "application/json"}});
+    EXPECT_EQ(call.status, 400u) << call.body;
+    auto job = client().request("POST", "/v1/queues/inf/jobs",
+                                R"({"type":"noop","payload":)" + body + "}",
+                                {{"Content-Type", "application/json"}});
+    EXPECT_EQ(job.status, 400u) << job.body;
+  }
+  expect_serving_and_absent(doc("inf"));
+  ASSERT_EQ(client().put(doc("inf2"), R"({"n":1})").status, 201u);
+  auto patch = client().patch(doc("inf2"), R"({"n":1e999})");
+  EXPECT_EQ(patch.status, 400u) << patch.body;
+  auto kept = client().get(doc("inf2"));
+  EXPECT_EQ(kept.json(), json::parse(R"({"n":1})"));
+}
+
+// Verifies a document nested 33 to 64 levels deep (past Boost.JSON's default of 32, within
+// the edge's limit) can be stored, patched and read back; PATCH answered 500 before.
+TEST_F(ApiBadInputTest, DocumentsNestedUpToTheLimitCanBePatched) {
+  auto nested = [](int depth, const std::string& leaf) {
+    std::string s;
+    for (int i = 0; i < depth; ++i)
+      s += R"({"a":)";
+    return s + leaf + std::string(static_cast<std::size_t>(depth), '}');
+  };
+  for (int depth : {33, 50, 63}) {
+    const auto id = doc("nest-" + std::to_string(depth));
+    ASSERT_EQ(client().put(id, nested(depth, "{}")).status, 201u) << depth;
+    auto patch = client().patch(id, nested(depth, R"({"b":1})"));
+    EXPECT_EQ(patch.status, 200u) << depth << ": " << patch.body;
+    EXPECT_EQ(client().get(id).body, nested(depth, R"({"b":1})")) << depth;
+  }
+  // One level past the limit is refused at the edge.
+  EXPECT_EQ(client().put(doc("nest-65"), nested(64, "{}")).status, 400u);
+}
+
 // Verifies JSON nested 10,000 deep answers 400 invalid_json without harming the node.
 TEST_F(ApiBadInputTest, DeeplyNestedJsonReturns400InvalidJson) {
   constexpr std::size_t depth = 10'000;

@@ -431,12 +431,19 @@ protected:
     return out;
   }
 
+  /// A stored document as the model reads it: as deep as Shoal accepts (64 levels).
+  static json::value parse_doc(std::string_view text) {
+    json::parse_options opts;
+    opts.max_depth = 64;
+    return json::parse(text, {}, opts);
+  }
+
   /// The entries of the index on (collection, path) that the model's documents imply.
   key_set expected_entries(const std::string& collection, const std::string& path) {
     key_set out;
     const auto prefix = index_entry_prefix(collection, path);
     for (const auto& [id, d] : docs_[collection]) {
-      auto doc = json::parse(d.text);
+      auto doc = parse_doc(d.text);
       const auto* v = field(doc, path);
       if (!v || class_of(*v) == value_class::other) continue;
       std::string k = prefix;
@@ -452,7 +459,7 @@ protected:
                                const position* after = nullptr) {
     reference_answer out;
     for (const auto& [id, d] : docs_[collection]) {
-      auto doc = json::parse(d.text);
+      auto doc = parse_doc(d.text);
       if (!reference_match(spec, doc)) continue;
       auto at = position_of(spec, doc, id);
       if (after) {
@@ -778,6 +785,23 @@ TEST_F(ShardIndexTest, BuildIndexesScalarsOnly) {
   auto op = keys(index_entry_prefix("c", "o.p"));
   EXPECT_EQ(op, expected_entries("c", "o.p"));
   EXPECT_EQ(op.size(), 2u);
+}
+
+// Verifies documents nested as deep as the edge accepts (here 40 levels, past Boost.JSON's
+// default of 32) are indexed, by the build and by later writes: they used to fail to
+// parse here and were left out of the index without a word.
+TEST_F(ShardIndexTest, DeeplyNestedDocumentsAreIndexed) {
+  std::string deep = R"({"v":1,"n":)";
+  for (int i = 0; i < 39; ++i)
+    deep += R"({"a":)";
+  deep += "0" + std::string(39, '}') + "}";
+  put_doc("c", "built", deep);
+  create_ready("c", "v");
+  EXPECT_EQ(keys(index_entry_prefix("c", "v")).size(), 1u);
+  put_doc("c", "written", deep);
+  auto v = keys(index_entry_prefix("c", "v"));
+  EXPECT_EQ(v, expected_entries("c", "v"));
+  EXPECT_EQ(v.size(), 2u);
 }
 
 // -- maintenance by writes ----------------------------------------------------------------
