@@ -120,7 +120,10 @@ const std::vector<key_spec>& schema() {
     number<&s::http, &http::idle_timeout_ms, 1, day_ms>("http.idle_timeout_ms"),
     number<&s::http, &http::request_timeout_ms, 1, day_ms>("http.request_timeout_ms"),
     number<&s::http, &http::drain_timeout_ms, 1, day_ms>("http.drain_timeout_ms"),
+    number<&s::http, &http::drain_grace_ms, 0, day_ms>("http.drain_grace_ms"),
     number<&s::http, &http::max_connections, 1, 1'000'000>("http.max_connections"),
+    number<&s::http, &http::max_connections_per_client, 0, 1'000'000>(
+      "http.max_connections_per_client"),
     number<&s::http, &http::max_inflight, 1, 1'000'000>("http.max_inflight"),
     text<&s::storage, &storage::path>("storage.path"),
     boolean<&s::storage, &storage::sync>("storage.sync"),

@@ -21,7 +21,13 @@ struct http_settings {
   std::uint32_t idle_timeout_ms = 60'000;   ///< keep-alive connection with no request
   std::uint32_t request_timeout_ms = 5'000; ///< time for a shard to answer (then 504)
   std::uint32_t drain_timeout_ms = 10'000;  ///< in-flight requests get this long at shutdown
-  std::uint32_t max_connections = 10'000;   ///< more connections get 503 and are closed
+  /// At shutdown, a connection waiting for a request waits this long for one more (its
+  /// client may have sent it already), answered with `Connection: close`.
+  std::uint32_t drain_grace_ms = 250;
+  std::uint32_t max_connections = 10'000;   ///< more close the idle longest, or get 503
+  /// Open connections per client address; more get 503 and are closed. 0 = no limit (the
+  /// default: behind a load balancer every connection has the balancer's address).
+  std::uint32_t max_connections_per_client = 0;
   std::uint32_t max_inflight = 8'192;       ///< more requests in flight get 503
 };
 

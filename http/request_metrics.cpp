@@ -57,8 +57,12 @@ void request_metrics::write(metrics::text_writer& out) const {
   out.family("shoal_http_connections", "gauge", "Open HTTP connections.");
   out.sample("shoal_http_connections", {}, static_cast<double>(connections.value()));
   out.family("shoal_http_rejected_connections_total", "counter",
-             "Connections refused over http.max_connections.");
+             "Connections refused with 503: over http.max_connections with none idle, or over "
+             "http.max_connections_per_client.");
   out.sample("shoal_http_rejected_connections_total", {}, rejected_connections.value());
+  out.family("shoal_http_evicted_connections_total", "counter",
+             "Idle connections closed to make room for a new one at http.max_connections.");
+  out.sample("shoal_http_evicted_connections_total", {}, evicted_connections.value());
   out.family("shoal_http_rejected_requests_total", "counter",
              "Requests answered 503 over http.max_inflight.");
   out.sample("shoal_http_rejected_requests_total", {}, rejected_requests.value());

@@ -25,7 +25,8 @@ public:
 
   metrics::gauge inflight;               ///< requests parsed and not yet answered
   metrics::gauge connections;            ///< open connections
-  metrics::counter rejected_connections; ///< closed at once: over http.max_connections
+  metrics::counter rejected_connections; ///< closed at once: over a connection limit
+  metrics::counter evicted_connections;  ///< idle ones closed to make room for a new one
   metrics::counter rejected_requests;    ///< answered 503: over http.max_inflight
 
 private:

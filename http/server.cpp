@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "http/server.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -25,7 +26,16 @@ using tcp = net::ip::tcp;
 struct server::impl {
   impl(const config::http_settings& s, protocol::shard_client& shards, route_env env, request_metrics& m,
        server_logs logs)
-      : ctx{s, shards, std::move(env), m, std::move(logs), {}, {}, {}},
+      : ctx{s,
+            shards,
+            std::move(env),
+            m,
+            std::move(logs),
+            {s.max_connections, s.max_connections_per_client},
+            {},
+            {},
+            {},
+            {}},
         ioc(static_cast<int>(threads_for(s))), acceptor(ioc), signals(ioc, SIGINT, SIGTERM),
         drain_timer(ioc) {
     std::random_device rd;
@@ -52,9 +62,7 @@ struct server::impl {
           // Out of file descriptors and the like: log and keep accepting.
           if (ctx.logs.http) ctx.logs.http->warn("accept failed: {}", ec.message());
         } else {
-          bool reject = ctx.metrics.connections.value()
-                        >= static_cast<std::int64_t>(ctx.settings.max_connections);
-          std::make_shared<session>(std::move(socket), ctx, reject)->start();
+          std::make_shared<session>(std::move(socket), ctx)->start();
         }
         do_accept();
       });
@@ -73,18 +81,34 @@ struct server::impl {
   }
 
   void begin_drain() {
-    if (ctx.draining.exchange(true)) return;
+    if (draining_started.exchange(true)) return;
+    const auto now = std::chrono::steady_clock::now();
+    const auto timeout = std::chrono::milliseconds(ctx.settings.drain_timeout_ms);
+    drain_deadline = now + timeout;
+    // A connection waiting for a request may have one on the wire already: it waits this
+    // much longer for it, answers it with Connection: close, and closes.
+    ctx.drain_idle_until.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+        (now + std::min(timeout, std::chrono::milliseconds(ctx.settings.drain_grace_ms)))
+          .time_since_epoch())
+        .count(),
+      std::memory_order_relaxed);
+    // The grace is set before any session can see the drain.
+    ctx.draining.store(true);
     if (ctx.env.on_drain) ctx.env.on_drain();
     boost::system::error_code ignored;
     acceptor.close(ignored);
-    drain_deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(ctx.settings.drain_timeout_ms);
+    for (auto& member : ctx.connections.members())
+      if (auto s = member.lock()) s->on_drain();
     check_drained();
   }
 
   void check_drained() {
+    // Done when every HTTP connection closed (after its last answer and a lingering
+    // close). Change streams end with "node draining" on their own and are not waited for.
     auto inflight = ctx.metrics.inflight.value();
-    if (inflight <= 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+    if ((inflight <= 0 && ctx.connections.size() == 0)
+        || std::chrono::steady_clock::now() >= drain_deadline) {
       if (ctx.logs.http) {
         if (inflight > 0)
           ctx.logs.http->warn("drain timeout: {} requests still in flight", inflight);
@@ -106,6 +130,8 @@ struct server::impl {
   net::signal_set signals;
   net::steady_timer drain_timer;
   std::chrono::steady_clock::time_point drain_deadline;
+  /// begin_drain may run on two I/O threads at once (a signal and server::drain).
+  std::atomic<bool> draining_started{false};
 };
 
 server::server(const config::http_settings& settings, protocol::shard_client& shards, route_env env,

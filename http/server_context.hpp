@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/settings.hpp"
+#include "http/connection_table.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 
@@ -22,7 +23,11 @@ struct server_context {
   route_env env;
   request_metrics& metrics;
   server_logs logs;
+  connection_table connections;
   std::atomic<bool> draining{false};
+  /// Once draining: until when (steady clock, ns) a connection idle at the start of the
+  /// drain waits for one more request, which it answers with `Connection: close`.
+  std::atomic<std::int64_t> drain_idle_until{0};
   std::atomic<std::uint64_t> next_request_id{0};
   std::string request_id_prefix; ///< random per process, so ids differ across restarts
 };

@@ -27,6 +27,9 @@ namespace net = boost::asio;
 
 namespace {
 
+/// How long a closing connection reads (and drops) what its client still sends.
+constexpr std::chrono::milliseconds max_linger{1000};
+
 bool valid_request_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id)
@@ -36,41 +39,93 @@ bool valid_request_id(std::string_view id) noexcept {
 
 } // namespace
 
-session::session(net::ip::tcp::socket&& socket, server_context& ctx, bool reject)
-    : ctx_(ctx), stream_(std::move(socket)), timer_(stream_.get_executor()), reject_(reject) {
+session::session(net::ip::tcp::socket&& socket, server_context& ctx)
+    : ctx_(ctx), stream_(std::move(socket)), timer_(stream_.get_executor()) {
   ctx_.metrics.connections.add(1);
 }
 
 session::~session() {
   if (in_flight_) ctx_.metrics.inflight.add(-1);
+  if (slot_) ctx_.connections.leave(*slot_);
   ctx_.metrics.connections.add(-1);
 }
 
 void session::start() {
   // Start on the strand so that no handler of this session runs concurrently.
   net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-    if (self->reject_) {
-      self->ctx_.metrics.rejected_connections.inc();
-      self->keep_alive_ = false;
-      self->started_ = std::chrono::steady_clock::now();
-      self->request_id_ = self->request_id_from(self->req_);
-      self->finish(error_response(core::error{core::errc::overloaded, "too many connections"}, 11));
-      return;
+    beast::error_code ec;
+    auto peer = self->stream_.socket().remote_endpoint(ec);
+    if (ec) return self->do_close(); // gone before it was served
+    // The gauge counts this connection already.
+    auto a = self->ctx_.connections.admit(self->weak_from_this(), peer.address().to_string(),
+                                          self->ctx_.metrics.connections.value() - 1);
+    switch (a.outcome) {
+    case connection_table::verdict::admitted:
+      self->slot_ = a.at;
+      if (auto idle = a.evicted.lock()) {
+        self->ctx_.metrics.evicted_connections.inc();
+        idle->evict();
+      }
+      return self->do_wait();
+    case connection_table::verdict::full:
+      return self->refuse("too many connections");
+    case connection_table::verdict::client_full:
+      return self->refuse("too many connections from this client");
     }
-    self->do_wait();
+  });
+}
+
+void session::refuse(std::string message) {
+  ctx_.metrics.rejected_connections.inc();
+  keep_alive_ = false;
+  started_ = std::chrono::steady_clock::now();
+  request_id_ = request_id_from(req_);
+  finish(error_response(core::error{core::errc::overloaded, std::move(message)}, 11));
+}
+
+void session::evict() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (!self->waiting_) return; // a request began meanwhile: it is served
+    self->evicted_ = true;
+    self->woken_ = true;
+    self->stream_.cancel();
+  });
+}
+
+void session::on_drain() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (!self->waiting_) return; // busy: its answer carries Connection: close
+    self->woken_ = true;
+    self->stream_.cancel(); // wait again, for the drain's grace only
   });
 }
 
 void session::do_wait() {
   if (buffer_.size() > 0) return do_read(); // a pipelined request is already here
-  // Idle keep-alive: wait for the first byte of the next request.
-  stream_.expires_after(std::chrono::milliseconds(ctx_.settings.idle_timeout_ms));
+  if (evicted_) return do_close();
+  // Wait for the first byte of the next request: a new connection as long as a request
+  // may take (so connections that never send free their place soon), a kept-alive one
+  // for the idle timeout, and during a drain only for the drain's grace.
+  if (ctx_.draining.load(std::memory_order_relaxed)) {
+    stream_.expires_at(std::chrono::steady_clock::time_point(
+      std::chrono::nanoseconds(ctx_.drain_idle_until.load(std::memory_order_relaxed))));
+  } else {
+    stream_.expires_after(std::chrono::milliseconds(served_ ? ctx_.settings.idle_timeout_ms
+                                                            : ctx_.settings.header_timeout_ms));
+  }
+  waiting_ = true;
+  if (slot_) ctx_.connections.idle(*slot_);
   stream_.async_read_some(buffer_.prepare(4096),
                           beast::bind_front_handler(&session::on_wait, shared_from_this()));
 }
 
 void session::on_wait(beast::error_code ec, std::size_t bytes) {
-  if (ec) return do_close(); // idle timeout, EOF or reset between requests: nothing to answer
+  waiting_ = false;
+  if (slot_) ctx_.connections.busy(*slot_);
+  const bool woken = std::exchange(woken_, false);
+  // Woken by an eviction or a drain with nothing read: close, or wait for the grace.
+  if (woken && ec == net::error::operation_aborted) return do_wait();
+  if (ec) return do_close(); // timeout, EOF or reset between requests: nothing to answer
   buffer_.commit(bytes);
   do_read();
 }
@@ -158,6 +213,7 @@ void session::on_read(beast::error_code ec, std::size_t) {
   if (ec == bhttp::error::end_of_stream) return do_close();
   if (ec) return reject_request(ec);
   req_ = parser_->release();
+  served_ = true;
   handle();
 }
 
@@ -305,14 +361,32 @@ void session::log_access(unsigned status, std::size_t body_bytes, double seconds
 void session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
   if (ec) return do_close();
   res_ = {};
-  if (!keep_alive || ctx_.draining.load(std::memory_order_relaxed)) return do_close();
+  // A response that promised keep-alive keeps it, even if a drain began meanwhile: the
+  // client may send its next request at once, and it gets the drain's grace to do so.
+  if (!keep_alive) return do_close();
   do_wait();
 }
 
 void session::do_close() {
+  if (closing_) return;
+  closing_ = true;
+  // A lingering close: shut our side (the client reads the end after our last response),
+  // then read and drop what the client still sends until it closes too. Closing with
+  // unread bytes would make the kernel send a reset, which can destroy that response.
   beast::error_code ec;
   stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
-  stream_.cancel();
+  if (ec) return stream_.close(); // closed already (a timeout) or never connected
+  buffer_.consume(buffer_.size());
+  stream_.expires_after(
+    std::min(max_linger, std::chrono::milliseconds(ctx_.settings.header_timeout_ms)));
+  stream_.async_read_some(buffer_.prepare(4096),
+                          beast::bind_front_handler(&session::on_linger, shared_from_this()));
+}
+
+void session::on_linger(beast::error_code ec, std::size_t) {
+  if (ec) return stream_.close(); // the client closed, reset, or lingered too long
+  stream_.async_read_some(buffer_.prepare(4096),
+                          beast::bind_front_handler(&session::on_linger, shared_from_this()));
 }
 
 } // namespace shoal::http

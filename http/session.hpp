@@ -25,16 +25,28 @@ namespace shoal::http {
 
 /// One HTTP connection: do_wait → do_read → on_read → route() → (answer now | wait for
 /// the handler's answer | hand the connection over) → finish → on_write → do_wait …
+/// It closes with a lingering close (do_close): our side is shut, and what the client
+/// still sends is read and dropped for a bounded time, so the kernel never answers
+/// unread bytes with a reset that would destroy the last response.
 /// Every handler runs on the connection's strand; a later answer is posted onto it. One
 /// request is processed at a time, so pipelined requests are answered in order. The
 /// session knows HTTP only: what a request means is its route family's business.
 class session : public std::enable_shared_from_this<session>, public response_port {
 public:
-  /// `reject`: answer 503 at once and close (over http.max_connections).
-  session(boost::asio::ip::tcp::socket&& socket, server_context& ctx, bool reject);
+  session(boost::asio::ip::tcp::socket&& socket, server_context& ctx);
   ~session() override;
 
+  /// Joins the server's connections (or answers 503 and closes, over a limit) and waits
+  /// for the first request.
   void start();
+
+  /// From any thread: if the connection waits for a request, close it (it gives way to a
+  /// new one). A request already begun is served.
+  void evict();
+
+  /// From any thread: the server drains. A connection waiting for a request waits a short
+  /// grace for one more, answered with `Connection: close`; then it closes.
+  void on_drain();
 
   /// The answer of request `seq`, from any thread: posted onto the strand, where it
   /// completes the request unless that was answered already (it timed out).
@@ -59,7 +71,9 @@ private:
   void reject_request(boost::beast::error_code ec);
   void finish(response&& res);
   void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
+  void refuse(std::string message);
   void do_close();
+  void on_linger(boost::beast::error_code ec, std::size_t bytes);
   std::string request_id_from(const request& req);
   void log_access(unsigned status, std::size_t body_bytes, double seconds);
 
@@ -80,7 +94,12 @@ private:
   bool awaiting_ = false;
   bool in_flight_ = false;
   bool keep_alive_ = true;
-  bool reject_;
+  bool waiting_ = false;  ///< a read for the first byte of a request is pending
+  bool woken_ = false;    ///< that read was cancelled by evict() or on_drain()
+  bool evicted_ = false;  ///< close instead of waiting again
+  bool closing_ = false;  ///< do_close ran: the connection only lingers
+  bool served_ = false;   ///< a request was read on this connection
+  std::optional<connection_table::slot> slot_; ///< in ctx_.connections, once admitted
 };
 
 } // namespace shoal::http

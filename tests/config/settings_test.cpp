@@ -27,7 +27,9 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"http.idle_timeout_ms", "60000"},
   {"http.request_timeout_ms", "5000"},
   {"http.drain_timeout_ms", "10000"},
+  {"http.drain_grace_ms", "250"},
   {"http.max_connections", "10000"},
+  {"http.max_connections_per_client", "0"},
   {"http.max_inflight", "8192"},
   {"storage.path", "./data"},
   {"storage.sync", "false"},
@@ -76,7 +78,9 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.http.idle_timeout_ms, b.http.idle_timeout_ms);
   EXPECT_EQ(a.http.request_timeout_ms, b.http.request_timeout_ms);
   EXPECT_EQ(a.http.drain_timeout_ms, b.http.drain_timeout_ms);
+  EXPECT_EQ(a.http.drain_grace_ms, b.http.drain_grace_ms);
   EXPECT_EQ(a.http.max_connections, b.http.max_connections);
+  EXPECT_EQ(a.http.max_connections_per_client, b.http.max_connections_per_client);
   EXPECT_EQ(a.http.max_inflight, b.http.max_inflight);
   EXPECT_EQ(a.storage.path, b.storage.path);
   EXPECT_EQ(a.storage.sync, b.storage.sync);
@@ -203,7 +207,9 @@ TEST(SettingsTest, FileValuesApplied) {
     idle_timeout_ms = 12
     request_timeout_ms = 13
     drain_timeout_ms = 14
+    drain_grace_ms = 18
     max_connections = 15
+    max_connections_per_client = 17
     max_inflight = 16
     [storage]
     path = "/var/lib/shoal"
@@ -229,7 +235,9 @@ TEST(SettingsTest, FileValuesApplied) {
   EXPECT_EQ(s.http.idle_timeout_ms, 12u);
   EXPECT_EQ(s.http.request_timeout_ms, 13u);
   EXPECT_EQ(s.http.drain_timeout_ms, 14u);
+  EXPECT_EQ(s.http.drain_grace_ms, 18u);
   EXPECT_EQ(s.http.max_connections, 15u);
+  EXPECT_EQ(s.http.max_connections_per_client, 17u);
   EXPECT_EQ(s.http.max_inflight, 16u);
   EXPECT_EQ(s.storage.path, "/var/lib/shoal");
   EXPECT_TRUE(s.storage.sync);

@@ -5,6 +5,7 @@
 // request reaching the shards, a response, the drain starting), each with a deadline.
 #include "http/server.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -12,6 +13,9 @@
 #include <thread>
 #include <type_traits>
 #include <vector>
+
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -153,10 +157,16 @@ private:
   std::vector<std::pair<std::uint32_t, jobs::job_get>> gets_;
 };
 
-/// A blocking HTTP/1.1 client connection for the tests.
+/// A blocking HTTP/1.1 client connection for the tests. Every read gives up after 10 s
+/// (an error), so a server that never answers fails a test instead of hanging it.
 class client {
 public:
-  explicit client(std::uint16_t port) : socket_(ioc_) {
+  /// `from`: the local address to connect from (any loopback address reaches the server).
+  explicit client(std::uint16_t port, const char* from = "127.0.0.1") : socket_(ioc_) {
+    socket_.open(tcp::v4());
+    socket_.bind({net::ip::make_address(from), 0});
+    timeval limit{10, 0};
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     socket_.connect({net::ip::make_address("127.0.0.1"), port});
   }
 
@@ -188,6 +198,20 @@ public:
     char byte;
     socket_.read_some(net::buffer(&byte, 1), ec);
     return ec == net::error::eof || ec == net::error::connection_reset;
+  }
+
+  /// Half-closes: the server reads EOF.
+  void shutdown_send() {
+    socket_.shutdown(tcp::socket::shutdown_send);
+  }
+
+  /// The error of the next read of one byte: eof for a clean close, connection_reset for
+  /// a reset, would_block / try_again when nothing came within 10 s.
+  boost::system::error_code next_read_error() {
+    boost::system::error_code ec;
+    char byte;
+    socket_.read_some(net::buffer(&byte, 1), ec);
+    return ec;
   }
 
 private:
@@ -274,25 +298,77 @@ protected:
   }
 };
 
-// Verifies a drain turns readiness off, lets the in-flight request finish, then stops.
+// Verifies a drain turns readiness off, lets the in-flight request finish, then stops. A
+// kept-alive connection idle when the drain starts gets one more request within the
+// drain's grace: here a readiness probe, answered 503 not_ready with Connection: close.
 TEST_F(ServerTest, DrainFinishesInFlightRequestsThenStops) {
+  settings.drain_grace_ms = 5'000;
   start();
+  client idle{port};
+  EXPECT_EQ(idle.get("/readyz").result(), bhttp::status::ok);
   client busy{port};
   busy.send(bhttp::verb::get, "/v1/collections/c/docs/1");
   ASSERT_TRUE(shards.wait_for_docs(1));
   srv->drain();
-  // (Readiness during a drain is covered by the lifecycle tests of the real binary; a
-  // probe here races the drain closing idle keep-alive connections.)
   // New connections are refused once the listener is closed (the drain runs on an I/O
   // thread: wait for it to start, then for the first refused connection).
   ASSERT_TRUE(drain_began_within(5s));
   EXPECT_TRUE(srv->draining());
   EXPECT_TRUE(refuses_connections_within(5s));
+  auto probe = idle.get("/readyz");
+  EXPECT_EQ(probe.result(), bhttp::status::service_unavailable);
+  EXPECT_NE(probe.body().find("not_ready"), std::string::npos) << probe.body();
+  EXPECT_FALSE(probe.keep_alive());
+  EXPECT_EQ(idle.next_read_error(), net::error::eof);
   shards.answer_all();
   auto res = busy.receive();
   EXPECT_EQ(res.result(), bhttp::status::ok);
   EXPECT_EQ(res.body(), R"({"k":1})");
   EXPECT_FALSE(res.keep_alive());
+  EXPECT_TRUE(stopped_within(5s));
+}
+
+// Verifies a drain drops nothing a keep-alive client already sent: 16 clients send
+// request after request; when the drain starts, each gets an answer to every request it
+// sent, the last with Connection: close, then a clean close (no reset, no request left
+// unanswered), and the server stops.
+TEST_F(ServerTest, DrainAnswersEveryRequestAlreadySent) {
+  settings.drain_grace_ms = 2'000; // far above a client's turnaround, even under ASan
+  start();
+  constexpr int clients = 16;
+  std::atomic<int> warmed{0};
+  std::vector<std::string> failures(clients);
+  std::vector<int> answered(clients, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        client c{port};
+        for (;;) {
+          auto res = c.get("/healthz");
+          if (res.body() != healthy) {
+            failures[i] = "unexpected answer " + res.body();
+            return;
+          }
+          if (++answered[i] == 20) warmed.fetch_add(1);
+          if (!res.keep_alive()) break;
+        }
+        auto ec = c.next_read_error();
+        if (ec != net::error::eof) failures[i] = "after the last answer: " + ec.message();
+      } catch (const std::exception& e) {
+        failures[i] = std::string("request lost: ") + e.what();
+      }
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (warmed.load() < clients && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  ASSERT_EQ(warmed.load(), clients);
+  srv->drain();
+  for (auto& t : threads)
+    t.join();
+  for (int i = 0; i < clients; ++i)
+    EXPECT_EQ(failures[i], "") << "client " << i << " after " << answered[i] << " answers";
   EXPECT_TRUE(stopped_within(5s));
 }
 
@@ -351,19 +427,98 @@ TEST_F(ServerTest, OverMaxInflightIs503) {
   EXPECT_EQ(metrics.rejected_requests.value(), 1u);
 }
 
-// Verifies connections over http.max_connections get 503 and are closed.
+// Verifies a connection over http.max_connections gets 503 and is closed when no open
+// connection is idle (the one open here has a request in flight).
 TEST_F(ServerTest, OverMaxConnectionsIs503AndClosed) {
   settings.max_connections = 1;
   start();
   client first{port};
-  EXPECT_EQ(first.get("/healthz").result(), bhttp::status::ok);
+  first.send(bhttp::verb::get, "/v1/collections/c/docs/1");
+  ASSERT_TRUE(shards.wait_for_docs(1));
   client second{port};
   second.send(bhttp::verb::get, "/healthz");
   auto refused = second.receive();
   EXPECT_EQ(refused.result(), bhttp::status::service_unavailable);
   EXPECT_NE(refused.body().find("overloaded"), std::string::npos) << refused.body();
-  EXPECT_TRUE(second.closed_by_server());
-  EXPECT_EQ(first.get("/healthz").result(), bhttp::status::ok);
+  EXPECT_EQ(second.next_read_error(), net::error::eof) << "closed with a reset, or not closed";
+  EXPECT_EQ(metrics.rejected_connections.value(), 1u);
+  EXPECT_EQ(metrics.evicted_connections.value(), 0u);
+  shards.answer_all();
+  auto answered = first.receive();
+  EXPECT_EQ(answered.result(), bhttp::status::ok);
+  EXPECT_EQ(answered.body(), R"({"k":1})");
+  EXPECT_EQ(first.get("/healthz").body(), healthy);
+}
+
+// Verifies that at http.max_connections the connection idle longest gives way to a new
+// one (closed cleanly, with a FIN), so connections that send nothing cannot lock clients
+// out; a connection with a request in flight never gives way.
+TEST_F(ServerTest, AtTheLimitTheLongestIdleConnectionGivesWay) {
+  settings.max_connections = 3;
+  start();
+  client busy{port};
+  busy.send(bhttp::verb::get, "/v1/collections/c/docs/1");
+  ASSERT_TRUE(shards.wait_for_docs(1));
+  client silent{port}; // never sends: idle since it connected
+  client used{port};
+  EXPECT_EQ(used.get("/healthz").body(), healthy); // idle since its answer
+  client newcomer{port};
+  EXPECT_EQ(newcomer.get("/healthz").body(), healthy);
+  EXPECT_EQ(silent.next_read_error(), net::error::eof);
+  EXPECT_EQ(metrics.evicted_connections.value(), 1u);
+  client another{port};
+  EXPECT_EQ(another.get("/healthz").body(), healthy);
+  EXPECT_EQ(used.next_read_error(), net::error::eof);
+  EXPECT_EQ(metrics.evicted_connections.value(), 2u);
+  EXPECT_EQ(metrics.rejected_connections.value(), 0u);
+  shards.answer_all();
+  EXPECT_EQ(busy.receive().body(), R"({"k":1})");
+}
+
+// Verifies http.max_connections_per_client: one more connection from the same address
+// gets 503 and is closed; another address is still served.
+TEST_F(ServerTest, OverThePerClientLimitIs503) {
+  settings.max_connections_per_client = 2;
+  start();
+  client a{port};
+  client b{port};
+  EXPECT_EQ(a.get("/healthz").body(), healthy);
+  EXPECT_EQ(b.get("/healthz").body(), healthy);
+  client c{port};
+  c.send(bhttp::verb::get, "/healthz");
+  auto refused = c.receive();
+  EXPECT_EQ(refused.result(), bhttp::status::service_unavailable);
+  EXPECT_NE(refused.body().find("from this client"), std::string::npos) << refused.body();
+  EXPECT_EQ(c.next_read_error(), net::error::eof);
+  client elsewhere{port, "127.0.0.2"};
+  EXPECT_EQ(elsewhere.get("/healthz").body(), healthy);
+  EXPECT_EQ(metrics.rejected_connections.value(), 1u);
+  // A closed connection frees its place: the client may connect again.
+  a.shutdown_send();
+  EXPECT_EQ(a.next_read_error(), net::error::eof);
+  bool served = false;
+  for (int i = 0; i < 200 && !served; ++i) {
+    client again{port};
+    again.send(bhttp::verb::get, "/healthz");
+    served = again.receive().result() == bhttp::status::ok;
+  }
+  EXPECT_TRUE(served);
+}
+
+// Verifies a new connection that sends nothing is closed after header_timeout_ms, not
+// after the (long) idle timeout of a kept-alive connection, which a served one keeps.
+TEST_F(ServerTest, SilentNewConnectionIsClosedAfterTheHeaderTimeout) {
+  settings.header_timeout_ms = 100;
+  settings.idle_timeout_ms = 60'000;
+  start();
+  client kept{port};
+  EXPECT_EQ(kept.get("/healthz").body(), healthy);
+  client silent{port};
+  const auto opened = std::chrono::steady_clock::now();
+  EXPECT_EQ(silent.next_read_error(), net::error::eof);
+  EXPECT_LT(std::chrono::steady_clock::now() - opened, 5s);
+  // The kept-alive connection outlived the header timeout and is still served.
+  EXPECT_EQ(kept.get("/healthz").body(), healthy);
 }
 
 // Verifies an idle keep-alive connection is closed after idle_timeout_ms.

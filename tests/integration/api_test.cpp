@@ -1173,15 +1173,30 @@ struct overload_node {
 };
 class ApiOverloadTest : public node_suite<overload_node> {};
 
-// Verifies a connection over http.max_connections gets 503 overloaded and is closed; others go on.
+/// The value of an unlabelled sample in the node's /metrics, or -1 when it is missing (or
+/// the read was refused).
+double metric_value(std::uint16_t port, std::string_view name) {
+  http_client c{port};
+  auto res = c.get("/metrics");
+  std::istringstream lines(res.body);
+  std::string line;
+  while (std::getline(lines, line))
+    if (line.size() > name.size() && line.compare(0, name.size(), name) == 0
+        && line[name.size()] == ' ')
+      return std::stod(line.substr(name.size() + 1));
+  return -1;
+}
+
+// Verifies a connection over http.max_connections gets 503 overloaded and is closed
+// (cleanly, so the client reads the 503) when every open connection is busy: each of the
+// three held ones has sent half a request. Others go on.
 TEST_F(ApiOverloadTest, ConnectionOverLimitGets503AndIsClosed) {
+  const double rejected_before = metric_value(port(), "shoal_http_rejected_connections_total");
+  ASSERT_GE(rejected_before, 0);
   std::vector<std::unique_ptr<raw_connection>> held;
   for (int i = 0; i < 3; ++i) {
     held.push_back(std::make_unique<raw_connection>(port()));
-    ASSERT_TRUE(held.back()->send(raw_request("GET", "/healthz")));
-    auto res = held.back()->read_response();
-    ASSERT_TRUE(res) << "connection " << i << " within the limit was not served";
-    EXPECT_EQ(res->status, 200u);
+    ASSERT_TRUE(held.back()->send("GET /readyz HTTP/1.1\r\nHost: x\r\n"));
   }
   auto reply = raw_exchange(port(), raw_request("GET", "/healthz"));
   auto res = parse_response(reply.bytes);
@@ -1191,13 +1206,28 @@ TEST_F(ApiOverloadTest, ConnectionOverLimitGets503AndIsClosed) {
   EXPECT_TRUE(res->header("Retry-After"));
   EXPECT_TRUE(res->header("X-Request-Id"));
   EXPECT_TRUE(reply.closed);
-  // The held connections are still served.
+  EXPECT_FALSE(reply.reset);
+  // The held connections finish their requests and are served.
   for (auto& conn : held) {
-    ASSERT_TRUE(conn->send(raw_request("GET", "/readyz")));
+    ASSERT_TRUE(conn->send("\r\n"));
     auto again = conn->read_response();
     ASSERT_TRUE(again);
     EXPECT_EQ(again->status, 200u);
   }
+  held.clear();
+  // Until the node has seen those closes, a /metrics read may itself be refused (and
+  // counted): count those too.
+  double rejected = -1;
+  int refused_reads = 0;
+  for (int i = 0; i < 100 && rejected < 0; ++i) {
+    rejected = metric_value(port(), "shoal_http_rejected_connections_total");
+    if (rejected < 0) {
+      ++refused_reads;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  EXPECT_EQ(rejected, rejected_before + 1 + refused_reads)
+    << "shoal_http_rejected_connections_total did not count the 503";
   // Once they close, new connections are accepted again (the server sees the closes soon).
   held.clear();
   unsigned status = 0;
@@ -1209,6 +1239,36 @@ TEST_F(ApiOverloadTest, ConnectionOverLimitGets503AndIsClosed) {
     if (status != 200) std::this_thread::sleep_for(20ms);
   }
   EXPECT_EQ(status, 200u);
+}
+
+// Verifies connections that send nothing cannot lock clients out: with all three places
+// taken by silent connections, a new client is served (the one silent longest gives way,
+// closed cleanly), and /metrics counts the eviction.
+TEST_F(ApiOverloadTest, SilentConnectionsGiveWayToNewClients) {
+  std::vector<std::unique_ptr<raw_connection>> silent;
+  for (int i = 0; i < 3; ++i)
+    silent.push_back(std::make_unique<raw_connection>(port()));
+  for (int i = 0; i < 3; ++i) {
+    http_client fresh{port(), 5s};
+    auto r = fresh.try_request("GET", "/healthz");
+    ASSERT_TRUE(r) << "client " << i << " was not served";
+    EXPECT_EQ(r->status, 200u) << r->body;
+  }
+  // The first of them went first, with a FIN, not a reset.
+  auto first = silent.front()->read_until_close(5s);
+  EXPECT_TRUE(first.closed);
+  EXPECT_FALSE(first.reset);
+  EXPECT_EQ(first.bytes, "");
+  silent.clear();
+  double evicted = -1;
+  for (int i = 0; i < 100 && evicted < 3; ++i) {
+    try {
+      evicted = metric_value(port(), "shoal_http_evicted_connections_total");
+    } catch (const transport_error&) {
+    }
+    if (evicted < 3) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(evicted, 3) << "shoal_http_evicted_connections_total";
 }
 
 // ===========================================================================
@@ -1352,6 +1412,69 @@ TEST_F(ApiLifecycleTest, SigtermWithIdleKeepAliveConnectionExitsPromptly) {
   // The default idle timeout is 60 s; the drain must not wait for it.
   EXPECT_EQ(node->stop(SIGTERM, 5s), 0) << node->log();
   EXPECT_FALSE(c.try_request("GET", "/healthz")) << "served after shutdown";
+}
+
+// Verifies a SIGTERM drain of a single node: readiness turns 503 not_ready at once, a
+// request sent on a kept-alive connection during the drain's grace is answered (with
+// Connection: close, then a clean close), new connections are refused, and the node
+// exits 0.
+TEST_F(ApiLifecycleTest, SigtermDrainAnswersKeptAliveConnectionsAndReportsNotReady) {
+  auto node = start({"http.drain_grace_ms=5000"});
+  raw_connection kept{node->port()};
+  ASSERT_TRUE(kept.send(raw_request("GET", "/readyz")));
+  auto ready = kept.read_response();
+  ASSERT_TRUE(ready);
+  ASSERT_EQ(ready->status, 200u);
+  ASSERT_EQ(::kill(node->pid(), SIGTERM), 0);
+  // The drain has begun once the listener is closed.
+  bool refused = false;
+  for (auto deadline = std::chrono::steady_clock::now() + 5s;
+       !refused && std::chrono::steady_clock::now() < deadline;) {
+    try {
+      raw_connection probe{node->port(), 1s};
+      std::this_thread::sleep_for(10ms);
+    } catch (const transport_error&) {
+      refused = true;
+    }
+  }
+  ASSERT_TRUE(refused) << node->log();
+  ASSERT_TRUE(kept.send(raw_request("GET", "/readyz")));
+  auto draining = kept.read_response();
+  ASSERT_TRUE(draining) << "the request sent during the drain was not answered";
+  EXPECT_EQ(draining->status, 503u);
+  EXPECT_EQ(draining->error_code(), "not_ready") << draining->body;
+  EXPECT_EQ(draining->header("Connection").value_or(""), "close");
+  auto end = kept.read_until_close(5s);
+  EXPECT_TRUE(end.closed);
+  EXPECT_FALSE(end.reset);
+  EXPECT_EQ(node->wait_exit(10s), 0) << node->log();
+}
+
+// Verifies SIGTERM answers a parked long-poll lease at once (with no jobs) instead of
+// holding the drain for its wait, and the node exits 0.
+TEST_F(ApiLifecycleTest, SigtermAnswersAParkedLeaseAtOnce) {
+  auto node = start();
+  std::optional<http_response> answer;
+  std::thread poll([&] {
+    http_client c{node->port(), 20s};
+    answer = c.try_request("POST", "/v1/queues/q/lease", R"({"wait_ms":30000})",
+                           {{"Content-Type", "application/json"}});
+  });
+  // The poll is parked once the node counts it in flight (the /metrics read is the other).
+  double inflight = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + 10s;
+       inflight < 2 && std::chrono::steady_clock::now() < deadline;) {
+    inflight = metric_value(node->port(), "shoal_http_requests_in_flight");
+    if (inflight < 2) std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_GE(inflight, 2) << node->log();
+  const auto signalled = std::chrono::steady_clock::now();
+  EXPECT_EQ(node->stop(SIGTERM, 10s), 0) << node->log();
+  poll.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 5s);
+  ASSERT_TRUE(answer) << "the parked lease got no answer";
+  EXPECT_EQ(answer->status, 200u) << answer->body;
+  EXPECT_EQ(answer->body, R"({"jobs":[]})");
 }
 
 // Verifies a restart on the same data directory keeps documents, versions and deletions.
