@@ -240,6 +240,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     broker_cfg.handlers = &handlers;
     broker_cfg.settings = settings.jobs;
     broker_cfg.incarnation = make_incarnation();
+    broker_cfg.metrics = &job_metrics;
     // What every shard host of this node hosts; the node-wide memory bounds are split
     // evenly over the shards this node owns.
     host::host_config base;

@@ -50,6 +50,9 @@ void job_metrics::write(metrics::text_writer& out) const {
   for (const auto& [key, m] : types_)
     out.histogram("shoal_job_run_seconds", {{"queue", key.first}, {"type", key.second}},
                   m->run_time);
+  out.family("shoal_jobs_lease_waiters", "gauge",
+             "Lease requests this node's broker holds unanswered (long polls waiting for work).");
+  out.sample("shoal_jobs_lease_waiters", {}, static_cast<double>(lease_waiters.value()));
   out.family("shoal_jobs", "gauge", "Jobs on this node's shards by queue and state.");
   for (const auto& [queue, m] : queues_)
     for (std::size_t s = 0; s < job_state_count; ++s)

@@ -32,6 +32,10 @@ public:
     std::array<metrics::gauge, job_state_count> depth; ///< jobs on this node by state
   };
 
+  /// External lease requests the node's broker holds unanswered (long polls waiting for
+  /// work, and leases being looked up).
+  metrics::gauge lease_waiters;
+
   type_metrics& of(std::string_view queue, std::string_view type);
   queue_metrics& of(std::string_view queue);
 

@@ -15,6 +15,7 @@
 #include "cluster/ownership.hpp"
 #include "cluster/view.hpp"
 #include "remote/type_ids.hpp"
+#include "util/backoff.hpp"
 
 namespace shoal::remote {
 namespace {
@@ -35,7 +36,7 @@ struct peer_link {
   std::uint64_t generation = 0; ///< bumped per dial and per loss; stale answers compare it
   bool dialing = false;
   std::optional<clock::time_point> last_heartbeat;
-  milliseconds backoff = first_backoff;
+  util::backoff redial{first_backoff, first_backoff}; ///< its cap set from the config
   std::string reason = "not connected yet";
 };
 
@@ -98,10 +99,7 @@ void tell_stubs(self_pointer self, peer_link& peer) {
 void schedule_dial(self_pointer self, std::size_t i) {
   auto& st = self->state;
   auto& peer = st.peers[i];
-  // ±20% jitter keeps nodes that lost a peer together from redialing in lockstep.
-  std::uniform_real_distribution<double> spread(0.8, 1.2);
-  const auto delay = milliseconds(static_cast<long>(peer.backoff.count() * spread(st.jitter)));
-  peer.backoff = std::min(peer.backoff * 2, std::max(st.id.reconnect_max, first_backoff));
+  const auto delay = peer.redial.next(st.jitter);
   self->delayed_send(self, delay, dial_atom::value, static_cast<std::uint64_t>(i), peer.generation);
 }
 
@@ -146,7 +144,7 @@ void joined(self_pointer self, std::size_t i, std::uint64_t generation, caf::act
   peer.refused = false;
   peer.reason.clear();
   peer.last_heartbeat = clock::now();
-  peer.backoff = first_backoff;
+  peer.redial.reset();
   self->state.id.log->info("node {} is up ({}:{})", peer.addr.id, peer.addr.host,
                            peer.addr.actor_port);
   tell_stubs(self, peer);
@@ -222,7 +220,7 @@ void lost(self_pointer self, const caf::down_msg& msg) {
     peer.gateway = nullptr;
     ++peer.generation;
     peer.dialing = false;
-    peer.backoff = first_backoff;
+    peer.redial.reset();
     set_down(self, i, "connection lost", false);
     schedule_dial(self, i);
   }
@@ -276,6 +274,7 @@ caf::behavior membership_impl(self_pointer self, cluster_identity id,
     if (node.id == st.id.self) continue;
     peer_link link;
     link.addr = node;
+    link.redial = util::backoff{first_backoff, st.id.reconnect_max};
     if (p < stubs.size()) link.stubs = std::move(stubs[p]);
     ++p;
     st.peers.push_back(std::move(link));
@@ -300,7 +299,7 @@ caf::behavior membership_impl(self_pointer self, cluster_identity id,
         if (peer.addr.id != id || peer.gateway) continue;
         ++peer.generation; // the pending delayed dial and any dial in flight are stale
         peer.dialing = false;
-        peer.backoff = first_backoff;
+        peer.redial.reset();
         dial(self, i);
       }
     },

@@ -18,6 +18,7 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "jobs/job_metrics.hpp"
 #include "util/json.hpp"
 #include "workers/handlers.hpp"
 
@@ -315,6 +316,10 @@ void ensure_pool(broker_state& st, const std::string& queue) {
 
 void fill(broker_pointer self, std::uint64_t id);
 
+void count_waiters(const broker_state& st) {
+  if (st.cfg.metrics) st.cfg.metrics->lease_waiters.set(static_cast<std::int64_t>(st.waiters.size()));
+}
+
 void answer(broker_pointer self, std::uint64_t id) {
   auto& st = self->state;
   auto it = st.waiters.find(id);
@@ -322,6 +327,7 @@ void answer(broker_pointer self, std::uint64_t id) {
   leased_jobs r{std::move(it->second.got)};
   auto to = std::move(it->second.to);
   st.waiters.erase(it);
+  count_waiters(st);
   to.deliver(std::move(r));
 }
 
@@ -412,6 +418,7 @@ void on_lease(broker_pointer self, queue_lease&& req, core::reply_to<leased_jobs
   w.to = std::move(to);
   w.remote_todo = st.remote;
   st.waiters.emplace(id, std::move(w));
+  count_waiters(st);
   if (st.waiters.at(id).req.wait_ms > 0)
     self->delayed_send(self, std::chrono::milliseconds(st.waiters.at(id).req.wait_ms),
                        lease_timeout_atom::value, id);

@@ -11,6 +11,10 @@
 #include "protocol/broker.hpp"
 #include "protocol/shard_actor.hpp"
 
+namespace shoal::jobs {
+class job_metrics;
+}
+
 namespace shoal::workers {
 
 class handler_registry;
@@ -24,6 +28,7 @@ struct broker_config {
   const handler_registry* handlers = nullptr; ///< in-process handlers; may be null
   config::jobs_settings settings;
   std::string incarnation; ///< this process; tags the leases of in-process workers
+  jobs::job_metrics* metrics = nullptr; ///< its lease_waiters gauge; may be null
 };
 
 /// The node's job broker: one actor per node, between workers and the shards' queues.

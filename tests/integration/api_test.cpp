@@ -22,6 +22,7 @@
 
 #include "tests/integration/node_suite.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/metrics_text.hpp"
 #include "tests/support/shoal_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -1143,6 +1144,23 @@ TEST_F(ApiLimitsTest, ConfiguredBodyLimitIsEnforced) {
   expect_serving_and_absent(doc("over"));
 }
 
+// Verifies Expect: 100-continue with a Content-Length over the limit is answered 413 at
+// once, with no interim 100, before any of the body is sent; the connection closes.
+TEST_F(ApiLimitsTest, ExpectContinueOverTheLimitIs413BeforeTheBody) {
+  raw_connection conn{port(), 2s};
+  ASSERT_TRUE(conn.send("PUT " + doc("big") + " HTTP/1.1\r\nHost: a\r\n"
+                        "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                        "Content-Length: 1025\r\n\r\n"));
+  auto first = conn.read_response();
+  ASSERT_TRUE(first) << "no answer within 2 s to the header alone";
+  EXPECT_EQ(first->status, 413u) << "a 100 would invite the client to send the body";
+  EXPECT_EQ(first->error_code(), "body_too_large") << first->body;
+  auto end = conn.read_until_close(3s);
+  EXPECT_TRUE(end.closed);
+  EXPECT_EQ(end.bytes, "");
+  expect_serving_and_absent(doc("big"));
+}
+
 // Verifies a chunked body that grows past the limit answers 413 and writes nothing.
 TEST_F(ApiLimitsTest, ChunkedBodyOverLimitReturns413) {
   auto body = object_of_size(1200);
@@ -1173,18 +1191,10 @@ struct overload_node {
 };
 class ApiOverloadTest : public node_suite<overload_node> {};
 
-/// The value of an unlabelled sample in the node's /metrics, or -1 when it is missing (or
-/// the read was refused).
+/// An unlabelled sample of the node's /metrics; -1 when the read was refused or the
+/// sample is missing.
 double metric_value(std::uint16_t port, std::string_view name) {
-  http_client c{port};
-  auto res = c.get("/metrics");
-  std::istringstream lines(res.body);
-  std::string line;
-  while (std::getline(lines, line))
-    if (line.size() > name.size() && line.compare(0, name.size(), name) == 0
-        && line[name.size()] == ' ')
-      return std::stod(line.substr(name.size() + 1));
-  return -1;
+  return read_metric(port, name).value_or(-1);
 }
 
 // Verifies a connection over http.max_connections gets 503 overloaded and is closed

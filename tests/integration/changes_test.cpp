@@ -26,6 +26,7 @@
 #include "tests/support/feed_client.hpp"
 #include "tests/integration/node_suite.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/metrics_text.hpp"
 #include "tests/support/shoal_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -274,6 +275,32 @@ TEST_F(ChangesTest, RefusesBadRequests) {
   EXPECT_EQ(r.status, 400u) << r.body;
   EXPECT_EQ(r.error_code(), "invalid_resume_point");
   expect_serving();
+}
+
+// Verifies the feed's metrics on /metrics: every committed write is one event, and an
+// open, caught-up stream keeps one waiting read at each of the node's 64 shards, all gone
+// once the client has left.
+TEST_F(ChangesTest, MetricsCountEventsAndWaitingReads) {
+  auto value = [&](std::string_view name) { return read_metric(port(), name).value_or(-1); };
+  auto wait_for = [&](std::string_view name, double want) {
+    double v = value(name);
+    for (auto deadline = steady_clock::now() + std::chrono::seconds(10); v != want && steady_clock::now() < deadline;
+         v = value(name))
+      std::this_thread::sleep_for(milliseconds(5));
+    return v;
+  };
+  ASSERT_EQ(wait_for("shoal_change_waiters", 0), 0) << "reads of earlier streams still wait";
+  const double events = value("shoal_change_events_total");
+  ASSERT_GE(events, 0) << "no shoal_change_events_total";
+  put_doc(client(), collection(), "m", R"({"n":1})");
+  ASSERT_EQ(client().patch(doc("m"), R"({"n":2})").status, 200u);
+  ASSERT_EQ(client().del(doc("m")).status, 204u);
+  EXPECT_EQ(wait_for("shoal_change_events_total", events + 3), events + 3);
+  {
+    auto c = open();
+    EXPECT_EQ(wait_for("shoal_change_waiters", 64), 64) << "a caught-up stream waits at each shard";
+  }
+  EXPECT_EQ(wait_for("shoal_change_waiters", 0), 0) << "reads of a closed stream kept waiting";
 }
 
 // -- retention ----------------------------------------------------------------------------

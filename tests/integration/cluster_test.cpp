@@ -43,6 +43,7 @@
 #include "cluster/shard_map.hpp"
 #include "tests/integration/cluster_suite.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/metrics_text.hpp"
 #include "tests/support/ports.hpp"
 #include "tests/support/shoal_process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -552,6 +553,18 @@ void ClusterTest::expect_refused(
     const auto* e = entry(bv, g);
     ASSERT_NE(e, nullptr) << json::serialize(bv);
     EXPECT_NE(e->at("state"), json::value("up")) << json::serialize(bv);
+  }
+  // /metrics says the same: the bad member is unready and sees nobody up but itself; the
+  // good ones are ready and see each other up and the bad member down.
+  EXPECT_EQ(read_metric(http_port(bad), "shoal_cluster_ready"), 0.0);
+  EXPECT_EQ(read_metric(http_port(bad), "shoal_cluster_member_up", {{"node", bad}}), 1.0);
+  for (const auto& g : good) {
+    EXPECT_EQ(read_metric(http_port(bad), "shoal_cluster_member_up", {{"node", g}}), 0.0) << g;
+    EXPECT_EQ(read_metric(http_port(g), "shoal_cluster_ready"), 1.0) << g;
+    EXPECT_EQ(read_metric(http_port(g), "shoal_cluster_member_up", {{"node", bad}}), 0.0) << g;
+    for (const auto& other : good)
+      EXPECT_EQ(read_metric(http_port(g), "shoal_cluster_member_up", {{"node", other}}), 1.0)
+        << g << " sees " << other;
   }
 
   // The good members keep serving their shards through either of them; the bad member's

@@ -32,6 +32,7 @@
 
 #include "tests/integration/node_suite.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/metrics_text.hpp"
 #include "tests/support/shoal_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/webhook_receiver.hpp"
@@ -86,52 +87,6 @@ bool contains(std::string_view haystack, std::string_view needle) {
 http_response post(http_client& c, std::string_view target, std::string body,
                    const header_list& headers = json_type) {
   return c.request("POST", target, std::move(body), headers);
-}
-
-// -- metrics -------------------------------------------------------------------------------
-
-/// The value of the sample `name{labels}` whose labels include all of `match`; nullopt
-/// when there is none.
-std::optional<double> metric(std::string_view text, std::string_view name,
-                             const std::map<std::string, std::string>& match) {
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    auto eol = text.find('\n', pos);
-    auto line =
-      text.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
-    pos = eol == std::string_view::npos ? text.size() : eol + 1;
-    if (line.empty() || line[0] == '#') continue;
-    if (line.substr(0, name.size()) != name) continue;
-    auto rest = line.substr(name.size());
-    std::map<std::string, std::string> labels;
-    if (!rest.empty() && rest[0] == '{') {
-      auto close = rest.find('}');
-      if (close == std::string_view::npos) continue;
-      auto list = rest.substr(1, close - 1);
-      while (!list.empty()) {
-        auto eq = list.find('=');
-        if (eq == std::string_view::npos || eq + 1 >= list.size() || list[eq + 1] != '"') break;
-        auto end = list.find('"', eq + 2);
-        if (end == std::string_view::npos) break;
-        labels[std::string(list.substr(0, eq))] = std::string(list.substr(eq + 2, end - eq - 2));
-        list = list.substr(end + 1);
-        if (!list.empty() && list[0] == ',') list.remove_prefix(1);
-      }
-      rest = rest.substr(close + 1);
-    }
-    if (rest.empty() || rest[0] != ' ') continue; // another family with this prefix
-    bool all = std::all_of(match.begin(), match.end(), [&](const auto& kv) {
-      auto it = labels.find(kv.first);
-      return it != labels.end() && it->second == kv.second;
-    });
-    if (!all) continue;
-    try {
-      return std::stod(std::string(rest.substr(1)));
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-  }
-  return std::nullopt;
 }
 
 // -- the node ----------------------------------------------------------------------------
@@ -263,6 +218,15 @@ protected:
     auto res = client().get("/metrics");
     EXPECT_EQ(res.status, 200u);
     return res.body;
+  }
+
+  /// Waits (up to 10 s) until the broker holds `n` lease requests; false if it never does.
+  bool wait_lease_waiters(double n) {
+    for (auto deadline = steady_clock::now() + 10s; steady_clock::now() < deadline;) {
+      if (metric(metrics(), "shoal_jobs_lease_waiters", {}).value_or(-1) == n) return true;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    return false;
   }
 
   /// A counter of the jobs family for (queue, type); -1 when the series is missing.
@@ -877,7 +841,9 @@ TEST_F(JobsTest, LongPollAnswersAsSoonAsAJobIsEnqueued) {
     got = lease_on(waiting, queue(), json::object{{"max", 10}, {"wait_ms", 5000}});
     answered = steady_clock::now();
   });
-  std::this_thread::sleep_for(milliseconds(300));
+  // The poll is parked at the broker before the job exists.
+  const bool parked = wait_lease_waiters(1);
+  EXPECT_TRUE(parked) << "the poll was never parked";
   const auto enqueued = steady_clock::now();
   auto id = enqueue(queue(), json::object{{"type", "resize"}});
   worker.join();
@@ -1345,10 +1311,9 @@ TEST_F(JobsTest, ShellWorkerFromTheDocsRunsJobs) {
   if (was_running) ::kill(-worker.pid(), SIGKILL); // the whole group: sh, curl, jq
   worker.kill9();
   EXPECT_TRUE(was_running) << "the worker exited; its output:\n" << worker.log();
-  // The killed curl may have left a lease with wait_ms 10000 parked in the node, which
-  // would hold the node's SIGTERM drain for 10 s at the end of the suite (the node does
-  // not notice that the client is gone, nor answer parked polls when it drains). A job
-  // ends that poll now; it goes to the dead client and stays leased, harmlessly here.
+  // The killed curl may have left a lease with wait_ms 10000 parked in the node (the node
+  // does not notice that the client is gone). A job ends that poll now; it goes to the
+  // dead client and stays leased, harmlessly here.
   ASSERT_FALSE(enqueue("images", json::object{{"type", "sentinel"}}).empty());
   for (std::size_t i = 0; i < good.size(); ++i) {
     EXPECT_EQ(str(last_seen[i], "state"), "succeeded") << last_seen[i];

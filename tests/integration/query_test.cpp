@@ -23,6 +23,7 @@
 
 #include "tests/integration/node_suite.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/metrics_text.hpp"
 #include "tests/support/json_members.hpp"
 
 namespace shoal::test {
@@ -667,6 +668,8 @@ TEST_F(IndexBuildTest, BuildOverExistingDocuments) {
     t.join();
   ASSERT_EQ(failures.load(), 0);
 
+  const auto visited_before = read_metric(port(), "shoal_index_build_documents_total");
+  ASSERT_TRUE(visited_before) << "no shoal_index_build_documents_total";
   auto created = create_index("v");
   ASSERT_EQ(created.status, 201u) << created.body;
   EXPECT_EQ(str(created.json(), "state"), "building") << created.body;
@@ -694,6 +697,9 @@ TEST_F(IndexBuildTest, BuildOverExistingDocuments) {
               seen_building ? "yes" : "no (finished before the first poll)");
   EXPECT_EQ(num(last, "indexed"), count) << json::serialize(last);
   EXPECT_EQ(num(last, "total"), count) << json::serialize(last);
+  // /metrics: the build visited every document twice (counting, then indexing).
+  EXPECT_EQ(read_metric(port(), "shoal_index_build_documents_total"),
+            *visited_before + 2.0 * count);
 
   auto p = query({{"where", {{"v", 42}}}, {"limit", 1000}});
   ASSERT_EQ(p.status, 200u) << p.body;

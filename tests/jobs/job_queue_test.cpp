@@ -453,6 +453,45 @@ TEST_F(JobQueueTest, RecoveryRebuildsCountsAndReleasesLeasesOfADeadProcess) {
   EXPECT_EQ(next.jobs[2].id, d);
 }
 
+// Verifies a delayed job is not handed out early after a restart: recovery keeps its due
+// time, not the time of the restart.
+TEST_F(JobQueueTest, ADelayedJobIsNotHandedOutEarlyAfterARestart) {
+  auto d = add("t", 10'000);
+  q = make_queue(8); // a restart
+  ASSERT_TRUE(q->recover(t0 + 50, "incarnation-2"));
+  EXPECT_TRUE(lease(5, t0 + 50).jobs.empty()) << "handed out at the restart";
+  EXPECT_TRUE(lease(5, t0 + 9'999).jobs.empty()) << "handed out before it was due";
+  auto due = lease(5, t0 + 10'000);
+  ASSERT_EQ(due.jobs.size(), 1u);
+  EXPECT_EQ(due.jobs[0].id, d);
+}
+
+// Verifies job ids are not reused after the data directory is wiped: a fresh store starts
+// its sequence from the clock, above every id handed out before.
+TEST_F(JobQueueTest, IdsAreNotReusedAfterTheDataIsWiped) {
+  std::vector<std::string> before;
+  for (int i = 0; i < 3; ++i)
+    before.push_back(add("t", 0, 3, t0 + i));
+  storage::memory_store wiped{1};
+  job_queue fresh(
+    wiped.shard(0),
+    [&](storage::write_batch&& batch) -> core::result<void> {
+      return wiped.shard(0).write(batch, false);
+    },
+    0, policy, &metrics, 9);
+  ASSERT_TRUE(fresh.recover(t0 + 3, "incarnation-2"));
+  job_enqueue r;
+  r.queue = "q";
+  r.type = "t";
+  r.payload = "{}";
+  r.max_attempts = 1;
+  auto after = fresh.enqueue(r, t0 + 3);
+  ASSERT_TRUE(after) << after.error().to_string();
+  ASSERT_EQ(after->id.size(), before.back().size()); // fixed width: text order is id order
+  for (const auto& id : before)
+    EXPECT_GT(after->id, id) << "an id of the wiped data came back";
+}
+
 // Verifies a corrupt job record makes recovery fail with corrupt.
 TEST_F(JobQueueTest, RecoveryRefusesACorruptRecord) {
   add();

@@ -666,7 +666,9 @@ TEST(RemoteTest, ReturningPeerIsUpWithoutWaitingForTheBackoff) {
 }
 
 // Verifies a CAF node that never completed the handshake gets nothing from a gateway:
-// no document, no heartbeat, no write; and an id outside the member list is refused.
+// no document, no heartbeat, no write, each refused with exactly the error a message the
+// gateway does not know gets (so the refusal tells a stranger nothing, and is no
+// timeout); and an id outside the member list is refused.
 TEST(RemoteTest, UntrustedPeerGetsNothing) {
   auto members = loopback_members({"a", "b"});
   test_node b{{"b", members}};
@@ -679,18 +681,26 @@ TEST(RemoteTest, UntrustedPeerGetsNothing) {
   ASSERT_TRUE(gateway) << stranger.render(gateway.error());
   caf::scoped_actor self{stranger};
   auto [id, shard] = key_owned_by(b.owners(), "b", "users");
-  bool refused = false;
+  // The error of a message no gateway handles.
+  std::optional<caf::error> unknown;
+  self->request(*gateway, 2s, std::string("no such message"))
+    .receive([&](const caf::message&) {}, [&](caf::error& e) { unknown = std::move(e); });
+  ASSERT_TRUE(unknown) << "an unknown message was answered";
+  ASSERT_NE(*unknown, caf::make_error(caf::sec::request_timeout)) << "an unknown message timed out";
+  // What a request of the stranger got: its error, or nullopt when it was answered.
+  std::optional<caf::error> refusal;
+  auto refused_as_unknown = [&] { return refusal && *refusal == *unknown; };
   self->request(*gateway, 2s, shard, put("users", id, "{}"))
-    .receive([&](documents::doc_written&) {}, [&](caf::error&) { refused = true; });
-  EXPECT_TRUE(refused);
-  refused = false;
+    .receive([&](documents::doc_written&) {}, [&](caf::error& e) { refusal = std::move(e); });
+  EXPECT_TRUE(refused_as_unknown()) << (refusal ? stranger.render(*refusal) : "answered");
+  refusal.reset();
   self->request(*gateway, 2s, shard, get("users", id))
-    .receive([&](documents::stored_doc&) {}, [&](caf::error&) { refused = true; });
-  EXPECT_TRUE(refused);
-  refused = false;
+    .receive([&](documents::stored_doc&) {}, [&](caf::error& e) { refusal = std::move(e); });
+  EXPECT_TRUE(refused_as_unknown()) << (refusal ? stranger.render(*refusal) : "answered");
+  refusal.reset();
   self->request(*gateway, 2s, heartbeat_atom::value)
-    .receive([&](heartbeat_atom) {}, [&](caf::error&) { refused = true; });
-  EXPECT_TRUE(refused);
+    .receive([&](heartbeat_atom) {}, [&](caf::error& e) { refusal = std::move(e); });
+  EXPECT_TRUE(refused_as_unknown()) << (refusal ? stranger.render(*refusal) : "answered");
   // A known id without the secret: the hello is answered, a forged auth is refused.
   std::optional<hello_ack> ack;
   std::string failure;
@@ -708,10 +718,10 @@ TEST(RemoteTest, UntrustedPeerGetsNothing) {
              [&](caf::error& e) { failure = caf::to_string(e); });
   ASSERT_TRUE(verdict) << "the auth got no answer: " << failure;
   EXPECT_EQ(verdict->refusal, "the cluster secret differs");
-  refused = false;
+  refusal.reset();
   self->request(*gateway, 2s, shard, put("users", id, "{}"))
-    .receive([&](documents::doc_written&) {}, [&](caf::error&) { refused = true; });
-  EXPECT_TRUE(refused);
+    .receive([&](documents::doc_written&) {}, [&](caf::error& e) { refusal = std::move(e); });
+  EXPECT_TRUE(refused_as_unknown()) << (refusal ? stranger.render(*refusal) : "answered");
   // An id that is not a member.
   std::optional<hello_ack> stranger_ack;
   self->request(*gateway, 2s, hello{"mallory", cluster::handshake::make_nonce()})

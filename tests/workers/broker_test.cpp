@@ -85,6 +85,7 @@ protected:
     bc.handlers = &handlers;
     bc.settings = settings;
     bc.incarnation = "test";
+    bc.metrics = &metrics;
     broker = spawn_broker(sys, std::move(bc));
     for (std::uint32_t i = 0; i < shard_count; ++i) {
       host::host_config hc;
@@ -385,8 +386,10 @@ TEST_F(BrokerTest, ALongPollReturnsAsSoonAsWorkArrives) {
   auto poll = lease_async("q", 5, 5000);
   settle();
   EXPECT_FALSE(poll->ready()) << "answered before any job existed";
+  EXPECT_EQ(metrics.lease_waiters.value(), 1) << "the parked poll is not counted";
   auto id = enqueue("q", "ext");
   ASSERT_TRUE(poll->ready());
+  EXPECT_EQ(metrics.lease_waiters.value(), 0);
   EXPECT_EQ(poll->deliveries, 1);
   auto reply = poll->value();
   ASSERT_EQ(reply.jobs.size(), 1u);
