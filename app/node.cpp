@@ -70,6 +70,9 @@ void write_storage_metrics(metrics::text_writer& out, storage::store& store) {
   out.family("shoal_storage_live_data_bytes", "gauge",
              "RocksDB estimate-live-data-size summed over shards.");
   out.sample("shoal_storage_live_data_bytes", {}, live);
+  out.family("shoal_storage_writable", "gauge",
+             "1 while the store can write; 0 when the volume is full or it opened read-only.");
+  out.sample("shoal_storage_writable", {}, std::uint64_t{store.write_problem().empty()});
 }
 
 /// The node ids of the cluster, or just this node's id when it runs alone.
@@ -131,7 +134,8 @@ void write_cluster_metrics(metrics::text_writer& out, const cluster::view_board&
   for (const auto& m : view->nodes)
     out.sample("shoal_cluster_member_up", {{"node", m.id}},
                std::uint64_t{m.state == cluster::member_state::up});
-  out.family("shoal_cluster_ready", "gauge", "1 when /readyz answers ready.");
+  out.family("shoal_cluster_ready", "gauge",
+             "1 when the cluster lets this node serve (/readyz also needs a writable store).");
   out.sample("shoal_cluster_ready", {}, std::uint64_t{view->ready});
 }
 
@@ -179,6 +183,19 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   // Which shards this node owns follows from its id and the member ids (not their
   // addresses), so a data directory is bound to them; a node alone owns everything.
   opts.layout = storage_layout(settings);
+  opts.log = [log = logs.storage](storage::engine_log_level level, std::string_view text) {
+    switch (level) {
+    case storage::engine_log_level::info:
+      log->info("rocksdb: {}", text);
+      break;
+    case storage::engine_log_level::warn:
+      log->warn("rocksdb: {}", text);
+      break;
+    case storage::engine_log_level::error:
+      log->error("rocksdb: {}", text);
+      break;
+    }
+  };
   auto opened = storage::open_rocksdb_store(opts);
   if (!opened) {
     logs.storage->error("cannot open the store at {}: {}", opts.path, opened.error().to_string());
@@ -187,6 +204,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   auto store = std::move(*opened);
   logs.storage->info("opened {} with {} shards (sync={})", opts.path, opts.shards,
                      settings.storage.sync);
+  if (auto problem = store->write_problem(); !problem.empty())
+    logs.storage->error("the store cannot write: {}", problem);
 
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", or_cores(settings.actors.threads));
@@ -324,6 +343,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       auto view = board.read();
       return view && view->ready;
     };
+    env.write_problem = [&store] { return store->write_problem(); };
     env.cluster_view = [&board] { return board.read(); };
     env.metrics_text = [&collectors] { return collectors.render(); };
     env.on_drain = [&broker] { workers::drain_broker(broker); };

@@ -29,6 +29,9 @@ connection_table::admission connection_table::admit(std::weak_ptr<session> owner
   members_.push_back(member{std::move(owner), std::move(client), false, {}});
   a.outcome = verdict::admitted;
   a.at = std::prev(members_.end());
+  // Idle from the start: a new connection has sent nothing yet.
+  a.at->idle = true;
+  a.at->idle_at = idle_.insert(idle_.end(), a.at);
   return a;
 }
 

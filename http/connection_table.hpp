@@ -44,10 +44,11 @@ public:
   connection_table(const connection_table&) = delete;
   connection_table& operator=(const connection_table&) = delete;
 
-  /// A new connection from `client`. `open` counts every open connection, this one
-  /// excluded (change streams included, which are not members). When the server is full
-  /// the member idle longest is evicted to make room; with none idle, the newcomer is
-  /// refused. A client at its own limit is refused even when the server has room.
+  /// A new connection from `client`, idle until it begins a request. `open` counts every
+  /// open connection, this one excluded (change streams included, which are not
+  /// members). When the server is full the member idle longest is evicted to make room;
+  /// with none idle, the newcomer is refused. A client at its own limit is refused even
+  /// when the server has room.
   admission admit(std::weak_ptr<session> owner, std::string client, std::int64_t open);
 
   /// The member waits for a request (evictable, oldest first) or has begun one.

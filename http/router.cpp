@@ -122,11 +122,16 @@ routed route_probe(const request& req, route_id id, const route_env& env) {
     r.outcome = plain_json(bhttp::status::ok, R"({"status":"ok"})", version);
     break;
   case route_id::readyz:
-    if (env.ready && env.ready())
-      r.outcome = plain_json(bhttp::status::ok, R"({"status":"ready"})", version);
-    else
+    if (!env.ready || !env.ready()) {
       r.outcome = error_response(bhttp::status::service_unavailable, "not_ready",
                                  "the node is starting or shutting down", version);
+    } else if (auto problem = env.write_problem ? env.write_problem() : std::string{};
+               !problem.empty()) {
+      r.outcome = error_response(bhttp::status::service_unavailable, "not_ready",
+                                 "the store cannot write: " + problem, version);
+    } else {
+      r.outcome = plain_json(bhttp::status::ok, R"({"status":"ready"})", version);
+    }
     break;
   case route_id::cluster: {
     auto view = env.cluster_view ? env.cluster_view() : nullptr;

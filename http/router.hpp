@@ -48,6 +48,9 @@ const char* route_label(route_id r) noexcept;
 /// What the routes need from the node besides the shards.
 struct route_env {
   std::function<bool()> ready;               ///< /readyz: storage open and not draining
+  /// Why the store cannot write now (empty when it can): /readyz answers 503 with it, so
+  /// a load balancer sends writes elsewhere. Null: never.
+  std::function<std::string()> write_problem;
   std::function<std::string()> metrics_text; ///< /metrics body
   /// Called once when a drain starts (SIGTERM): what waits on purpose (long polls) should
   /// answer now. May be empty.

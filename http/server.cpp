@@ -61,9 +61,13 @@ struct server::impl {
         if (ec) {
           // Out of file descriptors and the like: log and keep accepting.
           if (ctx.logs.http) ctx.logs.http->warn("accept failed: {}", ec.message());
-        } else {
-          std::make_shared<session>(std::move(socket), ctx)->start();
-        }
+        } else if (auto peer = socket.remote_endpoint(ec); !ec) {
+          // Admitted here, in the order of the accepts; the gauge counts the new session.
+          auto s = std::make_shared<session>(std::move(socket), ctx);
+          auto joined = ctx.connections.admit(s, peer.address().to_string(),
+                                              ctx.metrics.connections.value() - 1);
+          s->start(std::move(joined));
+        } // else: gone before it was accepted
         do_accept();
       });
   }

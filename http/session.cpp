@@ -50,18 +50,12 @@ session::~session() {
   ctx_.metrics.connections.add(-1);
 }
 
-void session::start() {
+void session::start(connection_table::admission a) {
+  if (a.outcome == connection_table::verdict::admitted) slot_ = a.at;
   // Start on the strand so that no handler of this session runs concurrently.
-  net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-    beast::error_code ec;
-    auto peer = self->stream_.socket().remote_endpoint(ec);
-    if (ec) return self->do_close(); // gone before it was served
-    // The gauge counts this connection already.
-    auto a = self->ctx_.connections.admit(self->weak_from_this(), peer.address().to_string(),
-                                          self->ctx_.metrics.connections.value() - 1);
+  net::dispatch(stream_.get_executor(), [self = shared_from_this(), a = std::move(a)] {
     switch (a.outcome) {
     case connection_table::verdict::admitted:
-      self->slot_ = a.at;
       if (auto idle = a.evicted.lock()) {
         self->ctx_.metrics.evicted_connections.inc();
         idle->evict();

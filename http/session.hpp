@@ -36,9 +36,10 @@ public:
   session(boost::asio::ip::tcp::socket&& socket, server_context& ctx);
   ~session() override;
 
-  /// Joins the server's connections (or answers 503 and closes, over a limit) and waits
-  /// for the first request.
-  void start();
+  /// Waits for the first request, or answers 503 and closes when `joined` refused it
+  /// (over a limit). `joined`: the server's connection table's verdict on it, taken when
+  /// it was accepted (so the table's order is the order of the accepts).
+  void start(connection_table::admission joined);
 
   /// From any thread: if the connection waits for a request, close it (it gives way to a
   /// new one). A request already begun is served.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdarg>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -19,7 +20,9 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/snapshot.h>
 #include <rocksdb/table.h>
@@ -38,29 +41,135 @@ constexpr const char* meta_format_key = "shoal.meta.format";
 constexpr const char* meta_layout_key = "shoal.meta.layout";
 constexpr const char* format_version = "1";
 
-/// The one place where a `rocksdb::Status` becomes a `core::error`.
-error to_error(const rocksdb::Status& s) {
-  errc code = errc::storage_failed;
+/// What went wrong, in words that name no file: the message of a runtime error reaches
+/// clients, and RocksDB's own text carries the paths of the data directory.
+std::string describe(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) return "no space left on the data volume";
+  switch (s.code()) {
+  case rocksdb::Status::kCorruption:
+    return "stored data is corrupt";
+  case rocksdb::Status::kShutdownInProgress:
+    return "the store is shutting down";
+  case rocksdb::Status::kNotSupported:
+    return "the store is read-only";
+  case rocksdb::Status::kIOError:
+    return "the data volume failed an I/O operation";
+  case rocksdb::Status::kBusy:
+  case rocksdb::Status::kTryAgain:
+  case rocksdb::Status::kTimedOut:
+    return "the storage engine is busy";
+  default:
+    return "the storage engine failed";
+  }
+}
+
+errc code_of(const rocksdb::Status& s) {
   switch (s.code()) {
   case rocksdb::Status::kNotFound:
-    return error{errc::not_found, {}};
+    return errc::not_found;
   case rocksdb::Status::kCorruption:
-    code = errc::corrupt;
-    break;
+    return errc::corrupt;
   case rocksdb::Status::kShutdownInProgress:
-    code = errc::shutting_down;
-    break;
+    return errc::shutting_down;
   default: // kIOError and everything else: the engine could not do what was asked of it
-    code = errc::storage_failed;
-    break;
+    return errc::storage_failed;
   }
-  return {code, s.ToString()};
 }
+
+/// The one place where a `rocksdb::Status` of a running store becomes a `core::error`.
+error to_error(const rocksdb::Status& s) {
+  if (s.IsNotFound()) return error{errc::not_found, {}};
+  return {code_of(s), describe(s)};
+}
+
+/// A failure while opening, for the operator: RocksDB's whole text, paths included.
+error to_open_error(const rocksdb::Status& s) {
+  if (s.IsNotFound()) return error{errc::not_found, s.ToString()};
+  return {code_of(s), s.ToString()};
+}
+
+/// What the store knows of its ability to write, shared with the engine's listener
+/// (which RocksDB calls on its own threads).
+struct engine_state {
+  enum problem : int { none, no_space, io_error, read_only };
+  std::atomic<int> writes{none};
+  std::function<void(engine_log_level, std::string_view)> log;
+
+  void say(engine_log_level level, std::string_view text) const {
+    if (log) log(level, text);
+  }
+};
+
+/// The error of a failed write: a volume the engine found full says so, whatever status
+/// the write itself got (a write after a compaction hit the full volume gets the
+/// engine's background error, not a no-space status of its own).
+error to_write_error(const rocksdb::Status& s, const engine_state& engine) {
+  if (!s.IsNoSpace() && engine.writes.load() == engine_state::no_space)
+    return {errc::storage_failed, describe(rocksdb::Status::NoSpace())};
+  return to_error(s);
+}
+
+/// RocksDB's info log, sent to the node's log instead of a LOG file in the data
+/// directory (Debian's librocksdb asserts when that file hits a full volume). Info-level
+/// chatter (option dumps, compaction reports) is dropped.
+class engine_logger final : public rocksdb::Logger {
+public:
+  explicit engine_logger(std::shared_ptr<const engine_state> state)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), state_(std::move(state)) {}
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char text[1024];
+    std::vsnprintf(text, sizeof text, format, ap);
+    state_->say(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? engine_log_level::error
+                                                             : engine_log_level::warn,
+                text);
+  }
+
+private:
+  std::shared_ptr<const engine_state> state_;
+};
+
+/// Follows the engine's background error: set when it stops writes (a full volume, a
+/// failed WAL append), cleared when its automatic recovery succeeds.
+class engine_listener final : public rocksdb::EventListener {
+public:
+  explicit engine_listener(std::shared_ptr<engine_state> state) : state_(std::move(state)) {}
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    if (error == nullptr || error->ok()) return;
+    state_->writes.store(error->IsNoSpace() ? engine_state::no_space : engine_state::io_error);
+    state_->say(engine_log_level::error, "the store stopped writing: " + error->ToString());
+  }
+
+  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (!info.new_bg_error.ok()) return;
+    int expected = engine_state::no_space;
+    if (!state_->writes.compare_exchange_strong(expected, engine_state::none)) {
+      expected = engine_state::io_error;
+      state_->writes.compare_exchange_strong(expected, engine_state::none);
+    }
+    state_->say(engine_log_level::info, "the store writes again");
+  }
+
+private:
+  std::shared_ptr<engine_state> state_;
+};
 
 /// ok, or the error of `s`.
 result<void> check_status(const rocksdb::Status& s) {
   if (s.ok()) return core::ok();
   return to_error(s);
+}
+
+/// ok, or the error of `s` while opening.
+result<void> check_open_status(const rocksdb::Status& s) {
+  if (s.ok()) return core::ok();
+  return to_open_error(s);
 }
 
 error closed_error() {
@@ -117,7 +226,7 @@ result<std::optional<std::string>> read_meta_shards(const rocksdb::DBOptions& db
   rocksdb::DB* raw = nullptr;
   if (auto s = rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &handles, &raw);
       !s.ok()) {
-    return to_error(s);
+    return to_open_error(s);
   }
   std::unique_ptr<rocksdb::DB> db(raw);
   std::string value;
@@ -128,9 +237,9 @@ result<std::optional<std::string>> read_meta_shards(const rocksdb::DBOptions& db
   if (s.ok()) {
     out = std::move(value);
   } else if (!s.IsNotFound()) {
-    return to_error(s);
+    return to_open_error(s);
   }
-  if (auto closed = db->Close(); !closed.ok()) return to_error(closed);
+  if (auto closed = db->Close(); !closed.ok()) return to_open_error(closed);
   return out;
 }
 
@@ -277,8 +386,8 @@ private:
 class rocksdb_shard final : public shard_store, private cf_reader {
 public:
   rocksdb_shard(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::atomic<bool>& closed,
-                view_registry& views)
-      : cf_reader(db, cf), closed_(closed), views_(views) {}
+                view_registry& views, const engine_state& engine)
+      : cf_reader(db, cf), closed_(closed), views_(views), engine_(engine) {}
 
   result<std::string> get(std::string_view key) override {
     if (auto st = check(); !st) return std::move(st).error();
@@ -307,7 +416,8 @@ public:
     }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
-    return check_status(db_->Write(wo, &wb));
+    if (auto s = db_->Write(wo, &wb); !s.ok()) return to_write_error(s, engine_);
+    return core::ok();
   }
 
   result<void> scan(std::string_view prefix, std::string_view from, bool reverse,
@@ -346,6 +456,7 @@ private:
 
   const std::atomic<bool>& closed_;
   view_registry& views_;
+  const engine_state& engine_;
 };
 
 /// Owns the database and its column family handles; `handles_[0]` is the default
@@ -355,11 +466,13 @@ private:
 /// `errc::unavailable`.
 class rocksdb_store final : public store {
 public:
-  rocksdb_store(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : db_(db), handles_(std::move(handles)), invalid_shard_(db, nullptr, closed_, views_) {
+  rocksdb_store(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                std::shared_ptr<engine_state> engine)
+      : db_(db), handles_(std::move(handles)), engine_(std::move(engine)),
+        invalid_shard_(db, nullptr, closed_, views_, *engine_) {
     shards_.reserve(handles_.size() - 1);
     for (std::size_t i = 1; i < handles_.size(); ++i) {
-      shards_.push_back(std::make_unique<rocksdb_shard>(db, handles_[i], closed_, views_));
+      shards_.push_back(std::make_unique<rocksdb_shard>(db, handles_[i], closed_, views_, *engine_));
     }
   }
 
@@ -392,6 +505,20 @@ public:
     return check_status(db_->SyncWAL());
   }
 
+  std::string write_problem() const override {
+    switch (engine_->writes.load()) {
+    case engine_state::no_space:
+      return "no space left on the data volume: writes resume by themselves once space is freed";
+    case engine_state::io_error:
+      return "the data volume failed a write: writes resume once the engine recovers";
+    case engine_state::read_only:
+      return "opened read-only: the data volume was full at start-up; restart the node once "
+             "space is freed";
+    default:
+      return {};
+    }
+  }
+
   result<void> close() override {
     if (closed_.exchange(true, std::memory_order_acq_rel)) return closed_error();
     final_sequence_.store(db_->GetLatestSequenceNumber());
@@ -402,17 +529,27 @@ public:
         v->release_for_close();
       views_.live.clear();
     }
-    // Release everything even when a step fails; report the first failure.
-    rocksdb::FlushOptions flush;
-    flush.wait = true;
-    auto outcome = check_status(db_->Flush(flush, handles_));
+    // Release everything even when a step fails; report the first failure. A store that
+    // cannot write (read-only, or a full volume) is not flushed: its WAL holds every
+    // acknowledged write, and the next open replays it.
+    result<void> outcome = core::ok();
+    if (write_problem().empty()) {
+      rocksdb::FlushOptions flush;
+      flush.wait = true;
+      outcome = check_status(db_->Flush(flush, handles_));
+    }
     for (auto* handle : handles_) {
       auto s = db_->DestroyColumnFamilyHandle(handle);
       if (outcome && !s.ok()) outcome = to_error(s);
     }
     handles_.clear();
     auto s = db_->Close();
-    if (outcome && !s.ok()) outcome = to_error(s);
+    if (!s.ok() && !write_problem().empty()) {
+      // The engine reports its background error again on close; nothing more is lost.
+      engine_->say(engine_log_level::warn, "closed a store that could not write: " + s.ToString());
+    } else if (outcome && !s.ok()) {
+      outcome = to_error(s);
+    }
     db_.reset();
     return outcome;
   }
@@ -425,10 +562,10 @@ public:
     std::string stored_format;
     auto* meta = handles_[0];
     auto s = db_->Get(rocksdb::ReadOptions(), meta, meta_shards_key, &stored_shards);
-    if (!s.ok() && !s.IsNotFound()) return to_error(s);
+    if (!s.ok() && !s.IsNotFound()) return to_open_error(s);
     const bool has_shards = s.ok();
     s = db_->Get(rocksdb::ReadOptions(), meta, meta_format_key, &stored_format);
-    if (!s.ok() && !s.IsNotFound()) return to_error(s);
+    if (!s.ok() && !s.IsNotFound()) return to_open_error(s);
     const bool has_format = s.ok();
     if (has_shards && stored_shards != shards) {
       return error{errc::incompatible, incompatible_count(options.path, stored_shards, options.shards)};
@@ -439,7 +576,7 @@ public:
     }
     std::string stored_layout;
     s = db_->Get(rocksdb::ReadOptions(), meta, meta_layout_key, &stored_layout);
-    if (!s.ok() && !s.IsNotFound()) return to_error(s);
+    if (!s.ok() && !s.IsNotFound()) return to_open_error(s);
     const bool has_layout = s.ok() || options.layout.empty();
     if (s.ok() && !options.layout.empty() && stored_layout != options.layout) {
       return error{errc::incompatible, "data directory " + options.path + " belongs to " + stored_layout
@@ -449,19 +586,20 @@ public:
     }
     if (has_shards && has_format && has_layout) return core::ok();
     rocksdb::WriteBatch wb;
-    if (s = wb.Put(meta, meta_shards_key, shards); !s.ok()) return to_error(s);
-    if (s = wb.Put(meta, meta_format_key, format_version); !s.ok()) return to_error(s);
+    if (s = wb.Put(meta, meta_shards_key, shards); !s.ok()) return to_open_error(s);
+    if (s = wb.Put(meta, meta_format_key, format_version); !s.ok()) return to_open_error(s);
     if (!options.layout.empty()) {
-      if (s = wb.Put(meta, meta_layout_key, options.layout); !s.ok()) return to_error(s);
+      if (s = wb.Put(meta, meta_layout_key, options.layout); !s.ok()) return to_open_error(s);
     }
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    return check_status(db_->Write(wo, &wb));
+    return check_open_status(db_->Write(wo, &wb));
   }
 
 private:
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::shared_ptr<engine_state> engine_;
   std::atomic<bool> closed_{false};
   view_registry views_; ///< before the shards, which refer to it
   std::atomic<std::uint64_t> final_sequence_{0}; ///< latest_sequence() once closed
@@ -483,10 +621,14 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
     return error{errc::storage_failed, "cannot create data directory " + options.path + ": " + ec.message()};
   }
 
+  auto engine = std::make_shared<engine_state>();
+  engine->log = options.log;
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.IncreaseParallelism(2);
   db_options.db_write_buffer_size = options.total_write_buffer_bytes;
+  db_options.info_log = std::make_shared<engine_logger>(engine);
+  db_options.listeners.push_back(std::make_shared<engine_listener>(engine));
 
   // An existing database must already have exactly our column families: check before
   // anything is opened for writing.
@@ -497,7 +639,7 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
   std::vector<std::string> existing;
   if (exists) {
     if (auto s = rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing); !s.ok()) {
-      return to_error(s);
+      return to_open_error(s);
     }
     // The meta key is written last when a directory is created; without it, creation was
     // interrupted (killed while the column families were being made) and may resume.
@@ -531,7 +673,18 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
   rocksdb::DB* db = nullptr;
   if (auto s = rocksdb::DB::Open(db_options, options.path, families, &opened_handles, &db);
       !s.ok()) {
-    return to_error(s);
+    // A full volume: an existing store still serves reads, opened read-only (which
+    // writes nothing). Its writes fail until the node restarts with space.
+    if (!s.IsNoSpace() || !exists || !missing.empty()) return to_open_error(s);
+    engine->say(engine_log_level::error,
+                "the data volume is full; opening the store read-only: " + s.ToString());
+    opened_handles.clear();
+    if (auto ro = rocksdb::DB::OpenForReadOnly(db_options, options.path, families,
+                                               &opened_handles, &db);
+        !ro.ok()) {
+      return to_open_error(ro);
+    }
+    engine->writes.store(engine_state::read_only);
   }
   // handles[0] is the default family, handles[1 + i] shard i.
   std::vector<rocksdb::ColumnFamilyHandle*> handles(options.shards + 1, nullptr);
@@ -548,10 +701,10 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
         if (h) db->DestroyColumnFamilyHandle(h);
       (void)db->Close();
       delete db;
-      return to_error(s);
+      return to_open_error(s);
     }
   }
-  auto opened = std::make_unique<rocksdb_store>(db, std::move(handles));
+  auto opened = std::make_unique<rocksdb_store>(db, std::move(handles), std::move(engine));
   if (auto st = opened->check_meta(options); !st) {
     (void)opened->close();
     return std::move(st).error();

@@ -142,7 +142,16 @@ public:
   /// Flushes memtables and closes the database. Further calls fail with
   /// `errc::shutting_down`.
   virtual result<void> close() = 0;
+
+  /// Why writes fail now (the volume is full, the store was opened read-only), in words
+  /// without file paths; empty while writes can succeed. Reads work either way.
+  virtual std::string write_problem() const {
+    return {};
+  }
 };
+
+/// How much a message of the engine matters.
+enum class engine_log_level { info, warn, error };
 
 /// Options for `open_rocksdb_store`.
 struct rocksdb_options {
@@ -153,6 +162,10 @@ struct rocksdb_options {
   /// All memtables of the node together (RocksDB db_write_buffer_size): past it the
   /// largest is flushed. 0 = no node-wide bound (each shard may hold 2 full memtables).
   std::size_t total_write_buffer_bytes = 128u << 20;
+  /// Where the engine's own messages go (warnings and errors, and whether writes stopped
+  /// or resumed), instead of a LOG file in the data directory: a log file on a full volume
+  /// must not take the process down. May be called on RocksDB's threads. Null: dropped.
+  std::function<void(engine_log_level, std::string_view)> log;
   /// Which shards this directory serves, as a caller-defined text (the node id and the
   /// member list of a cluster). Remembered on first open, like the shard count: opening
   /// with another layout fails with `errc::incompatible`, since the shards this node
@@ -162,7 +175,9 @@ struct rocksdb_options {
 
 /// Opens (or creates) the RocksDB database at `options.path` with one column family per
 /// shard, named "shard-00000" … Opening a directory written with another shard count
-/// or layout fails with `errc::incompatible` and a message naming both.
+/// or layout fails with `errc::incompatible` and a message naming both. When the volume
+/// is full, an existing store opens read-only (see `store::write_problem`). Errors of a
+/// store once open name no file; errors of the open itself name the directory.
 result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options);
 
 } // namespace shoal::storage

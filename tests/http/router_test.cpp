@@ -49,9 +49,11 @@ class RouterTest : public ::testing::Test {
 protected:
   shoal::testing::edge_harness edge;
   bool ready = true;
+  std::string write_problem; ///< what env.write_problem answers
 
   void SetUp() override {
     edge.env.ready = [this] { return ready; };
+    edge.env.write_problem = [this] { return write_problem; };
     edge.env.metrics_text = [] { return std::string("m 1\n"); };
   }
 
@@ -219,6 +221,19 @@ TEST_F(RouterTest, ProbesReportHealthAndReadiness) {
   auto m = go(make(bhttp::verb::get, "/metrics"));
   EXPECT_EQ(response_of(m).body(), "m 1\n");
   EXPECT_EQ(response_of(m)[bhttp::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+}
+
+// Verifies /readyz answers 503 not_ready with the reason while the store cannot write,
+// and 200 again once it can.
+TEST_F(RouterTest, ReadinessNeedsAWritableStore) {
+  write_problem = "no space left on the data volume";
+  auto r = go(make(bhttp::verb::get, "/readyz"));
+  EXPECT_EQ(response_of(r).result(), bhttp::status::service_unavailable);
+  EXPECT_EQ(code_of(response_of(r)), "not_ready");
+  EXPECT_NE(response_of(r).body().find("no space left on the data volume"), std::string::npos)
+    << response_of(r).body();
+  write_problem.clear();
+  EXPECT_EQ(response_of(go(make(bhttp::verb::get, "/readyz"))).result(), bhttp::status::ok);
 }
 
 // Verifies If-Match / If-None-Match parsing, including weak tags and malformed values.
