@@ -155,6 +155,30 @@ TEST_F(ActorWritesTest, ACallOutWaitsForTheStateItWasMadeFrom) {
   EXPECT_EQ(value_of(tell2), 1);
 }
 
+// Verifies a call out made while an older write of the actor is in flight waits for the
+// write that carries its own state, not for the one in flight: here the first write
+// succeeds and the second (which carries the state the call out was made from) fails,
+// so the call out is never sent. (Found by scripts/mutation-check.sh: no test caught a
+// call out released by the older write.)
+TEST_F(ActorWritesTest, ACallOutWaitsForTheWriteOfItsOwnStateNotAnOlderOne) {
+  int state_writes = 0;
+  faulty.fail_write_if = [&](const storage::write_batch& b) {
+    return writes_state_of(b, "teller", "t") && ++state_writes == 2;
+  };
+  auto first = send_call("teller", "t", "bump");
+  auto second = send_call("teller", "t", "bump");
+  auto tell = send_call("teller", "t", "tell", R"({"to":"x"})");
+  run();
+  ASSERT_TRUE(first->last && first->last->ok()) << "the first write was to succeed";
+  EXPECT_EQ(code_of(*second->last), core::errc::storage_failed);
+  EXPECT_EQ(code_of(*tell->last), core::errc::storage_failed);
+  EXPECT_EQ(state_writes, 2) << "the calls did not split over two writes";
+  faulty.fail_write_if = nullptr;
+  auto x = send_call("counter", "x", "get");
+  run();
+  EXPECT_EQ(value_of(x), 0) << "the call out left with the older write, from a state taken back";
+}
+
 // Verifies that a read-only call that ran after a change is not answered before that
 // change is written, and sees it: a failed write fails the read too.
 TEST_F(ActorWritesTest, AReadAfterAChangeWaitsForItsWrite) {
