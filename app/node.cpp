@@ -225,7 +225,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   // Outgoing HTTP of the webhook job handler; outlives the actors that post through it.
   http::webhook_client webhooks{1};
   // The modules' metrics outlive the shard hosts, which update them.
-  jobs::job_metrics job_metrics;
+  jobs::job_metrics job_metrics{settings.jobs.metrics_max_series};
   documents::metrics document_metrics;
   query::metrics query_metrics;
   changes::metrics change_metrics;

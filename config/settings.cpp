@@ -150,6 +150,7 @@ const std::vector<key_spec>& schema() {
     number<&s::jobs, &jobs::handler_timeout_ms, 100, hour_ms>("jobs.handler_timeout_ms"),
     number<&s::jobs, &jobs::webhook_timeout_ms, 100, 600'000>("jobs.webhook_timeout_ms"),
     number<&s::jobs, &jobs::max_delay_ms, 0, 365 * day_ms>("jobs.max_delay_ms"),
+    number<&s::jobs, &jobs::metrics_max_series, 1, 100'000>("jobs.metrics_max_series"),
     number<&s::cache, &cache_settings::max_bytes, mib, tib>("cache.max_bytes"),
     number<&s::cache, &cache_settings::max_value_bytes, 1, gib>("cache.max_value_bytes"),
     number<&s::cache, &cache_settings::default_ttl_s, 1, 365 * 86'400>("cache.default_ttl_s"),

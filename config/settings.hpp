@@ -133,6 +133,9 @@ struct jobs_settings {
   std::uint32_t handler_timeout_ms = 30'000; ///< an in-process handler's lease
   std::uint32_t webhook_timeout_ms = 10'000; ///< the built-in webhook handler's HTTP timeout
   std::uint64_t max_delay_ms = 604'800'000;  ///< longest delay_ms accepted (7 days)
+  /// (queue, type) pairs, and queues, with series of their own on /metrics; the rest
+  /// share the label value "~other".
+  std::uint32_t metrics_max_series = 200;
 
   /// In-process workers of queue `name` on this node.
   std::uint32_t workers_of(const std::string& name) const {

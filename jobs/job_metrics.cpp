@@ -7,14 +7,22 @@ job_metrics::type_metrics& job_metrics::of(std::string_view queue, std::string_v
   std::lock_guard<std::mutex> lock(mu_);
   auto key = std::make_pair(std::string(queue), std::string(type));
   auto it = types_.find(key);
-  if (it == types_.end())
-    it = types_.emplace(std::move(key), std::make_unique<type_metrics>()).first;
+  if (it != types_.end()) return *it->second;
+  // The shared series does not count against the bound.
+  const auto own = types_.size() - types_.count({std::string(other), std::string(other)});
+  if (own >= max_series_) key = {std::string(other), std::string(other)};
+  it = types_.find(key);
+  if (it == types_.end()) it = types_.emplace(std::move(key), std::make_unique<type_metrics>()).first;
   return *it->second;
 }
 
 job_metrics::queue_metrics& job_metrics::of(std::string_view queue) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = queues_.find(queue);
+  if (it != queues_.end()) return *it->second;
+  const auto own = queues_.size() - queues_.count(other);
+  if (own >= max_series_) queue = other;
+  it = queues_.find(queue);
   if (it == queues_.end())
     it = queues_.emplace(std::string(queue), std::make_unique<queue_metrics>()).first;
   return *it->second;

@@ -17,8 +17,18 @@ namespace shoal::jobs {
 /// The node's job metrics. Queues and types are created on first use (they are not
 /// known up front), under a mutex; callers keep the returned reference, which stays
 /// valid for the life of this object, so recording itself is lock-free.
+///
+/// Queue and type names come from clients, so the series are bounded: the first
+/// `max_series` (queue, type) pairs and the first `max_series` queues get their own; the
+/// rest share the label value `~other` (which no queue or type name can be), so /metrics
+/// stays small however many names clients invent.
 class job_metrics {
 public:
+  /// The label value of the series shared by names past the bound.
+  static constexpr std::string_view other = "~other";
+
+  explicit job_metrics(std::size_t max_series = 200) : max_series_(max_series) {}
+
   struct type_metrics {
     metrics::counter enqueued;
     metrics::counter completed;
@@ -42,6 +52,7 @@ public:
   void write(metrics::text_writer& out) const;
 
 private:
+  const std::size_t max_series_;
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<type_metrics>, std::less<>> types_;
   std::map<std::string, std::unique_ptr<queue_metrics>, std::less<>> queues_;

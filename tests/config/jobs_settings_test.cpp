@@ -40,6 +40,7 @@ void expect_jobs_defaults(const jobs_settings& j) {
   EXPECT_EQ(j.handler_timeout_ms, 30'000u);
   EXPECT_EQ(j.webhook_timeout_ms, 10'000u);
   EXPECT_EQ(j.max_delay_ms, 604'800'000u);
+  EXPECT_EQ(j.metrics_max_series, 200u);
   EXPECT_EQ(j.workers_of("emails"), 4u);
 }
 
@@ -65,6 +66,7 @@ TEST(JobsSettingsTest, FileValuesApplied) {
     handler_timeout_ms = 100
     webhook_timeout_ms = 600000
     max_delay_ms = 31536000000
+    metrics_max_series = 7
   )",
                                       {});
   EXPECT_EQ(s.jobs.workers, 0u);
@@ -73,6 +75,7 @@ TEST(JobsSettingsTest, FileValuesApplied) {
   EXPECT_EQ(s.jobs.handler_timeout_ms, 100u);
   EXPECT_EQ(s.jobs.webhook_timeout_ms, 600'000u);
   EXPECT_EQ(s.jobs.max_delay_ms, 31'536'000'000u);
+  EXPECT_EQ(s.jobs.metrics_max_series, 7u);
   EXPECT_EQ(s.jobs.workers_of("any"), 0u);
 }
 

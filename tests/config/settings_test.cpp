@@ -51,6 +51,7 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"jobs.handler_timeout_ms", "30000"},
   {"jobs.webhook_timeout_ms", "10000"},
   {"jobs.max_delay_ms", "604800000"},
+  {"jobs.metrics_max_series", "200"},
   {"cache.max_bytes", "268435456"},
   {"cache.max_value_bytes", "1048576"},
   {"cache.default_ttl_s", "3600"},
@@ -106,6 +107,7 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.jobs.handler_timeout_ms, b.jobs.handler_timeout_ms);
   EXPECT_EQ(a.jobs.webhook_timeout_ms, b.jobs.webhook_timeout_ms);
   EXPECT_EQ(a.jobs.max_delay_ms, b.jobs.max_delay_ms);
+  EXPECT_EQ(a.jobs.metrics_max_series, b.jobs.metrics_max_series);
   EXPECT_EQ(a.cache.max_bytes, b.cache.max_bytes);
   EXPECT_EQ(a.cache.max_value_bytes, b.cache.max_value_bytes);
   EXPECT_EQ(a.cache.default_ttl_s, b.cache.default_ttl_s);

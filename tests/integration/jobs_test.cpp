@@ -1332,6 +1332,36 @@ TEST_F(JobsTest, ShellWorkerFromTheDocsRunsJobs) {
 // storage.sync=true: replies wait for the fsync
 // ===========================================================================
 
+/// A node whose job metrics give 5 (queue, type) pairs series of their own.
+struct bounded_metrics_node {
+  static std::vector<std::string> sets() {
+    return {"jobs.metrics_max_series=5"};
+  }
+};
+
+class JobsMetricsBoundTest : public node_suite<bounded_metrics_node> {};
+
+// Verifies /metrics stays bounded however many queue names clients invent: past
+// jobs.metrics_max_series new names share the series "~other", which counts them all.
+TEST_F(JobsMetricsBoundTest, InventedQueueNamesShareOneSeries) {
+  for (int i = 0; i < 40; ++i) {
+    auto res = client().request("POST", "/v1/queues/n" + std::to_string(i) + "/jobs",
+                                R"({"type":"t"})", {{"Content-Type", "application/json"}});
+    ASSERT_EQ(res.status, 202u) << res.body;
+  }
+  auto text = client().get("/metrics").body;
+  std::set<std::string> queues;
+  double other = 0;
+  for (const auto& s : parse_samples(text)) {
+    if (s.name != "shoal_jobs_enqueued_total") continue;
+    queues.insert(s.labels.at("queue"));
+    if (s.labels.at("queue") == "~other") other += s.value;
+  }
+  EXPECT_EQ(queues.size(), 6u) << "5 names and ~other";
+  EXPECT_EQ(other, 35) << "the names past the bound are all counted";
+  EXPECT_EQ(metric(text, "shoal_jobs", {{"queue", "~other"}, {"state", "queued"}}), 35.0);
+}
+
 struct jobs_sync_node {
   static std::vector<std::string> sets() {
     return {"storage.sync=true", "jobs.retry_base_ms=20", "jobs.retry_cap_ms=100"};
