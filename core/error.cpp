@@ -33,6 +33,8 @@ const char* to_string(errc x) noexcept {
     return "overloaded";
   case errc::timeout:
     return "timeout";
+  case errc::outcome_unknown:
+    return "outcome_unknown";
   case errc::internal:
     return "internal";
   case errc::application:
@@ -64,6 +66,7 @@ std::uint16_t http_status(const error& e) noexcept {
   case errc::overloaded:
     return 503;
   case errc::timeout:
+  case errc::outcome_unknown:
     return 504;
   case errc::incompatible:
   case errc::internal:
@@ -102,6 +105,8 @@ std::string_view api_code(const error& e) noexcept {
     return "overloaded";
   case errc::timeout:
     return "timeout";
+  case errc::outcome_unknown:
+    return "outcome_unknown";
   case errc::incompatible:
   case errc::internal:
   case errc::application:

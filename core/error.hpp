@@ -31,6 +31,9 @@ enum class errc : std::uint8_t {
   timeout,              ///< no answer in time (504 timeout, or the name given)
   internal,             ///< a broken invariant: a bug (500 internal_error)
   application,          ///< a virtual actor's own failure: it chose the status and the name
+  /// A write was sent and no answer came (a timeout, or its node went down with it in
+  /// flight): it may or may not have been applied (504 outcome_unknown, no Retry-After).
+  outcome_unknown,
 };
 
 /// A stable lower-case name of `x`, e.g. "not_found".

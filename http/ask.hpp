@@ -20,7 +20,7 @@ namespace shoal::http {
 template <class R, class Render>
 pending ask(exchange& ex, R r, std::uint64_t timeout_ms, Render render) {
   ex.shards.ask(std::move(r), ex.answer<protocol::reply_of<R>>(std::move(render)));
-  return pending{timeout_ms};
+  return pending{timeout_ms, protocol::changes_state<R>};
 }
 
 /// Sends a copy of `r` to every shard; `render(std::vector<core::result<T>>&&)` gets the
@@ -33,7 +33,7 @@ pending ask_all(exchange& ex, R r, std::uint64_t timeout_ms, Render render) {
                     ex.answer<all>([render = std::move(render)](core::result<all>&& a) {
                       return render(std::move(a).value());
                     }));
-  return pending{timeout_ms};
+  return pending{timeout_ms, protocol::changes_state<R>};
 }
 
 } // namespace shoal::http

@@ -20,8 +20,11 @@ response error_response(bhttp::status status, std::string_view code, std::string
   res.set(bhttp::field::content_type, "application/json");
   res.body() = boost::json::serialize(outer);
   res.prepare_payload();
-  if (status == bhttp::status::service_unavailable || status == bhttp::status::gateway_timeout
-      || status == bhttp::status::too_many_requests)
+  // A refusal invites a retry; an answer that does not know whether the write happened
+  // does not (a retry could apply it twice).
+  if ((status == bhttp::status::service_unavailable || status == bhttp::status::gateway_timeout
+       || status == bhttp::status::too_many_requests)
+      && code != "outcome_unknown")
     res.set(bhttp::field::retry_after, "1");
   return res;
 }
@@ -57,6 +60,8 @@ std::string_view default_message(core::errc code) noexcept {
     return "too much work in flight";
   case core::errc::timeout:
     return "no answer in time";
+  case core::errc::outcome_unknown:
+    return "no answer in time: the write may or may not have been applied";
   case core::errc::application:
     return "the method failed";
   case core::errc::incompatible:

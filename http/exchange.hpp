@@ -39,6 +39,9 @@ public:
 /// `timeout_ms`.
 struct pending {
   std::uint64_t timeout_ms = 0;
+  /// The request may change state: without an answer in time its outcome is unknown (504
+  /// outcome_unknown, no Retry-After), not a plain timeout.
+  bool writes = false;
 };
 
 /// The session hands its connection over to `start`, which answers from then on.

@@ -373,7 +373,7 @@ routed route_lease(exchange& ex, std::string_view queue) {
                                                                         version);
                                                     });
                                     }));
-  return {route, pending{timeout}};
+  return {route, pending{timeout, true}}; // a lease hands jobs out: it changes state
 }
 
 routed route_job_get(exchange& ex, std::string_view id) {

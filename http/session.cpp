@@ -263,7 +263,9 @@ void session::handle() {
   if (auto* res = std::get_if<response>(&routed.outcome)) return finish(std::move(*res));
   if (auto* next = std::get_if<take_over>(&routed.outcome)) return hand_over(std::move(*next));
   awaiting_ = true;
-  arm_timeout(seq, std::get<pending>(routed.outcome).timeout_ms);
+  const auto& wait = std::get<pending>(routed.outcome);
+  writes_ = wait.writes;
+  arm_timeout(seq, wait.timeout_ms);
 }
 
 void session::post(std::uint64_t seq, response&& res) {
@@ -300,6 +302,13 @@ void session::arm_timeout(std::uint64_t seq, std::uint64_t ms) {
 void session::on_timeout(std::uint64_t seq, beast::error_code ec) {
   if (ec || seq != seq_ || !awaiting_) return;
   awaiting_ = false;
+  // A write may still be applied after this answer: say that its outcome is unknown.
+  if (writes_)
+    return finish(error_response(
+      core::error{core::errc::outcome_unknown,
+                  fmt::format("no answer within {} ms: the write may or may not have been applied",
+                              timeout_ms_)},
+      req_.version()));
   finish(error_response(core::error{core::errc::timeout,
                                     fmt::format("no answer within {} ms", timeout_ms_)},
                         req_.version()));

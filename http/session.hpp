@@ -92,6 +92,7 @@ private:
   std::chrono::steady_clock::time_point started_;
   std::uint64_t seq_ = 0;
   std::uint64_t timeout_ms_ = 0;
+  bool writes_ = false; ///< the request awaited may change state
   bool awaiting_ = false;
   bool in_flight_ = false;
   bool keep_alive_ = true;

@@ -21,6 +21,7 @@ struct stub_state {
     std::chrono::milliseconds wait;
     std::function<void(core::error)> fail;
     bool actor_call = false; ///< a late answer is a call timeout, not an unavailable shard
+    bool writes = false;     ///< it may change state: lost in flight, its outcome is unknown
   };
   /// Requests in flight to the owner, by id. When the owner goes down they fail at once;
   /// the sweep fails those past their deadline; an answer that arrives for an id no
@@ -54,11 +55,23 @@ std::chrono::milliseconds budget(const stub_state& st, const actors::actor_call&
   return call.budget_ms != 0 ? std::chrono::milliseconds(call.budget_ms) : st.cfg.call_timeout;
 }
 
-core::error late(const stub_state& st, std::chrono::milliseconds waited, bool actor_call) {
+core::error late(const stub_state& st, std::chrono::milliseconds waited, bool actor_call,
+                 bool writes) {
   auto message = "node " + st.cfg.owner + " did not answer within "
                  + std::to_string(waited.count()) + " ms";
   if (actor_call) return {core::errc::timeout, "call_timeout", std::move(message)};
+  if (writes)
+    return {core::errc::outcome_unknown,
+            std::move(message) + ": the write may or may not have been applied"};
   return {core::errc::shard_unavailable, std::move(message)};
+}
+
+/// A request that was sent and then lost with its connection or its node: a read can be
+/// refused (nothing changed), a write's outcome is unknown (it may have been applied, or
+/// be applied when the node resumes).
+core::error lost(std::string why, bool writes) {
+  if (!writes) return {core::errc::shard_unavailable, std::move(why)};
+  return {core::errc::outcome_unknown, std::move(why) + ": the write may or may not have been applied"};
 }
 
 /// Sends `req` to the owner's gateway and hands the answer to `to`. A failure goes to
@@ -68,13 +81,15 @@ template <class R>
 void forward(stub_pointer self, R&& req, core::reply_to<protocol::reply_of<R>> to) {
   using T = protocol::reply_of<R>;
   auto& st = self->state;
+  // Not sent: refused, whatever it is.
   if (!st.up) return to.deliver(down_error(st));
   const auto wait = budget(st, req);
   const bool actor_call = std::is_same_v<R, actors::actor_call>;
+  constexpr bool writes = protocol::changes_state<R>;
   const auto id = ++st.next_id;
   st.in_flight.emplace(id, stub_state::pending{self->clock().now() + wait, wait,
                                                [to](core::error e) mutable { to.deliver(std::move(e)); },
-                                               actor_call});
+                                               actor_call, writes});
   if (!st.sweep_scheduled) {
     st.sweep_scheduled = true;
     self->delayed_send(self, sweep_interval, sweep_atom::value);
@@ -88,9 +103,9 @@ void forward(stub_pointer self, R&& req, core::reply_to<protocol::reply_of<R>> t
         if (self->state.in_flight.erase(id) == 0) return;
         auto& st = self->state;
         if (err.category() == protocol::error_category) return to.deliver(protocol::from_caf(err));
-        if (err == caf::sec::request_timeout) return to.deliver(late(st, wait, actor_call));
-        to.deliver(core::error{core::errc::shard_unavailable,
-                               "node " + st.cfg.owner + " is unreachable: " + caf::to_string(err)});
+        if (err == caf::sec::request_timeout)
+          return to.deliver(late(st, wait, actor_call, writes));
+        to.deliver(lost("node " + st.cfg.owner + " is unreachable: " + caf::to_string(err), writes));
       });
 }
 
@@ -105,7 +120,7 @@ void sweep(stub_pointer self) {
     }
     auto expired = std::move(it->second);
     it = st.in_flight.erase(it);
-    expired.fail(late(st, expired.wait, expired.actor_call));
+    expired.fail(late(st, expired.wait, expired.actor_call, expired.writes));
   }
   st.sweep_scheduled = !st.in_flight.empty();
   if (st.sweep_scheduled) self->delayed_send(self, sweep_interval, sweep_atom::value);
@@ -128,7 +143,7 @@ remote_shard_actor::behavior_type behavior(stub_pointer self, core::type_list<Rs
       st.in_flight.clear();
       const auto why = down_error(st);
       for (auto& entry : pending)
-        entry.second.fail(why);
+        entry.second.fail(lost(why.message(), entry.second.writes));
     },
     [self](sweep_atom) { sweep(self); },
   };

@@ -147,7 +147,7 @@ TEST(JobsSettingsTest, WrongTypeOrUnknownKeyRejected) {
                "expected an integer, got a float");
   expect_error("[jobs]\nworker = 4\n", {}, "jobs.worker",
                "unknown key; known keys in [jobs]: workers, retry_base_ms, retry_cap_ms, "
-               "handler_timeout_ms, webhook_timeout_ms, max_delay_ms, queues");
+               "handler_timeout_ms, webhook_timeout_ms, max_delay_ms, metrics_max_series, queues");
   expect_error("", {"jobs.retries=3"}, "jobs.retries", "known keys in [jobs]");
 }
 

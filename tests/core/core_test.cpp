@@ -61,13 +61,14 @@ const std::vector<table_row> every_code = {
   {errc::timeout, "timeout", 504, "timeout"},
   {errc::internal, "internal", 500, "internal_error"},
   {errc::application, "application", 500, "internal_error"},
+  {errc::outcome_unknown, "outcome_unknown", 504, "outcome_unknown"},
 };
 
 // -- errors -------------------------------------------------------------------------------
 
 // Verifies the table above lists every errc exactly once, so the tests below cover all.
 TEST(ErrorTest, TableCoversEveryCode) {
-  ASSERT_EQ(every_code.size(), static_cast<std::size_t>(errc::application));
+  ASSERT_EQ(every_code.size(), static_cast<std::size_t>(errc::outcome_unknown));
   for (std::size_t i = 0; i < every_code.size(); ++i) {
     EXPECT_EQ(static_cast<std::size_t>(every_code[i].code), i + 1) << every_code[i].name;
   }
@@ -137,7 +138,7 @@ TEST(ErrorTest, ApiCodeOfEveryCode) {
 
 // Verifies a code outside the enum (bytes from a broken peer) is a 500 internal_error.
 TEST(ErrorTest, CodeOutOfRangeIsInternalError) {
-  for (auto raw : {0, 17, 255}) {
+  for (auto raw : {0, 18, 255}) {
     error e{static_cast<errc>(raw), "garbage"};
     EXPECT_EQ(http_status(e), 500u) << raw;
     EXPECT_EQ(api_code(e), "internal_error") << raw;

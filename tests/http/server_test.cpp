@@ -61,6 +61,10 @@ public:
       std::lock_guard<std::mutex> guard{mutex_};
       docs_.push_back(std::move(to));
       cv_.notify_all();
+    } else if constexpr (std::is_same_v<R, documents::doc_write>) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      writes_.push_back(std::move(to)); // never answered until answer_all
+      cv_.notify_all();
     } else if constexpr (std::is_same_v<R, jobs::job_enqueue>) {
       {
         std::lock_guard<std::mutex> guard{mutex_};
@@ -111,15 +115,26 @@ public:
     to.deliver(std::move(reply));
   }
 
-  /// Answers every held document read with version 1 of {"k":1}, and every lease.
+  /// Waits (up to 5 s) until `n` document writes are held.
+  bool wait_for_writes(std::size_t n) {
+    std::unique_lock<std::mutex> guard{mutex_};
+    return cv_.wait_for(guard, 5s, [&] { return writes_.size() >= n; });
+  }
+
+  /// Answers every held document read with version 1 of {"k":1}, every held write with
+  /// version 1, and every lease.
   void answer_all() {
     std::vector<core::reply_to<documents::stored_doc>> docs;
+    std::vector<core::reply_to<documents::doc_written>> writes;
     std::size_t leases = 0;
     {
       std::lock_guard<std::mutex> guard{mutex_};
       docs.swap(docs_);
+      writes.swap(writes_);
       leases = leases_.size();
     }
+    for (auto& to : writes)
+      to.deliver(documents::doc_written{1, true});
     for (auto& to : docs)
       to.deliver(documents::stored_doc{1, R"({"k":1})", false});
     for (std::size_t i = 0; i < leases; ++i)
@@ -151,6 +166,7 @@ private:
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<core::reply_to<documents::stored_doc>> docs_;
+  std::vector<core::reply_to<documents::doc_written>> writes_;
   std::vector<held_lease> leases_;
   std::vector<std::pair<std::uint32_t, jobs::job_enqueue>> enqueues_;
   std::vector<std::pair<std::uint32_t, jobs::job_get>> gets_;
@@ -407,6 +423,24 @@ TEST_F(ServerTest, SlowShardGets504AndConnectionGoesOn) {
   auto next = c.get("/healthz");
   EXPECT_EQ(next.result(), bhttp::status::ok);
   EXPECT_EQ(next.body(), healthy) << "the late answer was written as a response";
+}
+
+// Verifies a write the shard does not answer in time gets 504 outcome_unknown without
+// Retry-After (it may still be applied: a retry could apply it twice), where a read gets
+// 504 timeout with Retry-After.
+TEST_F(ServerTest, SlowWriteGets504OutcomeUnknownWithoutRetryAfter) {
+  settings.request_timeout_ms = 100;
+  start();
+  client c{port};
+  c.send(bhttp::verb::put, "/v1/collections/c/docs/1", R"({"a":1})");
+  auto res = c.receive();
+  EXPECT_EQ(res.result(), bhttp::status::gateway_timeout);
+  EXPECT_NE(res.body().find("\"outcome_unknown\""), std::string::npos) << res.body();
+  EXPECT_EQ(res.count(bhttp::field::retry_after), 0u);
+  ASSERT_TRUE(shards.wait_for_writes(1));
+  auto read = c.get("/v1/collections/c/docs/1");
+  EXPECT_NE(read.body().find("\"timeout\""), std::string::npos) << read.body();
+  EXPECT_EQ(read[bhttp::field::retry_after], "1");
 }
 
 // Verifies requests over http.max_inflight get 503 overloaded instead of queuing.

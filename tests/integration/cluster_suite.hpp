@@ -84,6 +84,17 @@ inline ::testing::AssertionResult is_shard_unavailable(const std::optional<http_
   return ::testing::AssertionSuccess();
 }
 
+/// True when `res` is 504 outcome_unknown without Retry-After: a write that was sent to
+/// its owner and lost with it (it may or may not have been applied).
+inline ::testing::AssertionResult is_outcome_unknown(const std::optional<http_response>& res) {
+  if (!res) return ::testing::AssertionFailure() << "no answer";
+  if (res->status != 504 || res->error_code() != "outcome_unknown" || res->header("Retry-After"))
+    return ::testing::AssertionFailure()
+           << res->status << " " << res->body
+           << " (Retry-After: " << res->header("Retry-After").value_or("none") << ")";
+  return ::testing::AssertionSuccess();
+}
+
 /// Polls `done` every 20 ms until it holds or `timeout` passed; true when it held.
 inline bool eventually(milliseconds timeout, const std::function<bool()>& done) {
   const auto deadline = clock_type::now() + timeout;
