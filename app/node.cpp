@@ -38,6 +38,7 @@
 #include "remote/cluster_runtime.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/store.hpp"
+#include "util/destinations.hpp"
 #include "util/json.hpp"
 #include "workers/broker.hpp"
 #include "workers/handlers.hpp"
@@ -148,12 +149,14 @@ std::string make_incarnation() {
   return buf;
 }
 
-/// The webhook handler's outcome from the client's result.
-workers::job_outcome webhook_outcome(http::webhook_result&& r) {
+/// The webhook handler's outcome from the client's result: the status, and the body
+/// (its first 4 KiB) only when the job asked for it.
+workers::job_outcome webhook_outcome(http::webhook_result&& r, bool keep_body) {
   if (r.what != http::webhook_result::outcome::success)
     return workers::job_outcome::failure(std::move(r.message), r.retryable());
   boost::json::object o;
   o["status"] = r.status;
+  if (!keep_body) return workers::job_outcome::success(boost::json::serialize(o));
   boost::json::error_code ec;
   auto body = util::parse_json(r.body, ec);
   if (!ec)
@@ -223,7 +226,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   }
   int status = 0;
   // Outgoing HTTP of the webhook job handler; outlives the actors that post through it.
-  http::webhook_client webhooks{1};
+  // (jobs.webhook_allow was checked with the rest of the configuration.)
+  http::webhook_client webhooks{
+    1, *util::destination_policy::with_allowed(settings.jobs.webhook_allow, nullptr)};
   // The modules' metrics outlive the shard hosts, which update them.
   jobs::job_metrics job_metrics{settings.jobs.metrics_max_series};
   documents::metrics document_metrics;
@@ -244,11 +249,11 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     workers::add_builtin_handlers(
       handlers, shards.handles,
       [&webhooks](std::string url, std::string body, std::chrono::milliseconds timeout,
-                  std::vector<std::pair<std::string, std::string>> headers,
+                  std::vector<std::pair<std::string, std::string>> headers, bool keep_body,
                   std::function<void(workers::job_outcome)> done) {
         webhooks.post(std::move(url), std::move(body), timeout, std::move(headers),
-                      [done = std::move(done)](http::webhook_result r) {
-                        done(webhook_outcome(std::move(r)));
+                      [keep_body, done = std::move(done)](http::webhook_result r) {
+                        done(webhook_outcome(std::move(r), keep_body));
                       });
       },
       std::chrono::milliseconds(settings.jobs.webhook_timeout_ms));

@@ -18,6 +18,8 @@
 
 #include <toml.hpp>
 
+#include "util/destinations.hpp"
+
 namespace shoal::config {
 namespace {
 
@@ -149,6 +151,7 @@ const std::vector<key_spec>& schema() {
     number<&s::jobs, &jobs::retry_cap_ms, 1, day_ms>("jobs.retry_cap_ms"),
     number<&s::jobs, &jobs::handler_timeout_ms, 100, hour_ms>("jobs.handler_timeout_ms"),
     number<&s::jobs, &jobs::webhook_timeout_ms, 100, 600'000>("jobs.webhook_timeout_ms"),
+    text<&s::jobs, &jobs::webhook_allow>("jobs.webhook_allow"),
     number<&s::jobs, &jobs::max_delay_ms, 0, 365 * day_ms>("jobs.max_delay_ms"),
     number<&s::jobs, &jobs::metrics_max_series, 1, 100'000>("jobs.metrics_max_series"),
     number<&s::cache, &cache_settings::max_bytes, mib, tib>("cache.max_bytes"),
@@ -476,6 +479,8 @@ void finish(settings& s) {
                                               + std::to_string(s.jobs.retry_base_ms) + "), got "
                                               + std::to_string(s.jobs.retry_cap_ms));
   }
+  if (std::string why; !util::destination_policy::with_allowed(s.jobs.webhook_allow, &why))
+    throw config_error("jobs.webhook_allow", why);
   const std::string node_key = "node.id";
   if (!valid_node_id(s.node.id)) {
     throw config_error(node_key, "\"" + s.node.id

@@ -132,6 +132,9 @@ struct jobs_settings {
   std::uint32_t retry_cap_ms = 300'000; ///< ceiling of the retry delay; >= retry_base_ms
   std::uint32_t handler_timeout_ms = 30'000; ///< an in-process handler's lease
   std::uint32_t webhook_timeout_ms = 10'000; ///< the built-in webhook handler's HTTP timeout
+  /// CIDR blocks webhooks may reach although they are loopback, private or link-local
+  /// ("10.1.0.0/16, 127.0.0.1"); empty: none of those.
+  std::string webhook_allow;
   std::uint64_t max_delay_ms = 604'800'000;  ///< longest delay_ms accepted (7 days)
   /// (queue, type) pairs, and queues, with series of their own on /metrics; the rest
   /// share the label value "~other".

@@ -59,6 +59,7 @@ bool webhook_result::retryable() const noexcept {
     return status == 408 || status == 429;
   case outcome::success:
   case outcome::invalid_url:
+  case outcome::forbidden:
     return false;
   }
   return false;
@@ -78,6 +79,8 @@ const char* to_string(webhook_result::outcome what) noexcept {
     return "timeout";
   case outcome::invalid_url:
     return "invalid_url";
+  case outcome::forbidden:
+    return "forbidden";
   }
   return "unknown";
 }
@@ -243,12 +246,13 @@ class call : public std::enable_shared_from_this<call> {
 public:
   using callback = std::function<void(webhook_result)>;
 
-  call(net::io_context& ioc, ssl::context& tls, call_registry& registry, endpoint_url url,
-       std::string json_body, std::chrono::milliseconds timeout,
-       const webhook_client::header_list& headers, callback done)
+  call(net::io_context& ioc, ssl::context& tls, call_registry& registry,
+       const util::destination_policy& destinations, endpoint_url url, std::string json_body,
+       std::chrono::milliseconds timeout, const webhook_client::header_list& headers,
+       callback done)
       : strand_(net::make_strand(ioc)), resolver_(strand_), socket_(strand_), deadline_(strand_),
-        tls_context_(tls), registry_(registry), url_(std::move(url)), timeout_(timeout),
-        done_(std::move(done)) {
+        tls_context_(tls), registry_(registry), destinations_(destinations), url_(std::move(url)),
+        timeout_(timeout), done_(std::move(done)) {
     request_.method(bhttp::verb::post);
     request_.target(url_.target);
     request_.version(11);
@@ -287,9 +291,7 @@ public:
       auto address = net::ip::make_address(url_.host, ec);
       if (ec) return fail(fmt::format("bad address {}: {}", url_.host, ec.message()));
       endpoints_.emplace_back(address, url_.port);
-      net::async_connect(socket_, endpoints_,
-                         beast::bind_front_handler(&call::on_connect, shared_from_this()));
-      return;
+      return connect_allowed();
     }
     resolver_.async_resolve(url_.host, std::to_string(url_.port),
                             beast::bind_front_handler(&call::on_resolve, shared_from_this()));
@@ -319,7 +321,43 @@ private:
 
   void on_resolve(beast::error_code ec, const tcp::resolver::results_type& results) {
     if (ec) return fail(fmt::format("resolve {} failed: {}", url_.host, ec.message()));
-    net::async_connect(socket_, results,
+    for (const auto& r : results)
+      endpoints_.push_back(r.endpoint());
+    connect_allowed();
+  }
+
+  /// Drops the endpoints the destination policy refuses, then connects to the first of
+  /// the rest that answers. With none left, nothing is sent: `forbidden`.
+  void connect_allowed() {
+    std::string refused;
+    std::vector<tcp::endpoint> allowed;
+    for (const auto& e : endpoints_) {
+      util::destination_policy::address a;
+      const auto ip = e.address();
+      if (ip.is_v4()) {
+        auto b = ip.to_v4().to_bytes();
+        std::copy(b.begin(), b.end(), a.bytes.begin());
+      } else {
+        auto b = ip.to_v6().to_bytes();
+        std::copy(b.begin(), b.end(), a.bytes.begin());
+        a.v6 = true;
+      }
+      if (auto why = destinations_.refusal(a)) {
+        if (refused.empty()) refused = ip.to_string() + " (" + *why + ")";
+        continue;
+      }
+      allowed.push_back(e);
+    }
+    if (allowed.empty()) {
+      webhook_result r;
+      r.what = outcome::forbidden;
+      r.message = fmt::format("POST {}: the destination {} is not allowed; jobs.webhook_allow "
+                              "can allow it",
+                              url_.display, refused);
+      return finish(std::move(r));
+    }
+    endpoints_ = std::move(allowed);
+    net::async_connect(socket_, endpoints_,
                        beast::bind_front_handler(&call::on_connect, shared_from_this()));
   }
 
@@ -431,8 +469,9 @@ private:
   net::steady_timer deadline_;
   ssl::context& tls_context_;
   call_registry& registry_;
+  const util::destination_policy& destinations_;
   endpoint_url url_;
-  std::vector<tcp::endpoint> endpoints_; // of an IP literal
+  std::vector<tcp::endpoint> endpoints_; // resolved (or an IP literal), then the allowed ones
   std::chrono::milliseconds timeout_;
   callback done_;
   bhttp::request<bhttp::string_body> request_;
@@ -459,8 +498,9 @@ ssl::context make_tls_context() {
 // Members are destroyed in reverse order: the io_context (and any handler it still holds)
 // goes before the registry and the TLS context that calls refer to.
 struct webhook_client::impl {
-  explicit impl(unsigned n)
-      : tls(make_tls_context()), ioc(static_cast<int>(n)), work(net::make_work_guard(ioc)) {
+  impl(unsigned n, util::destination_policy policy)
+      : destinations(std::move(policy)), tls(make_tls_context()), ioc(static_cast<int>(n)),
+        work(net::make_work_guard(ioc)) {
     threads.reserve(n);
     for (unsigned i = 0; i < n; ++i)
       threads.emplace_back([this] { ioc.run(); });
@@ -483,14 +523,15 @@ struct webhook_client::impl {
   }
 
   call_registry registry;
+  const util::destination_policy destinations;
   ssl::context tls;
   net::io_context ioc;
   net::executor_work_guard<net::io_context::executor_type> work;
   std::vector<std::thread> threads;
 };
 
-webhook_client::webhook_client(unsigned threads)
-    : impl_(std::make_unique<impl>(std::max(1u, threads))) {}
+webhook_client::webhook_client(unsigned threads, util::destination_policy destinations)
+    : impl_(std::make_unique<impl>(std::max(1u, threads), std::move(destinations))) {}
 
 webhook_client::~webhook_client() {
   impl_->shutdown();
@@ -511,7 +552,7 @@ void webhook_client::post(std::string url, std::string json_body, std::chrono::m
     return;
   }
   auto display = parsed->display;
-  auto c = std::make_shared<call>(d.ioc, d.tls, d.registry, std::move(*parsed),
+  auto c = std::make_shared<call>(d.ioc, d.tls, d.registry, d.destinations, std::move(*parsed),
                                   std::move(json_body), timeout, headers, std::move(done));
   if (!d.registry.add(c)) {
     // Posted from a callback while the client is being destroyed: `c` never starts and

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "util/destinations.hpp"
+
 // This header is included by code that must not see Beast or Asio: everything about
 // sockets lives in webhook_client.cpp, behind a pimpl.
 
@@ -25,6 +27,8 @@ struct webhook_result {
                    ///< before a complete answer; or the client was destroyed first
     timeout,       ///< the deadline passed before the answer was complete
     invalid_url,   ///< the URL cannot be posted to; nothing was sent
+    forbidden,     ///< every address of the host is refused by the destination policy;
+                   ///< nothing was sent
   };
 
   /// At most this many bytes of the response body are kept in `body`.
@@ -69,8 +73,10 @@ class webhook_client {
 public:
   /// Starts `threads` I/O threads (at least one) on an io_context the client owns, and
   /// loads the system's trust store for https (tens of milliseconds: make one client and
-  /// keep it, rather than one per post).
-  explicit webhook_client(unsigned threads = 1);
+  /// keep it, rather than one per post). Posts connect only to addresses `destinations`
+  /// allows (by default no loopback, private or link-local one), checked on the resolved
+  /// addresses right before connecting.
+  explicit webhook_client(unsigned threads = 1, util::destination_policy destinations = {});
 
   /// Cancels every post still in flight, waits for their callbacks and joins the
   /// threads: every accepted post gets exactly one callback, and those cut short report

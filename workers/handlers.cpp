@@ -97,6 +97,12 @@ webhook_actor::behavior_type webhook_impl(webhook_actor::stateful_pointer<webhoo
           return job_outcome::failure("\"timeout_ms\" must be an integer 1..600000", false);
         wait = std::chrono::milliseconds(*n);
       }
+      bool keep_body = false;
+      if (auto it = payload->find("keep_body"); it != payload->end()) {
+        auto* b = it->value().if_bool();
+        if (!b) return job_outcome::failure("\"keep_body\" must be true or false", false);
+        keep_body = *b;
+      }
       std::string body;
       if (auto it = payload->find("body"); it != payload->end())
         body = boost::json::serialize(it->value());
@@ -109,7 +115,7 @@ webhook_actor::behavior_type webhook_impl(webhook_actor::stateful_pointer<webhoo
       auto me = caf::actor_cast<webhook_actor>(self);
       std::vector<std::pair<std::string, std::string>> headers{
         {"X-Shoal-Job-Id", run.id}, {"X-Shoal-Attempt", std::to_string(run.attempt)}};
-      post(std::string(url->c_str()), std::move(body), wait, std::move(headers),
+      post(std::string(url->c_str()), std::move(body), wait, std::move(headers), keep_body,
            [me, id](job_outcome outcome) {
              caf::anon_send(me, webhook_done_atom::value, id, std::move(outcome));
            });

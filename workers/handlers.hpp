@@ -75,17 +75,22 @@ private:
 };
 
 /// Posts `body` (JSON) to `url` with a timeout and the extra header fields `headers`,
-/// and calls `done` exactly once, on any thread, with the outcome (2xx: success; 5xx,
-/// connection errors and timeouts: retryable; other statuses: not retryable). Must not
-/// block.
+/// and calls `done` exactly once, on any thread, with the outcome (2xx: success with
+/// `{"status"}`, plus the response's `"body"` when `keep_body`; 5xx, connection errors
+/// and timeouts: retryable; other statuses and refused destinations: not retryable).
+/// Must not block.
 using http_post = std::function<void(
   std::string url, std::string body, std::chrono::milliseconds timeout,
-  std::vector<std::pair<std::string, std::string>> headers, std::function<void(job_outcome)> done)>;
+  std::vector<std::pair<std::string, std::string>> headers, bool keep_body,
+  std::function<void(job_outcome)> done)>;
 
 /// The built-in handlers:
 /// - `webhook`: payload `{"url": "http://…", "body": any JSON (default: the payload
-///   itself), "timeout_ms": n (default `timeout`)}` — POSTs the body to the URL with
-///   `X-Shoal-Job-Id` and `X-Shoal-Attempt`, so receivers can drop repeats.
+///   itself), "timeout_ms": n (default `timeout`), "keep_body": bool (default false)}` —
+///   POSTs the body to the URL with `X-Shoal-Job-Id` and `X-Shoal-Attempt`, so receivers
+///   can drop repeats. The job's result is the response status, and its first 4 KiB of
+///   body only when `keep_body` asks for it (a job's result is readable by whoever can
+///   read jobs).
 /// - `noop`: succeeds at once with the payload as its result (for tests and benchmarks).
 /// - `collection.stats`: payload `{"collection": "c", "field": "a.b"}` — counts the
 ///   documents of the collection on every shard and min/max/sum/avg of the field.

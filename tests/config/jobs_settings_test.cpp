@@ -67,6 +67,7 @@ TEST(JobsSettingsTest, FileValuesApplied) {
     webhook_timeout_ms = 600000
     max_delay_ms = 31536000000
     metrics_max_series = 7
+    webhook_allow = "10.0.0.0/8, 127.0.0.1"
   )",
                                       {});
   EXPECT_EQ(s.jobs.workers, 0u);
@@ -76,6 +77,7 @@ TEST(JobsSettingsTest, FileValuesApplied) {
   EXPECT_EQ(s.jobs.webhook_timeout_ms, 600'000u);
   EXPECT_EQ(s.jobs.max_delay_ms, 31'536'000'000u);
   EXPECT_EQ(s.jobs.metrics_max_series, 7u);
+  EXPECT_EQ(s.jobs.webhook_allow, "10.0.0.0/8, 127.0.0.1");
   EXPECT_EQ(s.jobs.workers_of("any"), 0u);
 }
 
@@ -147,8 +149,12 @@ TEST(JobsSettingsTest, WrongTypeOrUnknownKeyRejected) {
                "expected an integer, got a float");
   expect_error("[jobs]\nworker = 4\n", {}, "jobs.worker",
                "unknown key; known keys in [jobs]: workers, retry_base_ms, retry_cap_ms, "
-               "handler_timeout_ms, webhook_timeout_ms, max_delay_ms, metrics_max_series, queues");
+               "handler_timeout_ms, webhook_timeout_ms, webhook_allow, max_delay_ms, "
+               "metrics_max_series, queues");
   expect_error("", {"jobs.retries=3"}, "jobs.retries", "known keys in [jobs]");
+  expect_error("[jobs]\nwebhook_allow = \"10.0.0.0/8, intranet\"\n", {}, "jobs.webhook_allow",
+               "\"intranet\" is not an IP address or CIDR block");
+  expect_error("", {"jobs.webhook_allow=10.0.0.0/40"}, "jobs.webhook_allow", "bad prefix length");
 }
 
 // Verifies the cross-key rule: the retry ceiling must not be below the first retry delay.

@@ -273,10 +273,51 @@ std::uint16_t closed_port() {
   return port;
 }
 
+/// The test servers listen on loopback, which the default destination policy refuses.
+util::destination_policy loopback_allowed() {
+  return *util::destination_policy::with_allowed("127.0.0.0/8, ::1", nullptr);
+}
+
+// Verifies the default destination policy refuses loopback however the URL names it (an
+// address, "localhost", a decimal IPv4 number, an IPv4-mapped IPv6 address) and the cloud
+// metadata address, after resolving and before connecting: nothing reaches the server,
+// and the outcome is forbidden (not retryable).
+TEST(webhook_client, the_default_policy_refuses_loopback_and_link_local_destinations) {
+  test_server server;
+  server.answer(200, "{}");
+  webhook_client client;
+  const auto port = std::to_string(server.port());
+  for (const std::string& url :
+       {server.url("/a"), "http://localhost:" + port + "/a", "http://2130706433:" + port + "/a",
+        "http://[::ffff:127.0.0.1]:" + port + "/a", std::string("http://169.254.169.254/latest")}) {
+    auto r = post_one(client, url, "{}");
+    ASSERT_TRUE(r) << url;
+    EXPECT_EQ(r->what, outcome::forbidden) << url << ": " << r->message;
+    EXPECT_FALSE(r->retryable());
+    EXPECT_NE(r->message.find("webhook_allow"), std::string::npos) << r->message;
+  }
+  EXPECT_FALSE(server.wait_requests(1, std::chrono::milliseconds(200)))
+    << "a refused post reached the server";
+}
+
+// Verifies an allowlist opens exactly its blocks: 127.0.0.1/32 reaches the server, and the
+// post still goes through its policy check when the name resolves.
+TEST(webhook_client, an_allowlist_opens_its_blocks) {
+  test_server server;
+  server.answer(200, "{}");
+  webhook_client client{1, *util::destination_policy::with_allowed("127.0.0.1/32", nullptr)};
+  auto r = post_one(client, server.url("/a"), "{}");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->what, outcome::success) << r->message;
+  auto other = post_one(client, "http://127.0.0.2:" + std::to_string(server.port()) + "/a", "{}");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->what, outcome::forbidden) << other->message;
+}
+
 TEST(webhook_client, success_and_the_request_the_server_saw) {
   test_server server;
   server.answer(200, R"({"ok":true})");
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, server.url("/hooks/a?x=1&y=two"), R"({"event":"created"})");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::success) << r->message;
@@ -299,7 +340,7 @@ TEST(webhook_client, success_and_the_request_the_server_saw) {
 
 TEST(webhook_client, empty_path_posts_to_slash) {
   test_server server;
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, server.url(""));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::success) << r->message;
@@ -309,7 +350,7 @@ TEST(webhook_client, empty_path_posts_to_slash) {
 
 TEST(webhook_client, other_2xx_are_success) {
   test_server server;
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   for (unsigned status : {201u, 202u, 204u}) {
     server.answer(status);
     auto r = post_one(client, server.url("/x"));
@@ -322,7 +363,7 @@ TEST(webhook_client, other_2xx_are_success) {
 
 TEST(webhook_client, 4xx_and_3xx_are_rejected_and_final) {
   test_server server;
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   for (unsigned status : {400u, 401u, 404u, 410u, 301u}) {
     server.answer(status, "no");
     auto r = post_one(client, server.url("/x"));
@@ -337,7 +378,7 @@ TEST(webhook_client, 4xx_and_3xx_are_rejected_and_final) {
 
 TEST(webhook_client, 408_and_429_are_rejected_but_retryable) {
   test_server server;
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   for (unsigned status : {408u, 429u}) {
     server.answer(status);
     auto r = post_one(client, server.url("/x"));
@@ -350,7 +391,7 @@ TEST(webhook_client, 408_and_429_are_rejected_but_retryable) {
 
 TEST(webhook_client, 5xx_is_a_retryable_server_error) {
   test_server server;
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   for (unsigned status : {500u, 503u}) {
     server.answer(status, "busy");
     auto r = post_one(client, server.url("/x"));
@@ -366,7 +407,7 @@ TEST(webhook_client, 5xx_is_a_retryable_server_error) {
 
 TEST(webhook_client, connection_refused_is_a_connect_error) {
   auto port = std::to_string(closed_port());
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, "http://127.0.0.1:" + port + "/x");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::connect_error) << r->message;
@@ -378,7 +419,7 @@ TEST(webhook_client, connection_refused_is_a_connect_error) {
 TEST(webhook_client, server_that_never_answers_times_out) {
   test_server server;
   server.never_answer();
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto start = std::chrono::steady_clock::now();
   auto r = post_one(client, server.url("/slow?token=secret"), "{}", 200ms);
   auto elapsed = std::chrono::steady_clock::now() - start;
@@ -393,7 +434,7 @@ TEST(webhook_client, server_that_never_answers_times_out) {
 TEST(webhook_client, zero_timeout_times_out_at_once) {
   test_server server;
   server.never_answer();
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, server.url("/x"), "{}", 0ms);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::timeout) << r->message;
@@ -402,7 +443,7 @@ TEST(webhook_client, zero_timeout_times_out_at_once) {
 TEST(webhook_client, connection_closed_without_an_answer_is_a_connect_error) {
   test_server server;
   server.close_at_once();
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, server.url("/x"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::connect_error) << r->message;
@@ -411,7 +452,7 @@ TEST(webhook_client, connection_closed_without_an_answer_is_a_connect_error) {
 }
 
 TEST(webhook_client, invalid_urls_are_reported_through_the_callback) {
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   for (const char* url :
        {"", "ftp://x", "http://", "not a url", "http:///path", "mailto:a@b.c",
         "http://user:pw@127.0.0.1/x", "http://127.0.0.1:70000/x", "https://[v1.x]/"}) {
@@ -432,7 +473,7 @@ TEST(webhook_client, large_body_is_truncated_to_4_KiB) {
   for (std::size_t i = 0; i < big.size(); ++i)
     big[i] = static_cast<char>('a' + i % 26);
   server.answer(200, big);
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, server.url("/x"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::success) << r->message;
@@ -445,7 +486,7 @@ TEST(webhook_client, body_over_the_read_cap_keeps_status_and_beginning) {
   std::string huge(2 * webhook_result::max_read, 'z');
   huge.replace(0, 5, "start");
   server.answer(503, huge);
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, server.url("/x"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::server_error) << r->message;
@@ -463,7 +504,7 @@ TEST(webhook_client, many_concurrent_posts_each_get_one_callback) {
   std::mutex mutex;
   std::condition_variable cv;
   {
-    webhook_client client(4);
+    webhook_client client(4, loopback_allowed());
     for (int i = 0; i < n; ++i) {
       client.post(server.url("/n?i=" + std::to_string(i)), "{\"n\":" + std::to_string(i) + "}", 5s,
                   [&, i](webhook_result r) {
@@ -493,7 +534,7 @@ TEST(webhook_client, destroying_with_posts_in_flight_calls_every_callback) {
   server.never_answer();
   collector got;
   constexpr std::size_t n = 10;
-  auto client = std::make_unique<webhook_client>(2);
+  auto client = std::make_unique<webhook_client>(2, loopback_allowed());
   for (std::size_t i = 0; i < n; ++i)
     client->post(server.url("/x"), "{}", 30s, got.callback());
   ASSERT_TRUE(server.wait_requests(n));
@@ -513,7 +554,7 @@ TEST(webhook_client, destroying_right_after_posting_calls_every_callback) {
   collector got;
   constexpr std::size_t n = 20;
   {
-    webhook_client client(3);
+    webhook_client client(3, loopback_allowed());
     for (std::size_t i = 0; i < n; ++i)
       client.post(server.url("/x"), "{}", 30s, got.callback());
     client.post("ftp://x", "{}", 30s, got.callback());
@@ -526,7 +567,7 @@ TEST(webhook_client, posting_from_a_callback_during_destruction_reports_stopped)
   test_server server;
   server.never_answer();
   collector got;
-  auto client = std::make_unique<webhook_client>();
+  auto client = std::make_unique<webhook_client>(1, loopback_allowed());
   webhook_client* raw = client.get();
   auto again = got.callback();
   client->post(server.url("/x"), "{}", 30s, [raw, again, &server](webhook_result r) {
@@ -651,7 +692,7 @@ TEST(webhook_client, https_with_a_trusted_certificate) {
   tls_fixture tls("IP:127.0.0.1", true);
   ASSERT_TRUE(tls.ok());
   tls.server().answer(202, "queued");
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, tls.server().url("/secure?a=b"), R"({"tls":true})");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::success) << r->message;
@@ -666,7 +707,7 @@ TEST(webhook_client, https_with_a_trusted_certificate) {
 TEST(webhook_client, https_with_an_untrusted_certificate_fails) {
   tls_fixture tls("IP:127.0.0.1", false);
   ASSERT_TRUE(tls.ok());
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, tls.server().url("/x"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::connect_error) << r->message;
@@ -678,7 +719,7 @@ TEST(webhook_client, https_with_an_untrusted_certificate_fails) {
 TEST(webhook_client, https_with_a_certificate_for_another_host_fails) {
   tls_fixture tls("IP:127.0.0.2", true); // trusted, but not for 127.0.0.1
   ASSERT_TRUE(tls.ok());
-  webhook_client client;
+  webhook_client client{1, loopback_allowed()};
   auto r = post_one(client, tls.server().url("/x"));
   ASSERT_TRUE(r);
   EXPECT_EQ(r->what, outcome::connect_error) << r->message;

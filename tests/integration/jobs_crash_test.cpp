@@ -268,7 +268,7 @@ void run_job_crash_cycles(bool sync, int cycles) {
   temp_dir dir{"shoal-jobs-crash"};
   const std::vector<std::string> sets{std::string("storage.sync=") + (sync ? "true" : "false"),
                                       "jobs.retry_base_ms=20", "jobs.retry_cap_ms=200",
-                                      "jobs.workers=8"};
+                                      "jobs.workers=8", "jobs.webhook_allow=127.0.0.1"};
   webhook_receiver hooks;
   ledger book;
   std::vector<held_at_kill> held;

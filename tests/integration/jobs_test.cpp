@@ -94,7 +94,8 @@ http_response post(http_client& c, std::string_view target, std::string body,
 /// Retries come quickly, so that dead jobs are reached in tests.
 struct jobs_node {
   static std::vector<std::string> sets() {
-    return {"jobs.retry_base_ms=20", "jobs.retry_cap_ms=100"};
+    // The webhook receivers listen on loopback, which webhooks may not reach by default.
+    return {"jobs.retry_base_ms=20", "jobs.retry_cap_ms=100", "jobs.webhook_allow=127.0.0.1"};
   }
 };
 
@@ -396,13 +397,14 @@ TEST_F(JobsTest, DelayedJobIsNotLeasedBeforeItsRunAt) {
 // ===========================================================================
 
 // Verifies a webhook job posts its body with X-Shoal-Job-Id and X-Shoal-Attempt to the URL,
-// and a 2xx answer makes it succeeded with {"status", "body"} as result; without "body"
-// the whole payload is posted.
+// and a 2xx answer makes it succeeded with {"status", "body"} as result when the payload
+// asks for the body ("keep_body"), {"status"} alone when not; without "body" the whole
+// payload is posted.
 TEST_F(JobsTest, WebhookToA2xxSucceedsWithItsHeadersAndBody) {
   const json::object body{{"to", "ada@example.com"}, {"lines", {1, 2, 3}}};
-  auto id =
-    enqueue(queue(), json::object{{"type", "webhook"},
-                                  {"payload", {{"url", hooks_.url("/ok")}, {"body", body}}}});
+  auto id = enqueue(
+    queue(), json::object{{"type", "webhook"},
+                          {"payload", {{"url", hooks_.url("/ok")}, {"body", body}, {"keep_body", true}}}});
   ASSERT_FALSE(id.empty());
   auto j = wait_state(id, {"succeeded", "dead"});
   ASSERT_EQ(str(j, "state"), "succeeded") << j;
@@ -421,11 +423,30 @@ TEST_F(JobsTest, WebhookToA2xxSucceedsWithItsHeadersAndBody) {
   const json::object whole{{"url", hooks_.url("/ok?token=1")}, {"extra", "x"}};
   auto id2 = enqueue(queue(), json::object{{"type", "webhook"}, {"payload", whole}});
   ASSERT_FALSE(id2.empty());
-  ASSERT_EQ(str(wait_state(id2, {"succeeded", "dead"}), "state"), "succeeded");
+  auto j2 = wait_state(id2, {"succeeded", "dead"});
+  ASSERT_EQ(str(j2, "state"), "succeeded");
+  EXPECT_EQ(at(j2, "result"), (json::object{{"status", 200}})) << "the body is kept only on request";
   auto seen2 = hooks_.requests_for(id2);
   ASSERT_EQ(seen2.size(), 1u);
   EXPECT_EQ(seen2[0].target, "/ok?token=1");
   EXPECT_EQ(json::parse(seen2[0].body), whole) << "no body: the whole payload";
+}
+
+// Verifies a webhook to a loopback address this node does not allow is dead at once
+// (not retried) with the reason ("not allowed" is decided before connecting): the node's
+// own API, and the cloud metadata address.
+TEST_F(JobsTest, WebhookToARefusedDestinationIsDeadAtOnce) {
+  for (const std::string& url : {"http://127.0.0.2:" + std::to_string(port()) + "/v1/jobs",
+                                std::string("http://169.254.169.254/latest/meta-data")}) {
+    auto id = enqueue(queue(), json::object{{"type", "webhook"},
+                                            {"max_attempts", 3},
+                                            {"payload", {{"url", url}}}});
+    ASSERT_FALSE(id.empty());
+    auto j = wait_state(id, {"succeeded", "dead"});
+    EXPECT_EQ(str(j, "state"), "dead") << j;
+    EXPECT_EQ(num(j, "attempts"), 1) << "a refused destination is final";
+    EXPECT_TRUE(contains(str(j, "error"), "not allowed")) << j;
+  }
 }
 
 // Verifies a webhook answered 500 is retried (after the retry delay) until max_attempts,
