@@ -21,17 +21,16 @@ connection_table::admission connection_table::admit(std::weak_ptr<session> owner
     }
     // The oldest idle member gives way. It stays counted until its connection is gone,
     // so a stream of newcomers evicts one idle member each and never more.
-    auto& oldest = *idle_.front();
-    a.evicted = oldest.owner;
-    forget_idle(oldest);
+    auto oldest = idle_.begin();
+    a.evicted = oldest->owner;
+    oldest->idle = false;
+    busy_.splice(busy_.end(), idle_, oldest);
   }
   ++per_client_[client];
-  members_.push_back(member{std::move(owner), std::move(client), false, {}});
-  a.outcome = verdict::admitted;
-  a.at = std::prev(members_.end());
   // Idle from the start: a new connection has sent nothing yet.
-  a.at->idle = true;
-  a.at->idle_at = idle_.insert(idle_.end(), a.at);
+  idle_.push_back(member{std::move(owner), std::move(client), true});
+  a.outcome = verdict::admitted;
+  a.at = std::prev(idle_.end());
   return a;
 }
 
@@ -39,40 +38,37 @@ void connection_table::idle(slot at) {
   std::lock_guard<std::mutex> guard{mutex_};
   if (at->idle) return;
   at->idle = true;
-  at->idle_at = idle_.insert(idle_.end(), at);
+  idle_.splice(idle_.end(), busy_, at);
 }
 
 void connection_table::busy(slot at) {
   std::lock_guard<std::mutex> guard{mutex_};
-  forget_idle(*at);
-}
-
-void connection_table::forget_idle(member& m) {
-  if (!m.idle) return;
-  idle_.erase(m.idle_at);
-  m.idle = false;
+  if (!at->idle) return;
+  at->idle = false;
+  busy_.splice(busy_.end(), idle_, at);
 }
 
 void connection_table::leave(slot at) {
   std::lock_guard<std::mutex> guard{mutex_};
-  forget_idle(*at);
   if (auto it = per_client_.find(at->client); it != per_client_.end() && --it->second == 0)
     per_client_.erase(it);
-  members_.erase(at);
+  (at->idle ? idle_ : busy_).erase(at);
 }
 
 std::vector<std::weak_ptr<session>> connection_table::members() const {
   std::lock_guard<std::mutex> guard{mutex_};
   std::vector<std::weak_ptr<session>> out;
-  out.reserve(members_.size());
-  for (const auto& m : members_)
+  out.reserve(idle_.size() + busy_.size());
+  for (const auto& m : idle_)
+    out.push_back(m.owner);
+  for (const auto& m : busy_)
     out.push_back(m.owner);
   return out;
 }
 
 std::size_t connection_table::size() const {
   std::lock_guard<std::mutex> guard{mutex_};
-  return members_.size();
+  return idle_.size() + busy_.size();
 }
 
 std::size_t connection_table::idle_count() const {

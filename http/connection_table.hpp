@@ -22,11 +22,12 @@ class connection_table {
   struct member {
     std::weak_ptr<session> owner;
     std::string client; ///< the peer's address
-    bool idle = false;
-    std::list<std::list<member>::iterator>::iterator idle_at; ///< valid while `idle`
+    bool idle = true;
   };
 
 public:
+  /// A member's place; it stays valid while the member moves between the idle and the
+  /// busy list (a splice), until `leave`.
   using slot = std::list<member>::iterator;
 
   enum class verdict { admitted, full, client_full };
@@ -51,7 +52,8 @@ public:
   /// when the server has room.
   admission admit(std::weak_ptr<session> owner, std::string client, std::int64_t open);
 
-  /// The member waits for a request (evictable, oldest first) or has begun one.
+  /// The member waits for a request (evictable, oldest first) or has begun one. O(1), no
+  /// allocation: a splice between two lists.
   void idle(slot at);
   void busy(slot at);
 
@@ -65,13 +67,11 @@ public:
   std::size_t idle_count() const;
 
 private:
-  void forget_idle(member& m);
-
   const std::uint32_t max_;
   const std::uint32_t max_per_client_;
   mutable std::mutex mutex_; ///< sessions run on many I/O threads; held for O(1) steps
-  std::list<member> members_;
-  std::list<slot> idle_; ///< oldest first
+  std::list<member> idle_;   ///< oldest first
+  std::list<member> busy_;   ///< in a request, or evicted and closing
   std::unordered_map<std::string, std::uint32_t> per_client_;
 };
 
