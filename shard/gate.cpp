@@ -10,13 +10,22 @@ durability_gate::durability_gate(storage::shard_store& shard, storage::store& st
     : shard_(shard), store_(store), sync_(sync), request_sync_(std::move(request_sync)) {}
 
 durability_gate::~durability_gate() {
+  stop();
+}
+
+void durability_gate::stop() {
   run_completions();
   const core::error stopped{core::errc::shutting_down, "the shard stopped"};
+  const core::error unknown{core::errc::outcome_unknown,
+                            "the shard stopped before the write was synced: it may be kept"};
+  in_flight_ = false;
+  pending_keys_.clear();
+  pending_ranges_ = 0;
   while (!held_.empty()) {
     auto e = std::move(held_.front());
     held_.pop_front();
     if (auto* c = std::get_if<held_commit>(&e.what)) {
-      if (c->done) c->done(stopped);
+      if (c->done) c->done(unknown);
     } else {
       std::get<barrier_fn>(e.what)(stopped);
     }

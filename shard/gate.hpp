@@ -30,7 +30,7 @@ public:
   /// while a request is in flight.
   durability_gate(storage::shard_store& shard, storage::store& store, bool sync,
                   std::function<void(std::uint64_t)> request_sync);
-  /// Fails whatever is held with `shutting_down`: nothing unsynced is acknowledged.
+  /// stop().
   ~durability_gate();
   durability_gate(const durability_gate&) = delete;
   durability_gate& operator=(const durability_gate&) = delete;
@@ -50,6 +50,12 @@ public:
   /// The fsync failed: every held commit and barrier gets `err` (the writes stay in the
   /// store, where reads see them, but none is acknowledged).
   void sync_failed(const core::error& err);
+
+  /// The shard stops: nothing unsynced is acknowledged. A held commit gets
+  /// `outcome_unknown` (its write is in the store and the WAL, and the store's close
+  /// flushes it: it may well be kept), a held barrier `shutting_down` (what waited did not
+  /// happen). Runs pending completions first.
+  void stop();
 
   /// Runs the `done` of commits that became durable inside the current step (all of them
   /// without storage.sync). The host calls it after every step.

@@ -95,8 +95,7 @@ void host_context::finish_step() {
 }
 
 void host_context::close() {
-  gate_.run_completions();
-  gate_.sync_failed(core::error{core::errc::shutting_down, "the shard stopped"});
+  gate_.stop();
   gate_.run_completions();
   timers_ = timer_queue{};
   deferred_.clear();

@@ -408,15 +408,28 @@ TEST_F(GateTest, CommitWithoutDoneIsHeldLikeAnyOther) {
   EXPECT_THAT(events_, ElementsAre("barrier:ok", "all:shutting_down"));
 }
 
-// Verifies the destructor fails every held commit and barrier with shutting_down, in
-// order, so nothing unsynced is acknowledged.
+// Verifies stop() answers a held commit outcome_unknown (its write is in the store and
+// may be kept) and a held barrier shutting_down, and leaves no key pending.
+TEST_F(GateTest, StopTellsHeldCommitsTheirOutcomeIsUnknown) {
+  make(true);
+  commit("a", "a");
+  gate_->after_durable("a", log("barrier"));
+  gate_->stop();
+  EXPECT_THAT(events_, ElementsAre("a:outcome_unknown", "barrier:shutting_down"));
+  EXPECT_FALSE(gate_->pending("a"));
+  EXPECT_TRUE(gate_->all_durable());
+}
+
+// Verifies the destructor fails every held commit (outcome_unknown) and barrier
+// (shutting_down), in order, so nothing unsynced is acknowledged.
 TEST_F(GateTest, DestructorFailsHeldWithShuttingDown) {
   make(true);
   commit("a", "a");
   gate_->after_durable("a", log("barrier"));
   commit("b", "b");
   gate_.reset();
-  EXPECT_THAT(events_, ElementsAre("a:shutting_down", "barrier:shutting_down", "b:shutting_down"));
+  EXPECT_THAT(events_,
+              ElementsAre("a:outcome_unknown", "barrier:shutting_down", "b:outcome_unknown"));
 }
 
 // Verifies the destructor without sync runs the completions of the last step (those

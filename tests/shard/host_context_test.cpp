@@ -351,8 +351,8 @@ TEST_F(HostContextTest, FailedSyncFailsHeldCommits) {
 
 // -- close ----------------------------------------------------------------------------------
 
-// Verifies close fails held commits and barriers with shutting_down and drops timers and
-// deferred work, which then never run.
+// Verifies close fails held commits (outcome_unknown: the write may be kept) and barriers
+// (shutting_down), and drops timers and deferred work, which then never run.
 TEST_F(HostContextTest, CloseFailsHeldCommitsAndDropsTimers) {
   testing::manual_shard shard{store_, 0, true};
   auto& ctx = shard.ctx();
@@ -367,13 +367,13 @@ TEST_F(HostContextTest, CloseFailsHeldCommitsAndDropsTimers) {
   EXPECT_EQ(ctx.deferred(), 1u);
 
   ctx.close();
-  EXPECT_THAT(done, ElementsAre("k:shutting_down", "all:shutting_down"));
+  EXPECT_THAT(done, ElementsAre("k:outcome_unknown", "all:shutting_down"));
   EXPECT_EQ(ctx.timers(), 0u);
   EXPECT_EQ(ctx.deferred(), 0u);
   EXPECT_FALSE(ctx.pending("k"));
   shard.advance(milliseconds(100));
   EXPECT_THAT(ran_, IsEmpty());
-  EXPECT_THAT(done, ElementsAre("k:shutting_down", "all:shutting_down")) << "a second answer";
+  EXPECT_THAT(done, ElementsAre("k:outcome_unknown", "all:shutting_down")) << "a second answer";
 }
 
 // Verifies close without sync still runs the completions of the last step with success
