@@ -35,6 +35,7 @@ struct server::impl {
             {},
             {},
             {},
+            {},
             {}},
         ioc(static_cast<int>(threads_for(s))), acceptor(ioc), signals(ioc, SIGINT, SIGTERM),
         drain_timer(ioc) {
@@ -64,8 +65,9 @@ struct server::impl {
         } else if (auto peer = socket.remote_endpoint(ec); !ec) {
           // Admitted here, in the order of the accepts; the gauge counts the new session.
           auto s = std::make_shared<session>(std::move(socket), ctx);
-          auto joined = ctx.connections.admit(s, peer.address().to_string(),
-                                              ctx.metrics.connections.value() - 1);
+          auto joined = ctx.connections.admit(
+            s, peer.address().to_string(),
+            ctx.metrics.connections.value() - 1 - ctx.closing.load(std::memory_order_relaxed));
           s->start(std::move(joined));
         } // else: gone before it was accepted
         do_accept();

@@ -24,6 +24,9 @@ struct server_context {
   request_metrics& metrics;
   server_logs logs;
   connection_table connections;
+  /// Sessions in their lingering close: still open, but serving nothing; admission does
+  /// not count them against http.max_connections (they are gone within a second).
+  std::atomic<std::int64_t> closing{0};
   std::atomic<bool> draining{false};
   /// Once draining: until when (steady clock, ns) a connection idle at the start of the
   /// drain waits for one more request, which it answers with `Connection: close`.

@@ -45,6 +45,7 @@ session::session(net::ip::tcp::socket&& socket, server_context& ctx)
 }
 
 session::~session() {
+  if (closing_) ctx_.closing.fetch_sub(1, std::memory_order_relaxed);
   if (in_flight_) ctx_.metrics.inflight.add(-1);
   if (slot_) ctx_.connections.leave(*slot_);
   ctx_.metrics.connections.add(-1);
@@ -373,6 +374,7 @@ void session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
 void session::do_close() {
   if (closing_) return;
   closing_ = true;
+  ctx_.closing.fetch_add(1, std::memory_order_relaxed);
   // A lingering close: shut our side (the client reads the end after our last response),
   // then read and drop what the client still sends until it closes too. Closing with
   // unread bytes would make the kernel send a reset, which can destroy that response.

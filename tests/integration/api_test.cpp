@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -1204,13 +1205,32 @@ TEST_F(ApiOverloadTest, ConnectionOverLimitGets503AndIsClosed) {
   const double rejected_before = metric_value(port(), "shoal_http_rejected_connections_total");
   ASSERT_GE(rejected_before, 0);
   std::vector<std::unique_ptr<raw_connection>> held;
-  for (int i = 0; i < 3; ++i) {
-    held.push_back(std::make_unique<raw_connection>(port()));
-    ASSERT_TRUE(held.back()->send("GET /readyz HTTP/1.1\r\nHost: x\r\n"));
+  raw_reply reply;
+  std::optional<http_response> res;
+  // A held connection whose bytes the node has not read yet still counts as idle, and
+  // gives way: then the newcomer is served and that held connection closed. That race
+  // (not seen from here) is retried; a node that never refuses fails every attempt.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    held.clear();
+    // Start from an empty node: the connections of an earlier attempt close first (the
+    // /metrics read is the only one open).
+    for (int i = 0; i < 250 && metric_value(port(), "shoal_http_connections") != 1; ++i)
+      std::this_thread::sleep_for(20ms);
+    for (int i = 0; i < 3; ++i) {
+      held.push_back(std::make_unique<raw_connection>(port()));
+      ASSERT_TRUE(held.back()->send("GET /readyz HTTP/1.1\r\nHost: x\r\n"));
+    }
+    reply = raw_exchange(port(), raw_request("GET", "/healthz"));
+    res = parse_response(reply.bytes);
+    ASSERT_TRUE(res) << reply.bytes;
+    if (res->status == 503) break;
+    ASSERT_EQ(res->status, 200u) << res->body;
+    bool one_closed = false;
+    for (auto& conn : held)
+      one_closed = one_closed || conn->read_until_close(200ms).closed;
+    ASSERT_TRUE(one_closed) << "served over the limit without an idle connection giving way";
+    std::printf("attempt %d: a held connection was not read yet and gave way; again\n", attempt);
   }
-  auto reply = raw_exchange(port(), raw_request("GET", "/healthz"));
-  auto res = parse_response(reply.bytes);
-  ASSERT_TRUE(res) << reply.bytes;
   EXPECT_EQ(res->status, 503u);
   EXPECT_EQ(res->error_code(), "overloaded") << res->body;
   EXPECT_TRUE(res->header("Retry-After"));
@@ -1252,9 +1272,13 @@ TEST_F(ApiOverloadTest, ConnectionOverLimitGets503AndIsClosed) {
 }
 
 // Verifies connections that send nothing cannot lock clients out: with all three places
-// taken by silent connections, a new client is served (the one silent longest gives way,
-// closed cleanly), and /metrics counts the eviction.
+// taken by silent connections, new clients are served (the one silent longest gives way
+// first, closed cleanly), and /metrics counts the eviction.
 TEST_F(ApiOverloadTest, SilentConnectionsGiveWayToNewClients) {
+  // From an empty node: closed connections of an earlier test may still be counted while
+  // their close lingers.
+  for (int i = 0; i < 250 && metric_value(port(), "shoal_http_connections") != 1; ++i)
+    std::this_thread::sleep_for(20ms);
   std::vector<std::unique_ptr<raw_connection>> silent;
   for (int i = 0; i < 3; ++i)
     silent.push_back(std::make_unique<raw_connection>(port()));
@@ -1262,7 +1286,7 @@ TEST_F(ApiOverloadTest, SilentConnectionsGiveWayToNewClients) {
     http_client fresh{port(), 5s};
     auto r = fresh.try_request("GET", "/healthz");
     ASSERT_TRUE(r) << "client " << i << " was not served";
-    EXPECT_EQ(r->status, 200u) << r->body;
+    EXPECT_EQ(r->status, 200u) << "client " << i << ": " << r->body;
   }
   // The first of them went first, with a FIN, not a reset.
   auto first = silent.front()->read_until_close(5s);
@@ -1270,15 +1294,10 @@ TEST_F(ApiOverloadTest, SilentConnectionsGiveWayToNewClients) {
   EXPECT_FALSE(first.reset);
   EXPECT_EQ(first.bytes, "");
   silent.clear();
-  double evicted = -1;
-  for (int i = 0; i < 100 && evicted < 3; ++i) {
-    try {
-      evicted = metric_value(port(), "shoal_http_evicted_connections_total");
-    } catch (const transport_error&) {
-    }
-    if (evicted < 3) std::this_thread::sleep_for(20ms);
-  }
-  EXPECT_GE(evicted, 3) << "shoal_http_evicted_connections_total";
+  // At least the first client made room (a connection closing does not count against the
+  // limit, so the later ones may have found room without evicting).
+  EXPECT_GE(metric_value(port(), "shoal_http_evicted_connections_total"), 1)
+    << "shoal_http_evicted_connections_total";
 }
 
 // ===========================================================================
