@@ -13,6 +13,8 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libcaf-dev librocksdb-dev libspdlog-dev libfmt-dev
   libtoml11-dev libcli11-dev libxxhash-dev libssl-dev
+  # consensus for replicated shards (docs/replication.md): canonical raft 0.15
+  libraft-dev
   # tests and micro benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # what the scripts and the integration tests run besides the compiler (not in a minbase system)

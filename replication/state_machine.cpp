@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "replication/state_machine.hpp"
+
+#include "replication/raft_c.hpp"
+
+#include <cstring>
+
+#include "replication/entry.hpp"
+
+namespace shoal::replication {
+namespace {
+
+using core::errc;
+using core::error;
+
+std::string be64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) {
+    out[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xff);
+  }
+  return out;
+}
+
+/// Every key of a shard starts with an ASCII letter (docs/architecture.md), so
+/// ["", "\xff") is all of them.
+constexpr std::string_view keyspace_end = "\xff";
+
+state_machine& self(raft_fsm* fsm) {
+  return *static_cast<state_machine*>(fsm->data);
+}
+
+int to_raft(const error& e) {
+  return e.code() == errc::corrupt ? RAFT_CORRUPT : RAFT_IOERR;
+}
+
+} // namespace
+
+core::result<std::uint64_t> read_applied(storage::shard_store& shard) {
+  auto v = shard.get(applied_key);
+  if (!v) {
+    if (v.error().code() == errc::not_found) {
+      return std::uint64_t{0};
+    }
+    return std::move(v).error();
+  }
+  if (v->size() != 8) {
+    return error{errc::corrupt, "the shard's applied index is damaged"};
+  }
+  std::uint64_t index = 0;
+  for (unsigned char c : *v) {
+    index = (index << 8) | c;
+  }
+  return index;
+}
+
+state_machine::state_machine(storage::shard_store& shard, bool sync)
+    : shard_(shard), sync_(sync), fsm_(std::make_unique<raft_fsm>()) {
+  auto applied = read_applied(shard_);
+  // A damaged index reads as 0: every entry after libraft's snapshot is then applied
+  // again, which rewrites the same keys; last_error() says what happened.
+  if (applied) {
+    applied_ = *applied;
+  } else {
+    last_error_ = applied.error().message();
+  }
+  std::memset(fsm_.get(), 0, sizeof(raft_fsm));
+  fsm_->version = 1;
+  fsm_->data = this;
+  fsm_->apply = [](raft_fsm* fsm, const raft_buffer* buf, void** result) -> int {
+    auto& sm = self(fsm);
+    *result = nullptr;
+    // libraft 0.15 passes no index; it sets last_applied only after apply returns.
+    const auto index = raft_last_applied(sm.raft_) + 1;
+    auto r = sm.apply(index, {static_cast<const char*>(buf->base), buf->len});
+    return r ? 0 : to_raft(r.error());
+  };
+  fsm_->snapshot = [](raft_fsm* fsm, raft_buffer* bufs[], unsigned* n_bufs) -> int {
+    auto& sm = self(fsm);
+    auto image = sm.snapshot(raft_last_applied(sm.raft_));
+    if (!image) {
+      return to_raft(image.error());
+    }
+    auto* list = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
+    void* base = list == nullptr ? nullptr : raft_malloc(image->size());
+    if (base == nullptr) {
+      raft_free(list);
+      return RAFT_NOMEM;
+    }
+    std::memcpy(base, image->data(), image->size());
+    list[0].base = base;
+    list[0].len = image->size();
+    *bufs = list;
+    *n_bufs = 1;
+    return 0;
+  };
+  fsm_->restore = [](raft_fsm* fsm, raft_buffer* buf) -> int {
+    auto& sm = self(fsm);
+    auto r = sm.restore({static_cast<const char*>(buf->base), buf->len});
+    if (!r) {
+      return to_raft(r.error());
+    }
+    raft_free(buf->base); // on success the buffer is ours (libraft's snapshotRestore)
+    return 0;
+  };
+}
+
+state_machine::~state_machine() = default;
+
+raft_fsm* state_machine::fsm() noexcept {
+  return fsm_.get();
+}
+
+void state_machine::bind(raft* r) noexcept {
+  raft_ = r;
+}
+
+core::result<void> state_machine::remember(core::result<void> r) {
+  if (r) {
+    last_error_.clear();
+  } else {
+    last_error_ = r.error().message();
+  }
+  return r;
+}
+
+core::result<void> state_machine::apply(std::uint64_t index, std::string_view entry) {
+  if (index <= applied_) {
+    return core::ok();
+  }
+  auto batch = decode_entry(entry);
+  if (!batch) {
+    return remember(std::move(batch).error());
+  }
+  batch->put(std::string(applied_key), be64(index)); // last: no range of the batch covers it
+  auto written = shard_.write(*batch, sync_);
+  if (!written) {
+    return remember(std::move(written));
+  }
+  applied_ = index;
+  return remember(core::ok());
+}
+
+core::result<std::string> state_machine::snapshot(std::uint64_t index) {
+  snapshot_image image;
+  image.applied_index = index;
+  auto view = shard_.snapshot();
+  auto scanned = view->scan({}, {}, false, [&](std::string_view key, std::string_view value) {
+    if (key != applied_key) {
+      image.puts.put(std::string(key), std::string(value));
+    }
+    return true;
+  });
+  if (!scanned) {
+    return std::move(scanned).error();
+  }
+  return encode_snapshot(image);
+}
+
+core::result<void> state_machine::restore(std::string_view snapshot) {
+  auto image = decode_snapshot(snapshot);
+  if (!image) {
+    return remember(std::move(image).error());
+  }
+  if (image->applied_index <= applied_) {
+    return remember(core::ok());
+  }
+  storage::write_batch batch;
+  batch.del_range(std::string(), std::string(keyspace_end));
+  for (const auto& op : image->puts.ops()) {
+    batch.put(op.key, op.value);
+  }
+  batch.put(std::string(applied_key), be64(image->applied_index));
+  // Always synced: a restore replaces what the log no longer holds.
+  auto written = shard_.write(batch, true);
+  if (!written) {
+    return remember(std::move(written));
+  }
+  applied_ = image->applied_index;
+  return remember(core::ok());
+}
+
+} // namespace shoal::replication
