@@ -14,12 +14,12 @@ using core::errc;
 using core::error;
 
 struct replica::pending_write {
-  struct raft_apply req{};
+  struct raft_apply req {};
   done_fn done;
 };
 
 struct replica::pending_read {
-  struct raft_barrier req{};
+  struct raft_barrier req {};
   replica* owner = nullptr;
 };
 
@@ -79,8 +79,8 @@ void replica::propose(const storage::write_batch& batch, done_fn done) {
       done(core::ok());
     } else {
       done(error{errc::outcome_unknown,
-                 std::string("leadership was lost after the write was proposed (") +
-                     raft_strerror(status) + "); it may still be committed"});
+                 std::string("leadership was lost after the write was proposed (")
+                   + raft_strerror(status) + "); it may still be committed"});
     }
   });
   if (rv != 0) {
@@ -94,8 +94,8 @@ void replica::propose(const storage::write_batch& batch, done_fn done) {
     if (rv == RAFT_NOTLEADER) {
       done(not_leader());
     } else {
-      done(error{errc::shard_unavailable, std::string("the write was not proposed: ") +
-                                              raft_strerror(rv)});
+      done(error{errc::shard_unavailable,
+                 std::string("the write was not proposed: ") + raft_strerror(rv)});
     }
   }
 }

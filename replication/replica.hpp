@@ -65,7 +65,7 @@ private:
   core::error not_leader() const;
 
   raft* raft_;
-  std::vector<done_fn> reading_;   ///< served by the barrier in flight
+  std::vector<done_fn> reading_;    ///< served by the barrier in flight
   std::vector<done_fn> next_reads_; ///< arrived after it was proposed
   std::unique_ptr<pending_read> barrier_;
   std::uint64_t barriers_ = 0;

@@ -17,9 +17,12 @@ using namespace std::string_literals;
 
 write_batch sample() {
   write_batch b;
-  b.put("dusers\0" "42"s, R"({"name":"Ada"})");
+  b.put("dusers\0"
+        "42"s,
+        R"({"name":"Ada"})");
   b.put(std::string("k\0\xff", 3), std::string()); // binary key, empty value
-  b.del("dusers\0" "41"s);
+  b.del("dusers\0"
+        "41"s);
   b.del_range("x", "y");
   b.put(std::string(300, 'k'), std::string(70000, 'v')); // multi-byte varints
   return b;

@@ -11,11 +11,15 @@
 #include <string>
 
 #include "replication/entry.hpp"
+#include "tests/replication/shard_contents.hpp"
 #include "tests/storage/storage_test_util.hpp"
 #include "tests/support/faulty_store.hpp"
 
 namespace shoal::replication {
 namespace {
+
+using test::shard_contents;
+using test::shard_value;
 
 using storage::write_batch;
 using storage::test::temp_dir;
@@ -35,20 +39,6 @@ std::string put_entry(const std::string& key, const std::string& value) {
   write_batch b;
   b.put(key, value);
   return encode_entry(b);
-}
-
-std::map<std::string, std::string> contents(storage::shard_store& shard) {
-  std::map<std::string, std::string> out;
-  EXPECT_TRUE(shard.scan_prefix({}, [&](std::string_view k, std::string_view v) {
-    out.emplace(std::string(k), std::string(v));
-    return true;
-  }).ok());
-  return out;
-}
-
-std::string value_of(storage::shard_store& shard, const std::string& key) {
-  auto v = shard.get(key);
-  return v ? *v : "<" + std::string(core::to_string(v.error().code())) + ">";
 }
 
 class StateMachineTest : public ::testing::Test {
@@ -74,8 +64,8 @@ TEST_F(StateMachineTest, AnEntryAndItsIndexLandTogether) {
   b.put("b", "2");
   ASSERT_TRUE(sm.apply(1, encode_entry(b)).ok());
   EXPECT_EQ(sm.applied(), 1u);
-  EXPECT_EQ(value_of(shard(), "a"), "1");
-  EXPECT_EQ(value_of(shard(), "b"), "2");
+  EXPECT_EQ(shard_value(shard(), "a"), "1");
+  EXPECT_EQ(shard_value(shard(), "b"), "2");
   auto stored = read_applied(shard());
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(*stored, 1u);
@@ -88,10 +78,10 @@ TEST_F(StateMachineTest, AReplayedEntryIsSkipped) {
   // libraft re-applies what follows its snapshot on every start: the shard has it.
   ASSERT_TRUE(sm.apply(2, put_entry("a", "replayed-2")).ok());
   ASSERT_TRUE(sm.apply(1, put_entry("a", "replayed-1")).ok());
-  EXPECT_EQ(value_of(shard(), "a"), "2");
+  EXPECT_EQ(shard_value(shard(), "a"), "2");
   EXPECT_EQ(sm.applied(), 2u);
   ASSERT_TRUE(sm.apply(3, put_entry("a", "3")).ok());
-  EXPECT_EQ(value_of(shard(), "a"), "3");
+  EXPECT_EQ(shard_value(shard(), "a"), "3");
 }
 
 TEST_F(StateMachineTest, TheAppliedIndexSurvivesARestart) {
@@ -107,7 +97,7 @@ TEST_F(StateMachineTest, TheAppliedIndexSurvivesARestart) {
   state_machine again(shard(), true);
   EXPECT_EQ(again.applied(), 3u);
   ASSERT_TRUE(again.apply(3, put_entry("a", "replayed")).ok());
-  EXPECT_EQ(value_of(shard(), "a"), "3");
+  EXPECT_EQ(shard_value(shard(), "a"), "3");
 }
 
 TEST_F(StateMachineTest, ADamagedEntryChangesNothingAndIsNotSkipped) {
@@ -120,10 +110,10 @@ TEST_F(StateMachineTest, ADamagedEntryChangesNothingAndIsNotSkipped) {
   EXPECT_EQ(r.error().code(), core::errc::corrupt);
   EXPECT_EQ(sm.applied(), 0u);
   EXPECT_FALSE(sm.last_error().empty());
-  EXPECT_EQ(value_of(shard(), "a"), "<not_found>");
+  EXPECT_EQ(shard_value(shard(), "a"), "<not_found>");
   // libraft retries the same index: the good bytes apply, nothing was skipped.
   ASSERT_TRUE(sm.apply(1, bytes).ok());
-  EXPECT_EQ(value_of(shard(), "a"), "1");
+  EXPECT_EQ(shard_value(shard(), "a"), "1");
   EXPECT_TRUE(sm.last_error().empty());
 }
 
@@ -134,7 +124,7 @@ TEST_F(StateMachineTest, AFailedWriteChangesNothing) {
   auto r = sm.apply(1, put_entry("a", "1"));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(sm.applied(), 0u);
-  EXPECT_EQ(value_of(shard(), "a"), "<not_found>");
+  EXPECT_EQ(shard_value(shard(), "a"), "<not_found>");
   EXPECT_EQ(*read_applied(shard()), 0u);
   faulty.fail_writes = false;
   ASSERT_TRUE(sm.apply(1, put_entry("a", "1")).ok());
@@ -163,9 +153,9 @@ TEST_F(StateMachineTest, ASnapshotReplacesAnOlderKeyspace) {
 
   ASSERT_TRUE(behind.restore(*image).ok());
   EXPECT_EQ(behind.applied(), 7u);
-  auto want = contents(shard());
+  auto want = shard_contents(shard());
   want[std::string(applied_key)] = std::string(7, '\0') + "\x07";
-  EXPECT_EQ(contents(other->shard(0)), want);
+  EXPECT_EQ(shard_contents(other->shard(0)), want);
 }
 
 TEST_F(StateMachineTest, ASnapshotOlderThanTheShardIsIgnored) {
@@ -176,7 +166,7 @@ TEST_F(StateMachineTest, ASnapshotOlderThanTheShardIsIgnored) {
   ASSERT_TRUE(image.ok());
   ASSERT_TRUE(sm.apply(2, put_entry("a", "new")).ok());
   ASSERT_TRUE(sm.restore(*image).ok());
-  EXPECT_EQ(value_of(shard(), "a"), "new");
+  EXPECT_EQ(shard_value(shard(), "a"), "new");
   EXPECT_EQ(sm.applied(), 2u);
 }
 
@@ -197,7 +187,7 @@ TEST_F(StateMachineTest, ADamagedSnapshotIsRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), core::errc::corrupt);
   EXPECT_EQ(behind.applied(), 1u);
-  EXPECT_EQ(value_of(other->shard(0), "keep"), "me");
+  EXPECT_EQ(shard_value(other->shard(0), "keep"), "me");
 }
 
 } // namespace
