@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "replication/log_store.hpp"
 
+#include "replication/bytes.hpp"
+
 namespace shoal::replication {
 namespace {
 
@@ -13,42 +15,8 @@ constexpr char snapshot_meta_kind = 's';
 constexpr char snapshot_data_kind = 'S';
 constexpr char entry_kind = 'e';
 
-void put_be(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) {
-    out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  }
-}
-
-/// Reads big-endian numbers and sized strings; any read past the end fails.
-class reader {
-public:
-  explicit reader(std::string_view in) : in_(in) {}
-  bool be(std::uint64_t& v, int bytes) {
-    if (in_.size() < static_cast<std::size_t>(bytes)) return false;
-    v = 0;
-    for (int i = 0; i < bytes; ++i) {
-      v = (v << 8) | static_cast<unsigned char>(in_[static_cast<std::size_t>(i)]);
-    }
-    in_.remove_prefix(static_cast<std::size_t>(bytes));
-    return true;
-  }
-  bool sized(std::string& out) {
-    std::uint64_t n = 0;
-    if (!be(n, 4) || n > in_.size()) return false;
-    out.assign(in_.data(), n);
-    in_.remove_prefix(n);
-    return true;
-  }
-  std::string_view rest() const noexcept {
-    return in_;
-  }
-  bool done() const noexcept {
-    return in_.empty();
-  }
-
-private:
-  std::string_view in_;
-};
+using bytes::put_be;
+using bytes::reader;
 
 error damaged(std::string_view what) {
   return error{errc::corrupt, "the replication log is damaged: " + std::string(what)};
@@ -82,8 +50,7 @@ std::string encode_snapshot_meta(const stored_snapshot& s) {
   for (const auto& server : s.config) {
     put_be(out, server.id, 8);
     put_be(out, server.role, 1);
-    put_be(out, server.address.size(), 4);
-    out.append(server.address);
+    bytes::put_sized(out, server.address);
   }
   return out;
 }

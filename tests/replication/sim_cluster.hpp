@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// A shard group on our own raft_io (group_io), each server with its own RocksDB store on
+// disk, over a simulated network and clock: one event queue, time jumps from event to
+// event, messages get a random latency (so they reorder), may be dropped or duplicated,
+// and links can be cut. A server can crash (its raft, io and store are torn down) and
+// restart from what its store kept: libraft's load, restore and replay run for real.
+// Deterministic for a seed. What it does not simulate: a crash losing writes the WAL
+// had not synced (RocksDB keeps them across a process crash, as here).
+
+extern "C" {
+#include <raft.h>
+}
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <queue>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "replication/group_io.hpp"
+#include "replication/io_guard.hpp"
+#include "replication/log_store.hpp"
+#include "replication/replica.hpp"
+#include "replication/state_machine.hpp"
+#include "tests/replication/shard_contents.hpp"
+#include "tests/storage/storage_test_util.hpp"
+
+namespace shoal::replication::test {
+
+class sim_cluster {
+public:
+  struct options {
+    unsigned servers = 3;
+    std::uint64_t seed = 1;
+    unsigned drop_percent = 0;      ///< of messages lost
+    unsigned duplicate_percent = 0; ///< of messages delivered twice
+    unsigned max_latency_ms = 5;    ///< latency is 1..max: messages overtake each other
+  };
+
+  explicit sim_cluster(options o) : opt_(o), rng_(o.seed) {
+    EXPECT_FALSE(dir_.path().empty());
+    nodes_.resize(o.servers);
+    cut_.assign(o.servers, std::vector<bool>(o.servers, false));
+    for (unsigned i = 0; i < o.servers; ++i) {
+      open(i, true);
+    }
+  }
+
+  ~sim_cluster() {
+    for (unsigned i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i].up) crash(i);
+    }
+  }
+
+  sim_cluster(const sim_cluster&) = delete;
+  sim_cluster& operator=(const sim_cluster&) = delete;
+
+  unsigned size() const noexcept {
+    return static_cast<unsigned>(nodes_.size());
+  }
+  std::uint64_t now() const noexcept {
+    return now_;
+  }
+  bool up(unsigned i) const {
+    return nodes_.at(i).up;
+  }
+  raft* server(unsigned i) {
+    return nodes_.at(i).r.get();
+  }
+  replica& at(unsigned i) {
+    return *nodes_.at(i).rep;
+  }
+  state_machine& machine(unsigned i) {
+    return *nodes_.at(i).sm;
+  }
+  storage::shard_store& shard(unsigned i) {
+    return nodes_.at(i).store->shard(0);
+  }
+
+  /// Runs events until `pred` holds or `max_ms` of simulated time pass.
+  bool run_until(const std::function<bool()>& pred, std::uint64_t max_ms = 20000) {
+    const auto deadline = now_ + max_ms;
+    while (!pred()) {
+      if (events_.empty() || events_.top().at > deadline) return false;
+      step();
+    }
+    return true;
+  }
+  void run_for(std::uint64_t ms) {
+    const auto until = now_ + ms;
+    while (!events_.empty() && events_.top().at <= until)
+      step();
+    now_ = until;
+  }
+
+  /// The server that leads in the highest term among those up, or size() when none.
+  unsigned leader() {
+    unsigned found = size();
+    raft_term top = 0;
+    for (unsigned i = 0; i < size(); ++i) {
+      if (up(i) && server(i)->current_term >= top) top = server(i)->current_term;
+    }
+    for (unsigned i = 0; i < size(); ++i) {
+      if (up(i) && raft_state(server(i)) == RAFT_LEADER && server(i)->current_term == top) {
+        found = i;
+      }
+    }
+    return found;
+  }
+
+  /// Tears server `i` down as a crash would: what its store holds stays.
+  void crash(unsigned i) {
+    auto& n = nodes_.at(i);
+    if (!n.up) return;
+    n.up = false;
+    ++n.epoch;
+    bool closed = false;
+    n.r->data = &closed;
+    raft_close(n.r.get(), [](raft* r) { *static_cast<bool*>(r->data) = true; });
+    // The io posts the close callback: run the queue until it ran (other servers go on).
+    while (!closed && !events_.empty())
+      step();
+    n.rep.reset();
+    n.guard.reset();
+    n.io.reset();
+    n.r.reset();
+    n.sm.reset();
+    n.log.reset();
+    EXPECT_TRUE(n.store->close().ok());
+    n.store.reset();
+  }
+
+  /// Starts server `i` again from its store.
+  void restart(unsigned i) {
+    ASSERT_FALSE(nodes_.at(i).up);
+    open(i, false);
+  }
+
+  void cut(unsigned from, unsigned to) {
+    cut_[from][to] = true;
+  }
+  void heal_all() {
+    for (auto& row : cut_)
+      row.assign(row.size(), false);
+  }
+  void isolate(unsigned i) {
+    for (unsigned j = 0; j < size(); ++j) {
+      if (j != i) {
+        cut_[i][j] = true;
+        cut_[j][i] = true;
+      }
+    }
+  }
+
+  std::mt19937_64& rng() {
+    return rng_;
+  }
+
+  /// Messages of libraft's `type` (RAFT_IO_...) sent so far, delivered or not.
+  unsigned sent(int type) const {
+    auto it = sent_.find(type);
+    return it == sent_.end() ? 0 : it->second;
+  }
+
+private:
+  struct event {
+    std::uint64_t at;
+    std::uint64_t seq;
+    std::function<void()> fn;
+    bool operator>(const event& o) const {
+      return at != o.at ? at > o.at : seq > o.seq;
+    }
+  };
+  struct node {
+    bool up = false;
+    std::uint64_t epoch = 0; ///< bumped by a crash: what the old incarnation scheduled is dropped
+    std::uint64_t tick_gen = 0; ///< bumped by stop_ticks
+    std::unique_ptr<storage::store> store;
+    std::unique_ptr<log_store> log;
+    std::unique_ptr<group_io> io;
+    std::unique_ptr<io_guard> guard;
+    std::unique_ptr<raft> r;
+    std::unique_ptr<state_machine> sm;
+    std::unique_ptr<replica> rep;
+  };
+
+  void at(std::uint64_t t, std::function<void()> fn) {
+    events_.push({t, ++seq_, std::move(fn)});
+  }
+  void step() {
+    auto e = events_.top();
+    events_.pop();
+    if (e.at > now_) now_ = e.at;
+    e.fn();
+  }
+
+  static std::string address(unsigned i) {
+    return "n" + std::to_string(i + 1);
+  }
+
+  void open(unsigned i, bool bootstrap) {
+    auto& n = nodes_[i];
+    storage::rocksdb_options options;
+    options.path = dir_.path() + "/" + address(i);
+    options.shards = 2; // shard 0: the data; shard 1 stands for the raft-log column family
+    options.block_cache_bytes = 1u << 20;
+    options.write_buffer_bytes = 1u << 20;
+    auto s = storage::open_rocksdb_store(options);
+    ASSERT_TRUE(s.ok()) << s.error().to_string();
+    n.store = std::move(*s);
+    n.log = std::make_unique<log_store>(n.store->shard(1), 0);
+    const auto epoch = n.epoch;
+    io_host host;
+    host.now_ms = [this] { return now_; };
+    host.start_ticks = [this, i, epoch](unsigned msecs, std::function<void()> tick) {
+      const auto gen = ++nodes_[i].tick_gen;
+      schedule_tick(i, epoch, gen, msecs, std::move(tick));
+    };
+    host.stop_ticks = [this, i] { ++nodes_[i].tick_gen; };
+    host.send = [this, i](std::uint64_t to, const std::string&, std::string bytes) {
+      send(i, static_cast<unsigned>(to - 1), std::move(bytes));
+    };
+    host.after_sync = [this](std::function<void(core::result<void>)> done) {
+      at(now_ + 1 + rng_() % 3, [done = std::move(done)] { done(core::ok()); });
+    };
+    // What an io posts or waits for is dropped by the io itself once it is gone.
+    host.post = [this](std::function<void()> fn) { at(now_, std::move(fn)); };
+    host.seed = opt_.seed * 1000 + i;
+    n.io = std::make_unique<group_io>(*n.log, std::move(host));
+    n.guard = std::make_unique<io_guard>(n.io->io());
+    n.sm = std::make_unique<state_machine>(n.store->shard(0), false);
+    n.r = std::make_unique<raft>();
+    const auto addr = address(i);
+    ASSERT_EQ(raft_init(n.r.get(), n.guard->io(), n.sm->fsm(), i + 1, addr.c_str()), 0);
+    n.sm->bind(n.r.get());
+    raft_set_election_timeout(n.r.get(), 300);
+    raft_set_heartbeat_timeout(n.r.get(), 50);
+    if (bootstrap) {
+      raft_configuration conf;
+      raft_configuration_init(&conf);
+      for (unsigned j = 0; j < size(); ++j) {
+        ASSERT_EQ(raft_configuration_add(&conf, j + 1, address(j).c_str(), RAFT_VOTER), 0);
+      }
+      ASSERT_EQ(raft_bootstrap(n.r.get(), &conf), 0);
+      raft_configuration_close(&conf);
+    }
+    ASSERT_EQ(raft_start(n.r.get()), 0) << raft_errmsg(n.r.get());
+    n.rep = std::make_unique<replica>(n.r.get());
+    n.up = true;
+  }
+
+  void schedule_tick(unsigned i, std::uint64_t epoch, std::uint64_t gen, unsigned msecs,
+                     std::function<void()> tick) {
+    at(now_ + msecs, [this, i, epoch, gen, msecs, tick = std::move(tick)]() mutable {
+      auto& n = nodes_[i];
+      if (n.epoch != epoch || n.tick_gen != gen || !n.up) return;
+      tick();
+      schedule_tick(i, epoch, gen, msecs, std::move(tick));
+    });
+  }
+
+  void send(unsigned from, unsigned to, std::string bytes) {
+    if (bytes.size() > 1) ++sent_[static_cast<unsigned char>(bytes[1])]; // wire.hpp: type
+    if (to >= size() || cut_[from][to]) return;
+    if (rng_() % 100 < opt_.drop_percent) return;
+    const int copies = rng_() % 100 < opt_.duplicate_percent ? 2 : 1;
+    for (int c = 0; c < copies; ++c) {
+      const auto latency = 1 + rng_() % opt_.max_latency_ms;
+      at(now_ + latency, [this, to, bytes] {
+        auto& n = nodes_[to];
+        if (n.up) n.io->deliver(bytes);
+      });
+    }
+  }
+
+  options opt_;
+  std::mt19937_64 rng_;
+  storage::test::temp_dir dir_;
+  std::vector<node> nodes_;
+  std::vector<std::vector<bool>> cut_;
+  std::priority_queue<event, std::vector<event>, std::greater<event>> events_;
+  std::uint64_t now_ = 0;
+  std::uint64_t seq_ = 0;
+  std::map<int, unsigned> sent_;
+};
+
+} // namespace shoal::replication::test
