@@ -2,6 +2,7 @@
 #include "http/webhook_client.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -238,6 +239,18 @@ private:
   std::unordered_map<const call*, std::weak_ptr<call>> calls_;
 };
 
+/// Whether `host` is "localhost" or a name under it, in any case.
+bool is_localhost_name(std::string_view host) {
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1); // the root label
+  constexpr std::string_view name = "localhost";
+  if (host.size() < name.size()) return false;
+  const auto tail = host.substr(host.size() - name.size());
+  const bool same = std::equal(tail.begin(), tail.end(), name.begin(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == b;
+  });
+  return same && (host.size() == name.size() || host[host.size() - name.size() - 1] == '.');
+}
+
 /// One post: resolve → connect → (TLS handshake) → write → read → callback, every step on
 /// the call's own strand, with one deadline timer over all of them. Whatever ends the call
 /// first (an answer, an error, the deadline, `stop`) calls `done`; `finished_` makes sure
@@ -248,8 +261,7 @@ public:
 
   call(net::io_context& ioc, ssl::context& tls, call_registry& registry,
        const util::destination_policy& destinations, endpoint_url url, std::string json_body,
-       std::chrono::milliseconds timeout, const webhook_client::header_list& headers,
-       callback done)
+       std::chrono::milliseconds timeout, const webhook_client::header_list& headers, callback done)
       : strand_(net::make_strand(ioc)), resolver_(strand_), socket_(strand_), deadline_(strand_),
         tls_context_(tls), registry_(registry), destinations_(destinations), url_(std::move(url)),
         timeout_(timeout), done_(std::move(done)) {
@@ -291,6 +303,13 @@ public:
       auto address = net::ip::make_address(url_.host, ec);
       if (ec) return fail(fmt::format("bad address {}: {}", url_.host, ec.message()));
       endpoints_.emplace_back(address, url_.port);
+      return connect_allowed();
+    }
+    if (is_localhost_name(url_.host)) {
+      // "localhost" and "*.localhost" are loopback by definition (RFC 6761 6.3), whatever
+      // a resolver or /etc/hosts would say (or whether there is one).
+      endpoints_.emplace_back(net::ip::address_v4::loopback(), url_.port);
+      endpoints_.emplace_back(net::ip::address_v6::loopback(), url_.port);
       return connect_allowed();
     }
     resolver_.async_resolve(url_.host, std::to_string(url_.port),

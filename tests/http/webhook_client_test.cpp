@@ -314,6 +314,31 @@ TEST(webhook_client, an_allowlist_opens_its_blocks) {
   EXPECT_EQ(other->what, outcome::forbidden) << other->message;
 }
 
+// Verifies "localhost" and names under it are loopback without asking a resolver (RFC
+// 6761): refused by default, and reached when loopback is allowed, on a machine whose
+// /etc/hosts knows them or not. A name that merely contains "localhost" is not one.
+TEST(webhook_client, localhost_names_are_loopback_without_a_resolver) {
+  test_server server;
+  server.answer(200, "{}");
+  const auto port = std::to_string(server.port());
+  webhook_client refusing;
+  webhook_client allowing{1, *util::destination_policy::with_allowed("127.0.0.1/32", nullptr)};
+  for (const std::string host : {"localhost", "LocalHost.", "api.localhost"}) {
+    const auto url = "http://" + host + ":" + port + "/a";
+    auto refused = post_one(refusing, url, "{}");
+    ASSERT_TRUE(refused) << url;
+    EXPECT_EQ(refused->what, outcome::forbidden) << url << ": " << refused->message;
+    auto reached = post_one(allowing, url, "{}");
+    ASSERT_TRUE(reached) << url;
+    EXPECT_EQ(reached->what, outcome::success) << url << ": " << reached->message;
+  }
+  auto lookalike = post_one(refusing, "http://notlocalhost.invalid:" + port + "/a", "{}");
+  ASSERT_TRUE(lookalike);
+  EXPECT_NE(lookalike->what, outcome::success);
+  EXPECT_EQ(lookalike->message.find("not allowed"), std::string::npos)
+    << "a lookalike name went through the resolver, not the loopback rule: " << lookalike->message;
+}
+
 TEST(webhook_client, success_and_the_request_the_server_saw) {
   test_server server;
   server.answer(200, R"({"ok":true})");
