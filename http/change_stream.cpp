@@ -52,6 +52,7 @@
 
 #include "changes/messages.hpp"
 #include "http/errors.hpp"
+#include "http/http_date.hpp"
 #include "http/request_metrics.hpp"
 #include "http/server_context.hpp"
 #include "protocol/shard_client.hpp"
@@ -291,7 +292,9 @@ private:
             "Connection: close\r\n"
             "X-Accel-Buffering: no\r\n"
             "Server: shoal\r\n"
-            "X-Request-Id: ";
+            "Date: ";
+    head += http_date_now();
+    head += "\r\nX-Request-Id: ";
     head += request_id_;
     head += "\r\n\r\n";
     // An id alone sets the client's last event id without an event: a client that
@@ -542,6 +545,7 @@ private:
     record(res.result_int());
     res.set("x-request-id", request_id_);
     res.set(bhttp::field::server, "shoal");
+    res.set(bhttp::field::date, http_date_now());
     res.keep_alive(false);
     log_debug("refused: {}", res.result_int());
     error_ = std::make_unique<response>(std::move(res));

@@ -326,6 +326,7 @@ void session::finish(response&& res) {
   }
   res.set("x-request-id", request_id_);
   res.set(bhttp::field::server, "shoal");
+  res.set(bhttp::field::date, dates_.now());
   // Responses written during a drain close their connection.
   res.keep_alive(keep_alive_ && !ctx_.draining.load(std::memory_order_relaxed));
   if (in_flight_) {

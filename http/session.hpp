@@ -18,6 +18,7 @@
 
 #include "http/exchange.hpp"
 #include "http/framing.hpp"
+#include "http/http_date.hpp"
 #include "http/router.hpp"
 #include "http/server_context.hpp"
 
@@ -89,6 +90,7 @@ private:
   response res_;
   route_id route_ = route_id::unknown;
   std::string request_id_;
+  date_cache dates_; ///< this connection's Date header
   std::chrono::steady_clock::time_point started_;
   std::uint64_t seq_ = 0;
   std::uint64_t timeout_ms_ = 0;

@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/node_suite.hpp"
+#include "tests/support/feed_client.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/metrics_text.hpp"
 #include "tests/support/shoal_process.hpp"
@@ -355,6 +356,34 @@ TEST_F(ApiTest, RequestIdIsGeneratedOnEveryResponse) {
     ids.insert(*id);
   }
   EXPECT_EQ(ids.size(), responses.size()) << "generated request ids repeat";
+}
+
+// Verifies every response carries one Date header in IMF-fixdate (RFC 9110 6.6.1):
+// successes, 304, errors, broken requests and the change feed's stream.
+TEST_F(ApiTest, EveryResponseHasADate) {
+  std::vector<http_response> responses;
+  responses.push_back(client().put(doc("d"), R"({"a":1})"));                   // 201
+  responses.push_back(client().get(doc("d"), {{"If-None-Match", "\"1\""}})); // 304
+  responses.push_back(client().get(doc("missing")));                           // 404
+  responses.push_back(client().request("HEAD", doc("d")));                     // 200, HEAD
+  auto reply = raw_exchange(port(), "GARBAGE\r\n\r\n");
+  auto broken = parse_response(reply.bytes);
+  ASSERT_TRUE(broken) << reply.bytes;
+  responses.push_back(*broken); // 400
+  const std::regex fixdate(R"((Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d )"
+                           R"((Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) )"
+                           R"(\d{4} \d\d:\d\d:\d\d GMT)");
+  for (const auto& res : responses) {
+    auto date = res.header("Date");
+    ASSERT_TRUE(date) << "status " << res.status << " has no Date";
+    EXPECT_TRUE(std::regex_match(*date, fixdate)) << *date;
+    EXPECT_EQ(res.header_count("Date"), 1u) << res.status;
+  }
+  feed_client feed{port(), "/v1/collections/" + collection() + "/changes"};
+  ASSERT_TRUE(feed.read_head());
+  EXPECT_EQ(feed.status, 200u);
+  ASSERT_TRUE(feed.header("Date")) << "the stream's head has no Date";
+  EXPECT_TRUE(std::regex_match(*feed.header("Date"), fixdate)) << *feed.header("Date");
 }
 
 // Verifies an X-Request-Id of 128 visible characters is echoed and anything else replaced.
