@@ -156,14 +156,14 @@ workers::job_outcome webhook_outcome(http::webhook_result&& r, bool keep_body) {
     return workers::job_outcome::failure(std::move(r.message), r.retryable());
   boost::json::object o;
   o["status"] = r.status;
-  if (!keep_body) return workers::job_outcome::success(boost::json::serialize(o));
+  if (!keep_body) return workers::job_outcome::success(util::to_json(o));
   boost::json::error_code ec;
   auto body = util::parse_json(r.body, ec);
   if (!ec)
     o["body"] = std::move(body);
   else
     o["body"] = r.body;
-  return workers::job_outcome::success(boost::json::serialize(o));
+  return workers::job_outcome::success(util::to_json(o));
 }
 
 double now_seconds() {

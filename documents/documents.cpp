@@ -123,7 +123,7 @@ core::result<write_plan> plan_write(const doc_write& req, const std::optional<re
       return core::error{core::errc::internal, "the document or patch is not a JSON object"};
     merge_patch(doc, patch);
     plan.reply.version = *current_version + 1;
-    plan.value = encode(plan.reply.version, boost::json::serialize(doc));
+    plan.value = encode(plan.reply.version, util::to_json(doc));
     return plan;
   }
   case write_kind::del:
@@ -206,7 +206,7 @@ std::string field_stats::to_json() const {
   o["min"] = numeric ? boost::json::value(min) : boost::json::value(nullptr);
   o["max"] = numeric ? boost::json::value(max) : boost::json::value(nullptr);
   o["sum"] = sum;
-  return boost::json::serialize(o);
+  return util::to_json(o);
 }
 
 } // namespace shoal::documents

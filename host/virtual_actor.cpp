@@ -135,7 +135,7 @@ public:
                       core::error{core::errc::internal, "actor_failed",
                                   std::string(problem ? "the result: " : "the new state: ")
                                     + (problem ? problem : state_problem)});
-    complete(self_, *this, actor_result{boost::json::serialize(result)});
+    complete(self_, *this, actor_result{util::to_json(result)});
   }
 
   void fail(std::uint16_t status, std::string code, std::string message) override {
@@ -165,7 +165,7 @@ public:
     };
     auto send = [self = self_, target = st.cfg.peers->handles[shard], budget, on_answer,
                  req = actor_call{std::move(type), std::move(id), std::move(method),
-                                  boost::json::serialize(args),
+                                  util::to_json(args),
                                   static_cast<std::uint32_t>(budget.count())}](
                   bool durable) mutable {
       if (!durable)
@@ -407,7 +407,7 @@ void complete(vactor_pointer self, invocation& inv, outcome reply) {
   if (!reply || inv.read_only()) {
     restore(st); // a failed call keeps nothing; a read-only one must not change the state
   } else {
-    st.latest = boost::json::serialize(st.state);
+    st.latest = util::to_json(st.state);
   }
   held h{std::move(current), std::move(reply)};
   if (st.writing) {

@@ -56,6 +56,7 @@
 #include "http/request_metrics.hpp"
 #include "http/server_context.hpp"
 #include "protocol/shard_client.hpp"
+#include "util/json.hpp"
 
 namespace shoal::http {
 
@@ -339,7 +340,7 @@ private:
                                                      + " were trimmed before they were read"
                                                  : b.error().message();
       std::string msg = "event: gone\n";
-      append_data_lines(msg, boost::json::serialize(o));
+      append_data_lines(msg, util::to_json(o));
       msg += '\n';
       enqueue(std::move(msg));
       return finish("gone");

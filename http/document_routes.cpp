@@ -12,6 +12,7 @@
 
 #include "core/names.hpp"
 #include "http/route_helpers.hpp"
+#include "util/json.hpp"
 
 namespace shoal::http::detail {
 
@@ -52,7 +53,7 @@ std::string id_version_body(std::string_view id, std::uint64_t version) {
   boost::json::object o;
   o["id"] = id;
   o["version"] = version;
-  return boost::json::serialize(o);
+  return util::to_json(o);
 }
 
 response render_get(core::result<documents::stored_doc>&& r, unsigned version) {

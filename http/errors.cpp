@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "http/errors.hpp"
+#include "util/json.hpp"
 
 #include <boost/beast/http/field.hpp>
 #include <boost/json/object.hpp>
@@ -18,7 +19,7 @@ response error_response(bhttp::status status, std::string_view code, std::string
   outer["error"] = std::move(inner);
   response res{status, version};
   res.set(bhttp::field::content_type, "application/json");
-  res.body() = boost::json::serialize(outer);
+  res.body() = util::to_json(outer);
   res.prepare_payload();
   // A refusal invites a retry; an answer that does not know whether the write happened
   // does not (a retry could apply it twice).

@@ -175,7 +175,7 @@ built<jobs::job_enqueue> enqueue_request(const request& req, std::string_view qu
   jr.type.assign(type->get_string());
   if (auto* payload = body.if_contains("payload")) {
     if (!payload->is_object()) return invalid_job("payload must be a JSON object", version);
-    jr.payload = boost::json::serialize(*payload);
+    jr.payload = util::to_json(*payload);
   } else {
     jr.payload = "{}";
   }
@@ -252,7 +252,7 @@ built<action_body> action_request(const request& req, std::string_view id, actio
   }
   if (op == action::complete) {
     auto* result = body.if_contains("result");
-    out.text = result ? boost::json::serialize(*result) : std::string("null");
+    out.text = result ? util::to_json(*result) : std::string("null");
   } else if (op == action::fail) {
     out.text = "failed";
     if (auto* error = body.if_contains("error")) {
@@ -287,7 +287,7 @@ std::string stats_json(std::string_view queue, const jobs::job_counts& c) {
     auto now_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, now));
     out["oldest_queued_age_ms"] = now_ms > c.oldest_queued_ms ? now_ms - c.oldest_queued_ms : 0;
   }
-  return boost::json::serialize(out);
+  return util::to_json(out);
 }
 
 std::string lease_json(const std::vector<jobs::leased_job>& leased) {
@@ -311,7 +311,7 @@ std::string lease_json(const std::vector<jobs::leased_job>& leased) {
   }
   boost::json::object out;
   out["jobs"] = std::move(list);
-  return boost::json::serialize(out);
+  return util::to_json(out);
 }
 
 /// The job as stored (job_view), or its error.

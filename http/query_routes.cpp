@@ -17,6 +17,7 @@
 #include "http/route_helpers.hpp"
 #include "query/merge.hpp"
 #include "query/values.hpp"
+#include "util/json.hpp"
 
 namespace shoal::http::detail {
 
@@ -136,7 +137,7 @@ std::string plan_json(const query::plan_summary& s) {
   }
   boost::json::object out;
   out["plan"] = std::move(plan);
-  return boost::json::serialize(out);
+  return util::to_json(out);
 }
 
 template <class T>
@@ -160,7 +161,7 @@ routed route_index_list(exchange& ex, std::string_view collection) {
                                               boost::json::object o;
                                               o["indexes"] = std::move(list);
                                               return plain_json(bhttp::status::ok,
-                                                                boost::json::serialize(o), version);
+                                                                util::to_json(o), version);
                                             });
                             })};
 }
@@ -193,7 +194,7 @@ routed route_index(exchange& ex, std::string_view collection, std::string_view f
                                                 auto res = plain_json(
                                                   s.created ? bhttp::status::created
                                                             : bhttp::status::ok,
-                                                  boost::json::serialize(progress_json(s.progress)),
+                                                  util::to_json(progress_json(s.progress)),
                                                   version);
                                                 if (s.created)
                                                   res.set(bhttp::field::location, location);
@@ -215,7 +216,7 @@ routed route_index(exchange& ex, std::string_view collection, std::string_view f
                                             [&](query::index_progress&& p) {
                                               return plain_json(
                                                 bhttp::status::ok,
-                                                boost::json::serialize(progress_json(p)), version);
+                                                util::to_json(progress_json(p)), version);
                                             });
                             })};
 }

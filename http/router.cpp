@@ -98,7 +98,7 @@ core::result<std::string> parse_object_body(const request& req, const route_env&
   auto parsed = parse_json(req.body(), env, &mr);
   if (!parsed) return std::move(parsed).error();
   if (!parsed->is_object()) return invalid(std::move(not_object), "the body must be a JSON object");
-  return boost::json::serialize(*parsed);
+  return util::to_json(*parsed);
 }
 
 } // namespace detail
@@ -250,7 +250,7 @@ std::string cluster_json(const cluster::cluster_view& view,
   out["ready"] = view.ready;
   out["nodes"] = std::move(nodes);
   out["shards"] = std::move(shards);
-  return boost::json::serialize(out);
+  return util::to_json(out);
 }
 
 routed route(exchange& ex) {

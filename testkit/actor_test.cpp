@@ -67,7 +67,7 @@ void kill_now(caf::abstract_actor* a) {
 void PrintTo(const reply& r, std::ostream* os) {
   *os << "{status " << r.status;
   if (r.ok())
-    *os << ", body " << boost::json::serialize(r.body);
+    *os << ", body " << util::to_json(r.body);
   else
     *os << ", code \"" << r.code << "\", message \"" << r.message << '"';
   *os << '}';
@@ -227,7 +227,7 @@ pending_reply actor_test::send_raw(const std::string& type, const std::string& i
 
 pending_reply actor_test::send(const std::string& type, const std::string& id,
                                const std::string& method, boost::json::object args) {
-  return send_raw(type, id, method, boost::json::serialize(args));
+  return send_raw(type, id, method, util::to_json(args));
 }
 
 reply actor_test::call_raw(const std::string& type, const std::string& id,
@@ -241,7 +241,7 @@ reply actor_test::call_raw(const std::string& type, const std::string& id,
 
 reply actor_test::call(const std::string& type, const std::string& id, const std::string& method,
                        boost::json::object args) {
-  return call_raw(type, id, method, boost::json::serialize(args));
+  return call_raw(type, id, method, util::to_json(args));
 }
 
 std::optional<boost::json::object> actor_test::persisted_state(const std::string& type,

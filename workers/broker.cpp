@@ -178,7 +178,7 @@ std::string as_json(std::string result) {
   boost::json::error_code ec;
   (void)util::parse_json(result, ec);
   if (!ec) return result;
-  return boost::json::serialize(boost::json::value(result));
+  return util::to_json(boost::json::value(result));
 }
 
 void report(broker_pointer self, const std::string& queue, std::uint32_t shard,

@@ -105,7 +105,7 @@ webhook_actor::behavior_type webhook_impl(webhook_actor::stateful_pointer<webhoo
       }
       std::string body;
       if (auto it = payload->find("body"); it != payload->end())
-        body = boost::json::serialize(it->value());
+        body = util::to_json(it->value());
       else
         body = run.payload;
       const auto id = ++self->state.next;
@@ -165,7 +165,7 @@ void stats_done(const std::shared_ptr<stats_gather>& g) {
   o["sum"] = number(g->total.sum);
   o["avg"] = any ? number(g->total.sum / static_cast<double>(g->total.numeric))
                  : boost::json::value(nullptr);
-  g->promise.deliver(job_outcome::success(boost::json::serialize(o)));
+  g->promise.deliver(job_outcome::success(util::to_json(o)));
 }
 
 bool valid_path(std::string_view path) {

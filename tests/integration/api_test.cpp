@@ -183,6 +183,17 @@ TEST_F(ApiTest, IfNoneMatchStarCreatesOnlyOnce) {
 }
 
 // Verifies PATCH applies an RFC 7396 merge patch: null removes, objects merge, the rest replaces.
+// Verifies decimals come back in their shortest plain form, as sent (issue 18: they came
+// back as 2.15E1 and 1E-1), through PUT, GET and a PATCH that rewrites the document.
+TEST_F(ApiTest, DecimalsComeBackAsSent) {
+  const std::string body = R"({"price":21.5,"small":0.1,"whole":2.0,"big":1e+300,"n":-7})";
+  ASSERT_EQ(client().put(doc("dec"), body).status, 201u);
+  EXPECT_EQ(client().get(doc("dec")).body, body);
+  ASSERT_EQ(client().patch(doc("dec"), R"({"tax":0.07})").status, 200u);
+  EXPECT_EQ(client().get(doc("dec")).body,
+            R"({"price":21.5,"small":0.1,"whole":2.0,"big":1e+300,"n":-7,"tax":0.07})");
+}
+
 TEST_F(ApiTest, PatchMergesObjectsAndRemovesNullMembers) {
   ASSERT_EQ(
     client()
