@@ -19,7 +19,7 @@ routed route_actor(exchange& ex, std::string_view type, std::string_view id,
   auto& req = ex.req;
   const auto version = req.version();
   constexpr auto route = route_id::actor;
-  if (req.method() != bhttp::verb::post) return refused(route, method_not_allowed("POST", version));
+  if (req.method() != bhttp::verb::post) return refused(route, method_not_allowed(req, "POST"));
   if (!core::valid_name(type) || !core::valid_name(method))
     return refused(route,
                    invalid("invalid_name", "actor types and methods are 1 to 64 of [A-Za-z0-9_-]"),

@@ -83,7 +83,7 @@ routed route_cache(exchange& ex, std::string_view key) {
   const auto method = req.method();
   if (method != bhttp::verb::get && method != bhttp::verb::head && method != bhttp::verb::put
       && method != bhttp::verb::delete_)
-    return refused(route, method_not_allowed(cache_methods, version));
+    return refused(route, method_not_allowed(req, cache_methods));
   if (!core::valid_id(key))
     return refused(route,
                    invalid("invalid_key", "cache keys are 1 to 256 of [A-Za-z0-9_.:@-], not . or .."),

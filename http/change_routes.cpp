@@ -117,7 +117,7 @@ routed route_changes(exchange& ex, std::string_view collection) {
   }
   // GET only: a HEAD would get the header of an endless body.
   if (req.method() != bhttp::verb::get) {
-    r.outcome = method_not_allowed("GET", version);
+    r.outcome = method_not_allowed(req, "GET");
     return r;
   }
   if (!core::valid_name(collection)) {

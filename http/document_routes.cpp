@@ -90,7 +90,7 @@ routed route_document(exchange& ex, std::string_view collection, std::string_vie
     kind = documents::write_kind::del;
     break;
   default:
-    return refused(route, method_not_allowed(document_methods, version));
+    return refused(route, method_not_allowed(req, document_methods));
   }
   if (!core::valid_name(collection))
     return refused(route, invalid("invalid_name", "collection names are 1 to 64 of [A-Za-z0-9_-]"),
@@ -114,6 +114,20 @@ routed route_document(exchange& ex, std::string_view collection, std::string_vie
   }
   documents::doc_write write;
   write.kind = *kind;
+  if (*kind == documents::write_kind::patch) {
+    // A merge patch (RFC 7396) only: a JSON Patch (application/json-patch+json) or any
+    // other kind is 415, with the kinds this route takes (RFC 5789 Accept-Patch).
+    const auto ct = req[bhttp::field::content_type];
+    if (!ct.empty() && !media_type_is(ct, "application/merge-patch+json") &&
+        !media_type_is(ct, "application/json")) {
+      auto res = error_response(
+        bhttp::status::unsupported_media_type, "unsupported_media_type",
+        "PATCH takes a JSON merge patch (application/merge-patch+json or application/json)",
+        version);
+      res.set("Accept-Patch", accepted_patches);
+      return refused(route, std::move(res));
+    }
+  }
   if (*kind != documents::write_kind::del) {
     auto body = parse_object_body(req, ex.env, "invalid_document");
     if (!body) return refused(route, body.error(), version);

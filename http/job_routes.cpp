@@ -51,7 +51,7 @@ std::optional<response> check_method(const request& req, access a) {
   bool allowed =
     a == access::read ? (m == bhttp::verb::get || m == bhttp::verb::head) : m == bhttp::verb::post;
   if (allowed) return std::nullopt;
-  return method_not_allowed(a == access::read ? read_methods : write_methods, req.version());
+  return method_not_allowed(req, a == access::read ? read_methods : write_methods);
 }
 
 /// The checks every queue route starts with: the method, then the queue name.

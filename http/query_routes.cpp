@@ -149,7 +149,7 @@ routed route_index_list(exchange& ex, std::string_view collection) {
   const auto version = ex.version();
   constexpr auto route = route_id::indexes;
   if (ex.req.method() != bhttp::verb::get && ex.req.method() != bhttp::verb::head)
-    return refused(route, method_not_allowed(read_methods, version));
+    return refused(route, method_not_allowed(ex.req, read_methods));
   if (!core::valid_name(collection)) return refused(route, invalid_collection(), version);
   return {route, ask_all(ex, query::index_list{std::string(collection)}, ex.env.request_timeout_ms,
                             [version](answers<query::index_listing>&& a) {
@@ -173,7 +173,7 @@ routed route_index(exchange& ex, std::string_view collection, std::string_view f
   const auto method = req.method();
   if (method != bhttp::verb::get && method != bhttp::verb::head && method != bhttp::verb::put
       && method != bhttp::verb::delete_)
-    return refused(route, method_not_allowed(index_methods, version));
+    return refused(route, method_not_allowed(ex.req, index_methods));
   if (!core::valid_name(collection)) return refused(route, invalid_collection(), version);
   if (!query::valid_path(field))
     return refused(route,
@@ -225,7 +225,7 @@ routed route_query(exchange& ex, std::string_view collection) {
   auto& req = ex.req;
   const auto version = req.version();
   constexpr auto route = route_id::query;
-  if (req.method() != bhttp::verb::post) return refused(route, method_not_allowed("POST", version));
+  if (req.method() != bhttp::verb::post) return refused(route, method_not_allowed(ex.req, "POST"));
   if (!core::valid_name(collection)) return refused(route, invalid_collection(), version);
   bool explain = false;
   if (auto err = parse_query_params(req, explain)) return refused(route, *err, version);

@@ -36,8 +36,16 @@ namespace shoal::http::detail {
 /// The Allow value of the read-only routes (the session drops the body of HEAD responses).
 inline constexpr std::string_view read_methods = "GET, HEAD";
 
-/// 405 method_not_allowed, with `allow` as the Allow header.
-response method_not_allowed(std::string_view allow, unsigned version);
+/// What a route answers a method it does not take: to OPTIONS, 204 with `allow` (and
+/// OPTIONS) as Allow, plus Accept-Patch where PATCH is allowed; to anything else, 405
+/// method_not_allowed with the same Allow.
+response method_not_allowed(const request& req, std::string_view allow);
+
+/// Whether a Content-Type names `media` (case-insensitive, parameters ignored).
+bool media_type_is(std::string_view content_type, std::string_view media);
+
+/// The merge-patch media types PATCH takes (RFC 7396), as Accept-Patch lists them.
+inline constexpr std::string_view accepted_patches = "application/merge-patch+json, application/json";
 
 /// 404 not_found "no such route".
 response no_such_route(unsigned version);

@@ -43,11 +43,29 @@ bool is_json_media_type(std::string_view content_type) {
 
 namespace detail {
 
-response method_not_allowed(std::string_view allow, unsigned version) {
+response method_not_allowed(const request& req, std::string_view allow) {
+  std::string methods(allow);
+  methods += ", OPTIONS";
+  if (req.method() == bhttp::verb::options) {
+    response res{bhttp::status::no_content, req.version()};
+    res.set(bhttp::field::allow, methods);
+    if (allow.find("PATCH") != std::string_view::npos) res.set("Accept-Patch", accepted_patches);
+    res.prepare_payload();
+    return res;
+  }
   auto res = error_response(bhttp::status::method_not_allowed, "method_not_allowed",
-                            "method not allowed on this route", version);
-  res.set(bhttp::field::allow, allow);
+                            "method not allowed on this route", req.version());
+  res.set(bhttp::field::allow, methods);
   return res;
+}
+
+bool media_type_is(std::string_view content_type, std::string_view media) {
+  auto type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  if (type.size() != media.size()) return false;
+  for (std::size_t i = 0; i < type.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(type[i])) != media[i]) return false;
+  return true;
 }
 
 response no_such_route(unsigned version) {
@@ -114,7 +132,7 @@ routed route_probe(const request& req, route_id id, const route_env& env) {
   auto version = req.version();
   routed r{id, response{}};
   if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
-    r.outcome = method_not_allowed(read_methods, version);
+    r.outcome = method_not_allowed(req, read_methods);
     return r;
   }
   switch (id) {

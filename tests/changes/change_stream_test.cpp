@@ -687,7 +687,7 @@ TEST_F(ChangeRoute, RefusesOtherInput) {
     EXPECT_EQ(error_code(r), "method_not_allowed");
     auto* res = std::get_if<response>(&r.outcome);
     ASSERT_TRUE(res);
-    EXPECT_EQ((*res)[bhttp::field::allow], "GET");
+    EXPECT_EQ((*res)[bhttp::field::allow], "GET, OPTIONS");
   }
 }
 

@@ -519,7 +519,7 @@ TEST_F(QueryRoutesTest, QueryRouteRules) {
     const auto& res = response_of(r);
     EXPECT_EQ(res.result(), bhttp::status::method_not_allowed);
     EXPECT_EQ(code_of(res), "method_not_allowed");
-    EXPECT_EQ(res[bhttp::field::allow], "POST");
+    EXPECT_EQ(res[bhttp::field::allow], "POST, OPTIONS");
     EXPECT_EQ(r.route, route_id::query);
   }
   auto bad_name = go(make(bhttp::verb::post, "/v1/collections/a.b/query", R"({"where":{}})"));
@@ -656,7 +656,7 @@ TEST_F(QueryRoutesTest, IndexRouteRules) {
   for (auto verb : {bhttp::verb::post, bhttp::verb::patch}) {
     auto r = go(make(verb, "/v1/collections/c/indexes/age"));
     EXPECT_EQ(response_of(r).result(), bhttp::status::method_not_allowed);
-    EXPECT_EQ(response_of(r)[bhttp::field::allow], "GET, HEAD, PUT, DELETE");
+    EXPECT_EQ(response_of(r)[bhttp::field::allow], "GET, HEAD, PUT, DELETE, OPTIONS");
   }
 }
 
@@ -690,7 +690,7 @@ TEST_F(QueryRoutesTest, IndexListRules) {
   EXPECT_EQ(asked_of_all<query::index_list>(head).collection, "c");
   auto post = go(make(bhttp::verb::post, "/v1/collections/c/indexes", "{}"));
   EXPECT_EQ(response_of(post).result(), bhttp::status::method_not_allowed);
-  EXPECT_EQ(response_of(post)[bhttp::field::allow], "GET, HEAD");
+  EXPECT_EQ(response_of(post)[bhttp::field::allow], "GET, HEAD, OPTIONS");
   auto bad = go(make(bhttp::verb::get, "/v1/collections/a%2Fb/indexes"));
   EXPECT_EQ(response_of(bad).result(), bhttp::status::bad_request);
   EXPECT_EQ(code_of(response_of(bad)), "invalid_name");

@@ -189,12 +189,58 @@ TEST_F(RouterTest, WrongMethodIs405WithAllow) {
   const auto& res = response_of(r);
   EXPECT_EQ(res.result(), bhttp::status::method_not_allowed);
   EXPECT_EQ(code_of(res), "method_not_allowed");
-  EXPECT_EQ(res[bhttp::field::allow], "GET, HEAD, PUT, PATCH, DELETE");
+  EXPECT_EQ(res[bhttp::field::allow], "GET, HEAD, PUT, PATCH, DELETE, OPTIONS");
   auto h = go(make(bhttp::verb::delete_, "/healthz"));
-  EXPECT_EQ(response_of(h)[bhttp::field::allow], "GET, HEAD");
+  EXPECT_EQ(response_of(h)[bhttp::field::allow], "GET, HEAD, OPTIONS");
   request unknown{bhttp::verb::unknown, "/v1/collections/c/docs/1", 11};
   unknown.method_string("FOO");
   EXPECT_EQ(response_of(go(unknown)).result(), bhttp::status::method_not_allowed);
+}
+
+// Verifies OPTIONS answers 204 with the route's methods as Allow (and Accept-Patch where
+// PATCH is one), on every route family, and changes nothing.
+TEST_F(RouterTest, OptionsListsTheRoutesMethods) {
+  const std::pair<const char*, const char*> cases[] = {
+    {"/v1/collections/c/docs/1", "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"},
+    {"/healthz", "GET, HEAD, OPTIONS"},
+    {"/v1/actors/counter/a/method/increment", "POST, OPTIONS"},
+    {"/v1/cache/k", "GET, HEAD, PUT, DELETE, OPTIONS"},
+    {"/v1/collections/c/query", "POST, OPTIONS"},
+    {"/v1/collections/c/indexes/f", "GET, HEAD, PUT, DELETE, OPTIONS"},
+    {"/v1/queues/q/jobs", "POST, OPTIONS"},
+  };
+  for (const auto& [target, allow] : cases) {
+    auto r = go(make(bhttp::verb::options, target));
+    const auto& res = response_of(r);
+    EXPECT_EQ(res.result(), bhttp::status::no_content) << target;
+    EXPECT_EQ(res[bhttp::field::allow], allow) << target;
+    EXPECT_EQ(res.count("Accept-Patch"),
+              std::string_view(allow).find("PATCH") != std::string_view::npos ? 1u : 0u)
+      << target;
+    EXPECT_TRUE(res.body().empty()) << target;
+  }
+  EXPECT_EQ(response_of(go(make(bhttp::verb::options, "/v1/collections/c/docs/1")))["Accept-Patch"],
+            "application/merge-patch+json, application/json");
+}
+
+// Verifies PATCH takes a merge patch only: JSON Patch (and any other media type) is 415
+// with Accept-Patch, before anything reaches a shard; merge-patch+json and json are taken.
+TEST_F(RouterTest, PatchTakesOnlyAMergePatch) {
+  for (const char* type : {"application/json-patch+json", "text/plain", "application/xml"}) {
+    auto req = make(bhttp::verb::patch, "/v1/collections/c/docs/1", R"([{"op":"add"}])");
+    req.set(bhttp::field::content_type, type);
+    auto r = go(req);
+    const auto& res = response_of(r);
+    EXPECT_EQ(res.result(), bhttp::status::unsupported_media_type) << type;
+    EXPECT_EQ(code_of(res), "unsupported_media_type") << type;
+    EXPECT_EQ(res["Accept-Patch"], "application/merge-patch+json, application/json") << type;
+  }
+  for (const char* type : {"application/merge-patch+json", "Application/JSON; charset=utf-8"}) {
+    auto req = make(bhttp::verb::patch, "/v1/collections/c/docs/1", R"({"a":1})");
+    req.set(bhttp::field::content_type, type);
+    auto r = go(req);
+    EXPECT_FALSE(std::holds_alternative<response>(r.outcome)) << type << ": refused at the edge";
+  }
 }
 
 // Verifies unknown paths get a JSON 404.
@@ -316,9 +362,9 @@ TEST_F(RenderTest, RendersEachReplyStatus) {
   EXPECT_EQ(missing.result(), bhttp::status::not_found);
   EXPECT_EQ(code_of(missing), "not_found");
 
-  auto deleted = answered<documents::doc_write>(
-    go(make(bhttp::verb::delete_, "/v1/collections/users/docs/42")),
-    documents::doc_written{3, false});
+  auto deleted =
+    answered<documents::doc_write>(go(make(bhttp::verb::delete_, "/v1/collections/users/docs/42")),
+                                   documents::doc_written{3, false});
   EXPECT_EQ(deleted.result(), bhttp::status::no_content);
   EXPECT_EQ(deleted.body(), "");
 }
@@ -375,7 +421,7 @@ TEST(ClusterRouteTest, NoViewIsNotReadyAndWritesAreRefused) {
   auto post = edge.go(request{bhttp::verb::post, "/v1/cluster", 11});
   ASSERT_TRUE(std::holds_alternative<response>(post.outcome));
   EXPECT_EQ(std::get<response>(post.outcome).result(), bhttp::status::method_not_allowed);
-  EXPECT_EQ(std::get<response>(post.outcome)[bhttp::field::allow], "GET, HEAD");
+  EXPECT_EQ(std::get<response>(post.outcome)[bhttp::field::allow], "GET, HEAD, OPTIONS");
 }
 
 // Verifies a forwarded request that found its owner down renders as 503

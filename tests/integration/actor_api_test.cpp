@@ -281,11 +281,11 @@ TEST_F(ActorApiTest, NonPostOnTheRouteReturns405WithAllowPost) {
   for (const char* method : {"GET", "PUT", "DELETE", "PATCH"}) {
     auto res = client().request(method, target, {}, {});
     expect_error(res, 405, "method_not_allowed", method);
-    EXPECT_EQ(res.header("Allow"), "POST") << method;
+    EXPECT_EQ(res.header("Allow"), "POST, OPTIONS") << method;
   }
   auto head = client().head(target);
   EXPECT_EQ(head.status, 405u);
-  EXPECT_EQ(head.header("Allow"), "POST");
+  EXPECT_EQ(head.header("Allow"), "POST, OPTIONS");
   EXPECT_TRUE(head.body.empty());
   EXPECT_EQ(counter_value(client(), id()), 0) << "a non-POST reached the counter";
 }

@@ -194,6 +194,21 @@ TEST_F(ApiTest, DecimalsComeBackAsSent) {
             R"({"price":21.5,"small":0.1,"whole":2.0,"big":1e+300,"n":-7,"tax":0.07})");
 }
 
+// Verifies OPTIONS lists a route's methods (and the patch formats) and a JSON Patch is
+// 415 with Accept-Patch, leaving the document as it was.
+TEST_F(ApiTest, OptionsAndPatchFormats) {
+  auto options = client().request("OPTIONS", doc("opt"));
+  EXPECT_EQ(options.status, 204u);
+  EXPECT_EQ(options.header("Allow"), "GET, HEAD, PUT, PATCH, DELETE, OPTIONS");
+  EXPECT_EQ(options.header("Accept-Patch"), "application/merge-patch+json, application/json");
+  ASSERT_EQ(client().put(doc("opt"), R"({"a":1})").status, 201u);
+  auto json_patch = client().patch(doc("opt"), R"([{"op":"replace","path":"/a","value":2}])",
+                                   {{"Content-Type", "application/json-patch+json"}});
+  EXPECT_EQ(json_patch.status, 415u) << json_patch.body;
+  EXPECT_EQ(json_patch.header("Accept-Patch"), "application/merge-patch+json, application/json");
+  EXPECT_EQ(client().get(doc("opt")).body, R"({"a":1})");
+}
+
 TEST_F(ApiTest, PatchMergesObjectsAndRemovesNullMembers) {
   ASSERT_EQ(
     client()
@@ -300,7 +315,7 @@ TEST_F(ApiTest, PostOnDocumentReturns405WithAllow) {
     client().request("POST", doc("x"), R"({"a":1})", {{"Content-Type", "application/json"}});
   EXPECT_EQ(res.status, 405u);
   EXPECT_EQ(res.error_code(), "method_not_allowed") << res.body;
-  EXPECT_EQ(res.header("Allow"), "GET, HEAD, PUT, PATCH, DELETE");
+  EXPECT_EQ(res.header("Allow"), "GET, HEAD, PUT, PATCH, DELETE, OPTIONS");
   EXPECT_EQ(client().get(doc("x")).status, 404u);
 }
 
@@ -309,7 +324,7 @@ TEST_F(ApiTest, PutOnProbeReturns405WithAllow) {
   for (const char* probe : {"/healthz", "/readyz", "/metrics"}) {
     auto res = client().put(probe, "{}");
     EXPECT_EQ(res.status, 405u) << probe;
-    EXPECT_EQ(res.header("Allow"), "GET, HEAD") << probe;
+    EXPECT_EQ(res.header("Allow"), "GET, HEAD, OPTIONS") << probe;
     EXPECT_EQ(res.error_code(), "method_not_allowed") << probe;
   }
 }

@@ -336,7 +336,7 @@ TEST_F(CacheTest, RefusedRequestsAre4xxAndChangeNothing) {
   for (std::string method : {"POST", "PATCH"}) {
     auto res = client().request(method, cache_target(k), "new", {{"Content-Type", "text/x-new"}});
     expect_error(res, 405, "method_not_allowed", method);
-    EXPECT_EQ(res.header("Allow"), "GET, HEAD, PUT, DELETE") << method;
+    EXPECT_EQ(res.header("Allow"), "GET, HEAD, PUT, DELETE, OPTIONS") << method;
   }
   // A query on DELETE is refused, so the entry stays.
   expect_error(client().del(cache_target(k, "?force=1")), 400, "unknown_parameter", "DELETE?force");

@@ -642,7 +642,7 @@ TEST_F(QueryTest, BadQueriesAre400) {
   }
   auto get = client().get(coll_path("/query"));
   EXPECT_EQ(get.status, 405u);
-  EXPECT_EQ(get.header("Allow"), "POST");
+  EXPECT_EQ(get.header("Allow"), "POST, OPTIONS");
 }
 
 // -- a build over existing documents
