@@ -28,12 +28,44 @@ public:
   }
 };
 
-constexpr const char* json_head = R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","logger":"%n",)";
+/// `%w`: the level by the names log.level takes ("warn", where spdlog says "warning").
+class level_flag final : public spdlog::custom_flag_formatter {
+public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    const std::string_view name = level_name(msg.level);
+    if (padinfo_.enabled()) {
+      // As %-5l pads: to the width, on the right.
+      dest.append(name.data(), name.data() + name.size());
+      for (auto n = name.size(); n < padinfo_.width_; ++n) dest.push_back(' ');
+      return;
+    }
+    dest.append(name.data(), name.data() + name.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<level_flag>();
+  }
+
+  static std::string_view level_name(spdlog::level::level_enum l) {
+    switch (l) {
+    case spdlog::level::trace: return "trace";
+    case spdlog::level::debug: return "debug";
+    case spdlog::level::info: return "info";
+    case spdlog::level::warn: return "warn";
+    case spdlog::level::err: return "error";
+    case spdlog::level::critical: return "critical";
+    default: return "off";
+    }
+  }
+};
+
+constexpr const char* json_head = R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%w","logger":"%n",)";
 
 std::unique_ptr<spdlog::formatter> make_formatter(bool json, bool fields) {
   auto f = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+  f->add_flag<level_flag>('w');
   if (!json) {
-    f->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %-5l [%n] %v");
+    f->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %-5w [%n] %v");
   } else if (fields) {
     // The access logger's message is already a list of JSON members.
     f->set_pattern(std::string(json_head) + "%v}");

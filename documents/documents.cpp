@@ -121,7 +121,14 @@ core::result<write_plan> plan_write(const doc_write& req, const std::optional<re
     auto patch = ec ? boost::json::value{} : util::parse_json(req.body, ec);
     if (ec || !doc.is_object() || !patch.is_object())
       return core::error{core::errc::internal, "the document or patch is not a JSON object"};
+    const auto before = doc;
     merge_patch(doc, patch);
+    if (doc == before) {
+      // Nothing changes: no new version, no write, no change event.
+      plan.reply.version = *current_version;
+      plan.write = false;
+      return plan;
+    }
     plan.reply.version = *current_version + 1;
     plan.value = encode(plan.reply.version, util::to_json(doc));
     return plan;

@@ -57,6 +57,9 @@ bool matches(const precondition& p, std::optional<std::uint64_t> current) noexce
 struct write_plan {
   std::string value; ///< the encoded record (a document or a tombstone)
   doc_written reply;
+  /// False for a patch that changes nothing (`{}`, or members set to what they are):
+  /// nothing is written, and the reply names the current version.
+  bool write = true;
 };
 
 /// Decides a put, patch or delete against the current record. Errors: precondition_failed,

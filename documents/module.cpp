@@ -104,6 +104,7 @@ void module::serve(doc_write&& req, core::reply_to<doc_written> to) {
   }
   auto plan = plan_write(req, current);
   if (!plan) return answer_about<doc_written>(key, std::move(to), std::move(plan).error());
+  if (!plan->write) return answer_about<doc_written>(key, std::move(to), plan->reply);
 
   // The document, its index entries and its change event: one batch, so a crash keeps
   // all or none of them.

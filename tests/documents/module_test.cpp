@@ -285,6 +285,32 @@ TEST_F(DocumentsModuleTest, PatchMergesAndBumpsVersion) {
   EXPECT_EQ(call(get("users", "42"))->json, R"({"b":{"c":5,"d":3},"e":true})");
 }
 
+// Verifies a PATCH that changes nothing (`{}`, or members set to what they are) writes
+// nothing: the reply names the current version, the store sees no write and observers
+// (the change feed) hear of nothing; a PATCH that changes something still bumps it.
+TEST_F(DocumentsModuleTest, APatchThatChangesNothingWritesNothing) {
+  recording_observer feed{"f", store.shard(0)};
+  make(0, false, {&feed});
+  ASSERT_TRUE(call(put("users", "42", R"({"a":1,"b":{"c":2}})")).ok());
+  const auto writes = store.latest_sequence();
+  for (const char* nothing : {"{}", R"({"a":1})", R"({"b":{"c":2}})", R"({"gone":null})"}) {
+    auto r = call(patch("users", "42", nothing));
+    ASSERT_TRUE(r.ok()) << nothing << ": " << r.error().to_string();
+    EXPECT_EQ(r->version, 1u) << nothing;
+    EXPECT_FALSE(r->created);
+  }
+  EXPECT_EQ(store.latest_sequence(), writes) << "a patch that changed nothing was written";
+  EXPECT_EQ(feed.applied_changes.size(), 1u) << "the change feed heard of a patch that changed nothing";
+  auto changed = call(patch("users", "42", R"({"a":2})"));
+  ASSERT_TRUE(changed.ok());
+  EXPECT_EQ(changed->version, 2u);
+  EXPECT_EQ(store.latest_sequence(), writes + 1);
+  // Preconditions still apply to a patch that would change nothing.
+  auto stale = patch("users", "42", "{}");
+  stale.if_match = versions({1});
+  EXPECT_EQ(code_of(call(stale)), core::errc::precondition_failed);
+}
+
 // Verifies PATCH works on documents and patches nested as deep as the edge accepts (the
 // one limit, 64): at 40 levels both parsed with Boost.JSON's default of 32 before, and
 // the PATCH answered 500.

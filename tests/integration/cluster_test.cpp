@@ -426,6 +426,10 @@ TEST_F(ClusterTest, Kill9OfAMemberFailsOnlyItsShardsAndItRejoinsAfterRestart) {
     auto res = client.try_request("POST", increment_target(counter), R"({"by":1})", json_type);
     EXPECT_TRUE(is_shard_unavailable(res)) << "counter via " << s;
     EXPECT_LT(since(start), at_once) << "the owner is known down; no need to wait";
+    // Logged once, at the level log.level calls "warn" (spdlog's own name is "warning").
+    EXPECT_TRUE(contains(node(s).log(), " warn  [cluster] node " + victim + " is down"))
+      << tail(node(s).log());
+    EXPECT_FALSE(contains(node(s).log(), "warning")) << tail(node(s).log());
   }
 
   // Restart with the same data directory: it rejoins, nobody else restarts.
