@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "cluster/placement.hpp"
 #include "core/result.hpp"
@@ -18,10 +20,12 @@ namespace shoal::cache {
 /// [A-Za-z0-9_-], so the leading '~' keeps the two apart).
 inline constexpr const char* space = "~cache";
 
-/// A live entry.
+/// A live entry. `version` changes with every put of the key and never repeats on a
+/// node (its ETag).
 struct cache_entry {
   std::string value;
   std::string content_type;
+  std::uint64_t version = 0;
 };
 
 /// Error: not_found (never stored, expired or evicted).
@@ -30,16 +34,28 @@ struct cache_get {
   std::string key; ///< validated by the edge (core::valid_id)
 };
 
-struct cache_stored {};
+struct cache_stored {
+  std::uint64_t version = 0; ///< of the entry stored
+};
 
-/// Stores or replaces an entry for `ttl_ms`. Error: too_large (over the shard's share of
-/// cache.max_bytes).
+/// Stores or replaces an entry for `ttl_ms`, if its conditions hold (they are checked and
+/// the entry stored in one step of the shard, so two conditional puts never both win).
+/// Errors: precondition_failed (a condition does not hold; nothing changed), too_large
+/// (over the shard's share of cache.max_bytes).
 struct cache_put {
   using reply = cache_stored;
+  cache_put() = default;
+  /// An unconditional put.
+  cache_put(std::string k, std::string v, std::string type, std::uint64_t ttl)
+      : key(std::move(k)), value(std::move(v)), content_type(std::move(type)), ttl_ms(ttl) {}
+
   std::string key;
   std::string value;
   std::string content_type;
-  std::uint64_t ttl_ms = 0; ///< already checked against the config
+  std::uint64_t ttl_ms = 0;    ///< already checked against the config
+  bool only_if_absent = false; ///< If-None-Match: *  (no live entry)
+  bool only_if_present = false; ///< If-Match: *  (a live entry)
+  std::vector<std::uint64_t> if_versions; ///< If-Match: "v", ...  (the live entry's version is one)
 };
 
 struct cache_deleted {
@@ -65,19 +81,20 @@ inline core::result<std::uint32_t> place(const cache_delete& r, const cluster::p
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_entry& x) {
-  return f(x.value, x.content_type);
+  return f(x.value, x.content_type, x.version);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_get& x) {
   return f(x.key);
 }
 template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, cache_stored&) {
-  return f();
+typename Inspector::result_type inspect(Inspector& f, cache_stored& x) {
+  return f(x.version);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_put& x) {
-  return f(x.key, x.value, x.content_type, x.ttl_ms);
+  return f(x.key, x.value, x.content_type, x.ttl_ms, x.only_if_absent, x.only_if_present,
+           x.if_versions);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_deleted& x) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cache/module.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -17,7 +18,9 @@ constexpr std::size_t expiry_batch = 10000; ///< entries removed per tick at mos
 } // namespace
 
 module::module(shard::context& ctx, config cfg)
-    : ctx_(ctx), cfg_(cfg), cache_(cfg.max_bytes) {}
+    // Versions start from the clock (in microseconds' worth of room per ms), so an ETag a
+    // client kept from before a restart of the node does not match a new entry.
+    : ctx_(ctx), cfg_(cfg), cache_(cfg.max_bytes), last_version_(ctx.wall_ms() * 1000) {}
 
 module::~module() {
   if (timer_) ctx_.cancel(*timer_);
@@ -43,15 +46,30 @@ void module::serve(cache_get&& req, core::reply_to<cache_entry> to) {
   if (auto* m = cfg_.metrics) (e ? m->hits : m->misses).inc();
   account(bytes, size, evictions); // a get removes the expired entry it finds
   if (!e) return to.deliver(core::error{core::errc::not_found, "no such cache entry"});
-  to.deliver(cache_entry{e->value, e->content_type});
+  to.deliver(cache_entry{e->value, e->content_type, e->version});
 }
 
 void module::serve(cache_put&& req, core::reply_to<cache_stored> to) {
+  const auto now = ctx_.wall_ms();
+  if (req.only_if_absent || req.only_if_present || !req.if_versions.empty()) {
+    const auto* current = cache_.peek(req.key, now);
+    const bool holds =
+      (!req.only_if_absent || !current) && (!req.only_if_present || current) &&
+      (req.if_versions.empty() ||
+       (current && std::find(req.if_versions.begin(), req.if_versions.end(),
+                             current->version) != req.if_versions.end()));
+    if (!holds)
+      return to.deliver(core::error{core::errc::precondition_failed,
+                                    !current               ? "there is no live entry of this key"
+                                    : req.only_if_absent ? "the key holds a live entry"
+                                                         : "the entry's version does not match"});
+  }
   const auto bytes = cache_.bytes();
   const auto size = cache_.size();
   const auto evictions = cache_.evictions();
+  const auto version = ++last_version_;
   const auto put = cache_.put(req.key, std::move(req.value), std::move(req.content_type),
-                              ctx_.wall_ms() + req.ttl_ms);
+                              now + req.ttl_ms, version);
   account(bytes, size, evictions);
   schedule_expiry();
   if (put == ttl_cache::put_result::too_large)
@@ -59,7 +77,7 @@ void module::serve(cache_put&& req, core::reply_to<cache_stored> to) {
       core::errc::too_large, "value_too_large",
       "the entry is larger than this shard's share of cache.max_bytes ("
         + std::to_string(cache_.max_bytes()) + " bytes)"});
-  to.deliver(cache_stored{});
+  to.deliver(cache_stored{version});
 }
 
 void module::serve(cache_delete&& req, core::reply_to<cache_deleted> to) {

@@ -43,6 +43,7 @@ private:
   shard::context& ctx_;
   config cfg_;
   ttl_cache cache_;
+  std::uint64_t last_version_; ///< of the last entry stored (versions never repeat)
   std::optional<shard::timer_id> timer_;
 };
 

@@ -65,7 +65,8 @@ ttl_cache::~ttl_cache() {
 }
 
 ttl_cache::put_result ttl_cache::put(std::string_view key, std::string value,
-                                     std::string content_type, std::uint64_t expires_at_ms) {
+                                     std::string content_type, std::uint64_t expires_at_ms,
+                                     std::uint64_t version) {
   auto& m = *impl_;
   auto size = cost(key.size(), value.size(), content_type.size());
   auto it = m.find(key);
@@ -98,6 +99,7 @@ ttl_cache::put_result ttl_cache::put(std::string_view key, std::string value,
   it->e.value = std::move(value);
   it->e.content_type = std::move(content_type);
   it->e.expires_at_ms = expires_at_ms;
+  it->e.version = version;
   it->bytes = size;
   m.bytes += size;
   // The new entry fits alone, so the loop stops before it reaches the front.
@@ -118,6 +120,13 @@ const ttl_cache::entry* ttl_cache::get(std::string_view key, std::uint64_t now_m
   }
   m.lru.splice(m.lru.begin(), m.lru, it);
   return &it->e;
+}
+
+const ttl_cache::entry* ttl_cache::peek(std::string_view key, std::uint64_t now_ms) const {
+  auto& m = *impl_;
+  auto it = m.index.find(key);
+  if (it == m.index.end() || it->second->e.expires_at_ms <= now_ms) return nullptr;
+  return &it->second->e;
 }
 
 bool ttl_cache::erase(std::string_view key, std::uint64_t now_ms) {

@@ -18,6 +18,7 @@ public:
     std::string value;
     std::string content_type;
     std::uint64_t expires_at_ms = 0;
+    std::uint64_t version = 0;
   };
 
   /// `max_bytes`: what all entries together may hold, counted as key + value + content
@@ -35,7 +36,11 @@ public:
   /// recently used entries until the total is within the bound. An entry that alone is
   /// over the bound is refused (too_large) and the old value of `key`, if any, is removed.
   put_result put(std::string_view key, std::string value, std::string content_type,
-                 std::uint64_t expires_at_ms);
+                 std::uint64_t expires_at_ms, std::uint64_t version = 0);
+
+  /// The live entry of `key`, or nullptr, without making it recently used or removing an
+  /// expired one: for checking a condition.
+  const entry* peek(std::string_view key, std::uint64_t now_ms) const;
 
   /// The live entry of `key` (expires_at_ms > now_ms), made the most recently used;
   /// nullptr when absent or expired (an expired entry is removed). Valid until the next

@@ -110,6 +110,8 @@ routed route_cache(exchange& ex, std::string_view key) {
                               // Session-like data: no shared or private cache in between
                               // should keep a copy.
                               res.set(bhttp::field::cache_control, "no-store");
+                              res.set(bhttp::field::etag,
+                                      "\"" + std::to_string(e.version) + "\"");
                               res.body() = std::move(e.value);
                               res.prepare_payload();
                               return res;
@@ -129,14 +131,40 @@ routed route_cache(exchange& ex, std::string_view key) {
                                  + " bytes (cache.max_value_bytes)"},
                    version);
   cache::cache_put put;
+  // Conditions (RFC 9110 13.1): If-None-Match: * stores only a new entry, If-Match only
+  // over a live one ("*") or over one of the versions listed; both are checked and the
+  // entry stored in one step of its shard.
+  if (auto h = req.find(bhttp::field::if_none_match); h != req.end()) {
+    if (h->value() != "*")
+      return refused(route,
+                     invalid("invalid_precondition", "a cache PUT takes If-None-Match: * only"),
+                     version);
+    put.only_if_absent = true;
+  }
+  if (auto h = req.find(bhttp::field::if_match); h != req.end()) {
+    auto tags = parse_entity_tags(h->value(), false);
+    if (!tags)
+      return refused(route, invalid("invalid_precondition", "If-Match is not * or a list of entity tags"),
+                     version);
+    if (tags->what == documents::precondition::kind::any) {
+      put.only_if_present = true;
+    } else {
+      put.if_versions = tags->versions;
+      // Tags that name no version match nothing: the condition cannot hold.
+      if (put.if_versions.empty()) put.if_versions.push_back(0);
+    }
+  }
   std::string_view content_type = req[bhttp::field::content_type];
   put.content_type.assign(content_type.empty() ? default_content_type : content_type);
   put.value = std::move(req.body());
   put.ttl_ms = std::uint64_t{ttl_s} * 1000;
   put.key.assign(key);
   return {route, ask(ex, std::move(put), timeout, [version](core::result<cache::cache_stored>&& r) {
-            return render(std::move(r), version,
-                          [&](cache::cache_stored&&) { return no_content(version); });
+            return render(std::move(r), version, [&](cache::cache_stored&& s) {
+              auto res = no_content(version);
+              res.set(bhttp::field::etag, "\"" + std::to_string(s.version) + "\"");
+              return res;
+            });
           })};
 }
 

@@ -154,6 +154,47 @@ TEST_F(CacheModuleTest, EntryIsNotFoundOnceItsTtlEnds) {
   EXPECT_EQ(call(cache_get("k"))->value, "w");
 }
 
+// Verifies conditional puts: If-None-Match: * stores only where no live entry is (an
+// expired one counts as none), If-Match: * only over a live one, If-Match with versions
+// only over one of them; a refused put changes nothing. Every put gets a new version,
+// which gets reports, so a compare-and-set loop (read, then put If-Match) has one winner.
+TEST_F(CacheModuleTest, ConditionalPutsCompareAndSet) {
+  start();
+  auto absent = [](std::string key, std::string value, std::uint64_t ttl) {
+    auto p = cache_put(std::move(key), std::move(value), ttl);
+    p.only_if_absent = true;
+    return p;
+  };
+  auto first = call(absent("window", "1", 1000));
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(error_of(absent("window", "again", 1000)), core::errc::precondition_failed);
+  EXPECT_EQ(call(cache_get("window"))->value, "1");
+  EXPECT_EQ(call(cache_get("window"))->version, first->version);
+
+  // Compare-and-set: two clients read version v; the first put If-Match v wins.
+  auto at = [](std::string value, std::uint64_t v) {
+    auto p = cache_put("window", std::move(value), 1000);
+    p.if_versions = {v};
+    return p;
+  };
+  auto won = call(at("2", first->version));
+  ASSERT_TRUE(won.ok());
+  EXPECT_GT(won->version, first->version);
+  EXPECT_EQ(error_of(at("2-lost", first->version)), core::errc::precondition_failed);
+  EXPECT_EQ(call(cache_get("window"))->value, "2");
+
+  auto present = cache_put("missing", "x", 1000);
+  present.only_if_present = true;
+  EXPECT_EQ(error_of(present), core::errc::precondition_failed);
+  EXPECT_EQ(error_of(cache_get("missing")), core::errc::not_found);
+
+  // Past its ttl the entry is gone for conditions too: a new window starts.
+  shard.advance(milliseconds(1000));
+  auto fresh = call(absent("window", "1", 1000));
+  ASSERT_TRUE(fresh.ok()) << "an expired entry still blocked If-None-Match: *";
+  EXPECT_GT(fresh->version, won->version) << "a version never repeats";
+}
+
 // Verifies the expiry timer runs every second while the cache holds anything: expired
 // entries that nobody asks for stay counted until it fires, then the bytes and entries
 // gauges drop with no get; once the cache is empty no timer is left.

@@ -130,6 +130,31 @@ TEST_F(CacheRoutesTest, PutCarriesBodyContentTypeAndTtl) {
   EXPECT_EQ(cr.ttl_ms, 30000u);
 }
 
+// Verifies the conditions a PUT carries to the shard: If-None-Match: * (new entries only),
+// If-Match: * (live ones only), If-Match with tags (those versions only; tags that are
+// no version can match nothing); any other If-None-Match, or a malformed If-Match, is
+// 400 invalid_precondition before anything is asked.
+TEST_F(CacheRoutesTest, PutCarriesItsConditions) {
+  auto with = [&](bhttp::field f, std::string value) {
+    auto req = make(bhttp::verb::put, "/v1/cache/k", "v", "text/plain");
+    req.set(f, value);
+    return go(std::move(req));
+  };
+  auto plain = request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k", "v"));
+  EXPECT_FALSE(plain.only_if_absent || plain.only_if_present || !plain.if_versions.empty());
+  EXPECT_TRUE(request_of<cache::cache_put>(with(bhttp::field::if_none_match, "*")).only_if_absent);
+  EXPECT_TRUE(request_of<cache::cache_put>(with(bhttp::field::if_match, "*")).only_if_present);
+  EXPECT_EQ(request_of<cache::cache_put>(with(bhttp::field::if_match, R"("5", "7")")).if_versions,
+            (std::vector<std::uint64_t>{5, 7}));
+  EXPECT_EQ(request_of<cache::cache_put>(with(bhttp::field::if_match, R"("abc")")).if_versions,
+            (std::vector<std::uint64_t>{0}));
+  for (auto [f, v] : {std::pair{bhttp::field::if_none_match, std::string(R"("3")")},
+                      std::pair{bhttp::field::if_match, std::string("nope")}}) {
+    auto r = with(f, v);
+    expect_error(r, bhttp::status::bad_request, "invalid_precondition", v);
+  }
+}
+
 // Verifies a PUT without ttl gets cache.default_ttl_s, and one without Content-Type gets
 // application/octet-stream; an empty body is a value.
 TEST_F(CacheRoutesTest, PutDefaults) {

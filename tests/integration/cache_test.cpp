@@ -202,6 +202,30 @@ TEST_F(CacheTest, PutGetHeadDeleteRoundTripKeepsBytesAndContentType) {
   EXPECT_EQ(client().head(cache_target(k)).status, 404u);
 }
 
+// Verifies a rate-limit window can be built safely (docs/caching.md): If-None-Match: *
+// creates the window once, GET gives its ETag, a PUT If-Match that ETag wins once and a
+// second one with the same ETag is 412 with nothing changed.
+TEST_F(CacheTest, ConditionalPutsMakeACompareAndSet) {
+  const auto k = key("window");
+  const header_list create{{"Content-Type", "text/plain"}, {"If-None-Match", "*"}};
+  auto first = put_raw(k, long_ttl, "1", create);
+  ASSERT_EQ(first.status, 204u) << first.body;
+  ASSERT_TRUE(first.header("ETag"));
+  auto again = put_raw(k, long_ttl, "1", create);
+  expect_error(again, 412, "precondition_failed", "a second create");
+  auto read = get(k);
+  ASSERT_EQ(read.status, 200u);
+  EXPECT_EQ(read.body, "1");
+  EXPECT_EQ(read.header("ETag"), first.header("ETag"));
+  const header_list swap{{"Content-Type", "text/plain"}, {"If-Match", *read.header("ETag")}};
+  auto won = put_raw(k, long_ttl, "2", swap);
+  EXPECT_EQ(won.status, 204u) << won.body;
+  EXPECT_NE(won.header("ETag"), read.header("ETag"));
+  auto lost = put_raw(k, long_ttl, "2-too", swap);
+  expect_error(lost, 412, "precondition_failed", "a stale If-Match");
+  EXPECT_EQ(get(k).body, "2");
+}
+
 // Verifies DELETE of a key that holds nothing is 204 too (idempotent, as documented).
 TEST_F(CacheTest, DeleteOfAnAbsentKeyIs204) {
   const auto k = key();
