@@ -42,6 +42,7 @@
 #include "cluster/ownership.hpp"
 #include "cluster/shard_map.hpp"
 #include "tests/integration/cluster_suite.hpp"
+#include "tests/support/feed_client.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/metrics_text.hpp"
 #include "tests/support/ports.hpp"
@@ -1187,6 +1188,28 @@ TEST_F(ClusterTest, HaproxyWithTheShippedConfigRoutesAroundADeadMember) {
                 static_cast<unsigned long long>(puts), keys.size());
   }
 
+  // Requests that wait on purpose outlast the 7 s server timeout of the other routes: a
+  // job lease that waits 8 s gets its 200 (no job came), and a change stream quiet for
+  // 8.5 s still delivers the next write (before, HAProxy cut both with its HTML 504).
+  {
+    std::optional<http_response> lease;
+    std::thread poll([&] {
+      http_client waiting{lb_port, 20s};
+      lease = waiting.try_request("POST", "/v1/queues/lbq/lease", R"({"wait_ms":8000})", json_type);
+    });
+    feed_client feed{lb_port, "/v1/collections/lbfeed/changes"};
+    const bool head = feed.read_head();
+    std::this_thread::sleep_for(8500ms);
+    auto put = client.try_request("PUT", doc_target("lbfeed", "x"), R"({"a":1})", json_type);
+    auto event = head ? feed.next(5s) : std::nullopt;
+    poll.join();
+    ASSERT_TRUE(head) << "the change stream did not start through haproxy";
+    ASSERT_TRUE(put && put->status == 201) << describe(put);
+    ASSERT_TRUE(lease) << "the lease got no answer through haproxy";
+    EXPECT_EQ(lease->status, 200u) << lease->body;
+    ASSERT_TRUE(event) << "a change stream quiet for 8.5 s was cut by haproxy";
+    EXPECT_EQ(event->type, "put");
+  }
   // kill -9 one member: haproxy's health check takes it out, and meanwhile and afterwards
   // the live shards are served and the dead one's get 503 shard_unavailable, never a hang.
   node(victim).kill9();
@@ -1249,6 +1272,20 @@ TEST_F(ClusterTest, HaproxyWithTheShippedConfigRoutesAroundADeadMember) {
     auto get = client.try_request("GET", doc_target("lb", k));
     EXPECT_TRUE(get && get->status == 200) << k << ": " << describe(get);
   }
+
+  // With every member gone, HAProxy answers by itself: 503, in Shoal's JSON error shape
+  // with Retry-After, not its HTML page.
+  for (const auto& id : all_ids())
+    node(id).kill9();
+  EXPECT_TRUE(eventually(settle_timeout, [&] {
+    auto res = client.try_request("GET", doc_target("lb", "k1"));
+    return res && res->status == 503 && res->header("Content-Type") == "application/json";
+  })) << "haproxy's own 503 is not JSON; its log:\n"
+      << lb->log();
+  auto none = client.try_request("GET", doc_target("lb", "k1"));
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->error_code(), "shard_unavailable") << none->body;
+  EXPECT_TRUE(none->header("Retry-After")) << none->body;
   if (HasFailure()) std::fprintf(stderr, "--- haproxy ---\n%s\n", lb->log().c_str());
 }
 
