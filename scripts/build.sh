@@ -3,12 +3,14 @@
 # Configures and builds Shoal with CMake + Ninja.
 #   scripts/build.sh [release]   optimized build in build/release (tests and benchmarks)
 #   scripts/build.sh asan        -Og -g1 with AddressSanitizer + UBSan in build/asan (tests only)
+#   scripts/build.sh release shoal   only the named targets (here the server: what serve.sh runs)
 # Environment: SHOAL_JOBS overrides the parallel job count (default: cores, capped by memory).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
 flavor=${1:-release}
+targets=("${@:2}")
 case "$flavor" in
   release)
     dir=build/release
@@ -53,4 +55,8 @@ fi
 
 echo "build: $flavor in $dir with $jobs job(s)"
 cmake -S . -B "$dir" -G Ninja "${args[@]}"
-cmake --build "$dir" --parallel "$jobs"
+if ((${#targets[@]} > 0)); then
+  cmake --build "$dir" --parallel "$jobs" --target "${targets[@]}"
+else
+  cmake --build "$dir" --parallel "$jobs"
+fi

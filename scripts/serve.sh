@@ -7,5 +7,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
-scripts/build.sh release
+scripts/build.sh release shoal   # the server only, not the tests and benchmarks
 exec build/release/app/shoal serve "$@"
