@@ -132,10 +132,10 @@ private:
 class change_stream : public std::enable_shared_from_this<change_stream> {
 public:
   change_stream(beast::tcp_stream&& stream, server_context& ctx, std::string collection,
-                std::string since, std::string request_id, unsigned version)
+                std::string since, std::string request_id, unsigned version, bool problem)
       : ctx_(ctx), stream_(std::move(stream)), timer_(stream_.get_executor()),
         collection_(std::move(collection)), since_(std::move(since)),
-        request_id_(std::move(request_id)), version_(version),
+        request_id_(std::move(request_id)), version_(version), problem_(problem),
         max_bytes_(std::max<std::size_t>(ctx.env.changes_max_buffer_bytes, 2)),
         heartbeat_(std::max<std::uint32_t>(ctx.env.changes_heartbeat_ms, 1)) {
     // The session that accepted the connection is gone; the stream counts it from here.
@@ -544,6 +544,7 @@ private:
     end_reason_ = reason;
     cancel_timers();
     record(res.result_int());
+    if (problem_) to_problem(res);
     res.set("x-request-id", request_id_);
     res.set(bhttp::field::server, "shoal");
     res.set(bhttp::field::date, http_date_now());
@@ -618,6 +619,7 @@ private:
   std::string since_;
   std::string request_id_;
   unsigned version_;
+  bool problem_ = false; ///< refusals as problem details (the client's Accept asked)
   std::size_t max_bytes_;
   std::uint32_t heartbeat_;
 
@@ -656,9 +658,9 @@ void stream_answer::hand_over(read_answer&& r) {
 
 void start_change_stream(boost::beast::tcp_stream&& stream, server_context& ctx,
                          std::string collection, std::string since, std::string request_id,
-                         unsigned version) {
+                         unsigned version, bool problem) {
   std::make_shared<change_stream>(std::move(stream), ctx, std::move(collection), std::move(since),
-                                  std::move(request_id), version)
+                                  std::move(request_id), version, problem)
     ->start();
 }
 

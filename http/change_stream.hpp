@@ -21,9 +21,10 @@ struct server_context;
 /// changes_max_buffer_bytes behind (then the last line tells it to resume). A resume
 /// point older than a shard's retention is answered 410 before the stream starts.
 /// `since`: "" (from now), "start", or an encoded position (change_routes.cpp checked its
-/// syntax).
+/// syntax). `problem`: the client asked for RFC 9457 problem details (refusals then
+/// come as application/problem+json).
 void start_change_stream(boost::beast::tcp_stream&& stream, server_context& ctx,
                          std::string collection, std::string since, std::string request_id,
-                         unsigned version);
+                         unsigned version, bool problem = false);
 
 } // namespace shoal::http

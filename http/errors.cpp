@@ -2,6 +2,8 @@
 #include "http/errors.hpp"
 #include "util/json.hpp"
 
+#include <cctype>
+
 #include <boost/beast/http/field.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -83,6 +85,62 @@ response error_response(const core::error& e, unsigned version) {
 
 core::error invalid(std::string name, std::string message) {
   return core::error{core::errc::invalid_argument, std::move(name), std::move(message)};
+}
+
+bool wants_problem(std::string_view accept) {
+  const auto lower_equals = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
+    return true;
+  };
+  const auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  while (!accept.empty()) {
+    const auto comma = accept.find(',');
+    auto range = accept.substr(0, comma);
+    accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+    const auto semi = range.find(';');
+    if (!lower_equals(trim(range.substr(0, semi)), "application/problem+json")) continue;
+    // q=0 means "not this one"; any other weight asks for it.
+    bool refused = false;
+    for (auto params = semi == std::string_view::npos ? std::string_view{} : range.substr(semi + 1);
+         !params.empty();) {
+      const auto next = params.find(';');
+      auto param = trim(params.substr(0, next));
+      params = next == std::string_view::npos ? std::string_view{} : params.substr(next + 1);
+      if (param.size() >= 2 && (param[0] == 'q' || param[0] == 'Q') && param[1] == '=') {
+        auto q = param.substr(2);
+        refused = !q.empty() && q.find_first_not_of("0.") == std::string_view::npos;
+      }
+    }
+    if (!refused) return true;
+  }
+  return false;
+}
+
+void to_problem(response& res) {
+  if (res[bhttp::field::content_type] != "application/json") return;
+  boost::json::error_code ec;
+  auto body = util::parse_json(res.body(), ec);
+  if (ec || !body.is_object()) return;
+  const auto* error = body.get_object().if_contains("error");
+  if (!error || !error->is_object()) return;
+  const auto* code = error->get_object().if_contains("code");
+  const auto* message = error->get_object().if_contains("message");
+  if (!code || !code->is_string() || !message || !message->is_string()) return;
+  boost::json::object problem;
+  problem["type"] = "about:blank";
+  problem["title"] = std::string_view(bhttp::obsolete_reason(res.result()));
+  problem["status"] = res.result_int();
+  problem["detail"] = *message;
+  problem["code"] = *code;
+  res.set(bhttp::field::content_type, "application/problem+json");
+  res.body() = util::to_json(problem);
+  res.prepare_payload();
 }
 
 } // namespace shoal::http

@@ -6,6 +6,7 @@
 // renders the JSON body `{"error":{"code":..,"message":..}}`. HTTP-level refusals that
 // are not errors of a request's content (405 with Allow, 431) use the same body.
 
+#include <string>
 #include <string_view>
 
 #include <boost/beast/http/status.hpp>
@@ -25,5 +26,14 @@ response error_response(boost::beast::http::status status, std::string_view code
 
 /// 400 with `name` as the code: a request that broke a rule of the API.
 core::error invalid(std::string name, std::string message);
+
+/// Whether an Accept header asks for RFC 9457 problem details
+/// (application/problem+json among its media ranges, not with q=0).
+bool wants_problem(std::string_view accept);
+
+/// Rewrites an error response of ours (a `{"error":{"code","message"}}` body) as problem
+/// details: `{"type":"about:blank","title","status","detail","code"}` as
+/// application/problem+json, headers kept. Anything else is left as it is.
+void to_problem(response& res);
 
 } // namespace shoal::http

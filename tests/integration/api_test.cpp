@@ -209,6 +209,31 @@ TEST_F(ApiTest, OptionsAndPatchFormats) {
   EXPECT_EQ(client().get(doc("opt")).body, R"({"a":1})");
 }
 
+// Verifies a client that sends Accept: application/problem+json gets RFC 9457 problem
+// details for errors (routing, refusals, broken JSON), others the usual shape, and
+// successes are unchanged either way.
+TEST_F(ApiTest, ProblemDetailsWhenAsked) {
+  const header_list problem{{"Accept", "application/problem+json"}};
+  auto missing = client().get(doc("nobody"), problem);
+  EXPECT_EQ(missing.status, 404u);
+  EXPECT_EQ(missing.header("Content-Type"), "application/problem+json");
+  auto v = json::parse(missing.body);
+  EXPECT_EQ(v.at("status"), 404);
+  EXPECT_EQ(v.at("title"), "Not Found");
+  EXPECT_EQ(v.at("code"), "not_found");
+  EXPECT_TRUE(v.at("detail").is_string());
+  EXPECT_EQ(v.at("type"), "about:blank");
+  auto broken = client().put(doc("p"), "{", problem);
+  EXPECT_EQ(broken.status, 400u);
+  EXPECT_EQ(json::parse(broken.body).at("code"), "invalid_json");
+  auto plain = client().get(doc("nobody"));
+  EXPECT_EQ(plain.header("Content-Type"), "application/json");
+  EXPECT_EQ(plain.error_code(), "not_found");
+  auto ok = client().put(doc("p"), R"({"a":1})", problem);
+  EXPECT_EQ(ok.status, 201u);
+  EXPECT_EQ(ok.header("Content-Type"), "application/json");
+}
+
 TEST_F(ApiTest, PatchMergesObjectsAndRemovesNullMembers) {
   ASSERT_EQ(
     client()
