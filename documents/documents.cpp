@@ -121,9 +121,7 @@ core::result<write_plan> plan_write(const doc_write& req, const std::optional<re
     auto patch = ec ? boost::json::value{} : util::parse_json(req.body, ec);
     if (ec || !doc.is_object() || !patch.is_object())
       return core::error{core::errc::internal, "the document or patch is not a JSON object"};
-    const auto before = doc;
-    merge_patch(doc, patch);
-    if (doc == before) {
+    if (!merge_patch(doc, patch)) {
       // Nothing changes: no new version, no write, no change event.
       plan.reply.version = *current_version;
       plan.write = false;
@@ -157,20 +155,26 @@ core::result<stored_doc> read(const doc_get& req, const std::optional<record>& c
   return r;
 }
 
-void merge_patch(boost::json::value& target, const boost::json::value& patch) {
+bool merge_patch(boost::json::value& target, const boost::json::value& patch) {
   if (!patch.is_object()) {
+    if (target == patch) return false;
     target = patch;
-    return;
+    return true;
   }
-  if (!target.is_object()) target = boost::json::object{};
+  bool changed = false;
+  if (!target.is_object()) {
+    target = boost::json::object{};
+    changed = true;
+  }
   auto& obj = target.get_object();
   for (const auto& member : patch.get_object()) {
     if (member.value().is_null()) {
-      obj.erase(member.key());
+      changed = obj.erase(member.key()) > 0 || changed;
     } else {
-      merge_patch(obj[member.key()], member.value());
+      changed = merge_patch(obj[member.key()], member.value()) || changed;
     }
   }
+  return changed;
 }
 
 void field_stats::add_document(std::string_view json, std::string_view path) {

@@ -73,6 +73,7 @@ core::result<stored_doc> read(const doc_get& req, const std::optional<record>& c
 
 /// Applies an RFC 7396 merge patch to `target` in place: object members of `patch` that
 /// are null remove the member, objects merge recursively, anything else replaces.
-void merge_patch(boost::json::value& target, const boost::json::value& patch);
+/// Returns whether `target` changed.
+bool merge_patch(boost::json::value& target, const boost::json::value& patch);
 
 } // namespace shoal::documents

@@ -110,8 +110,7 @@ routed route_cache(exchange& ex, std::string_view key) {
                               // Session-like data: no shared or private cache in between
                               // should keep a copy.
                               res.set(bhttp::field::cache_control, "no-store");
-                              res.set(bhttp::field::etag,
-                                      "\"" + std::to_string(e.version) + "\"");
+                              res.set(bhttp::field::etag, etag(e.version));
                               res.body() = std::move(e.value);
                               res.prepare_payload();
                               return res;
@@ -148,10 +147,13 @@ routed route_cache(exchange& ex, std::string_view key) {
                      version);
     if (tags->what == documents::precondition::kind::any) {
       put.only_if_present = true;
+    } else if (tags->versions.empty()) {
+      // Tags that name no version of ours match no entry: the condition cannot hold.
+      return refused(route,
+                     core::error{core::errc::precondition_failed, "no entry has that entity tag"},
+                     version);
     } else {
-      put.if_versions = tags->versions;
-      // Tags that name no version match nothing: the condition cannot hold.
-      if (put.if_versions.empty()) put.if_versions.push_back(0);
+      put.if_versions = std::move(tags->versions);
     }
   }
   std::string_view content_type = req[bhttp::field::content_type];
@@ -162,7 +164,7 @@ routed route_cache(exchange& ex, std::string_view key) {
   return {route, ask(ex, std::move(put), timeout, [version](core::result<cache::cache_stored>&& r) {
             return render(std::move(r), version, [&](cache::cache_stored&& s) {
               auto res = no_content(version);
-              res.set(bhttp::field::etag, "\"" + std::to_string(s.version) + "\"");
+              res.set(bhttp::field::etag, etag(s.version));
               return res;
             });
           })};

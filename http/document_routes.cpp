@@ -40,14 +40,6 @@ std::optional<core::error> parse_preconditions(const request& req, documents::pr
   return std::nullopt;
 }
 
-std::string etag(std::uint64_t version) {
-  std::string s;
-  s.reserve(22);
-  s += '"';
-  s += std::to_string(version);
-  s += '"';
-  return s;
-}
 
 std::string id_version_body(std::string_view id, std::uint64_t version) {
   boost::json::object o;

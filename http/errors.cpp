@@ -2,8 +2,7 @@
 #include "http/errors.hpp"
 #include "util/json.hpp"
 
-#include <cctype>
-
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -87,24 +86,31 @@ core::error invalid(std::string name, std::string message) {
   return core::error{core::errc::invalid_argument, std::move(name), std::move(message)};
 }
 
+namespace {
+
+std::string_view trim(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+} // namespace
+
+std::string_view media_type_of(std::string_view value) {
+  return trim(value.substr(0, value.find(';')));
+}
+
+bool media_type_is(std::string_view value, std::string_view media) {
+  return boost::beast::iequals(media_type_of(value), media);
+}
+
 bool wants_problem(std::string_view accept) {
-  const auto lower_equals = [](std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
-    return true;
-  };
-  const auto trim = [](std::string_view v) {
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    return v;
-  };
   while (!accept.empty()) {
     const auto comma = accept.find(',');
     auto range = accept.substr(0, comma);
     accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+    if (!media_type_is(range, "application/problem+json")) continue;
     const auto semi = range.find(';');
-    if (!lower_equals(trim(range.substr(0, semi)), "application/problem+json")) continue;
     // q=0 means "not this one"; any other weight asks for it.
     bool refused = false;
     for (auto params = semi == std::string_view::npos ? std::string_view{} : range.substr(semi + 1);

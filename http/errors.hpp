@@ -27,6 +27,13 @@ response error_response(boost::beast::http::status status, std::string_view code
 /// 400 with `name` as the code: a request that broke a rule of the API.
 core::error invalid(std::string name, std::string message);
 
+/// The media type of a Content-Type value or of one Accept range: parameters and the
+/// blanks around it dropped ("application/json; charset=utf-8" -> "application/json").
+std::string_view media_type_of(std::string_view value);
+
+/// Whether `value` names the media type `media`, ignoring case and parameters.
+bool media_type_is(std::string_view value, std::string_view media);
+
 /// Whether an Accept header asks for RFC 9457 problem details
 /// (application/problem+json among its media ranges, not with q=0).
 bool wants_problem(std::string_view accept);

@@ -41,8 +41,8 @@ inline constexpr std::string_view read_methods = "GET, HEAD";
 /// method_not_allowed with the same Allow.
 response method_not_allowed(const request& req, std::string_view allow);
 
-/// Whether a Content-Type names `media` (case-insensitive, parameters ignored).
-bool media_type_is(std::string_view content_type, std::string_view media);
+/// The strong entity tag of a version: "\"7\"".
+std::string etag(std::uint64_t version);
 
 /// The merge-patch media types PATCH takes (RFC 7396), as Accept-Patch lists them.
 inline constexpr std::string_view accepted_patches = "application/merge-patch+json, application/json";

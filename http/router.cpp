@@ -6,6 +6,7 @@
 #include <charconv>
 #include <vector>
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
@@ -23,18 +24,9 @@ namespace {
 constexpr std::string_view json_type = "application/json";
 
 bool is_json_media_type(std::string_view content_type) {
-  auto semi = content_type.find(';');
-  auto media = content_type.substr(0, semi);
-  while (!media.empty() && media.back() == ' ')
-    media.remove_suffix(1);
-  auto lower_equals = [](std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
-    return true;
-  };
-  return lower_equals(media, "application/json")
-         || (media.size() > 5 && lower_equals(media.substr(media.size() - 5), "+json"));
+  const auto media = media_type_of(content_type);
+  return boost::beast::iequals(media, "application/json")
+         || (media.size() > 5 && boost::beast::iequals(media.substr(media.size() - 5), "+json"));
 }
 
 } // namespace
@@ -59,13 +51,13 @@ response method_not_allowed(const request& req, std::string_view allow) {
   return res;
 }
 
-bool media_type_is(std::string_view content_type, std::string_view media) {
-  auto type = content_type.substr(0, content_type.find(';'));
-  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
-  if (type.size() != media.size()) return false;
-  for (std::size_t i = 0; i < type.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(type[i])) != media[i]) return false;
-  return true;
+std::string etag(std::uint64_t version) {
+  std::string s;
+  s.reserve(22);
+  s += '"';
+  s += std::to_string(version);
+  s += '"';
+  return s;
 }
 
 response no_such_route(unsigned version) {

@@ -172,7 +172,6 @@ void session::reject_framing(const framing_problem& problem) {
   started_ = std::chrono::steady_clock::now();
   req_ = {};
   request_id_ = request_id_from(parser_->get());
-  problem_ = false; // the request could not be read: answered in the default shape
   route_ = route_id::unknown;
   finish(error_response(static_cast<bhttp::status>(problem.status), problem.code,
                         problem.message, 11));
@@ -248,7 +247,6 @@ void session::handle() {
   started_ = std::chrono::steady_clock::now();
   request_id_ = request_id_from(req_);
   keep_alive_ = req_.keep_alive();
-  problem_ = wants_problem(req_[bhttp::field::accept]);
   in_flight_ = true;
   ctx_.metrics.inflight.add(1);
   if (ctx_.metrics.inflight.value() > static_cast<std::int64_t>(ctx_.settings.max_inflight)) {
@@ -318,7 +316,8 @@ void session::on_timeout(std::uint64_t seq, beast::error_code ec) {
 }
 
 void session::finish(response&& res) {
-  if (problem_ && res.result_int() >= 400) to_problem(res);
+  // An unreadable request (reject_framing) left req_ empty: answered in the usual shape.
+  if (res.result_int() >= 400 && wants_problem(req_[bhttp::field::accept])) to_problem(res);
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   auto status = res.result_int();
   auto body_bytes = res.body().size();

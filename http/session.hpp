@@ -91,7 +91,6 @@ private:
   route_id route_ = route_id::unknown;
   std::string request_id_;
   date_cache dates_; ///< this connection's Date header
-  bool problem_ = false; ///< the request asked for RFC 9457 problem details
   std::chrono::steady_clock::time_point started_;
   std::uint64_t seq_ = 0;
   std::uint64_t timeout_ms_ = 0;
