@@ -37,7 +37,8 @@ public:
     if (padinfo_.enabled()) {
       // As %-5l pads: to the width, on the right.
       dest.append(name.data(), name.data() + name.size());
-      for (auto n = name.size(); n < padinfo_.width_; ++n) dest.push_back(' ');
+      for (auto n = name.size(); n < padinfo_.width_; ++n)
+        dest.push_back(' ');
       return;
     }
     dest.append(name.data(), name.data() + name.size());
@@ -48,13 +49,20 @@ public:
 
   static std::string_view level_name(spdlog::level::level_enum l) {
     switch (l) {
-    case spdlog::level::trace: return "trace";
-    case spdlog::level::debug: return "debug";
-    case spdlog::level::info: return "info";
-    case spdlog::level::warn: return "warn";
-    case spdlog::level::err: return "error";
-    case spdlog::level::critical: return "critical";
-    default: return "off";
+    case spdlog::level::trace:
+      return "trace";
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    case spdlog::level::err:
+      return "error";
+    case spdlog::level::critical:
+      return "critical";
+    default:
+      return "off";
     }
   }
 };

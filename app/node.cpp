@@ -286,8 +286,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       base.changes.metrics = &change_metrics;
       base.cache.max_bytes = settings.cache.max_bytes / local;
       base.cache.metrics = &cache_metrics;
-      base.jobs.retry =
-        jobs::retry_policy{settings.jobs.retry_base_ms, settings.jobs.retry_cap_ms};
+      base.jobs.retry = jobs::retry_policy{settings.jobs.retry_base_ms, settings.jobs.retry_cap_ms};
       base.jobs.metrics = &job_metrics;
       base.jobs.incarnation = broker_cfg.incarnation;
       base.actors.registry = &registry;

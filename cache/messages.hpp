@@ -52,9 +52,9 @@ struct cache_put {
   std::string key;
   std::string value;
   std::string content_type;
-  std::uint64_t ttl_ms = 0;    ///< already checked against the config
-  bool only_if_absent = false; ///< If-None-Match: *  (no live entry)
-  bool only_if_present = false; ///< If-Match: *  (a live entry)
+  std::uint64_t ttl_ms = 0;               ///< already checked against the config
+  bool only_if_absent = false;            ///< If-None-Match: *  (no live entry)
+  bool only_if_present = false;           ///< If-Match: *  (a live entry)
   std::vector<std::uint64_t> if_versions; ///< If-Match: "v", ...  (the live entry's version is one)
 };
 

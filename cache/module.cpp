@@ -18,9 +18,10 @@ constexpr std::size_t expiry_batch = 10000; ///< entries removed per tick at mos
 } // namespace
 
 module::module(shard::context& ctx, config cfg)
-    // Versions start from the clock (in microseconds' worth of room per ms), so an ETag a
-    // client kept from before a restart of the node does not match a new entry.
-    : ctx_(ctx), cfg_(cfg), cache_(cfg.max_bytes), last_version_(ctx.wall_ms() * 1000) {}
+  // Versions start from the clock (in microseconds' worth of room per ms), so an ETag a
+  // client kept from before a restart of the node does not match a new entry.
+  :ctx_(ctx),
+  cfg_(cfg), cache_(cfg.max_bytes), last_version_(ctx.wall_ms() * 1000) {}
 
 module::~module() {
   if (timer_) ctx_.cancel(*timer_);
@@ -54,13 +55,14 @@ void module::serve(cache_put&& req, core::reply_to<cache_stored> to) {
   if (req.only_if_absent || req.only_if_present || !req.if_versions.empty()) {
     const auto* current = cache_.peek(req.key, now);
     const bool holds =
-      (!req.only_if_absent || !current) && (!req.only_if_present || current) &&
-      (req.if_versions.empty() ||
-       (current && std::find(req.if_versions.begin(), req.if_versions.end(),
-                             current->version) != req.if_versions.end()));
+      (!req.only_if_absent || !current) && (!req.only_if_present || current)
+      && (req.if_versions.empty()
+          || (current
+              && std::find(req.if_versions.begin(), req.if_versions.end(), current->version)
+                   != req.if_versions.end()));
     if (!holds)
       return to.deliver(core::error{core::errc::precondition_failed,
-                                    !current               ? "there is no live entry of this key"
+                                    !current             ? "there is no live entry of this key"
                                     : req.only_if_absent ? "the key holds a live entry"
                                                          : "the entry's version does not match"});
   }
@@ -73,10 +75,9 @@ void module::serve(cache_put&& req, core::reply_to<cache_stored> to) {
   account(bytes, size, evictions);
   schedule_expiry();
   if (put == ttl_cache::put_result::too_large)
-    return to.deliver(core::error{
-      core::errc::too_large, "value_too_large",
-      "the entry is larger than this shard's share of cache.max_bytes ("
-        + std::to_string(cache_.max_bytes()) + " bytes)"});
+    return to.deliver(core::error{core::errc::too_large, "value_too_large",
+                                  "the entry is larger than this shard's share of cache.max_bytes ("
+                                    + std::to_string(cache_.max_bytes()) + " bytes)"});
   to.deliver(cache_stored{version});
 }
 

@@ -21,7 +21,7 @@ public:
   using requests = cache::requests;
 
   struct config {
-    std::size_t max_bytes = 1u << 20; ///< this shard's share of cache.max_bytes
+    std::size_t max_bytes = 1u << 20;  ///< this shard's share of cache.max_bytes
     cache::metrics* metrics = nullptr; ///< may be null
   };
 

@@ -19,8 +19,9 @@ struct module::stats_scan {
   core::reply_to<field_stats> to;
 };
 
-module::module(shard::context& ctx, config cfg, std::vector<shard::doc_observer*> observers)
-    : ctx_(ctx), cfg_(cfg), observers_(std::move(observers)), cache_(cfg.cache_bytes) {}
+module::module(shard::context& ctx, config cfg,
+               std::vector<shard::doc_observer*> observers) :ctx_(ctx),
+  cfg_(cfg), observers_(std::move(observers)), cache_(cfg.cache_bytes) {}
 
 module::~module() {
   if (cfg_.metrics) cfg_.metrics->cache_bytes.add(-static_cast<std::int64_t>(cache_.bytes()));
@@ -84,8 +85,8 @@ void module::serve(doc_get&& req, core::reply_to<stored_doc> to) {
   if (*stored) {
     current = decode(**stored);
     if (!current)
-      return answer_about<stored_doc>(key, std::move(to),
-                                      core::error{core::errc::internal, "stored record is corrupt"});
+      return answer_about<stored_doc>(
+        key, std::move(to), core::error{core::errc::internal, "stored record is corrupt"});
   }
   answer_about(key, std::move(to), read(req, current));
 }
@@ -139,8 +140,7 @@ void module::serve(doc_write&& req, core::reply_to<doc_written> to) {
 void module::serve(collection_stats&& req, core::reply_to<field_stats> to) {
   auto scan = std::make_shared<stats_scan>();
   scan->view = ctx_.store().snapshot();
-  if (!scan->view)
-    return to.deliver(core::error{core::errc::shutting_down, "the store is closed"});
+  if (!scan->view) return to.deliver(core::error{core::errc::shutting_down, "the store is closed"});
   scan->prefix = collection_prefix(req.collection);
   scan->field = std::move(req.field);
   scan->to = std::move(to);
@@ -151,19 +151,19 @@ void module::step(const std::shared_ptr<stats_scan>& scan) {
   std::size_t docs = 0;
   std::size_t bytes = 0;
   bool more = false;
-  auto r = scan->view->scan(scan->prefix, scan->from, false,
-                            [&](std::string_view key, std::string_view value) {
-                              if (docs >= shard::scan_step_keys || bytes >= shard::scan_step_bytes) {
-                                more = true;
-                                scan->from.assign(key);
-                                return false;
-                              }
-                              ++docs;
-                              bytes += value.size();
-                              auto rec = decode(value);
-                              if (rec && rec->live()) scan->stats.add_document(rec->json, scan->field);
-                              return true;
-                            });
+  auto r = scan->view->scan(
+    scan->prefix, scan->from, false, [&](std::string_view key, std::string_view value) {
+      if (docs >= shard::scan_step_keys || bytes >= shard::scan_step_bytes) {
+        more = true;
+        scan->from.assign(key);
+        return false;
+      }
+      ++docs;
+      bytes += value.size();
+      auto rec = decode(value);
+      if (rec && rec->live()) scan->stats.add_document(rec->json, scan->field);
+      return true;
+    });
   if (!r) return scan->to.deliver(std::move(r).error());
   if (more) return ctx_.defer([this, scan] { step(scan); });
   // What the scan counted may include writes still waiting for their fsync.

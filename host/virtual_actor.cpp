@@ -165,12 +165,11 @@ public:
     };
     auto send = [self = self_, target = st.cfg.peers->handles[shard], budget, on_answer,
                  req = actor_call{std::move(type), std::move(id), std::move(method),
-                                  util::to_json(args),
-                                  static_cast<std::uint32_t>(budget.count())}](
+                                  util::to_json(args), static_cast<std::uint32_t>(budget.count())}](
                   bool durable) mutable {
       if (!durable)
-        return on_answer(call_result{503, {}, "storage_failed",
-                                     "the state this call was made from could not be written"});
+        return on_answer(call_result{
+          503, {}, "storage_failed", "the state this call was made from could not be written"});
       protocol::ask(self, target, budget, std::move(req))
         .then(
           [on_answer](actor_result& r) {
@@ -182,10 +181,8 @@ public:
           [on_answer](caf::error& err) {
             if (err.category() == protocol::error_category) {
               auto e = protocol::from_caf(err);
-              return on_answer(call_result{core::http_status(e),
-                                           {},
-                                           std::string(core::api_code(e)),
-                                           e.message()});
+              return on_answer(
+                call_result{core::http_status(e), {}, std::string(core::api_code(e)), e.message()});
             }
             bool timeout = err == caf::sec::request_timeout;
             on_answer(call_result{504,
@@ -442,12 +439,12 @@ void dispatch(vactor_pointer self, queued next) {
     return next.to.deliver(core::error{core::errc::storage_failed, error});
   const auto* entry = st.cfg.type->find(call.method);
   if (!entry)
-    return next.to.deliver(core::error{
-      core::errc::not_found, "unknown_method",
-      "actor type '" + call.type + "' has no method '" + call.method + "'"});
+    return next.to.deliver(
+      core::error{core::errc::not_found, "unknown_method",
+                  "actor type '" + call.type + "' has no method '" + call.method + "'"});
   boost::json::error_code ec;
-  auto args = call.args.empty() ? boost::json::value(boost::json::object{})
-                                : util::parse_json(call.args, ec);
+  auto args =
+    call.args.empty() ? boost::json::value(boost::json::object{}) : util::parse_json(call.args, ec);
   if (ec || !args.is_object())
     return next.to.deliver(core::error{core::errc::invalid_argument, "invalid_args",
                                        "the arguments must be a JSON object"});
@@ -481,8 +478,8 @@ void enqueue(vactor_pointer self, queued q) {
       q.call->budget_ms != 0 ? std::chrono::milliseconds(q.call->budget_ms) : st.cfg.call_timeout;
     q.deadline = self->clock().now() + budget;
   }
-  if (!st.current && !st.stopping && !st.pumping && (!st.queue || st.queue->empty()) &&
-      (q.call || !st.writing)) {
+  if (!st.current && !st.stopping && !st.pumping && (!st.queue || st.queue->empty())
+      && (q.call || !st.writing)) {
     // Nothing ahead of it: run it now, without touching (or allocating) the queue.
     st.pumping = true;
     dispatch(self, std::move(q));

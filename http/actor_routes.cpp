@@ -41,11 +41,11 @@ routed route_actor(exchange& ex, std::string_view type, std::string_view id,
   call.method.assign(method);
   call.budget_ms = ex.env.actor_call_timeout_ms;
   return {route, ask(ex, std::move(call), ex.env.actor_call_timeout_ms,
-                        [version](core::result<actors::actor_result>&& r) {
-                          return render(std::move(r), version, [&](actors::actor_result&& a) {
-                            return plain_json(bhttp::status::ok, std::move(a.json), version);
-                          });
-                        })};
+                     [version](core::result<actors::actor_result>&& r) {
+                       return render(std::move(r), version, [&](actors::actor_result&& a) {
+                         return plain_json(bhttp::status::ok, std::move(a.json), version);
+                       });
+                     })};
 }
 
 } // namespace shoal::http::detail

@@ -85,9 +85,9 @@ routed route_cache(exchange& ex, std::string_view key) {
       && method != bhttp::verb::delete_)
     return refused(route, method_not_allowed(req, cache_methods));
   if (!core::valid_id(key))
-    return refused(route,
-                   invalid("invalid_key", "cache keys are 1 to 256 of [A-Za-z0-9_.:@-], not . or .."),
-                   version);
+    return refused(
+      route, invalid("invalid_key", "cache keys are 1 to 256 of [A-Za-z0-9_.:@-], not . or .."),
+      version);
   auto query = parse_cache_query(req, ex.env);
   if (!query) return refused(route, query.error(), version);
   const auto timeout = ex.env.request_timeout_ms;
@@ -95,27 +95,27 @@ routed route_cache(exchange& ex, std::string_view key) {
     // DELETE is idempotent: removing what is not there (never stored, expired, evicted)
     // ends as removing it does.
     return {route, ask(ex, cache::cache_delete{std::string(key)}, timeout,
-                          [version](core::result<cache::cache_deleted>&& r) {
-                            return render(std::move(r), version,
-                                          [&](cache::cache_deleted&&) { return no_content(version); });
-                          })};
+                       [version](core::result<cache::cache_deleted>&& r) {
+                         return render(std::move(r), version,
+                                       [&](cache::cache_deleted&&) { return no_content(version); });
+                       })};
   if (method != bhttp::verb::put)
     return {route, ask(ex, cache::cache_get{std::string(key)}, timeout,
-                          [version](core::result<cache::cache_entry>&& r) {
-                            return render(std::move(r), version, [&](cache::cache_entry&& e) {
-                              response res{bhttp::status::ok, version};
-                              res.set(bhttp::field::content_type,
-                                      e.content_type.empty() ? default_content_type
-                                                             : std::string_view(e.content_type));
-                              // Session-like data: no shared or private cache in between
-                              // should keep a copy.
-                              res.set(bhttp::field::cache_control, "no-store");
-                              res.set(bhttp::field::etag, etag(e.version));
-                              res.body() = std::move(e.value);
-                              res.prepare_payload();
-                              return res;
-                            });
-                          })};
+                       [version](core::result<cache::cache_entry>&& r) {
+                         return render(std::move(r), version, [&](cache::cache_entry&& e) {
+                           response res{bhttp::status::ok, version};
+                           res.set(bhttp::field::content_type,
+                                   e.content_type.empty() ? default_content_type
+                                                          : std::string_view(e.content_type));
+                           // Session-like data: no shared or private cache in between
+                           // should keep a copy.
+                           res.set(bhttp::field::cache_control, "no-store");
+                           res.set(bhttp::field::etag, etag(e.version));
+                           res.body() = std::move(e.value);
+                           res.prepare_payload();
+                           return res;
+                         });
+                       })};
   std::uint32_t ttl_s = ex.env.cache_default_ttl_s;
   if (const auto& ttl = query->ttl) {
     auto parsed = parse_ttl(*ttl, ex.env);
@@ -135,15 +135,15 @@ routed route_cache(exchange& ex, std::string_view key) {
   // entry stored in one step of its shard.
   if (auto h = req.find(bhttp::field::if_none_match); h != req.end()) {
     if (h->value() != "*")
-      return refused(route,
-                     invalid("invalid_precondition", "a cache PUT takes If-None-Match: * only"),
-                     version);
+      return refused(
+        route, invalid("invalid_precondition", "a cache PUT takes If-None-Match: * only"), version);
     put.only_if_absent = true;
   }
   if (auto h = req.find(bhttp::field::if_match); h != req.end()) {
     auto tags = parse_entity_tags(h->value(), false);
     if (!tags)
-      return refused(route, invalid("invalid_precondition", "If-Match is not * or a list of entity tags"),
+      return refused(route,
+                     invalid("invalid_precondition", "If-Match is not * or a list of entity tags"),
                      version);
     if (tags->what == documents::precondition::kind::any) {
       put.only_if_present = true;

@@ -93,9 +93,9 @@ constexpr std::string_view resume_rule =
 /// The route's answer: the connection goes to a change stream.
 routed stream(std::string_view collection, std::string since, bool problem) {
   return {route_id::changes,
-          take_over{[collection = std::string(collection), since = std::move(since), problem](
-                      boost::beast::tcp_stream&& s, server_context& ctx, std::string request_id,
-                      unsigned version) mutable {
+          take_over{[collection = std::string(collection), since = std::move(since),
+                     problem](boost::beast::tcp_stream&& s, server_context& ctx,
+                              std::string request_id, unsigned version) mutable {
             start_change_stream(std::move(s), ctx, std::move(collection), std::move(since),
                                 std::move(request_id), version, problem);
           }}};
@@ -121,8 +121,8 @@ routed route_changes(exchange& ex, std::string_view collection) {
     return r;
   }
   if (!core::valid_name(collection)) {
-    r.outcome = error_response(invalid("invalid_name", "collection names are 1 to 64 of [A-Za-z0-9_-]"),
-                               version);
+    r.outcome = error_response(
+      invalid("invalid_name", "collection names are 1 to 64 of [A-Za-z0-9_-]"), version);
     return r;
   }
   std::optional<std::string> since_param;
@@ -130,9 +130,9 @@ routed route_changes(exchange& ex, std::string_view collection) {
     for (auto p : url->params()) {
       if (p.key.empty() && p.value.empty()) continue; // "?", "a=1&"
       if (p.key != "since") {
-        r.outcome = error_response(
-          invalid("unknown_parameter", "unknown query parameter \"" + p.key + "\" (only since is taken)"),
-          version);
+        r.outcome = error_response(invalid("unknown_parameter", "unknown query parameter \"" + p.key
+                                                                  + "\" (only since is taken)"),
+                                   version);
         return r;
       }
       if (since_param || !p.has_value) {

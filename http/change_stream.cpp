@@ -109,8 +109,8 @@ public:
   ~stream_answer() override {
     if (delivered_) return;
     try {
-      hand_over(core::error{core::errc::shard_unavailable,
-                            "the shard dropped the change feed's read"});
+      hand_over(
+        core::error{core::errc::shard_unavailable, "the shard dropped the change feed's read"});
     } catch (...) {
       // Out of memory while posting: the stream's write timeout ends it eventually.
     }
@@ -250,8 +250,8 @@ private:
   void on_open_timeout(beast::error_code ec) {
     if (ec || phase_ != phase::opening) return;
     fail(core::error{core::errc::timeout, "a shard did not answer within "
-                                             + std::to_string(ctx_.settings.request_timeout_ms)
-                                             + " ms"});
+                                            + std::to_string(ctx_.settings.request_timeout_ms)
+                                            + " ms"});
   }
 
   /// The bounds of one shard's log: where "now" and "start" are, and whether a resume
@@ -271,11 +271,11 @@ private:
     case origin::resume:
       // The shard's own rule (doc_protocol.hpp): trimmed, or never in this log.
       if (seq + 1 < b->first || seq > b->last)
-        return fail(core::error{core::errc::gone,
-                                "the resume point is outside the retained events of shard "
-                                  + std::to_string(shard) + " (" + std::to_string(b->first)
-                                  + ".." + std::to_string(b->last)
-                                  + "); start again without one or with since=start"});
+        return fail(
+          core::error{core::errc::gone, "the resume point is outside the retained events of shard "
+                                          + std::to_string(shard) + " (" + std::to_string(b->first)
+                                          + ".." + std::to_string(b->last)
+                                          + "); start again without one or with since=start"});
       break;
     }
     if (++opened_ < shards_.size()) return;
@@ -442,9 +442,9 @@ private:
   void read(std::uint32_t shard, read_kind kind, std::uint64_t after, std::uint32_t limit,
             std::uint32_t wait_ms) {
     shards_[shard].out = kind;
-    ctx_.shards.ask(shard, changes::changes_read{collection_, after, limit, wait_ms},
-                    core::reply_to<changes::batch>{
-                      std::make_shared<stream_answer>(weak_from_this(), shard)});
+    ctx_.shards.ask(
+      shard, changes::changes_read{collection_, after, limit, wait_ms},
+      core::reply_to<changes::batch>{std::make_shared<stream_answer>(weak_from_this(), shard)});
   }
 
   std::size_t low_water() const noexcept {

@@ -22,7 +22,8 @@ namespace {
 
 constexpr std::string_view document_methods = "GET, HEAD, PUT, PATCH, DELETE";
 
-std::optional<core::error> parse_preconditions(const request& req, documents::precondition& if_match,
+std::optional<core::error> parse_preconditions(const request& req,
+                                               documents::precondition& if_match,
                                                documents::precondition& if_none_match) {
   if (auto h = req.find(bhttp::field::if_match); h != req.end()) {
     auto p = parse_entity_tags(h->value(), false);
@@ -39,7 +40,6 @@ std::optional<core::error> parse_preconditions(const request& req, documents::pr
   }
   return std::nullopt;
 }
-
 
 std::string id_version_body(std::string_view id, std::uint64_t version) {
   boost::json::object o;
@@ -88,10 +88,9 @@ routed route_document(exchange& ex, std::string_view collection, std::string_vie
     return refused(route, invalid("invalid_name", "collection names are 1 to 64 of [A-Za-z0-9_-]"),
                    version);
   if (!core::valid_id(id))
-    return refused(route,
-                   invalid("invalid_name",
-                           "document ids are 1 to 256 of [A-Za-z0-9_.:@-], not . or .."),
-                   version);
+    return refused(
+      route, invalid("invalid_name", "document ids are 1 to 256 of [A-Za-z0-9_.:@-], not . or .."),
+      version);
   documents::precondition if_match;
   documents::precondition if_none_match;
   if (auto err = parse_preconditions(req, if_match, if_none_match))
@@ -100,9 +99,8 @@ routed route_document(exchange& ex, std::string_view collection, std::string_vie
   if (!kind) {
     documents::doc_get get{std::string(collection), std::string(id), std::move(if_match),
                            std::move(if_none_match)};
-    return {route, ask(ex, std::move(get), timeout, [version](auto&& r) {
-              return render_get(std::move(r), version);
-            })};
+    return {route, ask(ex, std::move(get), timeout,
+                       [version](auto&& r) { return render_get(std::move(r), version); })};
   }
   documents::doc_write write;
   write.kind = *kind;
@@ -110,8 +108,8 @@ routed route_document(exchange& ex, std::string_view collection, std::string_vie
     // A merge patch (RFC 7396) only: a JSON Patch (application/json-patch+json) or any
     // other kind is 415, with the kinds this route takes (RFC 5789 Accept-Patch).
     const auto ct = req[bhttp::field::content_type];
-    if (!ct.empty() && !media_type_is(ct, "application/merge-patch+json") &&
-        !media_type_is(ct, "application/json")) {
+    if (!ct.empty() && !media_type_is(ct, "application/merge-patch+json")
+        && !media_type_is(ct, "application/json")) {
       auto res = error_response(
         bhttp::status::unsupported_media_type, "unsupported_media_type",
         "PATCH takes a JSON merge patch (application/merge-patch+json or application/json)",
@@ -131,20 +129,20 @@ routed route_document(exchange& ex, std::string_view collection, std::string_vie
   write.if_none_match = std::move(if_none_match);
   const auto del = *kind == documents::write_kind::del;
   return {route, ask(ex, std::move(write), timeout,
-                        [version, del, collection = std::string(collection),
-                         id = std::string(id)](core::result<documents::doc_written>&& r) {
-                          return render(std::move(r), version, [&](documents::doc_written&& w) {
-                            if (del) return no_content(version);
-                            auto res = plain_json(w.created ? bhttp::status::created
-                                                            : bhttp::status::ok,
-                                                  id_version_body(id, w.version), version);
-                            res.set(bhttp::field::etag, etag(w.version));
-                            if (w.created)
-                              res.set(bhttp::field::location,
-                                      "/v1/collections/" + collection + "/docs/" + id);
-                            return res;
-                          });
-                        })};
+                     [version, del, collection = std::string(collection),
+                      id = std::string(id)](core::result<documents::doc_written>&& r) {
+                       return render(std::move(r), version, [&](documents::doc_written&& w) {
+                         if (del) return no_content(version);
+                         auto res =
+                           plain_json(w.created ? bhttp::status::created : bhttp::status::ok,
+                                      id_version_body(id, w.version), version);
+                         res.set(bhttp::field::etag, etag(w.version));
+                         if (w.created)
+                           res.set(bhttp::field::location,
+                                   "/v1/collections/" + collection + "/docs/" + id);
+                         return res;
+                       });
+                     })};
 }
 
 } // namespace shoal::http::detail

@@ -76,10 +76,9 @@ std::string_view default_message(core::errc code) noexcept {
 } // namespace
 
 response error_response(const core::error& e, unsigned version) {
-  return error_response(static_cast<bhttp::status>(core::http_status(e)), core::api_code(e),
-                        e.message().empty() ? default_message(e.code())
-                                            : std::string_view(e.message()),
-                        version);
+  return error_response(
+    static_cast<bhttp::status>(core::http_status(e)), core::api_code(e),
+    e.message().empty() ? default_message(e.code()) : std::string_view(e.message()), version);
 }
 
 core::error invalid(std::string name, std::string message) {
@@ -89,8 +88,10 @@ core::error invalid(std::string name, std::string message) {
 namespace {
 
 std::string_view trim(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+    v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+    v.remove_suffix(1);
   return v;
 }
 

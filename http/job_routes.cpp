@@ -329,15 +329,15 @@ routed route_enqueue(exchange& ex, std::string_view queue) {
   if (auto* err = std::get_if<response>(&built)) return refused(route, std::move(*err));
   const auto version = ex.version();
   return {route, ask(ex, std::move(std::get<jobs::job_enqueue>(built)), ex.env.request_timeout_ms,
-                        [version](core::result<jobs::job_enqueued>&& r) {
-                          return render(std::move(r), version, [&](jobs::job_enqueued&& e) {
-                            auto res = plain_json(e.created ? bhttp::status::accepted
-                                                            : bhttp::status::ok,
-                                                  std::move(e.json), version);
-                            res.set(bhttp::field::location, "/v1/jobs/" + e.id);
-                            return res;
-                          });
-                        })};
+                     [version](core::result<jobs::job_enqueued>&& r) {
+                       return render(std::move(r), version, [&](jobs::job_enqueued&& e) {
+                         auto res =
+                           plain_json(e.created ? bhttp::status::accepted : bhttp::status::ok,
+                                      std::move(e.json), version);
+                         res.set(bhttp::field::location, "/v1/jobs/" + e.id);
+                         return res;
+                       });
+                     })};
 }
 
 routed route_queue_stats(exchange& ex, std::string_view queue) {
@@ -345,15 +345,15 @@ routed route_queue_stats(exchange& ex, std::string_view queue) {
   if (auto err = check_queue_route(ex.req, access::read, queue))
     return refused(route, std::move(*err));
   const auto version = ex.version();
-  return {route, ask_all(ex, jobs::queue_stats{std::string(queue)}, ex.env.request_timeout_ms,
-                            [version, queue = std::string(queue)](
-                              std::vector<core::result<jobs::job_counts>>&& answers) {
-                              return render(jobs::sum_counts(std::move(answers)), version,
-                                            [&](jobs::job_counts&& c) {
-                                              return plain_json(bhttp::status::ok,
-                                                                stats_json(queue, c), version);
-                                            });
-                            })};
+  return {
+    route,
+    ask_all(
+      ex, jobs::queue_stats{std::string(queue)}, ex.env.request_timeout_ms,
+      [version, queue = std::string(queue)](std::vector<core::result<jobs::job_counts>>&& answers) {
+        return render(jobs::sum_counts(std::move(answers)), version, [&](jobs::job_counts&& c) {
+          return plain_json(bhttp::status::ok, stats_json(queue, c), version);
+        });
+      })};
 }
 
 routed route_lease(exchange& ex, std::string_view queue) {
@@ -364,15 +364,12 @@ routed route_lease(exchange& ex, std::string_view queue) {
   const auto version = ex.version();
   // A lease may wait for work at the broker: the answer is due only after that wait.
   const auto timeout = ex.env.request_timeout_ms + req.wait_ms;
-  ex.shards.lease(std::move(req), ex.answer<jobs::leased_jobs>(
-                                    [version](core::result<jobs::leased_jobs>&& r) {
-                                      return render(std::move(r), version,
-                                                    [&](jobs::leased_jobs&& l) {
-                                                      return plain_json(bhttp::status::ok,
-                                                                        lease_json(l.jobs),
-                                                                        version);
-                                                    });
-                                    }));
+  ex.shards.lease(std::move(req),
+                  ex.answer<jobs::leased_jobs>([version](core::result<jobs::leased_jobs>&& r) {
+                    return render(std::move(r), version, [&](jobs::leased_jobs&& l) {
+                      return plain_json(bhttp::status::ok, lease_json(l.jobs), version);
+                    });
+                  }));
   return {route, pending{timeout, true}}; // a lease hands jobs out: it changes state
 }
 
@@ -381,7 +378,7 @@ routed route_job_get(exchange& ex, std::string_view id) {
   if (auto err = check_job_route(ex.req, access::read, id)) return refused(route, std::move(*err));
   const auto version = ex.version();
   return {route, ask(ex, jobs::job_get{std::string(id)}, ex.env.request_timeout_ms,
-                        [version](auto&& r) { return render_view(std::move(r), version); })};
+                     [version](auto&& r) { return render_view(std::move(r), version); })};
 }
 
 routed route_job_action(exchange& ex, std::string_view id, std::string_view name) {
@@ -405,13 +402,15 @@ routed route_job_action(exchange& ex, std::string_view id, std::string_view name
   };
   switch (op) {
   case action::complete:
-    return {route, ask(ex, jobs::job_complete{std::string(id), std::move(body.lease_id),
-                                             std::move(body.text), false},
-                          timeout, render_it)};
+    return {route, ask(ex,
+                       jobs::job_complete{std::string(id), std::move(body.lease_id),
+                                          std::move(body.text), false},
+                       timeout, render_it)};
   case action::fail:
-    return {route, ask(ex, jobs::job_fail{std::string(id), std::move(body.lease_id),
-                                         std::move(body.text), body.retry, false},
-                          timeout, render_it)};
+    return {route, ask(ex,
+                       jobs::job_fail{std::string(id), std::move(body.lease_id),
+                                      std::move(body.text), body.retry, false},
+                       timeout, render_it)};
   default:
     return {route, ask(ex, jobs::job_retry{std::string(id)}, timeout, render_it)};
   }

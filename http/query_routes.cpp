@@ -152,18 +152,18 @@ routed route_index_list(exchange& ex, std::string_view collection) {
     return refused(route, method_not_allowed(ex.req, read_methods));
   if (!core::valid_name(collection)) return refused(route, invalid_collection(), version);
   return {route, ask_all(ex, query::index_list{std::string(collection)}, ex.env.request_timeout_ms,
-                            [version](answers<query::index_listing>&& a) {
-                              return render(query::merge_listings(std::move(a)), version,
-                                            [&](query::index_listing&& l) {
-                                              boost::json::array list;
-                                              for (const auto& p : l.indexes)
-                                                list.push_back(progress_json(p));
-                                              boost::json::object o;
-                                              o["indexes"] = std::move(list);
-                                              return plain_json(bhttp::status::ok,
-                                                                util::to_json(o), version);
-                                            });
-                            })};
+                         [version](answers<query::index_listing>&& a) {
+                           return render(query::merge_listings(std::move(a)), version,
+                                         [&](query::index_listing&& l) {
+                                           boost::json::array list;
+                                           for (const auto& p : l.indexes)
+                                             list.push_back(progress_json(p));
+                                           boost::json::object o;
+                                           o["indexes"] = std::move(list);
+                                           return plain_json(bhttp::status::ok, util::to_json(o),
+                                                             version);
+                                         });
+                         })};
 }
 
 routed route_index(exchange& ex, std::string_view collection, std::string_view field) {
@@ -186,39 +186,33 @@ routed route_index(exchange& ex, std::string_view collection, std::string_view f
   std::string f(field);
   if (method == bhttp::verb::put) {
     if (auto err = check_index_body(req, ex.env)) return refused(route, *err, version);
-    return {route, ask_all(ex, query::index_create{c, f}, timeout,
-                              [version, location = index_location(c, f)](
-                                answers<query::index_state>&& a) {
-                                return render(query::merge_created(std::move(a)), version,
-                                              [&](query::index_state&& s) {
-                                                auto res = plain_json(
-                                                  s.created ? bhttp::status::created
-                                                            : bhttp::status::ok,
-                                                  util::to_json(progress_json(s.progress)),
-                                                  version);
-                                                if (s.created)
-                                                  res.set(bhttp::field::location, location);
-                                                return res;
-                                              });
-                              })};
+    return {route,
+            ask_all(ex, query::index_create{c, f}, timeout,
+                    [version, location = index_location(c, f)](answers<query::index_state>&& a) {
+                      return render(
+                        query::merge_created(std::move(a)), version, [&](query::index_state&& s) {
+                          auto res =
+                            plain_json(s.created ? bhttp::status::created : bhttp::status::ok,
+                                       util::to_json(progress_json(s.progress)), version);
+                          if (s.created) res.set(bhttp::field::location, location);
+                          return res;
+                        });
+                    })};
   }
   if (method == bhttp::verb::delete_)
-    return {route, ask_all(ex, query::index_drop{c, f}, timeout,
-                              [version](answers<query::index_dropped>&& a) {
-                                return render(query::merge_dropped(std::move(a)), version,
-                                              [&](query::index_dropped&&) {
-                                                return no_content(version);
-                                              });
-                              })};
-  return {route, ask_all(ex, query::index_get{c, f}, timeout,
-                            [version](answers<query::index_progress>&& a) {
-                              return render(query::merge_progress(std::move(a)), version,
-                                            [&](query::index_progress&& p) {
-                                              return plain_json(
-                                                bhttp::status::ok,
-                                                util::to_json(progress_json(p)), version);
-                                            });
-                            })};
+    return {
+      route,
+      ask_all(ex, query::index_drop{c, f}, timeout, [version](answers<query::index_dropped>&& a) {
+        return render(query::merge_dropped(std::move(a)), version,
+                      [&](query::index_dropped&&) { return no_content(version); });
+      })};
+  return {
+    route,
+    ask_all(ex, query::index_get{c, f}, timeout, [version](answers<query::index_progress>&& a) {
+      return render(query::merge_progress(std::move(a)), version, [&](query::index_progress&& p) {
+        return plain_json(bhttp::status::ok, util::to_json(progress_json(p)), version);
+      });
+    })};
 }
 
 routed route_query(exchange& ex, std::string_view collection) {
@@ -242,21 +236,20 @@ routed route_query(exchange& ex, std::string_view collection) {
   const auto timeout = ex.env.request_timeout_ms;
   if (explain)
     return {route, ask_all(ex, query::query_explain{std::string(collection), *spec}, timeout,
-                              [version](answers<query::shard_plan>&& a) {
-                                return render(query::merge_plans(std::move(a)), version,
-                                              [&](query::plan_summary&& s) {
-                                                return plain_json(bhttp::status::ok, plan_json(s),
-                                                                  version);
-                                              });
-                              })};
+                           [version](answers<query::shard_plan>&& a) {
+                             return render(query::merge_plans(std::move(a)), version,
+                                           [&](query::plan_summary&& s) {
+                                             return plain_json(bhttp::status::ok, plan_json(s),
+                                                               version);
+                                           });
+                           })};
   return {route, ask_all(ex, query::query_run{std::string(collection), *spec}, timeout,
-                            [version, spec = *spec](answers<query::shard_hits>&& a) {
-                              return render(query::merge_hits(spec, std::move(a)), version,
-                                            [&](query::page&& p) {
-                                              return plain_json(bhttp::status::ok, page_json(p),
-                                                                version);
-                                            });
-                            })};
+                         [version, spec = *spec](answers<query::shard_hits>&& a) {
+                           return render(
+                             query::merge_hits(spec, std::move(a)), version, [&](query::page&& p) {
+                               return plain_json(bhttp::status::ok, page_json(p), version);
+                             });
+                         })};
 }
 
 } // namespace shoal::http::detail

@@ -45,7 +45,8 @@ response method_not_allowed(const request& req, std::string_view allow);
 std::string etag(std::uint64_t version);
 
 /// The merge-patch media types PATCH takes (RFC 7396), as Accept-Patch lists them.
-inline constexpr std::string_view accepted_patches = "application/merge-patch+json, application/json";
+inline constexpr std::string_view accepted_patches =
+  "application/merge-patch+json, application/json";
 
 /// 404 not_found "no such route".
 response no_such_route(unsigned version);

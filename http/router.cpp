@@ -268,9 +268,9 @@ routed route(exchange& ex) {
   auto version = req.version();
   auto parsed = boost::urls::parse_origin_form(req.target());
   if (!parsed)
-    return {route_id::unknown, error_response(invalid("invalid_target",
-                                                      "the request target is not a valid path"),
-                                              version)};
+    return {
+      route_id::unknown,
+      error_response(invalid("invalid_target", "the request target is not a valid path"), version)};
   auto segs = parsed->segments();
   auto n = segs.size();
   std::string_view s[6];

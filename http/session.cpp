@@ -144,8 +144,7 @@ void session::read_header() {
     beast::error_code ec;
     const auto data = buffer_.data();
     const auto used = parser_->put(data, ec);
-    const bool folded =
-      folds_.feed(std::string_view(static_cast<const char*>(data.data()), used));
+    const bool folded = folds_.feed(std::string_view(static_cast<const char*>(data.data()), used));
     buffer_.consume(used);
     if (folded)
       return reject_framing(framing_problem{
@@ -173,8 +172,8 @@ void session::reject_framing(const framing_problem& problem) {
   req_ = {};
   request_id_ = request_id_from(parser_->get());
   route_ = route_id::unknown;
-  finish(error_response(static_cast<bhttp::status>(problem.status), problem.code,
-                        problem.message, 11));
+  finish(
+    error_response(static_cast<bhttp::status>(problem.status), problem.code, problem.message, 11));
 }
 
 void session::on_header(beast::error_code ec, std::size_t bytes) {
@@ -270,9 +269,10 @@ void session::handle() {
 }
 
 void session::post(std::uint64_t seq, response&& res) {
-  net::post(stream_.get_executor(), [self = shared_from_this(), seq, res = std::move(res)]() mutable {
-    self->on_response(seq, std::move(res));
-  });
+  net::post(stream_.get_executor(),
+            [self = shared_from_this(), seq, res = std::move(res)]() mutable {
+              self->on_response(seq, std::move(res));
+            });
 }
 
 void session::on_response(std::uint64_t seq, response&& res) {
@@ -310,9 +310,9 @@ void session::on_timeout(std::uint64_t seq, beast::error_code ec) {
                   fmt::format("no answer within {} ms: the write may or may not have been applied",
                               timeout_ms_)},
       req_.version()));
-  finish(error_response(core::error{core::errc::timeout,
-                                    fmt::format("no answer within {} ms", timeout_ms_)},
-                        req_.version()));
+  finish(error_response(
+    core::error{core::errc::timeout, fmt::format("no answer within {} ms", timeout_ms_)},
+    req_.version()));
 }
 
 void session::finish(response&& res) {

@@ -98,11 +98,11 @@ private:
   bool awaiting_ = false;
   bool in_flight_ = false;
   bool keep_alive_ = true;
-  bool waiting_ = false;  ///< a read for the first byte of a request is pending
-  bool woken_ = false;    ///< that read was cancelled by evict() or on_drain()
-  bool evicted_ = false;  ///< close instead of waiting again
-  bool closing_ = false;  ///< do_close ran: the connection only lingers
-  bool served_ = false;   ///< a request was read on this connection
+  bool waiting_ = false; ///< a read for the first byte of a request is pending
+  bool woken_ = false;   ///< that read was cancelled by evict() or on_drain()
+  bool evicted_ = false; ///< close instead of waiting again
+  bool closing_ = false; ///< do_close ran: the connection only lingers
+  bool served_ = false;  ///< a request was read on this connection
   std::optional<connection_table::slot> slot_; ///< in ctx_.connections, once admitted
 };
 

@@ -61,13 +61,27 @@ void write_string(std::string& out, std::string_view s) {
     out.append(s.data() + plain, i - plain);
     plain = i + 1;
     switch (c) {
-    case '"': out += "\\\""; break;
-    case '\\': out += "\\\\"; break;
-    case '\b': out += "\\b"; break;
-    case '\f': out += "\\f"; break;
-    case '\n': out += "\\n"; break;
-    case '\r': out += "\\r"; break;
-    case '\t': out += "\\t"; break;
+    case '"':
+      out += "\\\"";
+      break;
+    case '\\':
+      out += "\\\\";
+      break;
+    case '\b':
+      out += "\\b";
+      break;
+    case '\f':
+      out += "\\f";
+      break;
+    case '\n':
+      out += "\\n";
+      break;
+    case '\r':
+      out += "\\r";
+      break;
+    case '\t':
+      out += "\\t";
+      break;
     default:
       out += "\\u00";
       out.push_back(hex[c >> 4]);
@@ -125,14 +139,30 @@ void write_array(std::string& out, const boost::json::array& a) {
 
 void write_value(std::string& out, const boost::json::value& v) {
   switch (v.kind()) {
-  case boost::json::kind::null: out += "null"; break;
-  case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
-  case boost::json::kind::int64: write_integer(out, v.get_int64()); break;
-  case boost::json::kind::uint64: write_integer(out, v.get_uint64()); break;
-  case boost::json::kind::double_: write_double(out, v.get_double()); break;
-  case boost::json::kind::string: write_string(out, v.get_string()); break;
-  case boost::json::kind::array: write_array(out, v.get_array()); break;
-  case boost::json::kind::object: write_object(out, v.get_object()); break;
+  case boost::json::kind::null:
+    out += "null";
+    break;
+  case boost::json::kind::bool_:
+    out += v.get_bool() ? "true" : "false";
+    break;
+  case boost::json::kind::int64:
+    write_integer(out, v.get_int64());
+    break;
+  case boost::json::kind::uint64:
+    write_integer(out, v.get_uint64());
+    break;
+  case boost::json::kind::double_:
+    write_double(out, v.get_double());
+    break;
+  case boost::json::kind::string:
+    write_string(out, v.get_string());
+    break;
+  case boost::json::kind::array:
+    write_array(out, v.get_array());
+    break;
+  case boost::json::kind::object:
+    write_object(out, v.get_object());
+    break;
   }
 }
 

@@ -317,7 +317,8 @@ void ensure_pool(broker_state& st, const std::string& queue) {
 void fill(broker_pointer self, std::uint64_t id);
 
 void count_waiters(const broker_state& st) {
-  if (st.cfg.metrics) st.cfg.metrics->lease_waiters.set(static_cast<std::int64_t>(st.waiters.size()));
+  if (st.cfg.metrics)
+    st.cfg.metrics->lease_waiters.set(static_cast<std::int64_t>(st.waiters.size()));
 }
 
 void answer(broker_pointer self, std::uint64_t id) {

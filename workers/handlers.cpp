@@ -206,7 +206,8 @@ handler_actor::behavior_type stats_impl(handler_actor::pointer self,
       g->field = std::string(field->c_str());
       g->pending = shards->handles.size();
       for (const auto& shard : shards->handles) {
-        protocol::ask(self, shard, caf::infinite, documents::collection_stats{g->collection, g->field})
+        protocol::ask(self, shard, caf::infinite,
+                      documents::collection_stats{g->collection, g->field})
           .then(
             [g](documents::field_stats& part) {
               g->total.merge(part);

@@ -28,14 +28,14 @@
 namespace shoal::testing {
 namespace {
 
-using documents::doc_get;
-using documents::doc_write;
-using docs::put;
-using docs::patch;
+using docs::any_version;
 using docs::del;
 using docs::get;
+using docs::patch;
+using docs::put;
 using docs::versions;
-using docs::any_version;
+using documents::doc_get;
+using documents::doc_write;
 using documents::precondition;
 
 documents::collection_stats stats_of(std::string collection, std::string field) {
@@ -89,7 +89,7 @@ public:
 private:
   static change copy(const shard::doc_change& c) {
     return change{std::string(c.collection), std::string(c.id), std::string(c.before),
-                  std::string(c.after), c.version, c.time_ms};
+                  std::string(c.after),      c.version,         c.time_ms};
   }
 
   std::string tag_;
@@ -148,7 +148,6 @@ protected:
     shard->ctx().finish_step();
     return c;
   }
-
 
   /// Writes a document straight into the store, past the module.
   void store_directly(const std::string& collection, const std::string& id, std::uint64_t version,
@@ -300,7 +299,8 @@ TEST_F(DocumentsModuleTest, APatchThatChangesNothingWritesNothing) {
     EXPECT_FALSE(r->created);
   }
   EXPECT_EQ(store.latest_sequence(), writes) << "a patch that changed nothing was written";
-  EXPECT_EQ(feed.applied_changes.size(), 1u) << "the change feed heard of a patch that changed nothing";
+  EXPECT_EQ(feed.applied_changes.size(), 1u)
+    << "the change feed heard of a patch that changed nothing";
   auto changed = call(patch("users", "42", R"({"a":2})"));
   ASSERT_TRUE(changed.ok());
   EXPECT_EQ(changed->version, 2u);

@@ -132,8 +132,8 @@ TEST_F(CacheRoutesTest, PutCarriesBodyContentTypeAndTtl) {
 
 // Verifies the conditions a PUT carries to the shard: If-None-Match: * (new entries only),
 // If-Match: * (live ones only), If-Match with tags (those versions only; tags that are
-// no version are 412 without asking the shard); any other If-None-Match, or a malformed If-Match, is
-// 400 invalid_precondition before anything is asked.
+// no version are 412 without asking the shard); any other If-None-Match, or a malformed If-Match,
+// is 400 invalid_precondition before anything is asked.
 TEST_F(CacheRoutesTest, PutCarriesItsConditions) {
   auto with = [&](bhttp::field f, std::string value) {
     auto req = make(bhttp::verb::put, "/v1/cache/k", "v", "text/plain");
@@ -202,8 +202,8 @@ TEST_F(CacheRoutesTest, EmptyQueryMembersAreIgnored) {
 
 // Verifies methods other than GET, HEAD, PUT and DELETE are 405 with the Allow header.
 TEST_F(CacheRoutesTest, OtherMethodsAre405WithAllow) {
-  for (auto verb : {bhttp::verb::post, bhttp::verb::patch, bhttp::verb::trace,
-                    bhttp::verb::connect}) {
+  for (auto verb :
+       {bhttp::verb::post, bhttp::verb::patch, bhttp::verb::trace, bhttp::verb::connect}) {
     auto r = go(verb, "/v1/cache/k");
     expect_error(r, bhttp::status::method_not_allowed, "method_not_allowed",
                  std::string(bhttp::to_string(verb)));
@@ -263,10 +263,9 @@ TEST_F(CacheRoutesTest, ValueOverTheMaximumIs413) {
   env.cache_max_value_bytes = 10;
   expect_error(go(bhttp::verb::put, "/v1/cache/k", std::string(11, 'v')),
                bhttp::status::payload_too_large, "value_too_large", "max 10");
-  EXPECT_EQ(
-    request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k", std::string(10, 'v')))
-      .value.size(),
-    10u);
+  EXPECT_EQ(request_of<cache::cache_put>(go(bhttp::verb::put, "/v1/cache/k", std::string(10, 'v')))
+              .value.size(),
+            10u);
 }
 
 // Verifies unknown query parameters are 400 unknown_parameter: on a PUT anything but
@@ -371,9 +370,9 @@ TEST_F(RenderCacheTest, GetWithoutContentTypeIsOctetStream) {
 
 // Verifies put and delete are 204 without a body.
 TEST_F(RenderCacheTest, PutAndDeleteAre204) {
-  for (const auto& res : {render<cache::cache_put>(bhttp::verb::put, cache::cache_stored{}),
-                          render<cache::cache_delete>(bhttp::verb::delete_,
-                                                      cache::cache_deleted{true})}) {
+  for (const auto& res :
+       {render<cache::cache_put>(bhttp::verb::put, cache::cache_stored{}),
+        render<cache::cache_delete>(bhttp::verb::delete_, cache::cache_deleted{true})}) {
     EXPECT_EQ(res.result(), bhttp::status::no_content);
     EXPECT_EQ(res.body(), "");
   }
@@ -394,9 +393,9 @@ TEST_F(RenderCacheTest, NotFoundIs404ForGetAnd204ForDelete) {
 
 // Verifies a put refused by the shard (over its share of cache.max_bytes) is 413.
 TEST_F(RenderCacheTest, TooLargeIs413) {
-  auto res = render<cache::cache_put>(
-    bhttp::verb::put,
-    core::error{core::errc::too_large, "value_too_large", "the value is over 262144 bytes"});
+  auto res =
+    render<cache::cache_put>(bhttp::verb::put, core::error{core::errc::too_large, "value_too_large",
+                                                           "the value is over 262144 bytes"});
   EXPECT_EQ(res.result(), bhttp::status::payload_too_large);
   EXPECT_EQ(code_of_rendered(res), "value_too_large");
   EXPECT_EQ(message_of(res), "the value is over 262144 bytes");

@@ -119,8 +119,8 @@ TEST_F(JobRoutesTest, EnqueueBuildsEveryField) {
 // Verifies the defaults of an enqueue: empty payload, no delay, 5 attempts, no key (so
 // any shard that is up will do).
 TEST_F(JobRoutesTest, EnqueueDefaults) {
-  auto jr = request_of<jobs::job_enqueue>(
-    go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t"})"));
+  auto jr =
+    request_of<jobs::job_enqueue>(go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t"})"));
   EXPECT_EQ(jr.queue, "q");
   EXPECT_EQ(jr.type, "t");
   EXPECT_EQ(jr.payload, "{}");
@@ -139,14 +139,15 @@ TEST_F(JobRoutesTest, EnqueueAcceptsTheLimits) {
   std::string key(256, 'k');
   auto jr = request_of<jobs::job_enqueue>(
     go(bhttp::verb::post, "/v1/queues/" + std::string(64, 'q') + "/jobs",
-                          R"({"type":")" + type + R"(","delay_ms":604800000,"max_attempts":100,)"
-                            + R"("idempotency_key":")" + key + R"("})"));
+       R"({"type":")" + type + R"(","delay_ms":604800000,"max_attempts":100,)"
+         + R"("idempotency_key":")" + key + R"("})"));
   EXPECT_EQ(jr.type, type);
   EXPECT_EQ(jr.delay_ms, 604800000u);
   EXPECT_EQ(jr.max_attempts, 100u);
   EXPECT_EQ(jr.idempotency_key, key);
-  jr = request_of<jobs::job_enqueue>(go(bhttp::verb::post, "/v1/queues/q/jobs",
-                     R"({"type":"t","delay_ms":1e3,"max_attempts":1,"payload":{}})"));
+  jr = request_of<jobs::job_enqueue>(
+    go(bhttp::verb::post, "/v1/queues/q/jobs",
+       R"({"type":"t","delay_ms":1e3,"max_attempts":1,"payload":{}})"));
   EXPECT_EQ(jr.delay_ms, 1000u);
   EXPECT_EQ(jr.max_attempts, 1u);
   EXPECT_EQ(jr.payload, "{}");
@@ -155,11 +156,10 @@ TEST_F(JobRoutesTest, EnqueueAcceptsTheLimits) {
 // Verifies delay_ms is bounded by env.max_job_delay_ms (jobs.max_delay_ms).
 TEST_F(JobRoutesTest, EnqueueDelayFollowsTheConfiguredMaximum) {
   env.max_job_delay_ms = 1000;
-  EXPECT_EQ(
-    request_of<jobs::job_enqueue>(
-      go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t","delay_ms":1000})"))
-      .delay_ms,
-    1000u);
+  EXPECT_EQ(request_of<jobs::job_enqueue>(
+              go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t","delay_ms":1000})"))
+              .delay_ms,
+            1000u);
   auto r = go(bhttp::verb::post, "/v1/queues/q/jobs", R"({"type":"t","delay_ms":1001})");
   expect_error(r, bhttp::status::bad_request, "invalid_job", "delay over the maximum");
   EXPECT_NE(message_of(response_of(r)).find("delay_ms must be an integer from 0 to 1000"),
@@ -335,8 +335,9 @@ TEST_F(JobRoutesTest, LeaseDefaults) {
 
 // Verifies the bounds of a lease are accepted.
 TEST_F(JobRoutesTest, LeaseAcceptsTheLimits) {
-  auto jr = request_of<jobs::queue_lease>(go(bhttp::verb::post, "/v1/queues/q/lease",
-                          R"({"max":100,"visibility_ms":43200000,"wait_ms":60000})"));
+  auto jr =
+    request_of<jobs::queue_lease>(go(bhttp::verb::post, "/v1/queues/q/lease",
+                                     R"({"max":100,"visibility_ms":43200000,"wait_ms":60000})"));
   EXPECT_EQ(jr.max, 100u);
   EXPECT_EQ(jr.visibility_ms, 43200000u);
   EXPECT_EQ(jr.wait_ms, 60000u);
@@ -429,10 +430,10 @@ TEST_F(JobRoutesTest, CompleteCall) {
   EXPECT_EQ(
     request_of<jobs::job_complete>(go(bhttp::verb::post, target, R"({"lease_id":"L"})")).result,
     "null");
-  EXPECT_EQ(request_of<jobs::job_complete>(
-              go(bhttp::verb::post, target, R"({"lease_id":"L","result":42})"))
-              .result,
-            "42");
+  EXPECT_EQ(
+    request_of<jobs::job_complete>(go(bhttp::verb::post, target, R"({"lease_id":"L","result":42})"))
+      .result,
+    "42");
   EXPECT_EQ(request_of<jobs::job_complete>(
               go(bhttp::verb::post, target, R"({"lease_id":"L","result":"ok"})"))
               .result,
@@ -724,18 +725,24 @@ TEST_F(RenderJobTest, ErrorStatusesMapToHttp) {
   };
   const std::vector<error_case> cases{
     {{core::errc::not_found, "detail from the shard"}, bhttp::status::not_found, "not_found"},
-    {{core::errc::conflict, "stale_lease", "detail from the shard"}, bhttp::status::conflict,
+    {{core::errc::conflict, "stale_lease", "detail from the shard"},
+     bhttp::status::conflict,
      "stale_lease"},
-    {{core::errc::conflict, "wrong_state", "detail from the shard"}, bhttp::status::conflict,
+    {{core::errc::conflict, "wrong_state", "detail from the shard"},
+     bhttp::status::conflict,
      "wrong_state"},
     {{core::errc::invalid_argument, "invalid_job", "detail from the shard"},
-     bhttp::status::bad_request, "invalid_job"},
-    {{core::errc::storage_failed, "detail from the shard"}, bhttp::status::service_unavailable,
+     bhttp::status::bad_request,
+     "invalid_job"},
+    {{core::errc::storage_failed, "detail from the shard"},
+     bhttp::status::service_unavailable,
      "storage_unavailable"},
-    {{core::errc::shutting_down, "detail from the shard"}, bhttp::status::service_unavailable,
+    {{core::errc::shutting_down, "detail from the shard"},
+     bhttp::status::service_unavailable,
      "shutting_down"},
     {{core::errc::shard_unavailable, "detail from the shard"},
-     bhttp::status::service_unavailable, "shard_unavailable"}};
+     bhttp::status::service_unavailable,
+     "shard_unavailable"}};
   auto check = [](const response& res, const error_case& c, const std::string& what) {
     EXPECT_EQ(res.result(), c.http) << c.code << " " << what;
     EXPECT_EQ(code_of(res), c.code) << what;
@@ -746,19 +753,19 @@ TEST_F(RenderJobTest, ErrorStatusesMapToHttp) {
       << c.code << " " << what;
   };
   for (const auto& c : cases) {
-    for_each_route([&](auto asked, bhttp::verb verb, const std::string& target,
-                       const std::string& body) {
-      using R = typename decltype(asked)::type;
-      auto res = render<R>(verb, target, body, c.error);
-      check(res, c, target);
-      EXPECT_EQ(message_of(res), "detail from the shard") << target;
-      // Without a message, a default one still says what happened.
-      core::error bare = c.error;
-      bare.message_ref().clear();
-      auto plain = render<R>(verb, target, body, bare);
-      check(plain, c, target);
-      EXPECT_FALSE(message_of(plain).empty()) << c.code << " " << target;
-    });
+    for_each_route(
+      [&](auto asked, bhttp::verb verb, const std::string& target, const std::string& body) {
+        using R = typename decltype(asked)::type;
+        auto res = render<R>(verb, target, body, c.error);
+        check(res, c, target);
+        EXPECT_EQ(message_of(res), "detail from the shard") << target;
+        // Without a message, a default one still says what happened.
+        core::error bare = c.error;
+        bare.message_ref().clear();
+        auto plain = render<R>(verb, target, body, bare);
+        check(plain, c, target);
+        EXPECT_FALSE(message_of(plain).empty()) << c.code << " " << target;
+      });
     // Stats: one shard's failure is the answer (the counts would be wrong).
     auto stats = render_stats("q", [&](std::uint32_t shard) -> core::result<jobs::job_counts> {
       if (shard == 17) return c.error;

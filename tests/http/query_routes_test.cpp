@@ -251,9 +251,9 @@ TEST_F(QueryRoutesTest, MergesDescendingAcrossThreeShards) {
 TEST_F(QueryRoutesTest, MergesByIdWithoutOrderBy) {
   auto q = query_request(R"({"where":{"age":{"$gte":0}}})");
   auto spec = shard_spec(q);
-  auto res = merge<query::query_run>(q, {hits({hit_of(spec, "k2", 1), hit_of(spec, "k5", 0)}),
-                                         hits({}),
-                                         hits({hit_of(spec, "k1", 9), hit_of(spec, "k3", 9)})});
+  auto res =
+    merge<query::query_run>(q, {hits({hit_of(spec, "k2", 1), hit_of(spec, "k5", 0)}), hits({}),
+                                hits({hit_of(spec, "k1", 9), hit_of(spec, "k3", 9)})});
   EXPECT_EQ(ids_of(res), (std::vector<std::string>{"k1", "k2", "k3", "k5"}));
 }
 
@@ -262,9 +262,9 @@ TEST_F(QueryRoutesTest, MergesByIdWithoutOrderBy) {
 TEST_F(QueryRoutesTest, LimitCutsAndCursorMarksTheRest) {
   auto q = query_request(R"({"where":{},"order_by":"age","limit":3,"allow_scan":true})");
   auto spec = shard_spec(q);
-  auto cut = merge<query::query_run>(q, {hits({hit_of(spec, "a", 1), hit_of(spec, "d", 4)}),
-                                         hits({hit_of(spec, "b", 2)}),
-                                         hits({hit_of(spec, "c", 3)})});
+  auto cut =
+    merge<query::query_run>(q, {hits({hit_of(spec, "a", 1), hit_of(spec, "d", 4)}),
+                                hits({hit_of(spec, "b", 2)}), hits({hit_of(spec, "c", 3)})});
   EXPECT_EQ(ids_of(cut), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_TRUE(next_cursor(cut).is_string());
 
@@ -594,9 +594,9 @@ TEST_F(QueryRoutesTest, IndexGet) {
     EXPECT_EQ(get.field, "age");
   }
   auto get = make(bhttp::verb::get, "/v1/collections/c/indexes/age");
-  auto building = merge<query::index_get>(
-    get, {progress("age", true, 3, 3), progress("age", false, 1, 9),
-          failure(core::errc::not_found, "no such index")});
+  auto building =
+    merge<query::index_get>(get, {progress("age", true, 3, 3), progress("age", false, 1, 9),
+                                  failure(core::errc::not_found, "no such index")});
   EXPECT_EQ(building.result(), bhttp::status::ok);
   EXPECT_EQ(json::parse(building.body()),
             json::parse(R"({"field":"age","state":"building","indexed":4,"total":12})"));

@@ -413,10 +413,10 @@ TEST_F(ApiTest, RequestIdIsGeneratedOnEveryResponse) {
 // successes, 304, errors, broken requests and the change feed's stream.
 TEST_F(ApiTest, EveryResponseHasADate) {
   std::vector<http_response> responses;
-  responses.push_back(client().put(doc("d"), R"({"a":1})"));                   // 201
+  responses.push_back(client().put(doc("d"), R"({"a":1})"));                 // 201
   responses.push_back(client().get(doc("d"), {{"If-None-Match", "\"1\""}})); // 304
-  responses.push_back(client().get(doc("missing")));                           // 404
-  responses.push_back(client().request("HEAD", doc("d")));                     // 200, HEAD
+  responses.push_back(client().get(doc("missing")));                         // 404
+  responses.push_back(client().request("HEAD", doc("d")));                   // 200, HEAD
   auto reply = raw_exchange(port(), "GARBAGE\r\n\r\n");
   auto broken = parse_response(reply.bytes);
   ASSERT_TRUE(broken) << reply.bytes;
@@ -701,17 +701,17 @@ TEST_F(ApiBadInputTest, NonObjectBodyReturns400InvalidDocument) {
 // as `Infinity` (not JSON) and a later PATCH answered 500.
 TEST_F(ApiBadInputTest, NumbersJsonCannotHoldAre400) {
   const std::string huge = std::string(5000, '9');
-  for (const auto& body : {std::string(R"({"n":1e999})"), std::string(R"({"n":[-1e999]})"),
-                           R"({"n":)" + huge + "}"}) {
+  for (const auto& body :
+       {std::string(R"({"n":1e999})"), std::string(R"({"n":[-1e999]})"), R"({"n":)" + huge + "}"}) {
     auto put = client().put(doc("inf"), body);
     EXPECT_EQ(put.status, 400u) << body.substr(0, 20);
     EXPECT_EQ(put.error_code(), "invalid_json") << put.body;
     auto call = client().request("POST", "/v1/actors/counter/inf/method/increment", body,
                                  {{"Content-Type", "application/json"}});
     EXPECT_EQ(call.status, 400u) << call.body;
-    auto job = client().request("POST", "/v1/queues/inf/jobs",
-                                R"({"type":"noop","payload":)" + body + "}",
-                                {{"Content-Type", "application/json"}});
+    auto job =
+      client().request("POST", "/v1/queues/inf/jobs", R"({"type":"noop","payload":)" + body + "}",
+                       {{"Content-Type", "application/json"}});
     EXPECT_EQ(job.status, 400u) << job.body;
   }
   expect_serving_and_absent(doc("inf"));
@@ -977,10 +977,10 @@ TEST_F(ApiBadInputTest, UnknownTransferEncodingIsRejectedAndItsBodyNeverRuns) {
   int n = 0;
   for (const char* te : {"gzip", "identity", "xchunked", "chunked, identity"}) {
     const auto counter = "/v1/actors/counter/smuggle-" + std::to_string(n++) + "/method/";
-    auto reply = raw_exchange(
-      port(), "POST " + counter + "increment HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te
-                + "\r\nContent-Type: application/json\r\n\r\nDELETE " + doc("victim")
-                + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto reply = raw_exchange(port(), "POST " + counter
+                                        + "increment HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+                                        + te + "\r\nContent-Type: application/json\r\n\r\nDELETE "
+                                        + doc("victim") + " HTTP/1.1\r\nHost: x\r\n\r\n");
     auto res = parse_response(reply.bytes);
     ASSERT_TRUE(res) << te << ": " << reply.bytes;
     EXPECT_EQ(res->status, 400u) << te;
@@ -1011,12 +1011,13 @@ TEST_F(ApiBadInputTest, CodingBeforeChunkedIs501AndCloses) {
 // HTTP/1.1 request without Host, with two, with a value that is no host, or with a field
 // folded over two lines answers 400 and closes, and writes nothing.
 TEST_F(ApiBadInputTest, HostRulesAndFoldedLinesAre400AndClose) {
-  const std::string put = "PUT " + doc("host") + " HTTP/1.1\r\nContent-Type: application/json\r\n"
-                                                 "Content-Length: 7\r\n";
-  for (const auto& headers : {std::string{}, std::string("Host: a\r\nHost: b\r\n"),
-                              std::string("Host: a b\r\n"), std::string("Host: a/b\r\n"),
-                              std::string("Host: a\r\nX-Folded: one\r\n two\r\n"),
-                              std::string("Host: a\r\nX-Folded: one\r\n\ttwo\r\n")}) {
+  const std::string put = "PUT " + doc("host")
+                          + " HTTP/1.1\r\nContent-Type: application/json\r\n"
+                            "Content-Length: 7\r\n";
+  for (const auto& headers :
+       {std::string{}, std::string("Host: a\r\nHost: b\r\n"), std::string("Host: a b\r\n"),
+        std::string("Host: a/b\r\n"), std::string("Host: a\r\nX-Folded: one\r\n two\r\n"),
+        std::string("Host: a\r\nX-Folded: one\r\n\ttwo\r\n")}) {
     auto reply = raw_exchange(port(), put + headers + "\r\n{\"a\":1}");
     auto res = parse_response(reply.bytes);
     ASSERT_TRUE(res) << headers << ": " << reply.bytes;
@@ -1229,9 +1230,10 @@ TEST_F(ApiLimitsTest, ConfiguredBodyLimitIsEnforced) {
 // once, with no interim 100, before any of the body is sent; the connection closes.
 TEST_F(ApiLimitsTest, ExpectContinueOverTheLimitIs413BeforeTheBody) {
   raw_connection conn{port(), 2s};
-  ASSERT_TRUE(conn.send("PUT " + doc("big") + " HTTP/1.1\r\nHost: a\r\n"
-                        "Content-Type: application/json\r\nExpect: 100-continue\r\n"
-                        "Content-Length: 1025\r\n\r\n"));
+  ASSERT_TRUE(conn.send("PUT " + doc("big")
+                        + " HTTP/1.1\r\nHost: a\r\n"
+                          "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                          "Content-Length: 1025\r\n\r\n"));
   auto first = conn.read_response();
   ASSERT_TRUE(first) << "no answer within 2 s to the header alone";
   EXPECT_EQ(first->status, 413u) << "a 100 would invite the client to send the body";

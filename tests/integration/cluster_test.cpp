@@ -1277,11 +1277,14 @@ TEST_F(ClusterTest, HaproxyWithTheShippedConfigRoutesAroundADeadMember) {
   // with Retry-After, not its HTML page.
   for (const auto& id : all_ids())
     node(id).kill9();
-  EXPECT_TRUE(eventually(settle_timeout, [&] {
-    auto res = client.try_request("GET", doc_target("lb", "k1"));
-    return res && res->status == 503 && res->header("Content-Type") == "application/json";
-  })) << "haproxy's own 503 is not JSON; its log:\n"
-      << lb->log();
+  EXPECT_TRUE(eventually(settle_timeout,
+                         [&] {
+                           auto res = client.try_request("GET", doc_target("lb", "k1"));
+                           return res && res->status == 503
+                                  && res->header("Content-Type") == "application/json";
+                         }))
+    << "haproxy's own 503 is not JSON; its log:\n"
+    << lb->log();
   auto none = client.try_request("GET", doc_target("lb", "k1"));
   ASSERT_TRUE(none);
   EXPECT_EQ(none->error_code(), "shard_unavailable") << none->body;

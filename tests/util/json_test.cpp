@@ -90,10 +90,10 @@ TEST(JsonTest, UnstorableFindsNonFiniteNumbers) {
 // wrote {"price":21.5,"small":0.1} as {"price":2.15E1,"small":1E-1}).
 TEST(JsonTest, DoublesAreWrittenInTheirShortestPlainForm) {
   const std::pair<double, const char*> cases[] = {
-    {21.5, "21.5"},         {0.1, "0.1"},       {2.0, "2.0"},
-    {-0.0, "-0.0"},         {1e300, "1e+300"},  {5e-324, "5e-324"},
-    {123.456, "123.456"},   {0.001, "0.001"},   {1e21, "1e+21"},
-    {-3.25, "-3.25"},       {100.0, "100.0"},   {1.7976931348623157e308, "1.7976931348623157e+308"},
+    {21.5, "21.5"},       {0.1, "0.1"},      {2.0, "2.0"},
+    {-0.0, "-0.0"},       {1e300, "1e+300"}, {5e-324, "5e-324"},
+    {123.456, "123.456"}, {0.001, "0.001"},  {1e21, "1e+21"},
+    {-3.25, "-3.25"},     {100.0, "100.0"},  {1.7976931348623157e308, "1.7976931348623157e+308"},
   };
   for (const auto& [d, text] : cases) {
     EXPECT_EQ(to_json(boost::json::value(d)), text) << text;
@@ -132,7 +132,8 @@ TEST(JsonTest, DoublesRoundTripExactly) {
 TEST(JsonTest, EverythingElseIsWrittenAsBoostWritesIt) {
   boost::json::value v = boost::json::object{
     {"s", "quote\" back\\ nl\n tab\t bell\x07 nul" + std::string(1, '\0') + "\x1f ü € 😀"},
-    {"a", boost::json::array{1, -2, nullptr, true, false, boost::json::object{}, boost::json::array{}}},
+    {"a",
+     boost::json::array{1, -2, nullptr, true, false, boost::json::object{}, boost::json::array{}}},
     {"u", std::numeric_limits<std::uint64_t>::max()},
     {"i", std::numeric_limits<std::int64_t>::min()},
     {"k\"ey", boost::json::object{{"nested", boost::json::array{boost::json::array{"x"}}}}},
