@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <spdlog/spdlog.h>
 
@@ -166,6 +168,18 @@ workers::job_outcome webhook_outcome(http::webhook_result&& r, bool keep_body) {
   return workers::job_outcome::success(util::to_json(o));
 }
 
+/// The fsync stall tests inject (SHOAL_TEST_FSYNC_STALL_MS, docs/testing.md): a disk
+/// whose fsync is slow, so that a process test can stop a node while writes wait for it.
+/// Zero when unset or not a number.
+std::chrono::milliseconds injected_fsync_stall() {
+  const char* text = std::getenv("SHOAL_TEST_FSYNC_STALL_MS");
+  if (text == nullptr || *text == '\0') return {};
+  char* end = nullptr;
+  const auto ms = std::strtoul(text, &end, 10);
+  if (*end != '\0' || ms > 600'000) return {};
+  return std::chrono::milliseconds(ms);
+}
+
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -238,7 +252,13 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   {
     caf::actor_system sys{cfg};
     host::wal_syncer_actor syncer;
-    if (settings.storage.sync) syncer = host::spawn_wal_syncer(sys, *store, true);
+    if (settings.storage.sync) {
+      const auto stall = injected_fsync_stall();
+      if (stall.count() > 0)
+        logs.storage->warn("every fsync stalls {} ms (SHOAL_TEST_FSYNC_STALL_MS, a test fault)",
+                           stall.count());
+      syncer = host::spawn_wal_syncer(sys, *store, true, stall);
+    }
     actors::actor_metrics actor_metrics{registry};
     remote::placed_shards shards;
     // This node's shards get shard hosts; every other node's shard gets a stub that
@@ -374,13 +394,31 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
                          e.what());
         status = 1;
       }
-    // The edge is drained: stop the actors, then close the store they write to.
+    // The edge is drained: stop the actors, then close the store they write to. The
+    // broker and the shards go first, while the links to the peers are still up: what a
+    // shard answers as it stops (a read held for an fsync gets shutting_down, a write
+    // outcome_unknown) travels ahead of the link's close, so a peer's caller gets that
+    // answer rather than "connection lost". Then the cluster's actors, then the syncer.
+    {
+      caf::scoped_actor self{sys};
+      std::size_t stopping = 0;
+      auto stop = [&](const auto& actor) {
+        if (!actor) return;
+        self->monitor(actor);
+        caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+        ++stopping;
+      };
+      stop(broker);
+      for (auto& shard : shards.handles.handles)
+        stop(shard);
+      for (bool waiting = true; waiting && stopping > 0;)
+        self->receive([&](const caf::down_msg&) { --stopping; },
+                      caf::after(std::chrono::seconds(10)) >> [&] { waiting = false; });
+      if (stopping > 0) logs.main->warn("{} shard actors did not stop in 10 s", stopping);
+    }
     if (members.membership)
       caf::anon_send_exit(members.membership, caf::exit_reason::user_shutdown);
     if (members.gateway) caf::anon_send_exit(members.gateway, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(broker, caf::exit_reason::user_shutdown);
-    for (auto& shard : shards.handles.handles)
-      caf::anon_send_exit(shard, caf::exit_reason::user_shutdown);
     if (syncer) caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
   }

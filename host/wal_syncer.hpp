@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 
 #include <caf/atom.hpp>
@@ -26,7 +27,9 @@ using wal_syncer_actor =
 
 /// Spawns the syncer over `store` (which must outlive it). It blocks in fsync, so in a
 /// node it runs `detached` on a thread of its own; tests on the deterministic scheduler
-/// pass false.
-wal_syncer_actor spawn_wal_syncer(caf::actor_system& sys, storage::store& store, bool detached);
+/// pass false. `stall` is a fault for process tests (a disk whose fsync is slow): every
+/// fsync first sleeps that long. It needs `detached`, since it blocks the thread.
+wal_syncer_actor spawn_wal_syncer(caf::actor_system& sys, storage::store& store, bool detached,
+                                  std::chrono::milliseconds stall = {});
 
 } // namespace shoal::host

@@ -201,9 +201,11 @@ protected:
     std::fprintf(stderr, "--- views ---\n%s\n", views_text().c_str());
   }
 
-  /// Starts member `id` with `config` (the shared good file by default); waits until it
-  /// listens. Records a failure and returns false when it does not come up.
-  bool start(const std::string& id, const fs::path& config = {}) {
+  /// Starts member `id` with `config` (the shared good file by default), `sets` as more
+  /// `--set` options and `env` ("NAME=value") in its environment; waits until it listens.
+  /// Records a failure and returns false when it does not come up.
+  bool start(const std::string& id, const fs::path& config = {},
+             const std::vector<std::string>& sets = {}, std::vector<std::string> env = {}) {
     auto& slot = nodes_[id];
     if (slot) {
       EXPECT_FALSE(slot->running()) << id << " is already running";
@@ -212,6 +214,11 @@ protected:
     process_options opts;
     opts.args = {"serve", "--config", (config.empty() ? config_ : config).string(), "--set",
                  "node.id=" + id};
+    for (const auto& set : sets) {
+      opts.args.push_back("--set");
+      opts.args.push_back(set);
+    }
+    opts.env = std::move(env);
     opts.log_file = dir_ / (id + "-" + std::to_string(++starts_[id]) + ".log");
     slot = std::make_unique<shoal_process>(std::move(opts));
     if (!slot->wait_listening(20s)) {

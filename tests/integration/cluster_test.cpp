@@ -961,6 +961,73 @@ TEST_F(ClusterTest, StoppedMemberIsDownWithinTheFailureTimeoutAndComesBack) {
   std::fflush(stdout);
 }
 
+// Verifies what a member that stops answers for the requests it holds for an fsync (its
+// disk stalls every fsync, SHOAL_TEST_FSYNC_STALL_MS): a read held behind an unsynced
+// write gets 503 shutting_down (nothing changed, retry elsewhere), the write itself 504
+// outcome_unknown (it may be kept), both through another member; the member exits cleanly.
+TEST_F(ClusterTest, StoppingMemberAnswersReadsHeldForAnFsyncShuttingDown) {
+  constexpr int stall_ms = 8000;
+  // n2 gives up on n1 after the failure timeout: long enough here to see n1's own answer.
+  const std::string patient = "cluster.failure_timeout_ms=" + std::to_string(stall_ms - 2000);
+  ASSERT_TRUE(start("n1", {}, {"storage.sync=true", patient},
+                    {"SHOAL_TEST_FSYNC_STALL_MS=" + std::to_string(stall_ms)}));
+  ASSERT_TRUE(start("n2", {}, {patient}));
+  ASSERT_TRUE(start("n3", {}, {patient}));
+  ASSERT_TRUE(wait_all_up(all_ids())) << views_text();
+  load_owners(view("n2"));
+  EXPECT_TRUE(contains(node("n1").log(), "every fsync stalls 8000 ms")) << node("n1").log();
+  const auto id = ids_owned_by("n1", "held", "doc", 1).at(0);
+  const auto path = "/v1/collections/held/docs/" + id;
+
+  // The write goes through n2 and waits in n1 for an fsync that takes stall_ms.
+  std::optional<http_response> put_answer;
+  clock_type::time_point put_answered;
+  std::thread writer([&] {
+    http_client client{http_port("n2"), milliseconds(stall_ms * 3)};
+    put_answer = client.try_request("PUT", path, R"({"v":1})", json_type);
+    put_answered = clock_type::now();
+  });
+  // Reads through n2 answer 404 until the write is applied in n1; from then on a read
+  // waits for the write's fsync. One that has not answered after a second waits for it.
+  std::optional<http_response> held_answer;
+  clock_type::time_point held_answered;
+  std::thread reader;
+  const auto deadline = clock_type::now() + milliseconds(stall_ms / 2);
+  bool held = false;
+  while (!held && clock_type::now() < deadline) {
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    auto answer = std::make_shared<std::optional<http_response>>();
+    std::thread t([&, answered, answer] {
+      http_client client{http_port("n2"), milliseconds(stall_ms * 3)};
+      *answer = client.try_request("GET", path);
+      answered->store(true);
+    });
+    if (eventually(milliseconds(1000), [&] { return answered->load(); })) {
+      t.join();
+      ASSERT_TRUE(*answer && (*answer)->status == 404) << describe(*answer);
+      continue;
+    }
+    held = true;
+    reader = std::thread([t = std::move(t), answer, &held_answer, &held_answered]() mutable {
+      t.join();
+      held_answered = clock_type::now();
+      held_answer = *answer;
+    });
+  }
+  ASSERT_TRUE(held) << "no read was ever held behind the write";
+  const auto stop_started = clock_type::now();
+  EXPECT_EQ(node("n1").stop(SIGTERM), 0) << node("n1").log();
+  reader.join();
+  writer.join();
+  // Both were answered as the member stopped, not after the fsync it waited for.
+  EXPECT_LT(held_answered - stop_started, milliseconds(stall_ms / 2));
+  EXPECT_LT(put_answered - stop_started, milliseconds(stall_ms / 2));
+  ASSERT_TRUE(held_answer);
+  EXPECT_EQ(held_answer->status, 503) << held_answer->body;
+  EXPECT_EQ(held_answer->error_code(), "shutting_down") << held_answer->body;
+  EXPECT_TRUE(is_outcome_unknown(put_answer));
+}
+
 // ===========================================================================
 // 5. A member started before its peers.
 // ===========================================================================

@@ -97,6 +97,15 @@ shoal_process::shoal_process(process_options opts) : opts_(std::move(opts)) {
   for (auto& a : argv_storage)
     argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The environment is built before fork: the child only calls async-signal-safe functions.
+  // The added entries come first: getenv takes the first of two with the same name.
+  std::vector<std::string> env_storage = opts_.env;
+  for (char** e = environ; *e != nullptr; ++e)
+    env_storage.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : env_storage)
+    envp.push_back(e.data());
+  envp.push_back(nullptr);
 
   int null_fd = open_or_throw("/dev/null", O_RDONLY);
   int out_fd = -1;
@@ -127,8 +136,8 @@ shoal_process::shoal_process(process_options opts) : opts_(std::move(opts)) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     if (::dup2(null_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) ::_exit(127);
     close_inherited_fds(max_fd);
-    ::execv(argv[0], argv.data());
-    const char msg[] = "shoal_process: execv failed\n";
+    ::execve(argv[0], argv.data(), envp.data());
+    const char msg[] = "shoal_process: execve failed\n";
     auto ignored = ::write(2, msg, sizeof msg - 1);
     (void)ignored;
     ::_exit(127);

@@ -29,6 +29,7 @@ struct process_options {
   std::filesystem::path log_file;      ///< stdout (truncated); stderr too unless below
   std::filesystem::path stderr_file;   ///< when not empty, stderr goes here instead
   std::string binary = shoal_binary(); ///< what to execute
+  std::vector<std::string> env;        ///< "NAME=value", ahead of the inherited environment
 };
 
 /// A running (or finished) child process started with fork/exec.
