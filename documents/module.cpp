@@ -66,13 +66,9 @@ void module::answer_about(const std::string& key, core::reply_to<T> to, core::re
   if (!ctx_.pending(key)) return to.deliver(std::move(r));
   ctx_.after_durable(key, [to, r = std::move(r)](core::result<void> durable) mutable {
     if (durable) return to.deliver(std::move(r));
-    // A write that was made, and whose shard stopped before it was synced, may be kept
-    // (the store's close flushes it): its outcome is unknown, not refused.
+    // A write that was made and then not confirmed may be kept: unknown, not refused.
     if constexpr (std::is_same_v<T, doc_written>)
-      if (r && durable.error().code() == core::errc::shutting_down)
-        return to.deliver(core::error{core::errc::outcome_unknown,
-                                      "the shard stopped before the write was synced: it may "
-                                      "be kept"});
+      if (r) return to.deliver(shard::after_write_failed(std::move(durable).error()));
     to.deliver(std::move(durable).error());
   });
 }

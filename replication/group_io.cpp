@@ -27,6 +27,10 @@ struct group_io::state {
   raft_io_recv_cb recv = nullptr;
   bool started = false;
   bool closed = false;
+  /// An fsync failed: what the log holds past the last synced point is unknown, while
+  /// libraft believes the failed appends gone. Nothing more is written until the group
+  /// is started again from the store (the host's job: failed()).
+  bool failed = false;
   std::mt19937_64 rng;
   std::uint64_t dropped = 0;
   std::list<std::shared_ptr<pending_request>> pending;
@@ -53,16 +57,38 @@ int io_error(state& s, const core::error& e) {
   return fail(s, e.code() == core::errc::corrupt ? RAFT_CORRUPT : RAFT_IOERR, e.message());
 }
 
-/// Completes `p` with the outcome of the next fsync (or with RAFT_CANCELED on close).
+/// Fails every request still waiting with `status`, the newest first. libraft 0.15
+/// truncates its in-memory log from the index of each failed leader append, without
+/// checking that index still exists (upstream checks it since); failed oldest first, the
+/// second truncation would start past the end of the log and run off it
+/// (docs/replication.md "libraft defects we work around").
+void fail_waiting(state& s, int status) {
+  auto waiting = std::move(s.pending);
+  s.pending.clear();
+  for (auto it = waiting.rbegin(); it != waiting.rend(); ++it) {
+    auto& p = *it;
+    if (p->done) continue;
+    p->done = true;
+    p->complete(status);
+  }
+}
+
+/// Completes `p` with the outcome of the next fsync (or with RAFT_CANCELED on close). A
+/// failed fsync fails every request waiting (see fail_waiting): none of what they wrote
+/// can be trusted to be on disk.
 void after_sync(state& s, std::shared_ptr<pending_request> p) {
   s.pending.push_back(p);
   auto alive = s.alive;
   state* self = &s;
   s.host.after_sync([alive, self, p](core::result<void> synced) {
     if (!*alive || p->done) return;
+    if (!synced) {
+      self->failed = true;
+      return fail_waiting(*self, RAFT_IOERR);
+    }
     p->done = true;
     self->pending.remove(p);
-    p->complete(synced ? 0 : RAFT_IOERR);
+    p->complete(0);
   });
 }
 
@@ -131,11 +157,12 @@ void m_close(raft_io* io, raft_io_close_cb cb) {
   auto& s = of(io);
   if (s.started && !s.closed) s.host.stop_ticks();
   s.closed = true;
-  // Every request still waiting is canceled before libraft hears the io is closed.
+  // Every request still waiting is canceled (the newest first: see fail_waiting) before
+  // libraft hears the io is closed.
   auto waiting = std::move(s.pending);
   s.pending.clear();
-  for (auto& p : waiting) {
-    post(s, [p] {
+  for (auto it = waiting.rbegin(); it != waiting.rend(); ++it) {
+    post(s, [p = *it] {
       if (p->done) return;
       p->done = true;
       p->complete(RAFT_CANCELED);
@@ -220,14 +247,23 @@ int m_recover(raft_io* io, const raft_configuration*) {
   return fail(of(io), RAFT_NOTFOUND, "recover is not supported");
 }
 
+/// Refuses a write once an fsync failed (state::failed).
+bool refuse_write(state& s) {
+  if (!s.failed) return false;
+  fail(s, RAFT_IOERR, "an earlier fsync failed: the log takes no more writes until a restart");
+  return true;
+}
+
 int m_set_term(raft_io* io, raft_term term) {
   auto& s = of(io);
+  if (refuse_write(s)) return RAFT_IOERR;
   auto r = s.log.set_term(term);
   return r ? 0 : io_error(s, r.error());
 }
 
 int m_set_vote(raft_io* io, raft_id id) {
   auto& s = of(io);
+  if (refuse_write(s)) return RAFT_IOERR;
   auto r = s.log.set_vote(id);
   return r ? 0 : io_error(s, r.error());
 }
@@ -250,6 +286,7 @@ int m_append(raft_io* io, raft_io_append* req, const raft_entry entries[], unsig
              raft_io_append_cb cb) {
   auto& s = of(io);
   if (s.closed) return fail(s, RAFT_CANCELED, "closed");
+  if (refuse_write(s)) return RAFT_IOERR;
   std::vector<stored_entry> batch;
   batch.reserve(n);
   for (unsigned i = 0; i < n; ++i) {
@@ -268,6 +305,7 @@ int m_append(raft_io* io, raft_io_append* req, const raft_entry entries[], unsig
 
 int m_truncate(raft_io* io, raft_index index) {
   auto& s = of(io);
+  if (refuse_write(s)) return RAFT_IOERR;
   auto r = s.log.truncate(index);
   return r ? 0 : io_error(s, r.error());
 }
@@ -276,6 +314,7 @@ int m_snapshot_put(raft_io* io, unsigned trailing, raft_io_snapshot_put* req,
                    const raft_snapshot* snapshot, raft_io_snapshot_put_cb cb) {
   auto& s = of(io);
   if (s.closed) return fail(s, RAFT_CANCELED, "closed");
+  if (refuse_write(s)) return RAFT_IOERR;
   auto r = s.log.put_snapshot(to_stored(*snapshot), trailing);
   if (!r) return io_error(s, r.error());
   auto p = std::make_shared<pending_request>();
@@ -357,6 +396,10 @@ void group_io::deliver(std::string_view bytes) {
 
 std::uint64_t group_io::dropped() const noexcept {
   return s_->dropped;
+}
+
+bool group_io::failed() const noexcept {
+  return s_->failed;
 }
 
 } // namespace shoal::replication

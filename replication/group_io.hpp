@@ -56,6 +56,12 @@ public:
 
   std::uint64_t dropped() const noexcept;
 
+  /// Whether an fsync failed. The io then takes no more writes (appends, truncations,
+  /// snapshots, term and vote fail with RAFT_IOERR): libraft believes the failed appends
+  /// gone while the store may hold them. The host closes the group and starts it again
+  /// from the store, which brings both views together.
+  bool failed() const noexcept;
+
   struct state; ///< the io's data (public so its C functions may name it)
 
 private:

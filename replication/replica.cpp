@@ -26,16 +26,31 @@ struct replica::pending_read {
 replica::replica(raft* r) : raft_(r) {}
 
 replica::~replica() {
-  // A barrier still in flight outlives us inside libraft only if the raft is not
-  // closed first; its callback must not reach a dead replica.
+  close(error{errc::shutting_down, "the shard stopped"});
+}
+
+void replica::close(const error& err) {
+  // A barrier still in flight outlives us inside libraft; its callback must not reach a
+  // dead replica.
   if (barrier_) {
     barrier_->owner = nullptr;
     barrier_.release(); // freed by its callback, which libraft runs on close
   }
+  auto reads = std::move(reading_);
+  reading_.clear();
+  for (auto& r : next_reads_)
+    reads.push_back(std::move(r));
+  next_reads_.clear();
+  for (auto& r : reads)
+    r(err);
 }
 
 bool replica::leader() const noexcept {
   return raft_state(raft_) == RAFT_LEADER;
+}
+
+std::uint64_t replica::term() const noexcept {
+  return raft_->current_term;
 }
 
 leader_hint replica::hint() const noexcept {
@@ -54,10 +69,10 @@ error replica::not_leader() const {
   return error{errc::shard_unavailable, "not_leader", std::move(message)};
 }
 
-void replica::propose(const storage::write_batch& batch, done_fn done) {
+std::uint64_t replica::propose(const storage::write_batch& batch, done_fn done) {
   if (!leader()) {
     done(not_leader());
-    return;
+    return 0;
   }
   const auto bytes = encode_entry(batch);
   raft_buffer buf;
@@ -65,7 +80,7 @@ void replica::propose(const storage::write_batch& batch, done_fn done) {
   buf.base = raft_malloc(buf.len);
   if (buf.base == nullptr) {
     done(error{errc::overloaded, "out of memory for a log entry"});
-    return;
+    return 0;
   }
   std::memcpy(buf.base, bytes.data(), bytes.size());
   auto* p = new pending_write;
@@ -97,7 +112,10 @@ void replica::propose(const storage::write_batch& batch, done_fn done) {
       done(error{errc::shard_unavailable,
                  std::string("the write was not proposed: ") + raft_strerror(rv)});
     }
+    return 0;
   }
+  // raft_apply appended the entry to the in-memory log before it returned.
+  return raft_last_index(raft_);
 }
 
 void replica::read(done_fn done) {

@@ -36,13 +36,16 @@ public:
 
   bool leader() const noexcept;
   leader_hint hint() const noexcept;
+  /// The current term, as this replica knows it.
+  std::uint64_t term() const noexcept;
 
   /// Proposes `batch` as one log entry. `done` runs once: ok when the entry is applied
   /// here (committed on a quorum); 503 `shard_unavailable` (name `not_leader`) when this
   /// replica does not lead, and nothing was proposed; 504 `outcome_unknown` when the
   /// entry was proposed and leadership was lost before it committed (a new leader may
-  /// still commit it). May run inside this call (not_leader only).
-  void propose(const storage::write_batch& batch, done_fn done);
+  /// still commit it). May run inside this call (when nothing was proposed). Returns the
+  /// log index the entry got, 0 when nothing was proposed.
+  std::uint64_t propose(const storage::write_batch& batch, done_fn done);
 
   /// Runs `done` once a barrier proposed after this call is applied: every write
   /// acknowledged anywhere before the call is then visible here. Reads that arrive while
@@ -50,6 +53,10 @@ public:
   /// Fails with `shard_unavailable` (`not_leader`) when leadership is not (or no longer)
   /// held; a read changes nothing, so the caller may retry it elsewhere.
   void read(done_fn done);
+
+  /// The replica goes away (its shard stops): every read that waits gets `err` now; a
+  /// barrier in flight is left to libraft, whose close runs its callback into nothing.
+  void close(const core::error& err);
 
   /// Barriers proposed so far (each serves every read queued when it was proposed).
   std::uint64_t barriers() const noexcept {

@@ -32,6 +32,20 @@ using commit_done = std::function<void(core::result<void>)>;
 /// Called once the commits a barrier waits for are durable (or failed to become so).
 using barrier_fn = std::function<void(core::result<void>)>;
 
+/// The answer to a request whose own write was committed when the barrier its answer
+/// waited for failed: the write may well be kept when the shard stopped before its fsync
+/// (`shutting_down`: the store's close flushes it) or when its leader lost leadership
+/// after proposing it (`shard_unavailable`: a new leader may still commit it), so its
+/// outcome is unknown (504), not refused. Other failures (a failed fsync) are the answer.
+inline core::error after_write_failed(core::error barrier_error) {
+  const auto code = barrier_error.code();
+  if (code == core::errc::shutting_down || code == core::errc::shard_unavailable)
+    return core::error{core::errc::outcome_unknown, "the write was made but not confirmed ("
+                                                      + barrier_error.message()
+                                                      + "): it may be kept"};
+  return barrier_error;
+}
+
 class context {
 public:
   virtual ~context() = default;

@@ -18,12 +18,13 @@
 #include <variant>
 
 #include "core/result.hpp"
+#include "shard/commit_path.hpp"
 #include "shard/context.hpp"
 #include "storage/store.hpp"
 
 namespace shoal::shard {
 
-class durability_gate {
+class durability_gate final : public commit_path {
 public:
   /// `request_sync(sequence)` asks for the WAL to be made durable up to `sequence`; the
   /// host answers with synced() or sync_failed(). Only called with `sync`, and never
@@ -31,17 +32,22 @@ public:
   durability_gate(storage::shard_store& shard, storage::store& store, bool sync,
                   std::function<void(std::uint64_t)> request_sync);
   /// stop().
-  ~durability_gate();
+  ~durability_gate() override;
   durability_gate(const durability_gate&) = delete;
   durability_gate& operator=(const durability_gate&) = delete;
 
+  /// The shard's own keyspace: commits write straight to it.
+  storage::shard_store& store() noexcept override {
+    return shard_;
+  }
+
   /// context::commit.
-  core::result<void> commit(storage::write_batch&& batch, commit_done done);
+  core::result<void> commit(storage::write_batch&& batch, commit_done done) override;
 
   /// context::pending, after_durable, after_all_durable.
-  bool pending(std::string_view key) const;
-  void after_durable(std::string_view key, barrier_fn fn);
-  void after_all_durable(barrier_fn fn);
+  bool pending(std::string_view key) const override;
+  void after_durable(std::string_view key, barrier_fn fn) override;
+  void after_all_durable(barrier_fn fn) override;
 
   /// The syncer made the WAL durable up to `durable`: releases what waited for it, in
   /// order, and asks for the next fsync if more is held.
@@ -55,14 +61,14 @@ public:
   /// `outcome_unknown` (its write is in the store and the WAL, and the store's close
   /// flushes it: it may well be kept), a held barrier `shutting_down` (what waited did not
   /// happen). Runs pending completions first.
-  void stop();
+  void stop() override;
 
   /// Runs the `done` of commits that became durable inside the current step (all of them
   /// without storage.sync). The host calls it after every step.
-  void run_completions();
+  void run_completions() override;
 
   /// Whether nothing waits for an fsync (always without storage.sync).
-  bool all_durable() const noexcept {
+  bool all_durable() const noexcept override {
     return held_.empty();
   }
 

@@ -8,24 +8,32 @@ namespace shoal::shard {
 
 host_context::host_context(std::uint32_t index, storage::store& store, bool sync, ports p,
                            std::uint64_t wall_ms_at_start)
-    : index_(index), shard_(store.shard(index)), ports_(std::move(p)),
-      gate_(shard_, store, sync, [this](std::uint64_t seq) { ports_.request_sync(seq); }),
-      start_(ports_.now()), wall_at_start_(wall_ms_at_start) {}
+    : index_(index), ports_(std::move(p)), start_(ports_.now()), wall_at_start_(wall_ms_at_start) {
+  auto gate = std::make_unique<durability_gate>(
+    store.shard(index), store, sync, [this](std::uint64_t seq) { ports_.request_sync(seq); });
+  gate_ = gate.get();
+  path_ = std::move(gate);
+}
+
+host_context::host_context(std::uint32_t index, std::unique_ptr<commit_path> path, ports p,
+                           std::uint64_t wall_ms_at_start)
+    : index_(index), ports_(std::move(p)), path_(std::move(path)), start_(ports_.now()),
+      wall_at_start_(wall_ms_at_start) {}
 
 core::result<void> host_context::commit(storage::write_batch&& batch, commit_done done) {
-  return gate_.commit(std::move(batch), std::move(done));
+  return path_->commit(std::move(batch), std::move(done));
 }
 
 bool host_context::pending(std::string_view key) const {
-  return gate_.pending(key);
+  return path_->pending(key);
 }
 
 void host_context::after_durable(std::string_view key, barrier_fn fn) {
-  gate_.after_durable(key, std::move(fn));
+  path_->after_durable(key, std::move(fn));
 }
 
 void host_context::after_all_durable(barrier_fn fn) {
-  gate_.after_all_durable(std::move(fn));
+  path_->after_all_durable(std::move(fn));
 }
 
 time_point host_context::now() const {
@@ -73,15 +81,15 @@ void host_context::on_step() {
 }
 
 void host_context::synced(std::uint64_t durable) {
-  gate_.synced(durable);
+  if (gate_ != nullptr) gate_->synced(durable);
 }
 
 void host_context::sync_failed(const core::error& err) {
-  gate_.sync_failed(err);
+  if (gate_ != nullptr) gate_->sync_failed(err);
 }
 
 void host_context::finish_step() {
-  gate_.run_completions();
+  path_->run_completions();
   if (!deferred_.empty() && !woken_) {
     woken_ = true;
     ports_.wake();
@@ -95,8 +103,8 @@ void host_context::finish_step() {
 }
 
 void host_context::close() {
-  gate_.stop();
-  gate_.run_completions();
+  path_->stop();
+  path_->run_completions();
   timers_ = timer_queue{};
   deferred_.clear();
 }

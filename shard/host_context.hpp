@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string_view>
 
+#include "shard/commit_path.hpp"
 #include "shard/context.hpp"
 #include "shard/gate.hpp"
 #include "shard/timers.hpp"
@@ -23,15 +25,22 @@ namespace shoal::shard {
 class host_context final : public context {
 public:
   struct ports {
-    std::function<time_point()> now;       ///< the loop's clock
-    std::function<void(time_point)> arm;   ///< call on_tick() at (or soon after) this time
-    std::function<void()> wake;            ///< call on_step() soon, after what is queued now
+    std::function<time_point()> now;     ///< the loop's clock
+    std::function<void(time_point)> arm; ///< call on_tick() at (or soon after) this time
+    std::function<void()> wake;          ///< call on_step() soon, after what is queued now
     std::function<void(std::uint64_t)> request_sync; ///< answer with synced()/sync_failed()
     std::function<void(std::string_view, const core::error&)> report; ///< may be empty
   };
 
+  /// A shard with one copy: commits go through a durability_gate over `store`'s shard
+  /// `index` (with `sync`, answered after the fsync the loop's request_sync asks for).
   /// `wall_ms_at_start`: Unix ms now, which wall_ms() advances with the loop's clock.
   host_context(std::uint32_t index, storage::store& store, bool sync, ports p,
+               std::uint64_t wall_ms_at_start);
+
+  /// A shard whose commits take another path (a replicated shard: replicated_path).
+  /// `request_sync` in `p` is not used.
+  host_context(std::uint32_t index, std::unique_ptr<commit_path> path, ports p,
                std::uint64_t wall_ms_at_start);
 
   // -- context ----------------------------------------------------------------------------
@@ -39,12 +48,12 @@ public:
     return index_;
   }
   storage::shard_store& store() noexcept override {
-    return shard_;
+    return path_->store();
   }
   core::result<void> commit(storage::write_batch&& batch, commit_done done) override;
   bool pending(std::string_view key) const override;
   bool all_durable() const override {
-    return gate_.all_durable();
+    return path_->all_durable();
   }
   void after_durable(std::string_view key, barrier_fn fn) override;
   void after_all_durable(barrier_fn fn) override;
@@ -61,14 +70,18 @@ public:
   void on_tick();
   /// Runs the deferred work that was queued before the wake-up was sent.
   void on_step();
-  /// The syncer's answer (durability_gate::synced / sync_failed).
+  /// The syncer's answer (durability_gate::synced / sync_failed); only with a gate.
   void synced(std::uint64_t durable);
   void sync_failed(const core::error& err);
   /// After every message: runs completions, then arms a tick for the earliest timer.
   void finish_step();
-  /// The shard stops: fails what waits for an fsync (while the modules are alive),
-  /// drops timers and deferred work.
+  /// The shard stops: fails what waits for an fsync or a quorum (while the modules are
+  /// alive), drops timers and deferred work.
   void close();
+
+  commit_path& path() noexcept {
+    return *path_;
+  }
 
   std::size_t timers() const noexcept {
     return timers_.size();
@@ -79,9 +92,9 @@ public:
 
 private:
   std::uint32_t index_;
-  storage::shard_store& shard_;
   ports ports_;
-  durability_gate gate_;
+  std::unique_ptr<commit_path> path_;
+  durability_gate* gate_ = nullptr; ///< path_, when it is a gate (for the syncer's answers)
   timer_queue timers_;
   std::multiset<time_point> armed_; ///< ticks in flight, by the time they fire
   std::deque<std::function<void()>> deferred_;

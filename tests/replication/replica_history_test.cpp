@@ -6,14 +6,13 @@
 // (tests/support/linearizability.hpp); afterwards every replica holds the same data.
 // SHOAL_HISTORY_SEEDS sets how many seeds run (default 20).
 #include <algorithm>
-#include <cstdlib>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "tests/replication/group_fixture.hpp"
-#include "tests/support/linearizability.hpp"
+#include "tests/replication/history.hpp"
 
 namespace shoal::replication::test {
 namespace {
@@ -21,23 +20,15 @@ namespace {
 constexpr unsigned servers = 5;
 constexpr int keys = 3;
 
-struct recorded {
-  int key = 0;
-  shoal::test::lin::op op;
-  bool failed = false; ///< refused for sure (a write) or not answered usefully (a read)
-};
-
 int seed_count() {
-  const char* v = std::getenv("SHOAL_HISTORY_SEEDS");
-  const int n = v ? std::atoi(v) : 0;
-  return n > 0 ? n : 20;
+  return seeds_from("SHOAL_HISTORY_SEEDS", 20);
 }
 
 /// What one schedule did.
 struct verdict {
   bool led = false;                          ///< a leader was found once the faults were healed
   unsigned unavailable = 0;                  ///< replicas libraft shut down (RAFT_UNAVAILABLE)
-  std::vector<std::string> not_linearizable; ///< keys whose history fails the check
+  std::vector<std::string> not_linearizable; ///< each failing key's name and history
   bool agree = false;                        ///< every available replica holds the same data
   int ok_writes = 0;
   int unknown_writes = 0;
@@ -187,22 +178,11 @@ verdict history_group::run(int seed, bool guarded) {
   for (unsigned i = 0; i < servers; ++i) {
     if (!available(i)) ++v.unavailable;
   }
-  for (int k = 0; k < keys; ++k) {
-    std::vector<shoal::test::lin::op> history;
-    for (const auto& rec : *log_) {
-      if (rec.key != k || rec.failed) continue;
-      if (!rec.op.write && rec.op.ret == shoal::test::lin::unknown) continue; // no answer
-      if (rec.op.write) {
-        (rec.op.ret == shoal::test::lin::unknown ? v.unknown_writes : v.ok_writes) += 1;
-      } else {
-        ++v.ok_reads;
-      }
-      history.push_back(rec.op);
-    }
-    if (!shoal::test::lin::linearizable_register(history)) {
-      v.not_linearizable.push_back(key_name(k));
-    }
-  }
+  const auto h = check_histories(*log_, keys, key_name);
+  v.ok_writes = h.ok_writes;
+  v.unknown_writes = h.unknown_writes;
+  v.ok_reads = h.ok_reads;
+  v.not_linearizable = h.not_linearizable;
   const auto want = contents(leader);
   v.agree = true;
   for (unsigned i = 0; i < servers; ++i) {

@@ -77,6 +77,9 @@ public:
   replica& at(unsigned i) {
     return *nodes_.at(i).rep;
   }
+  group_io& io(unsigned i) {
+    return *nodes_.at(i).io;
+  }
   state_machine& machine(unsigned i) {
     return *nodes_.at(i).sm;
   }
@@ -113,6 +116,29 @@ public:
       }
     }
     return found;
+  }
+
+  /// Runs `fn` `delay_ms` of simulated time from now, as one event (a shard host's timer
+  /// or wake-up; the caller guards against what `fn` refers to being gone by then).
+  void after(std::uint64_t delay_ms, std::function<void()> fn) {
+    at(now_ + delay_ms, std::move(fn));
+  }
+
+  /// From now on every fsync waits until release_syncs() (a disk that stalls).
+  void hold_syncs() {
+    holding_syncs_ = true;
+  }
+  /// Answers every fsync held so far with `outcome`, in the order they were asked for,
+  /// and stops holding.
+  void release_syncs(core::result<void> outcome) {
+    holding_syncs_ = false;
+    auto held = std::move(held_syncs_);
+    held_syncs_.clear();
+    for (auto& done : held)
+      done(outcome);
+  }
+  std::size_t held_syncs() const noexcept {
+    return held_syncs_.size();
   }
 
   /// Tears server `i` down as a crash would: what its store holds stays.
@@ -228,6 +254,10 @@ private:
       send(i, static_cast<unsigned>(to - 1), std::move(bytes));
     };
     host.after_sync = [this](std::function<void(core::result<void>)> done) {
+      if (holding_syncs_) {
+        held_syncs_.push_back(std::move(done));
+        return;
+      }
       at(now_ + 1 + rng_() % 3, [done = std::move(done)] { done(core::ok()); });
     };
     // What an io posts or waits for is dropped by the io itself once it is gone.
@@ -289,6 +319,8 @@ private:
   std::uint64_t now_ = 0;
   std::uint64_t seq_ = 0;
   std::map<int, unsigned> sent_;
+  bool holding_syncs_ = false;
+  std::vector<std::function<void(core::result<void>)>> held_syncs_;
 };
 
 } // namespace shoal::replication::test
