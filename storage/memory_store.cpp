@@ -53,7 +53,8 @@ void scan_map(const key_map& map, std::string_view prefix, std::string_view from
 /// A copy of a shard's map, taken under its lock: a snapshot for tests.
 class memory_view final : public shard_view {
 public:
-  memory_view(key_map map, const std::atomic<bool>& closed) : map_(std::move(map)), closed_(closed) {}
+  memory_view(key_map map, const std::atomic<bool>& closed)
+      : map_(std::move(map)), closed_(closed) {}
 
   result<std::string> get(std::string_view key) override {
     if (closed_.load(std::memory_order_acquire)) return closed_error();
@@ -173,7 +174,8 @@ private:
 };
 
 memory_store::memory_store(std::uint32_t shards)
-    : invalid_shard_(std::make_unique<shard_impl>(*this, false)) {
+    : raft_log_(std::make_unique<shard_impl>(*this, true)),
+      invalid_shard_(std::make_unique<shard_impl>(*this, false)) {
   shards_.reserve(shards);
   for (std::uint32_t i = 0; i < shards; ++i) {
     shards_.push_back(std::make_unique<shard_impl>(*this, true));
@@ -189,6 +191,10 @@ std::uint32_t memory_store::shard_count() const noexcept {
 shard_store& memory_store::shard(std::uint32_t index) {
   if (index >= shards_.size()) return *invalid_shard_;
   return *shards_[index];
+}
+
+shard_store& memory_store::raft_log() {
+  return *raft_log_;
 }
 
 std::uint64_t memory_store::latest_sequence() {

@@ -19,6 +19,7 @@ public:
 
   std::uint32_t shard_count() const noexcept override;
   shard_store& shard(std::uint32_t index) override;
+  shard_store& raft_log() override;
   std::uint64_t latest_sequence() override;
   result<void> sync_wal() override;
   result<void> close() override;
@@ -31,6 +32,7 @@ public:
 private:
   class shard_impl;
   std::vector<std::unique_ptr<shard_impl>> shards_;
+  std::unique_ptr<shard_impl> raft_log_;
   /// Returned by `shard()` for an index >= shard_count(); every call on it fails with
   /// `errc::internal`.
   std::unique_ptr<shard_impl> invalid_shard_;

@@ -126,7 +126,7 @@ public:
     char text[1024];
     std::vsnprintf(text, sizeof text, format, ap);
     state_->say(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? engine_log_level::error
-                                                             : engine_log_level::warn,
+                                                            : engine_log_level::warn,
                 text);
   }
 
@@ -187,6 +187,9 @@ std::string shard_cf_name(std::uint32_t index) {
   return name;
 }
 
+/// The column family of the replicated shards' Raft logs (store::raft_log).
+constexpr const char* raft_log_cf_name = "raft-log";
+
 std::string incompatible_count(const std::string& path, std::string_view found,
                                std::uint32_t configured) {
   return "data directory " + path + " has " + std::string(found) + " shards, config says "
@@ -195,19 +198,21 @@ std::string incompatible_count(const std::string& path, std::string_view found,
 
 /// Compares the column families of an existing database with the configured layout,
 /// before anything is opened for writing, so a mismatch leaves the directory untouched.
-result<void> check_column_families(const rocksdb_options& options, std::vector<std::string> existing) {
+result<void> check_column_families(const rocksdb_options& options,
+                                   std::vector<std::string> existing) {
   existing.erase(std::remove(existing.begin(), existing.end(), rocksdb::kDefaultColumnFamilyName),
                  existing.end());
+  existing.erase(std::remove(existing.begin(), existing.end(), raft_log_cf_name), existing.end());
   if (existing.size() != options.shards) {
     return error{errc::incompatible,
-            incompatible_count(options.path, std::to_string(existing.size()), options.shards)};
+                 incompatible_count(options.path, std::to_string(existing.size()), options.shards)};
   }
   // Same count: the names must be exactly shard-00000 … shard-(N-1), which sort as numbers.
   std::sort(existing.begin(), existing.end());
   for (std::uint32_t i = 0; i < options.shards; ++i) {
     if (existing[i] != shard_cf_name(i)) {
       return error{errc::incompatible, "data directory " + options.path
-                                    + " has unexpected column family '" + existing[i] + "'"};
+                                         + " has unexpected column family '" + existing[i] + "'"};
     }
   }
   return core::ok();
@@ -246,15 +251,15 @@ result<std::optional<std::string>> read_meta_shards(const rocksdb::DBOptions& db
 /// For a creation that was interrupted: every column family present must be one of the
 /// configured shards; the missing ones are created by the open that follows.
 result<void> check_partial_creation(const rocksdb_options& options,
-                              const std::vector<std::string>& existing) {
+                                    const std::vector<std::string>& existing) {
   for (const auto& name : existing) {
-    if (name == rocksdb::kDefaultColumnFamilyName) continue;
+    if (name == rocksdb::kDefaultColumnFamilyName || name == raft_log_cf_name) continue;
     bool known = false;
     for (std::uint32_t i = 0; i < options.shards && !known; ++i)
       known = name == shard_cf_name(i);
     if (!known) {
-      return error{errc::incompatible,
-              "data directory " + options.path + " has unexpected column family '" + name + "'"};
+      return error{errc::incompatible, "data directory " + options.path
+                                         + " has unexpected column family '" + name + "'"};
     }
   }
   return core::ok();
@@ -470,10 +475,13 @@ public:
                 std::shared_ptr<engine_state> engine)
       : db_(db), handles_(std::move(handles)), engine_(std::move(engine)),
         invalid_shard_(db, nullptr, closed_, views_, *engine_) {
-    shards_.reserve(handles_.size() - 1);
-    for (std::size_t i = 1; i < handles_.size(); ++i) {
-      shards_.push_back(std::make_unique<rocksdb_shard>(db, handles_[i], closed_, views_, *engine_));
+    // handles_: the default family, the shards in order, the Raft logs' family.
+    shards_.reserve(handles_.size() - 2);
+    for (std::size_t i = 1; i + 1 < handles_.size(); ++i) {
+      shards_.push_back(
+        std::make_unique<rocksdb_shard>(db, handles_[i], closed_, views_, *engine_));
     }
+    raft_log_ = std::make_unique<rocksdb_shard>(db, handles_.back(), closed_, views_, *engine_);
   }
 
   rocksdb_store(const rocksdb_store&) = delete;
@@ -493,6 +501,10 @@ public:
   shard_store& shard(std::uint32_t index) override {
     if (index >= shards_.size()) return invalid_shard_;
     return *shards_[index];
+  }
+
+  shard_store& raft_log() override {
+    return *raft_log_;
   }
 
   std::uint64_t latest_sequence() override {
@@ -568,21 +580,23 @@ public:
     if (!s.ok() && !s.IsNotFound()) return to_open_error(s);
     const bool has_format = s.ok();
     if (has_shards && stored_shards != shards) {
-      return error{errc::incompatible, incompatible_count(options.path, stored_shards, options.shards)};
+      return error{errc::incompatible,
+                   incompatible_count(options.path, stored_shards, options.shards)};
     }
     if (has_format && stored_format != format_version) {
-      return error{errc::incompatible, "data directory " + options.path + " has format " + stored_format
-                                    + ", this build reads format " + format_version};
+      return error{errc::incompatible, "data directory " + options.path + " has format "
+                                         + stored_format + ", this build reads format "
+                                         + format_version};
     }
     std::string stored_layout;
     s = db_->Get(rocksdb::ReadOptions(), meta, meta_layout_key, &stored_layout);
     if (!s.ok() && !s.IsNotFound()) return to_open_error(s);
     const bool has_layout = s.ok() || options.layout.empty();
     if (s.ok() && !options.layout.empty() && stored_layout != options.layout) {
-      return error{errc::incompatible, "data directory " + options.path + " belongs to " + stored_layout
-                                    + ", but this node is " + options.layout
-                                    + "; the shards it owns would change and stored keys "
-                                      "would become unreachable"};
+      return error{errc::incompatible, "data directory " + options.path + " belongs to "
+                                         + stored_layout + ", but this node is " + options.layout
+                                         + "; the shards it owns would change and stored keys "
+                                           "would become unreachable"};
     }
     if (has_shards && has_format && has_layout) return core::ok();
     rocksdb::WriteBatch wb;
@@ -601,9 +615,10 @@ private:
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::shared_ptr<engine_state> engine_;
   std::atomic<bool> closed_{false};
-  view_registry views_; ///< before the shards, which refer to it
+  view_registry views_;                          ///< before the shards, which refer to it
   std::atomic<std::uint64_t> final_sequence_{0}; ///< latest_sequence() once closed
   std::vector<std::unique_ptr<rocksdb_shard>> shards_;
+  std::unique_ptr<rocksdb_shard> raft_log_;
   rocksdb_shard invalid_shard_;
 };
 
@@ -613,12 +628,13 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
   if (options.path.empty()) return error{errc::invalid_argument, "data directory path is empty"};
   if (options.shards == 0 || options.shards > max_shards) {
     return error{errc::invalid_argument, "shard count " + std::to_string(options.shards)
-                                      + " is outside 1.." + std::to_string(max_shards)};
+                                           + " is outside 1.." + std::to_string(max_shards)};
   }
   std::error_code ec;
   std::filesystem::create_directories(options.path, ec);
   if (ec) {
-    return error{errc::storage_failed, "cannot create data directory " + options.path + ": " + ec.message()};
+    return error{errc::storage_failed,
+                 "cannot create data directory " + options.path + ": " + ec.message()};
   }
 
   auto engine = std::make_shared<engine_state>();
@@ -634,7 +650,8 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
   // anything is opened for writing.
   const bool exists = std::filesystem::exists(std::filesystem::path(options.path) / "CURRENT", ec);
   if (ec) {
-    return error{errc::storage_failed, "cannot read data directory " + options.path + ": " + ec.message()};
+    return error{errc::storage_failed,
+                 "cannot read data directory " + options.path + ": " + ec.message()};
   }
   std::vector<std::string> existing;
   if (exists) {
@@ -659,8 +676,9 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
   std::vector<std::uint32_t> opened_shards; // shard of families[i + 1]
   std::vector<std::string> missing;
   std::vector<std::uint32_t> missing_shards;
-  for (std::uint32_t i = 0; i < options.shards; ++i) {
-    auto name = shard_cf_name(i);
+  // Index `options.shards` stands for the Raft logs' family (after the shards).
+  for (std::uint32_t i = 0; i <= options.shards; ++i) {
+    auto name = i < options.shards ? shard_cf_name(i) : std::string(raft_log_cf_name);
     if (std::find(existing.begin(), existing.end(), name) != existing.end()) {
       families.emplace_back(name, cf_options);
       opened_shards.push_back(i);
@@ -675,19 +693,24 @@ result<std::unique_ptr<store>> open_rocksdb_store(const rocksdb_options& options
       !s.ok()) {
     // A full volume: an existing store still serves reads, opened read-only (which
     // writes nothing). Its writes fail until the node restarts with space.
-    if (!s.IsNoSpace() || !exists || !missing.empty()) return to_open_error(s);
+    // (A directory from before the Raft logs' family lacks it: read-only, it stays absent,
+    // and the node has no replicated shard to serve anyway.)
+    const bool only_raft_log_missing =
+      missing.empty() || (missing.size() == 1 && missing.front() == raft_log_cf_name);
+    if (!s.IsNoSpace() || !exists || !only_raft_log_missing) return to_open_error(s);
     engine->say(engine_log_level::error,
                 "the data volume is full; opening the store read-only: " + s.ToString());
     opened_handles.clear();
-    if (auto ro = rocksdb::DB::OpenForReadOnly(db_options, options.path, families,
-                                               &opened_handles, &db);
+    if (auto ro =
+          rocksdb::DB::OpenForReadOnly(db_options, options.path, families, &opened_handles, &db);
         !ro.ok()) {
       return to_open_error(ro);
     }
     engine->writes.store(engine_state::read_only);
+    missing.clear();
   }
-  // handles[0] is the default family, handles[1 + i] shard i.
-  std::vector<rocksdb::ColumnFamilyHandle*> handles(options.shards + 1, nullptr);
+  // handles[0] is the default family, handles[1 + i] shard i, the last the Raft logs'.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles(options.shards + 2, nullptr);
   handles[0] = opened_handles[0];
   for (std::size_t k = 0; k < opened_shards.size(); ++k)
     handles[1 + opened_shards[k]] = opened_handles[1 + k];

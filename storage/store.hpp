@@ -131,6 +131,11 @@ public:
   /// The keyspace of shard `index` (< shard_count()). The reference lives as long as the store.
   virtual shard_store& shard(std::uint32_t index) = 0;
 
+  /// The keyspace where replicated shards keep their Raft logs, terms and votes
+  /// (replication::log_store, one prefix per shard): beside the shards, so that a shard's
+  /// snapshot or restore never touches its log. The reference lives as long as the store.
+  virtual shard_store& raft_log() = 0;
+
   /// Sequence number of the last write applied to any shard (monotonic).
   virtual std::uint64_t latest_sequence() = 0;
 

@@ -235,13 +235,13 @@ private:
     auto& n = nodes_[i];
     storage::rocksdb_options options;
     options.path = dir_.path() + "/" + address(i);
-    options.shards = 2; // shard 0: the data; shard 1 stands for the raft-log column family
+    options.shards = 1; // the data; the log goes to the store's raft-log family
     options.block_cache_bytes = 1u << 20;
     options.write_buffer_bytes = 1u << 20;
     auto s = storage::open_rocksdb_store(options);
     ASSERT_TRUE(s.ok()) << s.error().to_string();
     n.store = std::move(*s);
-    n.log = std::make_unique<log_store>(n.store->shard(1), 0);
+    n.log = std::make_unique<log_store>(n.store->raft_log(), 0);
     const auto epoch = n.epoch;
     io_host host;
     host.now_ms = [this] { return now_; };

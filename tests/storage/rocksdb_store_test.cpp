@@ -122,7 +122,28 @@ TEST_F(RocksDbStoreTest, ShardsAreNamedColumnFamilies) {
   std::string text(std::istreambuf_iterator<char>(in), {});
   EXPECT_THAT(text, HasSubstr("[CFOptions \"shard-00000\"]"));
   EXPECT_THAT(text, HasSubstr("[CFOptions \"shard-00002\"]"));
+  EXPECT_THAT(text, HasSubstr("[CFOptions \"raft-log\"]"));
   EXPECT_THAT(text, ::testing::Not(HasSubstr("shard-00003")));
+}
+
+// Verifies the Raft logs' keyspace is a family of its own: what is written there is in
+// no shard, a shard's range delete leaves it alone, and it survives a reopen.
+TEST_F(RocksDbStoreTest, TheRaftLogKeyspaceIsItsOwnAndSurvivesReopen) {
+  auto db = open(options(2));
+  ASSERT_NE(db, nullptr);
+  ASSERT_OK(put(db->raft_log(), "L-key", "entry"));
+  ASSERT_OK(put(db->shard(0), "L-key", "shard's"));
+  storage::write_batch wipe;
+  wipe.del_range("", "\xff\xff");
+  ASSERT_OK(db->shard(0).write(wipe, false));
+  EXPECT_EQ(code_of(db->shard(1).get("L-key")), errc::not_found);
+  ASSERT_OK(db->close());
+  db = open(options(2));
+  ASSERT_NE(db, nullptr);
+  auto kept = db->raft_log().get("L-key");
+  ASSERT_OK(kept);
+  EXPECT_EQ(*kept, "entry");
+  EXPECT_EQ(code_of(db->shard(0).get("L-key")), errc::not_found);
 }
 
 // Verifies data written (without sync) survives close and reopen, on every shard.
@@ -234,6 +255,36 @@ TEST_F(RocksDbStoreTest, InterruptedCreationResumes) {
   ASSERT_OK(db->close());
   db.reset();
   EXPECT_EQ(code_of(open_rocksdb_store(options(8))), errc::incompatible);
+}
+
+// Verifies a directory made before the Raft logs' family existed (its shards complete,
+// no "raft-log") opens, keeps its data, and gets the family.
+TEST_F(RocksDbStoreTest, ADirectoryWithoutTheRaftLogFamilyGetsIt) {
+  {
+    auto db = open(options(2));
+    ASSERT_NE(db, nullptr);
+    ASSERT_OK(put(db->shard(1), "k", "v"));
+    ASSERT_OK(db->close());
+  }
+  {
+    rocksdb::DBOptions opts;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const auto* name : {"default", "shard-00000", "shard-00001", "raft-log"})
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(opts, options().path, families, &handles, &raw).ok());
+    ASSERT_TRUE(raw->DropColumnFamily(handles[3]).ok());
+    for (auto* h : handles)
+      raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  auto db = open(options(2));
+  ASSERT_NE(db, nullptr);
+  auto kept = db->shard(1).get("k");
+  ASSERT_OK(kept);
+  EXPECT_EQ(*kept, "v");
+  ASSERT_OK(put(db->raft_log(), "t", "1"));
 }
 
 // Verifies an interrupted creation with a column family outside the configured shards

@@ -25,8 +25,9 @@ public:
   bool fail_reads = false;
   bool fail_writes = false;
   bool fail_syncs = false;
-  int fail_next_writes = 0; ///< writes still to fail before writing again (a disk that fails for a while)
-  int failed_writes = 0;    ///< writes refused so far
+  int fail_next_writes =
+    0; ///< writes still to fail before writing again (a disk that fails for a while)
+  int failed_writes = 0; ///< writes refused so far
   /// When set, also fails the writes it returns true for (say, by their keys).
   std::function<bool(const storage::write_batch&)> fail_write_if;
   int written = 0; ///< writes that went through to the inner store
@@ -36,6 +37,9 @@ public:
   }
   storage::shard_store& shard(std::uint32_t i) override {
     return shards_.at(i);
+  }
+  storage::shard_store& raft_log() override {
+    return inner_.raft_log(); // no faults: the replication suites inject their own
   }
   std::uint64_t latest_sequence() override {
     return inner_.latest_sequence();
@@ -54,12 +58,13 @@ private:
     shard_wrapper(faulty_store& owner, storage::shard_store& inner)
         : owner_(owner), inner_(inner) {}
     storage::result<std::string> get(std::string_view key) override {
-      if (owner_.fail_reads) return storage::error{storage::errc::storage_failed, "injected read failure"};
+      if (owner_.fail_reads)
+        return storage::error{storage::errc::storage_failed, "injected read failure"};
       return inner_.get(key);
     }
     storage::result<void> write(const storage::write_batch& batch, bool sync) override {
-      if (owner_.fail_writes || owner_.fail_next_writes > 0 ||
-          (owner_.fail_write_if && owner_.fail_write_if(batch))) {
+      if (owner_.fail_writes || owner_.fail_next_writes > 0
+          || (owner_.fail_write_if && owner_.fail_write_if(batch))) {
         if (owner_.fail_next_writes > 0) --owner_.fail_next_writes;
         ++owner_.failed_writes;
         return storage::error{storage::errc::storage_failed, "injected write failure"};
