@@ -2,6 +2,7 @@
 #include "host/shard_host.hpp"
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <random>
 #include <string>
@@ -16,6 +17,8 @@
 #include "actors/actor_api.hpp"
 #include "host/virtual_actor.hpp"
 #include "protocol/errors.hpp"
+#include "replication/replica.hpp"
+#include "replication/replicated_path.hpp"
 #include "shard/host_context.hpp"
 #include "storage/store.hpp"
 
@@ -28,7 +31,16 @@ using tick_atom = caf::atom_constant<caf::atom("host_tick")>;
 /// Deferred work of the shard waits.
 using step_atom = caf::atom_constant<caf::atom("host_step")>;
 
-using host_actor = protocol::shard_actor::extend<caf::reacts_to<tick_atom>, caf::reacts_to<step_atom>>;
+/// A message of the shard's Raft group from another replica (deliver_raft).
+using raft_msg_atom = caf::atom_constant<caf::atom("raft_msg")>;
+/// The group's io tick (its generation: a stopped tick is not re-armed).
+using raft_tick_atom = caf::atom_constant<caf::atom("raft_tick")>;
+/// Work the group's io posted for later.
+using raft_post_atom = caf::atom_constant<caf::atom("raft_post")>;
+
+using host_actor = protocol::shard_actor::extend<
+  caf::reacts_to<tick_atom>, caf::reacts_to<step_atom>, caf::reacts_to<raft_msg_atom, std::string>,
+  caf::reacts_to<raft_tick_atom, std::uint64_t>, caf::reacts_to<raft_post_atom>>;
 
 struct host_state;
 using host_pointer = host_actor::stateful_pointer<host_state>;
@@ -56,8 +68,21 @@ private:
   std::map<caf::actor_addr, handle> by_addr_;
 };
 
+/// What a replicated shard adds to its host: the group, and the io's ticks and posts.
+struct raft_state {
+  std::unique_ptr<replication::group> group;
+  replication::replicated_path* path = nullptr; ///< owned by the context
+  std::uint64_t tick_gen = 0;
+  unsigned tick_ms = 100;
+  std::function<void()> tick;
+  std::deque<std::function<void()>> posted;
+  bool post_pending = false;
+  bool closing = false;
+};
+
 struct host_state {
   host_config cfg;
+  raft_state raft; ///< used when cfg.replication is set
   std::unique_ptr<shard::host_context> ctx;
   std::unique_ptr<caf_runtime> runtime;
   /// The modules; a request goes to the one whose `requests` list holds its type.
@@ -83,16 +108,26 @@ struct host_state {
       return module_for<R, I + 1>();
   }
 
-  ~host_state() {
-    // Held replies fail while the modules that wait for them are alive; then the modules
-    // go, the virtual actors (stopped by the hosting module) first.
-    if (ctx) ctx->close();
+  bool has_modules() const noexcept {
+    return documents != nullptr;
+  }
+
+  /// The modules go, the virtual actors (stopped by the hosting module) first.
+  void drop_modules() {
     actors.reset();
+    runtime.reset();
     jobs.reset();
     cache.reset();
     documents.reset();
     changes.reset();
     query.reset();
+  }
+
+  ~host_state() {
+    // Held replies fail while the modules that wait for them are alive; then the modules
+    // go.
+    if (ctx) ctx->close();
+    drop_modules();
   }
 
   static inline const char* name = "shoal.shard_host";
@@ -149,8 +184,8 @@ std::optional<caf_runtime::handle> caf_runtime::gone(const caf::actor_addr& addr
 void report(host_pointer self, std::string_view what, const core::error& err) {
   auto& st = self->state;
   if (!st.cfg.log) return;
-  auto text = std::string(what) + " failed on shard " + std::to_string(st.cfg.index) + ": "
-              + err.to_string();
+  auto text =
+    std::string(what) + " failed on shard " + std::to_string(st.cfg.index) + ": " + err.to_string();
   const auto now = self->clock().now();
   auto [it, fresh] = st.reported.emplace(text, now);
   if (!fresh) {
@@ -192,12 +227,11 @@ std::uint64_t unix_ms() {
                                       .count());
 }
 
-void start(host_pointer self, host_config cfg) {
+/// Builds the modules over the context: at start for a shard with one copy, whenever
+/// the replica starts serving for a replicated one (from the shard as applied so far).
+void build_modules(host_pointer self) {
   auto& st = self->state;
-  st.cfg = std::move(cfg);
   const auto& c = st.cfg;
-  st.ctx = std::make_unique<shard::host_context>(c.index, *c.store, c.sync, make_ports(self),
-                                                 unix_ms());
   auto& ctx = *st.ctx;
   st.query = std::make_unique<query::module>(ctx, c.query);
   st.changes = std::make_unique<changes::module>(ctx, c.changes);
@@ -220,7 +254,131 @@ void start(host_pointer self, host_config cfg) {
   st.actors->set_runtime(st.runtime.get());
   if (const auto& e = st.jobs->load_error()) report(self, "loading the jobs", *e);
   if (const auto& e = st.query->load_error()) report(self, "loading the indexes", *e);
-  ctx.finish_step();
+}
+
+/// The end of every message: completions and timers; for a replicated shard, the
+/// modules follow the replica's role (built once it serves, dropped once it stops
+/// leading: what they remembered may be stale).
+void after_message(host_pointer self) {
+  auto& st = self->state;
+  st.ctx->finish_step();
+  auto* path = st.raft.path;
+  if (path == nullptr || st.raft.closing) return;
+  if (!st.has_modules() && path->serving()) {
+    build_modules(self);
+    st.ctx->finish_step();
+  } else if (st.has_modules() && !path->leading()) {
+    st.drop_modules();
+    st.ctx->finish_step();
+  }
+}
+
+/// Why a replicated shard without modules refuses a request now.
+core::error refusal(host_state& st) {
+  if (st.raft.closing) return core::error{core::errc::shutting_down, "the shard is stopping"};
+  if (!st.raft.path->leading()) return st.raft.group->rep().not_leader();
+  return core::error{core::errc::shard_unavailable, "leader_not_ready",
+                     "the shard's new leader is still catching up with its log"};
+}
+
+std::uint64_t clock_ms(host_pointer self) {
+  return static_cast<std::uint64_t>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(self->clock().now().time_since_epoch())
+      .count());
+}
+
+/// The group's io on this actor: its clock, delayed self-messages for ticks, the
+/// configured transport, the WAL syncer's fsync, and self-messages for posted work.
+replication::io_host make_io_host(host_pointer self) {
+  replication::io_host h;
+  h.now_ms = [self] { return clock_ms(self); };
+  h.start_ticks = [self](unsigned msecs, std::function<void()> tick) {
+    auto& r = self->state.raft;
+    r.tick = std::move(tick);
+    r.tick_ms = msecs;
+    const auto gen = ++r.tick_gen;
+    self->delayed_send(self, std::chrono::milliseconds(msecs), raft_tick_atom::value, gen);
+  };
+  h.stop_ticks = [self] { ++self->state.raft.tick_gen; };
+  h.send = [self](std::uint64_t to, const std::string& address, std::string bytes) {
+    self->state.cfg.replication->send(to, address, std::move(bytes));
+  };
+  h.after_sync = [self](std::function<void(core::result<void>)> done) {
+    auto& st = self->state;
+    self
+      ->request(st.cfg.syncer, caf::infinite, wal_sync_atom::value, st.cfg.store->latest_sequence())
+      .then([done](std::uint64_t) { done(core::ok()); },
+            [done](caf::error& err) {
+              done(core::error{core::errc::storage_failed, protocol::from_caf(err).message()});
+            });
+  };
+  h.post = [self](std::function<void()> fn) {
+    auto& r = self->state.raft;
+    r.posted.push_back(std::move(fn));
+    if (r.post_pending) return;
+    r.post_pending = true;
+    self->send(self, raft_post_atom::value);
+  };
+  h.seed = (std::uint64_t{std::random_device{}()} << 32) ^ self->state.cfg.index;
+  return h;
+}
+
+/// Starts the shard's replica and its context; the modules come once it serves. An
+/// error leaves the host refusing every request (and is reported).
+core::result<void> start_replica(host_pointer self) {
+  auto& st = self->state;
+  const auto& c = st.cfg;
+  if (!c.syncer)
+    return core::error{core::errc::invalid_argument,
+                       "a replicated shard needs the WAL syncer: its log is always fsynced"};
+  auto group_cfg = c.replication->group;
+  group_cfg.shard = c.index;
+  group_cfg.sync_applies = c.sync;
+  st.raft.group =
+    std::make_unique<replication::group>(*c.store, std::move(group_cfg), make_io_host(self));
+  if (auto r = st.raft.group->start(); !r) return r;
+  auto path =
+    std::make_unique<replication::replicated_path>(st.raft.group->rep(), c.store->shard(c.index));
+  st.raft.path = path.get();
+  st.ctx =
+    std::make_unique<shard::host_context>(c.index, std::move(path), make_ports(self), unix_ms());
+  return core::ok();
+}
+
+void start(host_pointer self, host_config cfg) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  const auto& c = st.cfg;
+  if (c.replication) {
+    if (auto r = start_replica(self); !r) {
+      report(self, "starting the shard's replica", r.error());
+      st.raft.closing = true; // refuses everything: nothing to serve from
+      st.ctx = std::make_unique<shard::host_context>(c.index, *c.store, false, make_ports(self),
+                                                     unix_ms());
+      return;
+    }
+    after_message(self);
+    return;
+  }
+  st.ctx =
+    std::make_unique<shard::host_context>(c.index, *c.store, c.sync, make_ports(self), unix_ms());
+  build_modules(self);
+  st.ctx->finish_step();
+}
+
+/// A replicated shard stops: what waits is answered, the modules go, and libraft closes
+/// (through the io's posted work, so the actor lives on until then).
+void stop_replica(host_pointer self, caf::error reason) {
+  auto& st = self->state;
+  if (st.raft.closing && !st.raft.group) return self->quit(std::move(reason));
+  if (st.raft.closing) return; // a second exit: the close is under way
+  st.raft.closing = true;
+  st.ctx->close();
+  st.drop_modules();
+  st.raft.group->close([self, reason = std::move(reason)]() mutable {
+    self->state.raft.path = nullptr;
+    self->quit(std::move(reason));
+  });
 }
 
 template <class... Rs>
@@ -229,16 +387,40 @@ host_actor::behavior_type behavior(host_pointer self, core::type_list<Rs...>) {
     protocol::handler<Rs>(self,
                           [self](Rs&& req, core::reply_to<protocol::reply_of<Rs>> to) {
                             auto& st = self->state;
+                            if (!st.has_modules()) return to.deliver(refusal(st));
                             st.template module_for<Rs>().serve(std::move(req), std::move(to));
-                            st.ctx->finish_step();
+                            after_message(self);
                           })...,
     [self](tick_atom) {
       self->state.ctx->on_tick();
-      self->state.ctx->finish_step();
+      after_message(self);
     },
     [self](step_atom) {
       self->state.ctx->on_step();
-      self->state.ctx->finish_step();
+      after_message(self);
+    },
+    [self](raft_msg_atom, std::string& bytes) {
+      auto& r = self->state.raft;
+      if (!r.group || !r.group->started()) return;
+      r.group->deliver(bytes);
+      after_message(self);
+    },
+    [self](raft_tick_atom, std::uint64_t gen) {
+      auto& r = self->state.raft;
+      if (gen != r.tick_gen || !r.tick) return;
+      self->delayed_send(self, std::chrono::milliseconds(r.tick_ms), raft_tick_atom::value, gen);
+      r.tick();
+      after_message(self);
+    },
+    [self](raft_post_atom) {
+      auto& r = self->state.raft;
+      r.post_pending = false;
+      // Only what was posted before: what these post runs in the next round.
+      auto batch = std::move(r.posted);
+      r.posted.clear();
+      for (auto& fn : batch)
+        fn();
+      if (self->state.ctx) after_message(self);
     },
   };
 }
@@ -246,13 +428,20 @@ host_actor::behavior_type behavior(host_pointer self, core::type_list<Rs...>) {
 host_actor::behavior_type host_impl(host_pointer self, host_config cfg) {
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& st = self->state;
+    if (!st.runtime) return;
     if (auto h = st.runtime->gone(msg.source)) st.actors->down(*h);
   });
+  if (cfg.replication)
+    self->set_exit_handler([self](caf::exit_msg& msg) { stop_replica(self, msg.reason); });
   start(self, std::move(cfg));
   return behavior(self, protocol::shard_requests{});
 }
 
 } // namespace
+
+void deliver_raft(const protocol::shard_actor& host, std::string bytes) {
+  caf::anon_send(caf::actor_cast<caf::actor>(host), raft_msg_atom::value, std::move(bytes));
+}
 
 protocol::shard_actor spawn_shard_host(caf::actor_system& sys, host_config cfg) {
   return caf::actor_cast<protocol::shard_actor>(sys.spawn(host_impl, std::move(cfg)));

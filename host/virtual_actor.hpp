@@ -32,9 +32,8 @@ using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 /// (turn-based); `passivate` is answered once everything queued before it is done, and
 /// then the actor stops. A call comes with its reply_to (from the edge), or as a
 /// request its host delegated (from an actor), answered as a response.
-using virtual_actor =
-  caf::typed_actor<protocol::shard_signature<actors::actor_call>,
-                   caf::replies_to<passivate_atom>::with<caf::ok_atom>>;
+using virtual_actor = caf::typed_actor<protocol::shard_signature<actors::actor_call>,
+                                       caf::replies_to<passivate_atom>::with<caf::ok_atom>>;
 
 struct virtual_actor_config {
   const actors::actor_type* type = nullptr;

@@ -41,15 +41,17 @@ placed_shards place_shards(caf::actor_system& sys, const std::string& self,
 
 caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,
                                             placed_shards& shards, const cluster::ownership& owners,
-                                            cluster::view_board& board) {
+                                            cluster::view_board& board, caf::actor raft) {
   const auto self = std::find_if(identity.nodes.begin(), identity.nodes.end(),
                                  [&](const auto& n) { return n.id == identity.self; });
   if (self == identity.nodes.end())
     return caf::make_error(caf::sec::invalid_argument, "node.id is not one of cluster.nodes");
   const auto address = *self;
   cluster_actors out;
-  out.membership = spawn_membership(sys, identity, std::move(shards.stubs_by_peer), owners, board);
-  out.gateway = spawn_gateway(sys, std::move(identity), shards.handles, owners, out.membership);
+  out.membership =
+    spawn_membership(sys, identity, std::move(shards.stubs_by_peer), owners, board, raft);
+  out.gateway =
+    spawn_gateway(sys, std::move(identity), shards.handles, owners, out.membership, raft);
   auto port = sys.middleman().publish(out.gateway, address.actor_port, address.host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(out.membership, caf::exit_reason::user_shutdown);

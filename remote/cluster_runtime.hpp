@@ -49,8 +49,10 @@ struct cluster_actors {
 /// port back at once). The middleman must be loaded and the
 /// `shoal_remote` type ids added. `shards`, `owners` and `board` must outlive the actors.
 /// On failure nothing keeps running and the error says which address could not be bound.
+/// `raft`, the node's Raft transport (remote/raft_transport.hpp) when it hosts replicated
+/// shards, learns where the peers are and receives what they relay.
 caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,
                                             placed_shards& shards, const cluster::ownership& owners,
-                                            cluster::view_board& board);
+                                            cluster::view_board& board, caf::actor raft = {});
 
 } // namespace shoal::remote

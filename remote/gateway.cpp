@@ -12,6 +12,7 @@
 #include "protocol/shard_actor.hpp"
 #include "cluster/handshake.hpp"
 #include "cluster/ownership.hpp"
+#include "remote/raft_transport.hpp"
 #include "remote/type_ids.hpp"
 
 namespace shoal::remote {
@@ -30,6 +31,7 @@ struct gateway_state {
   const protocol::shard_handles* shards = nullptr;
   const cluster::ownership* owners = nullptr;
   caf::actor membership;
+  caf::actor raft; ///< the node's Raft transport; may be null (no replicated shard)
   std::map<caf::node_id, challenge> challenges;    ///< hello answered, auth pending
   std::map<caf::node_id, std::string> trusted;     ///< CAF node → configured id
   std::map<caf::actor_addr, caf::node_id> dialers; ///< monitored, to forget on down
@@ -149,6 +151,12 @@ caf::behavior gateway_behavior(gateway_pointer self, core::type_list<Rs...>) {
       if (!self->state.id.is_member(node)) return;
       log_refusal(self->state, "node " + node + " refused this node: " + reason);
     },
+    [=](raft_relay_atom, std::uint32_t shard, std::string& bytes) {
+      // Untrusted: dropped, as the error an unknown peer gets elsewhere would tell it
+      // nothing more (this message has no reply to carry one).
+      if (!trusted(self) || !self->state.raft) return;
+      self->send(self->state.raft, raft_relay_atom::value, shard, std::move(bytes));
+    },
     [=](heartbeat_atom) -> caf::result<heartbeat_atom> {
       if (!trusted(self)) return untrusted();
       return heartbeat_atom::value;
@@ -158,8 +166,9 @@ caf::behavior gateway_behavior(gateway_pointer self, core::type_list<Rs...>) {
 
 caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_identity id,
                            const protocol::shard_handles* shards, const cluster::ownership* owners,
-                           caf::actor membership) {
+                           caf::actor membership, caf::actor raft) {
   self->state.id = std::move(id);
+  self->state.raft = std::move(raft);
   self->state.shards = shards;
   self->state.owners = owners;
   self->state.membership = std::move(membership);
@@ -181,8 +190,9 @@ caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_ide
 
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
                          const protocol::shard_handles& shards, const cluster::ownership& owners,
-                         caf::actor membership) {
-  return sys.spawn(gateway_impl, std::move(identity), &shards, &owners, std::move(membership));
+                         caf::actor membership, caf::actor raft) {
+  return sys.spawn(gateway_impl, std::move(identity), &shards, &owners, std::move(membership),
+                   std::move(raft));
 }
 
 } // namespace shoal::remote

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
 #include "remote/members.hpp"
@@ -23,6 +24,8 @@ namespace shoal::remote {
 /// - `(shard, R)` → `R::reply`, for every shard request R: forwarded work, delegated to
 ///   this node's shard host; the answer goes straight back to the peer's stub.
 /// - `heartbeat_atom` → `heartbeat_atom`.
+/// - `(raft_relay_atom, shard, bytes)`: a replicated shard's Raft message, handed to this
+///   node's Raft transport (`raft`, when there is one) for its local replica.
 ///
 /// Anything from an untrusted sender gets the same error as a message nobody handles, so
 /// an unknown peer learns nothing and reaches no shard.
@@ -33,6 +36,6 @@ namespace shoal::remote {
 /// `shards` and `owners` must outlive the actor.
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
                          const protocol::shard_handles& shards, const cluster::ownership& owners,
-                         caf::actor membership);
+                         caf::actor membership, caf::actor raft = {});
 
 } // namespace shoal::remote

@@ -14,6 +14,7 @@
 #include "cluster/handshake.hpp"
 #include "cluster/ownership.hpp"
 #include "cluster/view.hpp"
+#include "remote/raft_transport.hpp"
 #include "remote/type_ids.hpp"
 #include "util/backoff.hpp"
 
@@ -45,6 +46,7 @@ struct membership_state {
   const cluster::ownership* owners = nullptr;
   cluster::view_board* board = nullptr;
   caf::io::middleman_actor mm;
+  caf::actor raft; ///< told where each peer's gateway is; may be null
   std::vector<peer_link> peers;
   std::minstd_rand jitter{std::random_device{}()};
   bool ever_ready = false; ///< see publish()
@@ -94,6 +96,9 @@ void tell_stubs(self_pointer self, peer_link& peer) {
   const bool up = peer.state == cluster::member_state::up;
   for (auto& stub : peer.stubs)
     self->send(stub, peer_update_atom::value, peer.gateway, up, up ? std::string{} : peer.reason);
+  if (self->state.raft)
+    self->send(self->state.raft, raft_peer_atom::value, peer.addr.id,
+               up ? peer.gateway : caf::actor{});
 }
 
 void schedule_dial(self_pointer self, std::size_t i) {
@@ -263,9 +268,11 @@ void tick(self_pointer self) {
 
 caf::behavior membership_impl(self_pointer self, cluster_identity id,
                               std::vector<std::vector<remote_shard_actor>> stubs,
-                              const cluster::ownership* owners, cluster::view_board* board) {
+                              const cluster::ownership* owners, cluster::view_board* board,
+                              caf::actor raft) {
   auto& st = self->state;
   st.id = std::move(id);
+  st.raft = std::move(raft);
   st.owners = owners;
   st.board = board;
   st.mm = self->system().middleman().actor_handle();
@@ -310,8 +317,10 @@ caf::behavior membership_impl(self_pointer self, cluster_identity id,
 
 caf::actor spawn_membership(caf::actor_system& sys, cluster_identity identity,
                             std::vector<std::vector<remote_shard_actor>> stubs,
-                            const cluster::ownership& owners, cluster::view_board& board) {
-  return sys.spawn(membership_impl, std::move(identity), std::move(stubs), &owners, &board);
+                            const cluster::ownership& owners, cluster::view_board& board,
+                            caf::actor raft) {
+  return sys.spawn(membership_impl, std::move(identity), std::move(stubs), &owners, &board,
+                   std::move(raft));
 }
 
 } // namespace shoal::remote

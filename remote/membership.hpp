@@ -28,8 +28,11 @@ namespace shoal::remote {
 /// Every change goes to the stubs of the peer's shards (`peer_update_atom`) and into a
 /// new `cluster_view` on `board`. `stubs[p]` are the stubs of the p-th peer in
 /// `identity.nodes` order without this node; `owners` and `board` must outlive the actor.
+/// `raft`, the node's Raft transport when it has replicated shards, is told of every
+/// peer's gateway as it comes and goes (`raft_peer_atom`).
 caf::actor spawn_membership(caf::actor_system& sys, cluster_identity identity,
                             std::vector<std::vector<remote_shard_actor>> stubs,
-                            const cluster::ownership& owners, cluster::view_board& board);
+                            const cluster::ownership& owners, cluster::view_board& board,
+                            caf::actor raft = {});
 
 } // namespace shoal::remote

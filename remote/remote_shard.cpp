@@ -57,8 +57,8 @@ std::chrono::milliseconds budget(const stub_state& st, const actors::actor_call&
 
 core::error late(const stub_state& st, std::chrono::milliseconds waited, bool actor_call,
                  bool writes) {
-  auto message = "node " + st.cfg.owner + " did not answer within "
-                 + std::to_string(waited.count()) + " ms";
+  auto message =
+    "node " + st.cfg.owner + " did not answer within " + std::to_string(waited.count()) + " ms";
   if (actor_call) return {core::errc::timeout, "call_timeout", std::move(message)};
   if (writes)
     return {core::errc::outcome_unknown,
@@ -71,7 +71,8 @@ core::error late(const stub_state& st, std::chrono::milliseconds waited, bool ac
 /// be applied when the node resumes).
 core::error lost(std::string why, bool writes) {
   if (!writes) return {core::errc::shard_unavailable, std::move(why)};
-  return {core::errc::outcome_unknown, std::move(why) + ": the write may or may not have been applied"};
+  return {core::errc::outcome_unknown,
+          std::move(why) + ": the write may or may not have been applied"};
 }
 
 /// Sends `req` to the owner's gateway and hands the answer to `to`. A failure goes to
@@ -87,9 +88,10 @@ void forward(stub_pointer self, R&& req, core::reply_to<protocol::reply_of<R>> t
   const bool actor_call = std::is_same_v<R, actors::actor_call>;
   constexpr bool writes = protocol::changes_state<R>;
   const auto id = ++st.next_id;
-  st.in_flight.emplace(id, stub_state::pending{self->clock().now() + wait, wait,
-                                               [to](core::error e) mutable { to.deliver(std::move(e)); },
-                                               actor_call, writes});
+  st.in_flight.emplace(
+    id, stub_state::pending{self->clock().now() + wait, wait,
+                            [to](core::error e) mutable { to.deliver(std::move(e)); }, actor_call,
+                            writes});
   if (!st.sweep_scheduled) {
     st.sweep_scheduled = true;
     self->delayed_send(self, sweep_interval, sweep_atom::value);
@@ -103,9 +105,9 @@ void forward(stub_pointer self, R&& req, core::reply_to<protocol::reply_of<R>> t
         if (self->state.in_flight.erase(id) == 0) return;
         auto& st = self->state;
         if (err.category() == protocol::error_category) return to.deliver(protocol::from_caf(err));
-        if (err == caf::sec::request_timeout)
-          return to.deliver(late(st, wait, actor_call, writes));
-        to.deliver(lost("node " + st.cfg.owner + " is unreachable: " + caf::to_string(err), writes));
+        if (err == caf::sec::request_timeout) return to.deliver(late(st, wait, actor_call, writes));
+        to.deliver(
+          lost("node " + st.cfg.owner + " is unreachable: " + caf::to_string(err), writes));
       });
 }
 

@@ -58,6 +58,9 @@ public:
   /// barrier in flight is left to libraft, whose close runs its callback into nothing.
   void close(const core::error& err);
 
+  /// 503 shard_unavailable (`not_leader`) naming the last known leader.
+  core::error not_leader() const;
+
   /// Barriers proposed so far (each serves every read queued when it was proposed).
   std::uint64_t barriers() const noexcept {
     return barriers_;
@@ -69,7 +72,6 @@ private:
 
   void issue_barrier();
   void barrier_done(int status);
-  core::error not_leader() const;
 
   raft* raft_;
   std::vector<done_fn> reading_;    ///< served by the barrier in flight

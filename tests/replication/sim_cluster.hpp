@@ -24,9 +24,8 @@ extern "C" {
 #include <string>
 #include <vector>
 
+#include "replication/group.hpp"
 #include "replication/group_io.hpp"
-#include "replication/io_guard.hpp"
-#include "replication/log_store.hpp"
 #include "replication/replica.hpp"
 #include "replication/state_machine.hpp"
 #include "tests/replication/shard_contents.hpp"
@@ -49,7 +48,7 @@ public:
     nodes_.resize(o.servers);
     cut_.assign(o.servers, std::vector<bool>(o.servers, false));
     for (unsigned i = 0; i < o.servers; ++i) {
-      open(i, true);
+      open(i);
     }
   }
 
@@ -72,16 +71,16 @@ public:
     return nodes_.at(i).up;
   }
   raft* server(unsigned i) {
-    return nodes_.at(i).r.get();
+    return nodes_.at(i).g->raw();
   }
   replica& at(unsigned i) {
-    return *nodes_.at(i).rep;
+    return nodes_.at(i).g->rep();
   }
   group_io& io(unsigned i) {
-    return *nodes_.at(i).io;
+    return nodes_.at(i).g->io();
   }
   state_machine& machine(unsigned i) {
-    return *nodes_.at(i).sm;
+    return nodes_.at(i).g->machine();
   }
   storage::shard_store& shard(unsigned i) {
     return nodes_.at(i).store->shard(0);
@@ -148,17 +147,11 @@ public:
     n.up = false;
     ++n.epoch;
     bool closed = false;
-    n.r->data = &closed;
-    raft_close(n.r.get(), [](raft* r) { *static_cast<bool*>(r->data) = true; });
+    n.g->close([&closed] { closed = true; });
     // The io posts the close callback: run the queue until it ran (other servers go on).
     while (!closed && !events_.empty())
       step();
-    n.rep.reset();
-    n.guard.reset();
-    n.io.reset();
-    n.r.reset();
-    n.sm.reset();
-    n.log.reset();
+    n.g.reset();
     EXPECT_TRUE(n.store->close().ok());
     n.store.reset();
   }
@@ -166,7 +159,7 @@ public:
   /// Starts server `i` again from its store.
   void restart(unsigned i) {
     ASSERT_FALSE(nodes_.at(i).up);
-    open(i, false);
+    open(i);
   }
 
   void cut(unsigned from, unsigned to) {
@@ -209,12 +202,7 @@ private:
     std::uint64_t epoch = 0; ///< bumped by a crash: what the old incarnation scheduled is dropped
     std::uint64_t tick_gen = 0; ///< bumped by stop_ticks
     std::unique_ptr<storage::store> store;
-    std::unique_ptr<log_store> log;
-    std::unique_ptr<group_io> io;
-    std::unique_ptr<io_guard> guard;
-    std::unique_ptr<raft> r;
-    std::unique_ptr<state_machine> sm;
-    std::unique_ptr<replica> rep;
+    std::unique_ptr<group> g;
   };
 
   void at(std::uint64_t t, std::function<void()> fn) {
@@ -231,7 +219,7 @@ private:
     return "n" + std::to_string(i + 1);
   }
 
-  void open(unsigned i, bool bootstrap) {
+  void open(unsigned i) {
     auto& n = nodes_[i];
     storage::rocksdb_options options;
     options.path = dir_.path() + "/" + address(i);
@@ -241,7 +229,6 @@ private:
     auto s = storage::open_rocksdb_store(options);
     ASSERT_TRUE(s.ok()) << s.error().to_string();
     n.store = std::move(*s);
-    n.log = std::make_unique<log_store>(n.store->raft_log(), 0);
     const auto epoch = n.epoch;
     io_host host;
     host.now_ms = [this] { return now_; };
@@ -263,26 +250,18 @@ private:
     // What an io posts or waits for is dropped by the io itself once it is gone.
     host.post = [this](std::function<void()> fn) { at(now_, std::move(fn)); };
     host.seed = opt_.seed * 1000 + i;
-    n.io = std::make_unique<group_io>(*n.log, std::move(host));
-    n.guard = std::make_unique<io_guard>(n.io->io());
-    n.sm = std::make_unique<state_machine>(n.store->shard(0), false);
-    n.r = std::make_unique<raft>();
-    const auto addr = address(i);
-    ASSERT_EQ(raft_init(n.r.get(), n.guard->io(), n.sm->fsm(), i + 1, addr.c_str()), 0);
-    n.sm->bind(n.r.get());
-    raft_set_election_timeout(n.r.get(), 300);
-    raft_set_heartbeat_timeout(n.r.get(), 50);
-    if (bootstrap) {
-      raft_configuration conf;
-      raft_configuration_init(&conf);
-      for (unsigned j = 0; j < size(); ++j) {
-        ASSERT_EQ(raft_configuration_add(&conf, j + 1, address(j).c_str(), RAFT_VOTER), 0);
-      }
-      ASSERT_EQ(raft_bootstrap(n.r.get(), &conf), 0);
-      raft_configuration_close(&conf);
-    }
-    ASSERT_EQ(raft_start(n.r.get()), 0) << raft_errmsg(n.r.get());
-    n.rep = std::make_unique<replica>(n.r.get());
+    group_config cfg;
+    cfg.shard = 0;
+    cfg.self = i + 1;
+    for (unsigned j = 0; j < size(); ++j)
+      cfg.voters.push_back({j + 1, address(j)});
+    cfg.election_timeout_ms = 300;
+    cfg.heartbeat_timeout_ms = 50;
+    n.g = std::make_unique<group>(*n.store, std::move(cfg), std::move(host));
+    // Every server bootstraps the same voters on its first start (group::start); a
+    // restart finds its log and does not.
+    auto started = n.g->start();
+    ASSERT_TRUE(started.ok()) << started.error().to_string();
     n.up = true;
   }
 
@@ -305,7 +284,7 @@ private:
       const auto latency = 1 + rng_() % opt_.max_latency_ms;
       at(now_ + latency, [this, to, bytes] {
         auto& n = nodes_[to];
-        if (n.up) n.io->deliver(bytes);
+        if (n.up) n.g->deliver(bytes);
       });
     }
   }

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "remote/raft_transport.hpp"
+
+#include <map>
+#include <tuple>
+#include <utility>
+
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "host/shard_host.hpp"
+
+namespace shoal::remote {
+namespace {
+
+struct transport_state {
+  std::map<std::string, caf::actor> gateways;           ///< peers whose link is up
+  std::map<std::uint32_t, protocol::shard_actor> local; ///< this node's replicas
+  std::uint64_t sent = 0;
+  std::uint64_t relayed = 0;
+  std::uint64_t dropped = 0;
+  static inline const char* name = "shoal.raft_transport";
+};
+
+caf::behavior transport_impl(caf::stateful_actor<transport_state>* self) {
+  return {
+    [self](raft_peer_atom, const std::string& node, caf::actor& gateway) {
+      auto& st = self->state;
+      if (gateway)
+        st.gateways[node] = std::move(gateway);
+      else
+        st.gateways.erase(node);
+    },
+    [self](raft_local_atom, std::uint32_t shard, protocol::shard_actor& host) {
+      self->state.local[shard] = std::move(host);
+    },
+    [self](raft_send_atom, const std::string& node, std::uint32_t shard, std::string& bytes) {
+      auto& st = self->state;
+      auto it = st.gateways.find(node);
+      if (it == st.gateways.end()) {
+        ++st.dropped;
+        return;
+      }
+      ++st.sent;
+      self->send(it->second, raft_relay_atom::value, shard, std::move(bytes));
+    },
+    [self](raft_relay_atom, std::uint32_t shard, std::string& bytes) {
+      auto& st = self->state;
+      auto it = st.local.find(shard);
+      if (it == st.local.end()) {
+        ++st.dropped;
+        return;
+      }
+      ++st.relayed;
+      host::deliver_raft(it->second, std::move(bytes));
+    },
+    [self](raft_stats_atom) {
+      auto& st = self->state;
+      return std::make_tuple(st.sent, st.relayed, st.dropped);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_raft_transport(caf::actor_system& sys) {
+  return sys.spawn(transport_impl);
+}
+
+std::function<void(std::uint64_t, const std::string&, std::string)>
+raft_sender(caf::actor transport, std::uint32_t shard) {
+  return [transport = std::move(transport), shard](std::uint64_t, const std::string& node,
+                                                   std::string bytes) {
+    caf::anon_send(transport, raft_send_atom::value, node, shard, std::move(bytes));
+  };
+}
+
+} // namespace shoal::remote
