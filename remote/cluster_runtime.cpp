@@ -31,8 +31,12 @@ placed_shards place_shards(caf::actor_system& sys, const std::string& self,
       out.handles.handles.push_back(spawn_local(i));
       continue;
     }
-    auto stub = spawn_remote_shard(
-      sys, remote_shard_config{i, owners.owner(i), failure_timeout, call_timeout});
+    remote_shard_config cfg;
+    cfg.shard = i;
+    cfg.owner = owners.owner(i);
+    cfg.failure_timeout = failure_timeout;
+    cfg.call_timeout = call_timeout;
+    auto stub = spawn_remote_shard(sys, std::move(cfg));
     out.handles.handles.push_back(stub);
     out.stubs_by_peer[owner < self_index ? owner : owner - 1].push_back(std::move(stub));
   }
@@ -50,8 +54,8 @@ caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_iden
   cluster_actors out;
   out.membership =
     spawn_membership(sys, identity, std::move(shards.stubs_by_peer), owners, board, raft);
-  out.gateway =
-    spawn_gateway(sys, std::move(identity), shards.handles, owners, out.membership, raft);
+  out.gateway = spawn_gateway(sys, std::move(identity), shards.handles, owners, out.membership,
+                              raft, &shards.replicas);
   auto port = sys.middleman().publish(out.gateway, address.actor_port, address.host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(out.membership, caf::exit_reason::user_shutdown);

@@ -28,6 +28,9 @@ struct placed_shards {
   protocol::shard_handles handles;
   /// The stubs grouped by peer, in `cluster.nodes` order without this node.
   std::vector<std::vector<remote_shard_actor>> stubs_by_peer;
+  /// This node's replicas of replicated shards, by shard (a null handle: none): what the
+  /// gateway hands forwarded requests for those shards to.
+  std::vector<protocol::shard_actor> replicas;
 };
 
 /// Fills a `placed_shards`: `spawn_local(i)` for every shard `self` owns, a remote shard

@@ -32,9 +32,10 @@ struct gateway_state {
   const cluster::ownership* owners = nullptr;
   caf::actor membership;
   caf::actor raft; ///< the node's Raft transport; may be null (no replicated shard)
-  std::map<caf::node_id, challenge> challenges;    ///< hello answered, auth pending
-  std::map<caf::node_id, std::string> trusted;     ///< CAF node → configured id
-  std::map<caf::actor_addr, caf::node_id> dialers; ///< monitored, to forget on down
+  const std::vector<protocol::shard_actor>* replicas = nullptr; ///< by shard; may be null
+  std::map<caf::node_id, challenge> challenges;                 ///< hello answered, auth pending
+  std::map<caf::node_id, std::string> trusted;                  ///< CAF node → configured id
+  std::map<caf::actor_addr, caf::node_id> dialers;              ///< monitored, to forget on down
   /// When each refusal text was last logged: a refused peer redials every few seconds,
   /// so the same refusal is logged again only after a minute.
   std::map<std::string, std::chrono::steady_clock::time_point> refusals;
@@ -65,9 +66,12 @@ void log_refusal(gateway_state& st, const std::string& text) {
   st.id.log->error("{}", text);
 }
 
-/// Local shard `shard`, or null when another node owns it (a peer with another map).
+/// Local shard `shard` (this node's replica of a replicated one), or null when another
+/// node owns it (a peer with another map).
 const protocol::shard_actor* local_shard(gateway_pointer self, std::uint32_t shard) {
   auto& st = self->state;
+  if (st.replicas != nullptr && shard < st.replicas->size() && (*st.replicas)[shard])
+    return &(*st.replicas)[shard];
   if (shard >= st.owners->shard_count() || st.owners->owner(shard) != st.id.self) return nullptr;
   return &st.shards->handles[shard];
 }
@@ -166,9 +170,11 @@ caf::behavior gateway_behavior(gateway_pointer self, core::type_list<Rs...>) {
 
 caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_identity id,
                            const protocol::shard_handles* shards, const cluster::ownership* owners,
-                           caf::actor membership, caf::actor raft) {
+                           caf::actor membership, caf::actor raft,
+                           const std::vector<protocol::shard_actor>* replicas) {
   self->state.id = std::move(id);
   self->state.raft = std::move(raft);
+  self->state.replicas = replicas;
   self->state.shards = shards;
   self->state.owners = owners;
   self->state.membership = std::move(membership);
@@ -190,9 +196,10 @@ caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_ide
 
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
                          const protocol::shard_handles& shards, const cluster::ownership& owners,
-                         caf::actor membership, caf::actor raft) {
+                         caf::actor membership, caf::actor raft,
+                         const std::vector<protocol::shard_actor>* replicas) {
   return sys.spawn(gateway_impl, std::move(identity), &shards, &owners, std::move(membership),
-                   std::move(raft));
+                   std::move(raft), replicas);
 }
 
 } // namespace shoal::remote

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <vector>
+
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
+#include "protocol/shard_actor.hpp"
 #include "remote/members.hpp"
 
 namespace shoal::protocol {
@@ -22,7 +25,9 @@ namespace shoal::remote {
 ///   peer that proved the cluster secret and agrees on the shard count and the member
 ///   list becomes trusted (by its CAF node id, until its connection goes down).
 /// - `(shard, R)` → `R::reply`, for every shard request R: forwarded work, delegated to
-///   this node's shard host; the answer goes straight back to the peer's stub.
+///   this node's shard host (its replica, for a replicated shard: `replicas`, indexed by
+///   shard, which must outlive the actor); the answer goes straight back to the peer's
+///   stub.
 /// - `heartbeat_atom` → `heartbeat_atom`.
 /// - `(raft_relay_atom, shard, bytes)`: a replicated shard's Raft message, handed to this
 ///   node's Raft transport (`raft`, when there is one) for its local replica.
@@ -36,6 +41,7 @@ namespace shoal::remote {
 /// `shards` and `owners` must outlive the actor.
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
                          const protocol::shard_handles& shards, const cluster::ownership& owners,
-                         caf::actor membership, caf::actor raft = {});
+                         caf::actor membership, caf::actor raft = {},
+                         const std::vector<protocol::shard_actor>* replicas = nullptr);
 
 } // namespace shoal::remote

@@ -95,7 +95,8 @@ void publish(self_pointer self) {
 void tell_stubs(self_pointer self, peer_link& peer) {
   const bool up = peer.state == cluster::member_state::up;
   for (auto& stub : peer.stubs)
-    self->send(stub, peer_update_atom::value, peer.gateway, up, up ? std::string{} : peer.reason);
+    self->send(stub, peer_update_atom::value, peer.addr.id, peer.gateway, up,
+               up ? std::string{} : peer.reason);
   if (self->state.raft)
     self->send(self->state.raft, raft_peer_atom::value, peer.addr.id,
                up ? peer.gateway : caf::actor{});

@@ -16,6 +16,7 @@ namespace shoal::remote {
 namespace {
 
 struct transport_state {
+  std::string self;                                     ///< this node's id
   std::map<std::string, caf::actor> gateways;           ///< peers whose link is up
   std::map<std::uint32_t, protocol::shard_actor> local; ///< this node's replicas
   std::uint64_t sent = 0;
@@ -24,7 +25,8 @@ struct transport_state {
   static inline const char* name = "shoal.raft_transport";
 };
 
-caf::behavior transport_impl(caf::stateful_actor<transport_state>* self) {
+caf::behavior transport_impl(caf::stateful_actor<transport_state>* self, std::string node) {
+  self->state.self = std::move(node);
   return {
     [self](raft_peer_atom, const std::string& node, caf::actor& gateway) {
       auto& st = self->state;
@@ -65,8 +67,10 @@ caf::behavior transport_impl(caf::stateful_actor<transport_state>* self) {
 
 } // namespace
 
-caf::actor spawn_raft_transport(caf::actor_system& sys) {
-  return sys.spawn(transport_impl);
+caf::actor spawn_raft_transport(caf::actor_system& sys, std::string self) {
+  // (An argument also keeps CAF 0.17 from binding a reference to its null empty
+  // argument tuple, which UBSan reports.)
+  return sys.spawn(transport_impl, std::move(self));
 }
 
 std::function<void(std::uint64_t, const std::string&, std::string)>

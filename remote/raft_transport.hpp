@@ -32,8 +32,8 @@ using raft_local_atom = caf::atom_constant<caf::atom("raft_loc")>;
 /// Anyone → transport: (raft_stats_atom) → (sent, relayed, dropped) so far.
 using raft_stats_atom = caf::atom_constant<caf::atom("raft_stat")>;
 
-/// Spawns the node's transport.
-caf::actor spawn_raft_transport(caf::actor_system& sys);
+/// Spawns the transport of node `self`.
+caf::actor spawn_raft_transport(caf::actor_system& sys, std::string self);
 
 /// The send function of a replicated host of `shard` (host::replication_config::send):
 /// through `transport`, to the node whose id is the replica's address.

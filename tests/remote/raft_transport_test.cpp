@@ -34,6 +34,7 @@
 #include "protocol/type_ids.hpp"
 #include "remote/cluster_runtime.hpp"
 #include "remote/raft_transport.hpp"
+#include "remote/remote_shard.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/memory_store.hpp"
 #include "tests/support/doc_requests.hpp"
@@ -45,12 +46,15 @@ namespace {
 using namespace std::chrono_literals;
 namespace docs = testing::docs;
 
+/// The cluster's shard 1 is replicated on all three nodes; shard 0 is placed as usual.
+constexpr std::uint32_t replicated = 1;
+
 /// One in-process member with one replica of the replicated shard. The cluster's own
 /// shards (placed as usual) live in `store_`; the replica in `replica_store_`.
 class replica_node {
 public:
   replica_node(const std::string& self, const std::vector<config::node_address>& nodes)
-      : store_(2), replica_store_(1), owners_(ids(nodes), 2) {
+      : store_(2), replica_store_(2), owners_(ids(nodes), 2) {
     for (const auto& n : nodes)
       if (n.id == self) address_ = n;
     cfg_.set("scheduler.max-threads", std::size_t{2});
@@ -69,11 +73,11 @@ public:
     id.reconnect_max = 200ms;
     id.log = std::make_shared<spdlog::logger>("cluster-" + self,
                                               std::make_shared<spdlog::sinks::null_sink_mt>());
-    transport_ = spawn_raft_transport(*sys_);
+    transport_ = spawn_raft_transport(*sys_, self);
     // The memory store's fsync only counts: the syncer needs no thread of its own.
     syncer_ = host::spawn_wal_syncer(*sys_, replica_store_, false);
     host::host_config rc;
-    rc.index = 0;
+    rc.index = replicated;
     rc.store = &replica_store_;
     rc.syncer = syncer_;
     host::replication_config rep;
@@ -83,10 +87,10 @@ public:
     }
     rep.group.election_timeout_ms = 300;
     rep.group.heartbeat_timeout_ms = 50;
-    rep.send = raft_sender(transport_, 0);
+    rep.send = raft_sender(transport_, replicated);
     rc.replication = std::move(rep);
     replica_ = host::spawn_shard_host(*sys_, std::move(rc));
-    caf::anon_send(transport_, raft_local_atom::value, std::uint32_t{0}, replica_);
+    caf::anon_send(transport_, raft_local_atom::value, replicated, replica_);
     host::host_config base;
     base.store = &store_;
     base.peers = &placed_.handles;
@@ -95,6 +99,21 @@ public:
       c.index = i;
       return host::spawn_shard_host(*sys_, std::move(c));
     });
+    // The stub the edge would use for the replicated shard: it finds the leader among
+    // the three, this node's own replica included. Every peer's link updates it.
+    remote_shard_config sc;
+    sc.shard = replicated;
+    sc.failure_timeout = id.failure_timeout;
+    sc.call_timeout = 2s;
+    for (const auto& n : nodes)
+      sc.replicas.push_back(n.id);
+    sc.self = self;
+    sc.local = replica_;
+    router_ = spawn_remote_shard(*sys_, std::move(sc));
+    for (auto& peer_stubs : placed_.stubs_by_peer)
+      peer_stubs.push_back(router_);
+    placed_.replicas.resize(2);
+    placed_.replicas[replicated] = replica_;
     auto started = start_cluster(*sys_, std::move(id), placed_, owners_, board_, transport_);
     EXPECT_TRUE(started) << sys_->render(started.error());
     if (started) actors_ = *started;
@@ -108,6 +127,7 @@ public:
   void stop() {
     if (!sys_) return;
     caf::anon_send_exit(replica_, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
     for (auto& s : placed_.handles.handles)
       caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
     for (auto& a : {actors_.membership, actors_.gateway, transport_})
@@ -133,9 +153,21 @@ public:
     return out;
   }
 
+  /// Asks the replicated shard through this node's stub, as the edge would.
+  template <class R>
+  core::result<protocol::reply_of<R>> ask_stub(R req) {
+    using T = protocol::reply_of<R>;
+    caf::scoped_actor self{*sys_};
+    core::result<T> out{core::error{core::errc::internal, "no answer"}};
+    self->request(router_, 5s, std::move(req), core::reply_to<T>{})
+      .receive([&](T& r) { out = std::move(r); },
+               [&](caf::error& e) { out = protocol::from_caf(e); });
+    return out;
+  }
+
   /// The version of (c, `id`) in this node's applied replica; 0 when absent.
   std::uint64_t applied_version(const std::string& id) {
-    auto raw = replica_store_.shard(0).get(documents::key("c", id));
+    auto raw = replica_store_.shard(replicated).get(documents::key("c", id));
     if (!raw) return 0;
     auto rec = documents::decode(*raw);
     return rec ? rec->version : 0;
@@ -179,6 +211,7 @@ private:
   caf::actor transport_;
   host::wal_syncer_actor syncer_;
   protocol::shard_actor replica_;
+  remote_shard_actor router_;
 };
 
 std::vector<config::node_address> three_members() {
@@ -275,6 +308,41 @@ TEST(RaftTransportTest, AnotherNodeServesEveryAcknowledgedWriteWhenTheLeadersNod
   }
 }
 
+// Verifies every node's stub finds the leader, wherever it is (this node's own replica,
+// or another node's), writes and reads through any node agree, and after the leader's
+// node stops the survivors' stubs find the new leader by themselves.
+TEST(RaftTransportTest, EveryNodesStubFindsTheLeader) {
+  auto nodes = three_nodes();
+  auto leader = serving(nodes);
+  ASSERT_TRUE(leader);
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    auto w = nodes[i]->ask_stub(docs::put("c", "k", std::to_string(i)));
+    ASSERT_TRUE(w.ok()) << "through node " << i << ": " << w.error().to_string();
+    EXPECT_EQ(w->version, i + 1);
+    for (auto& n : nodes) {
+      auto r = n->ask_stub(docs::get("c", "k"));
+      ASSERT_TRUE(r.ok()) << r.error().to_string();
+      EXPECT_EQ(r->json, std::to_string(i));
+    }
+  }
+  nodes[*leader]->stop();
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (!nodes[i]->running()) continue;
+    // While the survivors elect, a request may be refused (503) or lost with the old
+    // leader (504): the stub answers at once either way, and finds the new leader.
+    bool written = false;
+    for (int attempt = 0; attempt < 100 && !written; ++attempt) {
+      auto w = nodes[i]->ask_stub(docs::put("c", "after" + std::to_string(i), "1"));
+      written = w.ok();
+      if (!written) std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_TRUE(written) << "node " << i << "'s stub never found the new leader";
+    auto r = nodes[i]->ask_stub(docs::get("c", "k"));
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r->json, "2");
+  }
+}
+
 // Verifies a CAF node that never completed the handshake cannot reach a replica: its
 // relayed Raft message is dropped by the gateway (the transport delivers nothing more)
 // and the group is undisturbed.
@@ -295,7 +363,7 @@ TEST(RaftTransportTest, AStrangersRelayIsDropped) {
   // Heartbeats stop while nothing is relayed: the counts below move only for the group.
   const auto before = std::get<1>(target.transport_stats());
   for (int i = 0; i < 50; ++i)
-    self->send(*gateway, raft_relay_atom::value, std::uint32_t{0}, std::string(64, 'x'));
+    self->send(*gateway, raft_relay_atom::value, replicated, std::string(64, 'x'));
   // The gateway handles one sender's messages in order: once this is refused, the
   // relays were handled (and whatever they caused is in the transport's mailbox first).
   std::optional<caf::error> refusal;

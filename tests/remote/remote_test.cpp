@@ -180,6 +180,17 @@ private:
   cluster_actors actors_;
 };
 
+/// A stub for shard 3, owned by node "b".
+remote_shard_config stub_config(std::chrono::milliseconds failure_timeout,
+                                std::chrono::milliseconds call_timeout) {
+  remote_shard_config cfg;
+  cfg.shard = 3;
+  cfg.owner = "b";
+  cfg.failure_timeout = failure_timeout;
+  cfg.call_timeout = call_timeout;
+  return cfg;
+}
+
 /// Polls `pred` every 10 ms for up to `limit`.
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
@@ -435,7 +446,9 @@ caf::behavior slow_gateway(caf::stateful_actor<held_requests>* self,
     [=](std::uint32_t, documents::doc_get&) { return hold(self->state.docs); },
     [=](std::uint32_t, changes::changes_read&) { return hold(self->state.reads); },
     [=](std::uint32_t, actors::actor_call&) { return hold(self->state.calls); },
-    [=](std::uint32_t, cache::cache_get&) { return cache::cache_entry{"marker", "text/plain"}; },
+    [=](std::uint32_t, cache::cache_get&) {
+      return cache::cache_entry{"marker", "text/plain"};
+    },
     [=](caf::ok_atom) {
       auto& st = self->state;
       const auto n = st.docs.size() + st.reads.size();
@@ -478,8 +491,8 @@ TEST(RemoteShardTest, InFlightRequestsFailWhenTheOwnerGoesDown) {
   caf::actor_system sys{cfg};
   auto probe = std::make_shared<gateway_probe>();
   auto gateway = sys.spawn(slow_gateway, probe);
-  auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 10s, 10s});
-  caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
+  auto stub = spawn_remote_shard(sys, stub_config(10s, 10s));
+  caf::anon_send(stub, peer_update_atom::value, std::string("b"), gateway, true, std::string{});
   // Sent as the edge sends: each answer comes back through its reply_to.
   answers<documents::stored_doc> got;
   for (int i = 0; i < 2; ++i)
@@ -487,7 +500,7 @@ TEST(RemoteShardTest, InFlightRequestsFailWhenTheOwnerGoesDown) {
   // Both requests reached the gateway; then the owner goes down.
   ASSERT_TRUE(probe->wait(&gateway_probe::held, 2));
   auto started = std::chrono::steady_clock::now();
-  caf::anon_send(stub, peer_update_atom::value, caf::actor{}, false,
+  caf::anon_send(stub, peer_update_atom::value, std::string("b"), caf::actor{}, false,
                  std::string{"connection lost"});
   ASSERT_TRUE(got.wait_for(2));
   EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
@@ -524,8 +537,8 @@ TEST(RemoteShardTest, SilentOwnerFailsRequestsAtTheirDeadline) {
   caf::actor_system sys{cfg};
   auto probe = std::make_shared<gateway_probe>();
   auto gateway = sys.spawn(slow_gateway, probe);
-  auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 200ms, 10s});
-  caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
+  auto stub = spawn_remote_shard(sys, stub_config(200ms, 10s));
+  caf::anon_send(stub, peer_update_atom::value, std::string("b"), gateway, true, std::string{});
   answers<documents::stored_doc> got;
   const auto started = std::chrono::steady_clock::now();
   caf::anon_send(stub, get("users", "k1"), got.to());
@@ -562,8 +575,8 @@ TEST(RemoteShardTest, ChangeReadsMayWaitTheirWaitOnTopOfTheFailureTimeout) {
   caf::actor_system sys{cfg};
   auto probe = std::make_shared<gateway_probe>();
   auto gateway = sys.spawn(slow_gateway, probe);
-  auto stub = spawn_remote_shard(sys, remote_shard_config{3, "b", 200ms, 10s});
-  caf::anon_send(stub, peer_update_atom::value, gateway, true, std::string{});
+  auto stub = spawn_remote_shard(sys, stub_config(200ms, 10s));
+  caf::anon_send(stub, peer_update_atom::value, std::string("b"), gateway, true, std::string{});
   changes::changes_read changes;
   changes.collection = "users";
   changes.after = 0;
@@ -728,8 +741,7 @@ TEST(RemoteTest, UntrustedPeerGetsNothing) {
     .receive([&](hello_ack& x) { stranger_ack = std::move(x); },
              [&](caf::error& e) { failure = caf::to_string(e); });
   ASSERT_TRUE(stranger_ack) << "the hello got no answer: " << failure;
-  EXPECT_NE(stranger_ack->refusal.find("not a member"), std::string::npos)
-    << stranger_ack->refusal;
+  EXPECT_NE(stranger_ack->refusal.find("not a member"), std::string::npos) << stranger_ack->refusal;
   EXPECT_EQ(b.store().shard(shard).estimate_num_keys(), 0u);
   self->send_exit(*gateway, caf::exit_reason::user_shutdown); // a no-op for a remote proxy
 }
