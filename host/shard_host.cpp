@@ -4,6 +4,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <tuple>
@@ -78,6 +79,8 @@ struct raft_state {
   std::deque<std::function<void()>> posted;
   bool post_pending = false;
   bool closing = false;
+  /// Why the replica could not start: every request is refused with it.
+  std::optional<core::error> broken;
 };
 
 struct host_state {
@@ -275,6 +278,7 @@ void after_message(host_pointer self) {
 
 /// Why a replicated shard without modules refuses a request now.
 core::error refusal(host_state& st) {
+  if (st.raft.broken) return *st.raft.broken;
   if (st.raft.closing) return core::error{core::errc::shutting_down, "the shard is stopping"};
   if (!st.raft.path->leading()) return st.raft.group->rep().not_leader();
   return core::error{core::errc::shard_unavailable, "leader_not_ready",
@@ -352,7 +356,10 @@ void start(host_pointer self, host_config cfg) {
   if (c.replication) {
     if (auto r = start_replica(self); !r) {
       report(self, "starting the shard's replica", r.error());
-      st.raft.closing = true; // refuses everything: nothing to serve from
+      st.raft.broken = core::error{core::errc::shard_unavailable,
+                                   "this node's replica of shard " + std::to_string(c.index)
+                                     + " could not start: " + r.error().message()};
+      st.raft.path = nullptr;
       st.ctx = std::make_unique<shard::host_context>(c.index, *c.store, false, make_ports(self),
                                                      unix_ms());
       return;
@@ -370,7 +377,12 @@ void start(host_pointer self, host_config cfg) {
 /// (through the io's posted work, so the actor lives on until then).
 void stop_replica(host_pointer self, caf::error reason) {
   auto& st = self->state;
-  if (st.raft.closing && !st.raft.group) return self->quit(std::move(reason));
+  if (st.raft.broken || !st.raft.group || !st.raft.group->started()) {
+    // Nothing of libraft runs: nothing to wait for.
+    st.raft.closing = true;
+    if (st.ctx) st.ctx->close();
+    return self->quit(std::move(reason));
+  }
   if (st.raft.closing) return; // a second exit: the close is under way
   st.raft.closing = true;
   st.ctx->close();

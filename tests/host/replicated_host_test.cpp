@@ -52,14 +52,15 @@ protected:
     run();
   }
 
-  /// Starts (or starts again) the host of replica `i` (server id i + 1) over its store.
-  void start(unsigned i) {
+  /// Starts (or starts again) the host of replica `i` (server id `self`, by default
+  /// i + 1) over its store.
+  void start(unsigned i, std::uint64_t self = 0) {
     host::host_config cfg;
     cfg.index = 0;
     cfg.store = stores[i].get();
     cfg.syncer = syncers[i];
     host::replication_config rc;
-    rc.group.self = i + 1;
+    rc.group.self = self != 0 ? self : i + 1;
     for (unsigned j = 0; j < replicas; ++j)
       rc.group.voters.push_back({j + 1, "n" + std::to_string(j + 1)});
     rc.group.election_timeout_ms = 300;
@@ -237,6 +238,26 @@ TEST_F(ReplicatedHostTest, ACutOffLeaderStopsServingAndTheMajorityGoesOn) {
   ASSERT_TRUE(other);
   EXPECT_NE(*other, *leader);
   EXPECT_TRUE(call((*handles)[*other], docs::put("c", "after", "1")).ok());
+}
+
+// Verifies a replica that cannot start (its server id is not among the voters) refuses
+// every request with the reason, writes nothing, and still stops when asked.
+TEST_F(ReplicatedHostTest, AReplicaThatCannotStartRefusesWithTheReasonAndStops) {
+  start(0, 9);
+  run();
+  auto w = send((*handles)[0], docs::put("c", "a", "1"));
+  run();
+  ASSERT_TRUE(w->ready());
+  ASSERT_FALSE(w->last->ok());
+  EXPECT_EQ(w->last->error().code(), core::errc::shard_unavailable);
+  EXPECT_NE(w->last->error().message().find("could not start"), std::string::npos)
+    << w->last->error().to_string();
+  EXPECT_EQ(applied_version(0, "a"), 0u);
+  stop(0);
+  // Stopped: a request sent now reaches nobody.
+  auto after = send((*handles)[0], docs::get("c", "a"));
+  run();
+  EXPECT_FALSE(after->ready());
 }
 
 } // namespace
