@@ -9,19 +9,29 @@ namespace shoal::cluster {
 
 ownership::ownership(std::vector<std::string> node_ids, std::uint32_t shards)
     : nodes_(std::move(node_ids)), owner_(shards, 0) {
-  for (std::uint32_t s = 0; s < shards; ++s) {
-    const auto shard_text = std::to_string(s);
-    std::uint64_t best = 0;
-    for (std::uint32_t n = 0; n < nodes_.size(); ++n) {
-      const auto weight = key_hash(nodes_[n], shard_text);
-      const bool better =
-        n == 0 || weight > best || (weight == best && nodes_[n] < nodes_[owner_[s]]);
-      if (better) {
-        best = weight;
-        owner_[s] = n;
-      }
-    }
-  }
+  for (std::uint32_t s = 0; s < shards; ++s)
+    owner_[s] = replicas_of(s, 1).front();
+}
+
+std::vector<std::uint32_t> ownership::replicas_of(std::uint32_t shard, std::uint32_t count) const {
+  const auto shard_text = std::to_string(shard);
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> ranked; // (weight, node)
+  ranked.reserve(nodes_.size());
+  for (std::uint32_t n = 0; n < nodes_.size(); ++n)
+    ranked.emplace_back(key_hash(nodes_[n], shard_text), n);
+  // The highest weight first; a tie goes to the smaller id.
+  const auto before = [this](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first > b.first;
+    return nodes_[a.second] < nodes_[b.second];
+  };
+  const auto keep = std::min<std::size_t>(count, ranked.size());
+  std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(keep),
+                    ranked.end(), before);
+  std::vector<std::uint32_t> out;
+  out.reserve(keep);
+  for (std::size_t i = 0; i < keep; ++i)
+    out.push_back(ranked[i].second);
+  return out;
 }
 
 std::vector<std::uint32_t> ownership::shards_of(const std::string& node) const {

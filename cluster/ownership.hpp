@@ -33,6 +33,12 @@ public:
   /// The shards `node` owns, ascending; empty for an unknown id.
   std::vector<std::uint32_t> shards_of(const std::string& node) const;
 
+  /// Where the `count` replicas of `shard` go (indexes into `nodes()`): the nodes of the
+  /// highest weights for that shard, highest first, so the owner comes first (the
+  /// preferred leader). All nodes when `count` is larger. Adding a node changes a
+  /// shard's replicas only by the new node taking the place of the last of them.
+  std::vector<std::uint32_t> replicas_of(std::uint32_t shard, std::uint32_t count) const;
+
 private:
   std::vector<std::string> nodes_;
   std::vector<std::uint32_t> owner_;

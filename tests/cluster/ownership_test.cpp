@@ -78,5 +78,57 @@ TEST(OwnershipTest, AddingANodeOnlyMovesShardsToIt) {
   EXPECT_LT(moved, 370);
 }
 
+/// The ids of `own.replicas_of(shard, count)`.
+std::vector<std::string> replica_ids(const ownership& own, std::uint32_t shard,
+                                     std::uint32_t count) {
+  std::vector<std::string> out;
+  for (auto n : own.replicas_of(shard, count))
+    out.push_back(own.nodes()[n]);
+  return out;
+}
+
+// Verifies a shard's replicas are distinct nodes in weight order, the owner first, all
+// nodes when more are asked for, and the same whatever the order of the member list.
+TEST(OwnershipTest, ReplicasAreTheHighestWeightsOwnerFirst) {
+  ownership own{{"a", "b", "c", "d", "e"}, 256};
+  ownership shuffled{{"d", "b", "e", "a", "c"}, 256};
+  for (std::uint32_t s = 0; s < 256; ++s) {
+    auto three_of = replica_ids(own, s, 3);
+    ASSERT_EQ(three_of.size(), 3u);
+    EXPECT_EQ(three_of[0], own.owner(s)) << "shard " << s;
+    EXPECT_NE(three_of[0], three_of[1]);
+    EXPECT_NE(three_of[1], three_of[2]);
+    EXPECT_NE(three_of[0], three_of[2]);
+    const auto shard_text = std::to_string(s);
+    EXPECT_GE(key_hash(three_of[0], shard_text), key_hash(three_of[1], shard_text));
+    EXPECT_GE(key_hash(three_of[1], shard_text), key_hash(three_of[2], shard_text));
+    EXPECT_EQ(replica_ids(shuffled, s, 3), three_of) << "shard " << s;
+    EXPECT_EQ(replica_ids(own, s, 9).size(), 5u);
+  }
+}
+
+// Verifies adding a node changes a shard's three replicas at most by the new node taking
+// the place of one of them (the others stay, in their order), for about 3 in 5 shards
+// going from 4 nodes to 5.
+TEST(OwnershipTest, AddingANodeReplacesAtMostOneReplicaWithIt) {
+  ownership before{{"n1", "n2", "n3", "n4"}, 1024};
+  ownership after{{"n1", "n2", "n3", "n4", "n5"}, 1024};
+  int changed = 0;
+  for (std::uint32_t s = 0; s < 1024; ++s) {
+    auto old_set = replica_ids(before, s, 3);
+    auto new_set = replica_ids(after, s, 3);
+    if (old_set == new_set) continue;
+    ++changed;
+    std::vector<std::string> kept;
+    for (const auto& n : new_set)
+      if (n != "n5") kept.push_back(n);
+    ASSERT_EQ(kept.size(), 2u) << "shard " << s << ": more than the new node came in";
+    old_set.pop_back();
+    EXPECT_EQ(kept, old_set) << "shard " << s;
+  }
+  EXPECT_GT(changed, 500); // 3 of 5 in expectation: 614
+  EXPECT_LT(changed, 730);
+}
+
 } // namespace
 } // namespace shoal::cluster
