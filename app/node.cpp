@@ -38,6 +38,7 @@
 #include "protocol/type_ids.hpp"
 #include "query/metrics.hpp"
 #include "remote/cluster_runtime.hpp"
+#include "remote/raft_transport.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/store.hpp"
 #include "util/destinations.hpp"
@@ -252,7 +253,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   {
     caf::actor_system sys{cfg};
     host::wal_syncer_actor syncer;
-    if (settings.storage.sync) {
+    const auto replication_factor = settings.cluster.replication_factor;
+    // Replicated shards always fsync their Raft logs, whatever storage.sync says.
+    if (settings.storage.sync || replication_factor > 1) {
       const auto stall = injected_fsync_stall();
       if (stall.count() > 0)
         logs.storage->warn("every fsync stalls {} ms (SHOAL_TEST_FSYNC_STALL_MS, a test fault)",
@@ -281,6 +284,15 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     broker_cfg.shards = &shards.handles;
     broker_cfg.shard_count = settings.cluster.shards;
     broker_cfg.local = owners.shards_of(settings.node.id);
+    if (replication_factor > 1) {
+      // Every node that holds a replica asks its leader (through the shard's stub).
+      broker_cfg.local.clear();
+      for (std::uint32_t i = 0; i < settings.cluster.shards; ++i) {
+        const auto members = owners.replicas_of(i, replication_factor);
+        for (auto n : members)
+          if (owners.nodes()[n] == settings.node.id) broker_cfg.local.push_back(i);
+      }
+    }
     broker_cfg.handlers = &handlers;
     broker_cfg.settings = settings.jobs;
     broker_cfg.incarnation = make_incarnation();
@@ -318,19 +330,39 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     }
     auto broker = workers::spawn_broker(sys, std::move(broker_cfg));
     base.broker = broker;
-    shards = remote::place_shards(
-      sys, settings.node.id, owners, std::chrono::milliseconds(settings.cluster.failure_timeout_ms),
-      std::chrono::milliseconds(settings.actors.call_timeout_ms), [&](std::uint32_t i) {
-        auto cfg = base;
-        cfg.index = i;
-        return host::spawn_shard_host(sys, std::move(cfg));
-      });
+    caf::actor raft_transport;
+    const auto failure_timeout = std::chrono::milliseconds(settings.cluster.failure_timeout_ms);
+    const auto call_timeout = std::chrono::milliseconds(settings.actors.call_timeout_ms);
+    if (replication_factor > 1) {
+      raft_transport = remote::spawn_raft_transport(sys, settings.node.id);
+      shards = remote::place_replicated_shards(
+        sys, settings.node.id, owners, replication_factor, failure_timeout, call_timeout,
+        [&](std::uint32_t i, replication::group_config group) {
+          auto cfg = base;
+          cfg.index = i;
+          host::replication_config rc;
+          rc.group = std::move(group);
+          rc.send = remote::raft_sender(raft_transport, i);
+          cfg.replication = std::move(rc);
+          auto replica = host::spawn_shard_host(sys, std::move(cfg));
+          caf::anon_send(raft_transport, remote::raft_local_atom::value, i, replica);
+          return replica;
+        });
+    } else {
+      shards = remote::place_shards(sys, settings.node.id, owners, failure_timeout, call_timeout,
+                                    [&](std::uint32_t i) {
+                                      auto cfg = base;
+                                      cfg.index = i;
+                                      return host::spawn_shard_host(sys, std::move(cfg));
+                                    });
+    }
     workers::start_broker(broker);
     cluster::view_board board;
     remote::cluster_actors members;
     if (clustered) {
-      auto started = remote::start_cluster(
-        sys, remote::cluster_identity::from(settings, logs.cluster), shards, owners, board);
+      auto started =
+        remote::start_cluster(sys, remote::cluster_identity::from(settings, logs.cluster), shards,
+                              owners, board, raft_transport);
       if (!started) {
         logs.cluster->error("cannot listen for peers on the actor port of node {}: {}",
                             settings.node.id, sys.render(started.error()));
@@ -346,7 +378,11 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     }
 
     protocol::bridge bridge{shards.handles, settings.cluster.shards, broker,
-                            clustered ? shard_up(board) : std::function<bool(std::uint32_t)>{}};
+                            // A replicated shard is up while a majority of its replicas
+                            // is, which its stub finds out by itself.
+                            clustered && replication_factor == 1
+                              ? shard_up(board)
+                              : std::function<bool(std::uint32_t)>{}};
     http::request_metrics request_metrics;
     metrics::registry collectors;
     collectors.add([&](metrics::text_writer& out) { request_metrics.write(out); });
@@ -411,6 +447,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       stop(broker);
       for (auto& shard : shards.handles.handles)
         stop(shard);
+      for (auto& replica : shards.replicas)
+        stop(replica);
       for (bool waiting = true; waiting && stopping > 0;)
         self->receive([&](const caf::down_msg&) { --stopping; },
                       caf::after(std::chrono::seconds(10)) >> [&] { waiting = false; });
@@ -419,6 +457,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     if (members.membership)
       caf::anon_send_exit(members.membership, caf::exit_reason::user_shutdown);
     if (members.gateway) caf::anon_send_exit(members.gateway, caf::exit_reason::user_shutdown);
+    if (raft_transport) caf::anon_send_exit(raft_transport, caf::exit_reason::user_shutdown);
     if (syncer) caf::anon_send_exit(syncer, caf::exit_reason::user_shutdown);
     sys.await_all_actors_done();
   }

@@ -142,6 +142,7 @@ const std::vector<key_spec>& schema() {
       "cluster.failure_timeout_ms"),
     number<&s::cluster, &cluster_settings::reconnect_max_ms, 10, 600'000>(
       "cluster.reconnect_max_ms"),
+    number<&s::cluster, &cluster_settings::replication_factor, 1, 5>("cluster.replication_factor"),
     number<&s::actors, &actors_settings::threads, 0, 256>("actors.threads"),
     number<&s::actors, &actors_settings::call_timeout_ms, 1, day_ms>("actors.call_timeout_ms"),
     number<&s::actors, &actors_settings::idle_timeout_ms, 1, day_ms>("actors.idle_timeout_ms"),
@@ -487,7 +488,16 @@ void finish(settings& s) {
                                    + "\" is not a node id (1-64 letters, digits, '-', '_', '.')");
   }
   auto& c = s.cluster;
-  if (!c.clustered()) return;
+  if (!c.clustered()) {
+    if (c.replication_factor > 1)
+      throw config_error("cluster.replication_factor",
+                         "must be 1 on a single node (a node cannot replicate to itself)");
+    return;
+  }
+  if (c.replication_factor > c.nodes.size())
+    throw config_error("cluster.replication_factor",
+                       std::to_string(c.replication_factor) + " copies need as many members; "
+                         + "cluster.nodes lists " + std::to_string(c.nodes.size()));
   std::set<std::string> ids;
   std::set<std::pair<std::string, std::uint16_t>> endpoints;
   for (const auto& n : c.nodes) {

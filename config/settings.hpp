@@ -24,11 +24,11 @@ struct http_settings {
   /// At shutdown, a connection waiting for a request waits this long for one more (its
   /// client may have sent it already), answered with `Connection: close`.
   std::uint32_t drain_grace_ms = 250;
-  std::uint32_t max_connections = 10'000;   ///< more close the idle longest, or get 503
+  std::uint32_t max_connections = 10'000; ///< more close the idle longest, or get 503
   /// Open connections per client address; more get 503 and are closed. 0 = no limit (the
   /// default: behind a load balancer every connection has the balancer's address).
   std::uint32_t max_connections_per_client = 0;
-  std::uint32_t max_inflight = 8'192;       ///< more requests in flight get 503
+  std::uint32_t max_inflight = 8'192; ///< more requests in flight get 503
 };
 
 /// [storage] — RocksDB.
@@ -100,6 +100,10 @@ struct cluster_settings {
   std::uint32_t heartbeat_ms = 250;         ///< a peer is pinged this often
   std::uint32_t failure_timeout_ms = 2'000; ///< no answer this long: the peer is down
   std::uint32_t reconnect_max_ms = 2'000;   ///< ceiling of the reconnect backoff
+  /// Copies of every shard, each a replica of the shard's Raft group on one member
+  /// (docs/replication.md); 1: each shard lives on its owner alone. At most the number of
+  /// members; more than 1 only in a cluster.
+  std::uint32_t replication_factor = 1;
 
   bool clustered() const noexcept {
     return !nodes.empty();
@@ -135,7 +139,7 @@ struct jobs_settings {
   /// CIDR blocks webhooks may reach although they are loopback, private or link-local
   /// ("10.1.0.0/16, 127.0.0.1"); empty: none of those.
   std::string webhook_allow;
-  std::uint64_t max_delay_ms = 604'800'000;  ///< longest delay_ms accepted (7 days)
+  std::uint64_t max_delay_ms = 604'800'000; ///< longest delay_ms accepted (7 days)
   /// (queue, type) pairs, and queues, with series of their own on /metrics; the rest
   /// share the label value "~other".
   std::uint32_t metrics_max_series = 200;

@@ -43,6 +43,46 @@ placed_shards place_shards(caf::actor_system& sys, const std::string& self,
   return out;
 }
 
+placed_shards place_replicated_shards(
+  caf::actor_system& sys, const std::string& self, const cluster::ownership& owners,
+  std::uint32_t replication_factor, std::chrono::milliseconds failure_timeout,
+  std::chrono::milliseconds call_timeout,
+  const std::function<protocol::shard_actor(std::uint32_t, replication::group_config)>&
+    spawn_replica) {
+  placed_shards out;
+  const auto& nodes = owners.nodes();
+  const auto self_index =
+    static_cast<std::uint32_t>(std::find(nodes.begin(), nodes.end(), self) - nodes.begin());
+  out.stubs_by_peer.resize(nodes.size() - 1);
+  out.replicas.resize(owners.shard_count());
+  out.handles.handles.reserve(owners.shard_count());
+  for (std::uint32_t i = 0; i < owners.shard_count(); ++i) {
+    const auto members = owners.replicas_of(i, replication_factor);
+    replication::group_config group;
+    group.shard = i;
+    // A member's server id is its place in cluster.nodes, plus one: the same everywhere.
+    for (auto n : members)
+      group.voters.push_back({std::uint64_t{n} + 1, nodes[n]});
+    if (std::find(members.begin(), members.end(), self_index) != members.end()) {
+      group.self = std::uint64_t{self_index} + 1;
+      out.replicas[i] = spawn_replica(i, group);
+    }
+    remote_shard_config cfg;
+    cfg.shard = i;
+    cfg.failure_timeout = failure_timeout;
+    cfg.call_timeout = call_timeout;
+    for (auto n : members)
+      cfg.replicas.push_back(nodes[n]);
+    cfg.self = self;
+    cfg.local = out.replicas[i];
+    auto stub = spawn_remote_shard(sys, std::move(cfg));
+    out.handles.handles.push_back(stub);
+    for (auto n : members)
+      if (n != self_index) out.stubs_by_peer[n < self_index ? n : n - 1].push_back(stub);
+  }
+  return out;
+}
+
 caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,
                                             placed_shards& shards, const cluster::ownership& owners,
                                             cluster::view_board& board, caf::actor raft) {

@@ -12,6 +12,7 @@
 #include <caf/fwd.hpp>
 
 #include "protocol/shard_actor.hpp"
+#include "replication/group.hpp"
 #include "remote/members.hpp"
 #include "remote/remote_shard.hpp"
 
@@ -40,6 +41,18 @@ placed_shards place_shards(caf::actor_system& sys, const std::string& self,
                            std::chrono::milliseconds failure_timeout,
                            std::chrono::milliseconds call_timeout,
                            const std::function<protocol::shard_actor(std::uint32_t)>& spawn_local);
+
+/// As place_shards, for a cluster whose every shard is a Raft group over the
+/// `replication_factor` members of its highest rendezvous weights
+/// (`ownership::replicas_of`, the owner first): `spawn_replica(i, group)` for every shard
+/// this node holds a replica of (kept in `replicas`), and for every shard a stub over its
+/// replicas (this node's own addressed directly) that finds the leader.
+placed_shards place_replicated_shards(
+  caf::actor_system& sys, const std::string& self, const cluster::ownership& owners,
+  std::uint32_t replication_factor, std::chrono::milliseconds failure_timeout,
+  std::chrono::milliseconds call_timeout,
+  const std::function<protocol::shard_actor(std::uint32_t, replication::group_config)>&
+    spawn_replica);
 
 /// The two actors that make a node a member.
 struct cluster_actors {

@@ -99,6 +99,17 @@ TEST(ClusterSettingsTest, RejectsInconsistentMembers) {
   expect_error(dup_port, {"node.id=a"}, "cluster.nodes", "used twice");
   expect_error(two_nodes, {"node.id=a", "cluster.heartbeat_ms=3000"}, "cluster.failure_timeout_ms",
                "longer than cluster.heartbeat_ms");
+  expect_error(two_nodes, {"node.id=a", "cluster.replication_factor=3"},
+               "cluster.replication_factor", "3 copies need as many members");
+}
+
+// Verifies the replication factor: up to the number of members in a cluster, only 1 on
+// a single node.
+TEST(ClusterSettingsTest, ReplicationFactorFitsTheMembers) {
+  auto s = load_from_string(two_nodes, {"node.id=a", "cluster.replication_factor=2"});
+  EXPECT_EQ(s.cluster.replication_factor, 2u);
+  expect_error("", {"cluster.replication_factor=2"}, "cluster.replication_factor",
+               "must be 1 on a single node");
 }
 
 // Verifies that a malformed member table names the member and the field.

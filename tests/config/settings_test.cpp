@@ -41,6 +41,7 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"cluster.heartbeat_ms", "250"},
   {"cluster.failure_timeout_ms", "2000"},
   {"cluster.reconnect_max_ms", "2000"},
+  {"cluster.replication_factor", "1"},
   {"actors.threads", "0"},
   {"actors.call_timeout_ms", "5000"},
   {"actors.idle_timeout_ms", "300000"},
@@ -94,6 +95,7 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.cluster.heartbeat_ms, b.cluster.heartbeat_ms);
   EXPECT_EQ(a.cluster.failure_timeout_ms, b.cluster.failure_timeout_ms);
   EXPECT_EQ(a.cluster.reconnect_max_ms, b.cluster.reconnect_max_ms);
+  EXPECT_EQ(a.cluster.replication_factor, b.cluster.replication_factor);
   EXPECT_EQ(a.cluster.nodes, b.cluster.nodes);
   EXPECT_EQ(a.cluster.secret, b.cluster.secret);
   EXPECT_EQ(a.actors.threads, b.actors.threads);
