@@ -114,6 +114,14 @@ auth_ack on_auth(gateway_pointer self, auth& a) {
     return auth_ack{"cluster.shards differs: " + std::to_string(st.id.shards) + " on node "
                     + st.id.self + ", " + std::to_string(a.shards) + " on node " + c.peer};
   }
+  if (a.replication_factor != st.id.replication_factor) {
+    log_refusal(st, "refused node " + c.peer + ": it has cluster.replication_factor = "
+                      + std::to_string(a.replication_factor) + ", this node has "
+                      + std::to_string(st.id.replication_factor));
+    return auth_ack{"cluster.replication_factor differs: "
+                    + std::to_string(st.id.replication_factor) + " on node " + st.id.self + ", "
+                    + std::to_string(a.replication_factor) + " on node " + c.peer};
+  }
   if (a.members != st.id.members) {
     log_refusal(st, "refused node " + c.peer + ": its cluster.nodes [" + a.members
                       + "] differ from this node's [" + st.id.members + "]");

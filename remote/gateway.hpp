@@ -22,8 +22,9 @@ namespace shoal::remote {
 /// The one actor a node publishes on its actor port: the door for peers.
 ///
 /// - `hello` → `hello_ack`, `auth` → `auth_ack`: the handshake (docs/cluster.md). Only a
-///   peer that proved the cluster secret and agrees on the shard count and the member
-///   list becomes trusted (by its CAF node id, until its connection goes down).
+///   peer that proved the cluster secret and agrees on the shard count, the replication
+///   factor and the member list becomes trusted (by its CAF node id, until its connection goes
+///   down).
 /// - `(shard, R)` → `R::reply`, for every shard request R: forwarded work, delegated to
 ///   this node's shard host (its replica, for a replicated shard: `replicas`, indexed by
 ///   shard, which must outlive the actor); the answer goes straight back to the peer's

@@ -22,6 +22,7 @@ cluster_identity cluster_identity::from(const config::settings& s,
   id.self = s.node.id;
   id.nodes = s.cluster.nodes;
   id.shards = s.cluster.shards;
+  id.replication_factor = s.cluster.replication_factor;
   id.secret = s.cluster.secret;
   id.members = describe_members(s.cluster.nodes);
   id.heartbeat = std::chrono::milliseconds(s.cluster.heartbeat_ms);

@@ -26,6 +26,7 @@ struct cluster_identity {
   std::string self;                        ///< node.id
   std::vector<config::node_address> nodes; ///< every member, self included
   std::uint32_t shards = 0;
+  std::uint32_t replication_factor = 1; ///< members must agree: it decides the groups
   std::string secret;
   std::string members; ///< describe_members(nodes)
   std::chrono::milliseconds heartbeat{250};

@@ -180,7 +180,7 @@ void handshake(self_pointer self, std::size_t i, std::uint64_t generation, caf::
         }
         auth mine{
           hs::proof(st.id.secret, hs::role::dialer, st.id.self, peer.addr.id, nonce, ack.nonce),
-          st.id.shards, st.id.members};
+          st.id.shards, st.id.members, st.id.replication_factor};
         self->request(gateway, st.id.failure_timeout, std::move(mine))
           .then(
             [=](auth_ack& a) {

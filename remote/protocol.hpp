@@ -29,9 +29,10 @@ struct hello_ack {
 /// Dialer → acceptor, once the acceptor's proof checked out: the dialer's proof, then
 /// what both sides must agree on before any work flows.
 struct auth {
-  std::string proof;        ///< handshake::proof(role::dialer, …)
-  std::uint32_t shards = 0; ///< cluster.shards
-  std::string members;      ///< the canonical member list (describe_members)
+  std::string proof;                    ///< handshake::proof(role::dialer, …)
+  std::uint32_t shards = 0;             ///< cluster.shards
+  std::string members;                  ///< the canonical member list (describe_members)
+  std::uint32_t replication_factor = 1; ///< cluster.replication_factor
 };
 
 /// Acceptor → dialer: empty `refusal` means the dialer is now a trusted peer.

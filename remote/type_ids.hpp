@@ -41,7 +41,7 @@ typename Inspector::result_type inspect(Inspector& f, hello_ack& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, auth& x) {
-  return f(caf::meta::type_name("auth"), x.proof, x.shards, x.members);
+  return f(caf::meta::type_name("auth"), x.proof, x.shards, x.members, x.replication_factor);
 }
 
 template <class Inspector>

@@ -71,6 +71,7 @@ struct node_spec {
   std::string secret = "0123456789abcdef-secret";
   std::uint32_t shards = 8;
   std::chrono::milliseconds reconnect_max = 200ms;
+  std::uint32_t replication_factor = 1; ///< compared in the handshake only (no replicas here)
 };
 
 /// One in-process member: actor system with middleman, memory store, shard hosts (with
@@ -93,6 +94,7 @@ public:
     id.self = spec.self;
     id.nodes = spec.nodes;
     id.shards = spec.shards;
+    id.replication_factor = spec.replication_factor;
     id.secret = spec.secret;
     id.members = describe_members(spec.nodes);
     id.heartbeat = 50ms;
@@ -643,6 +645,26 @@ TEST(RemoteTest, ShardCountMismatchIsRefused) {
   EXPECT_NE(a.reason_of("b").find("cluster.shards differs"), std::string::npos) << a.reason_of("b");
   EXPECT_TRUE(a.ready());
   EXPECT_FALSE(b.ready());
+}
+
+// Verifies members with another replication factor refuse each other, naming both: they
+// would build different groups for the same shards.
+TEST(RemoteTest, ReplicationFactorMismatchIsRefused) {
+  auto members = loopback_members({"a", "b"});
+  node_spec sa{"a", members};
+  node_spec sb{"b", members};
+  sb.replication_factor = 2;
+  test_node a{sa};
+  test_node b{sb};
+  ASSERT_TRUE(eventually([&] {
+    return a.sink->contains(
+             "refused node b: it has cluster.replication_factor = 2, this node has 1")
+           && b.sink->contains(
+             "refused node a: it has cluster.replication_factor = 1, this node has 2");
+  }));
+  EXPECT_NE(a.state_of("b"), cluster::member_state::up);
+  EXPECT_NE(a.reason_of("b").find("cluster.replication_factor differs"), std::string::npos)
+    << a.reason_of("b");
 }
 
 // Verifies members with different node lists refuse each other.
