@@ -342,6 +342,13 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
           cfg.index = i;
           host::replication_config rc;
           rc.group = std::move(group);
+          // A group elects anew after about the time the membership takes to call a
+          // member down (libraft randomizes the timeout to 1-2 times this); its leader
+          // heartbeats at least four times per timeout.
+          rc.group.election_timeout_ms =
+            std::max<unsigned>(150, settings.cluster.failure_timeout_ms / 2);
+          rc.group.heartbeat_timeout_ms = std::min<unsigned>(
+            settings.cluster.heartbeat_ms, rc.group.election_timeout_ms / 4);
           rc.send = remote::raft_sender(raft_transport, i);
           cfg.replication = std::move(rc);
           auto replica = host::spawn_shard_host(sys, std::move(cfg));
