@@ -96,7 +96,13 @@ std::string storage_layout(const config::settings& settings) {
   std::string list;
   for (const auto& id : ids)
     list += (list.empty() ? "" : ", ") + id;
-  return "node " + settings.node.id + " of the cluster [" + list + "]";
+  auto layout = "node " + settings.node.id + " of the cluster [" + list + "]";
+  // Replicated shards keep their data through their Raft logs: a directory written with
+  // one copy per shard holds only what its node owned, and one written with replicas
+  // holds groups the other factor would not find. Either way it is refused.
+  const auto copies = settings.cluster.replication_factor;
+  if (copies > 1) layout += " with " + std::to_string(copies) + " copies of each shard";
+  return layout;
 }
 
 /// Whether the owner of each shard is up, by the latest view on `board` (a keyless job
@@ -347,8 +353,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
           // heartbeats at least four times per timeout.
           rc.group.election_timeout_ms =
             std::max<unsigned>(150, settings.cluster.failure_timeout_ms / 2);
-          rc.group.heartbeat_timeout_ms = std::min<unsigned>(
-            settings.cluster.heartbeat_ms, rc.group.election_timeout_ms / 4);
+          rc.group.heartbeat_timeout_ms =
+            std::min<unsigned>(settings.cluster.heartbeat_ms, rc.group.election_timeout_ms / 4);
           rc.send = remote::raft_sender(raft_transport, i);
           cfg.replication = std::move(rc);
           auto replica = host::spawn_shard_host(sys, std::move(cfg));

@@ -7,6 +7,7 @@
 // the killed member restarted from its data catches up and serves again; and the history
 // of concurrent clients through a kill -9 and a restart is linearizable.
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <chrono>
 #include <fstream>
@@ -258,6 +259,44 @@ TEST_F(ReplicationTest, HistoriesThroughAKillAndARestartAreLinearizable) {
               history.size(), static_cast<long long>(ran.count()), ok_writes, ok_reads, unknown,
               static_cast<long long>(since(check_started).count()));
   std::fflush(stdout);
+}
+
+// Verifies a data directory written with one copy per shard is refused by a member
+// started with three (it holds only what its node owned, and no Raft log), with a
+// message naming both layouts, and still opens with one; and the other way around.
+TEST_F(ReplicationTest, ADataDirectoryRefusesAnotherReplicationFactor) {
+  ASSERT_TRUE(start("n1"));
+  ASSERT_EQ(node("n1").stop(SIGTERM), 0);
+  auto refused_with = [&](const std::vector<std::string>& sets, const std::string& name) {
+    process_options opts;
+    opts.args = {"serve", "--config", config_.string(), "--set", "node.id=n1"};
+    for (const auto& set : sets) {
+      opts.args.push_back("--set");
+      opts.args.push_back(set);
+    }
+    opts.log_file = dir_ / name;
+    shoal_process refused{std::move(opts)};
+    EXPECT_EQ(refused.wait_exit(20s), 1) << refused.log();
+    EXPECT_FALSE(contains(refused.log(), "listening on")) << refused.log();
+    return refused.log();
+  };
+  auto log = refused_with(three_copies, "n1-three-copies.log");
+  EXPECT_TRUE(contains(log, "belongs to node n1 of the cluster [n1, n2, n3], but this node is "
+                            "node n1 of the cluster [n1, n2, n3] with 3 copies of each shard"))
+    << log;
+  ASSERT_TRUE(start("n1"));
+  ASSERT_EQ(node("n1").stop(SIGTERM), 0);
+  // And a replicated member's directory refuses one copy.
+  ASSERT_TRUE(start("n2", {}, three_copies));
+  ASSERT_EQ(node("n2").stop(SIGTERM), 0);
+  process_options opts;
+  opts.args = {"serve", "--config", config_.string(), "--set", "node.id=n2"};
+  opts.log_file = dir_ / "n2-one-copy.log";
+  shoal_process one_copy{std::move(opts)};
+  EXPECT_EQ(one_copy.wait_exit(20s), 1) << one_copy.log();
+  EXPECT_TRUE(contains(one_copy.log(), "with 3 copies of each shard, but this node is node n2 "
+                                       "of the cluster [n1, n2, n3];"))
+    << one_copy.log();
 }
 
 } // namespace
