@@ -41,6 +41,9 @@ core::result<void> group::start() {
     return error{errc::internal, std::string("raft_init: ") + raft_strerror(rv)};
   machine_->bind(raft_.get());
   raft_set_election_timeout(raft_.get(), cfg_.election_timeout_ms);
+  // A replica that was cut off asks first whether it could win before it bumps its term,
+  // so rejoining does not depose a leader the others still follow.
+  raft_set_pre_vote(raft_.get(), true);
   raft_set_heartbeat_timeout(raft_.get(), cfg_.heartbeat_timeout_ms);
   raft_configuration conf;
   raft_configuration_init(&conf);
