@@ -289,16 +289,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     workers::broker_config broker_cfg;
     broker_cfg.shards = &shards.handles;
     broker_cfg.shard_count = settings.cluster.shards;
-    broker_cfg.local = owners.shards_of(settings.node.id);
-    if (replication_factor > 1) {
-      // Every node that holds a replica asks its leader (through the shard's stub).
-      broker_cfg.local.clear();
-      for (std::uint32_t i = 0; i < settings.cluster.shards; ++i) {
-        const auto members = owners.replicas_of(i, replication_factor);
-        for (auto n : members)
-          if (owners.nodes()[n] == settings.node.id) broker_cfg.local.push_back(i);
-      }
-    }
+    // With replicas, every node that holds one asks its leader (through the shard's stub).
+    broker_cfg.local = owners.replica_shards_of(settings.node.id, replication_factor);
     broker_cfg.handlers = &handlers;
     broker_cfg.settings = settings.jobs;
     broker_cfg.incarnation = make_incarnation();

@@ -13,6 +13,19 @@ ownership::ownership(std::vector<std::string> node_ids, std::uint32_t shards)
     owner_[s] = replicas_of(s, 1).front();
 }
 
+std::vector<std::uint32_t> ownership::replica_shards_of(const std::string& node,
+                                                        std::uint32_t count) const {
+  std::vector<std::uint32_t> out;
+  const auto it = std::find(nodes_.begin(), nodes_.end(), node);
+  if (it == nodes_.end()) return out;
+  const auto index = static_cast<std::uint32_t>(it - nodes_.begin());
+  for (std::uint32_t s = 0; s < owner_.size(); ++s) {
+    const auto members = replicas_of(s, count);
+    if (std::find(members.begin(), members.end(), index) != members.end()) out.push_back(s);
+  }
+  return out;
+}
+
 std::vector<std::uint32_t> ownership::replicas_of(std::uint32_t shard, std::uint32_t count) const {
   const auto shard_text = std::to_string(shard);
   std::vector<std::pair<std::uint64_t, std::uint32_t>> ranked; // (weight, node)

@@ -39,6 +39,10 @@ public:
   /// shard's replicas only by the new node taking the place of the last of them.
   std::vector<std::uint32_t> replicas_of(std::uint32_t shard, std::uint32_t count) const;
 
+  /// The shards `node` holds one of the `count` replicas of, ascending (shards_of for a
+  /// count of 1); empty for an unknown id.
+  std::vector<std::uint32_t> replica_shards_of(const std::string& node, std::uint32_t count) const;
+
 private:
   std::vector<std::string> nodes_;
   std::vector<std::uint32_t> owner_;

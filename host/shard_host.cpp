@@ -280,9 +280,7 @@ void after_message(host_pointer self) {
 core::error refusal(host_state& st) {
   if (st.raft.broken) return *st.raft.broken;
   if (st.raft.closing) return core::error{core::errc::shutting_down, "the shard is stopping"};
-  if (!st.raft.path->leading()) return st.raft.group->rep().not_leader();
-  return core::error{core::errc::shard_unavailable, "leader_not_ready",
-                     "the shard's new leader is still catching up with its log"};
+  return st.raft.path->refusal();
 }
 
 std::uint64_t clock_ms(host_pointer self) {

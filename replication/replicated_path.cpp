@@ -17,14 +17,15 @@ replicated_path::~replicated_path() {
   *self_ = nullptr;
 }
 
-error replicated_path::not_ready() {
+error replicated_path::refusal() const {
+  if (!rep_.leader()) return rep_.not_leader();
   return error{errc::shard_unavailable, "leader_not_ready",
                "the shard's new leader is still catching up with its log"};
 }
 
 core::result<void> replicated_path::commit(storage::write_batch&& batch, shard::commit_done done) {
   if (stopped_) return error{errc::shutting_down, "the shard stopped"};
-  if (rep_.leader() && !serving()) return not_ready();
+  if (rep_.leader() && !serving()) return refusal();
   // The replica answers a proposal it refuses inside propose(); that is this commit's
   // error (nothing was written), not a completion.
   struct call {
@@ -88,7 +89,7 @@ void replicated_path::after_all_durable(shard::barrier_fn fn) {
   if (stopped_) return fn(error{errc::shutting_down, "the shard stopped"});
   // What the answer carries was read before this call, from a shard that may lack
   // entries an earlier leader committed: the barrier would confirm a stale answer.
-  if (rep_.leader() && !serving()) return fn(not_ready());
+  if (rep_.leader() && !serving()) return fn(refusal());
   rep_.read(std::move(fn));
 }
 

@@ -72,6 +72,10 @@ public:
     return rep_.leader() && ready_term_ == rep_.term();
   }
 
+  /// Why it does not serve now: 503 `not_leader` (naming the last known leader) or
+  /// `leader_not_ready`. Only meaningful while !serving().
+  core::error refusal() const;
+
   /// Notices a change of role: a new leader proposes the barrier that makes it serving.
   /// The host calls it after every message (run_completions() does).
   void poll();
@@ -83,7 +87,6 @@ public:
 
 private:
   void finished(std::uint64_t index, core::result<void> r);
-  static core::error not_ready();
 
   replica& rep_;
   overlay_store overlay_;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cluster/ownership.hpp"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -105,6 +106,24 @@ TEST(OwnershipTest, ReplicasAreTheHighestWeightsOwnerFirst) {
     EXPECT_EQ(replica_ids(shuffled, s, 3), three_of) << "shard " << s;
     EXPECT_EQ(replica_ids(own, s, 9).size(), 5u);
   }
+}
+
+// Verifies replica_shards_of lists exactly the shards whose replicas include the node:
+// shards_of for one copy, every shard with as many copies as nodes.
+TEST(OwnershipTest, ReplicaShardsOfListsTheShardsANodeHoldsACopyOf) {
+  ownership own{{"a", "b", "c", "d"}, 128};
+  EXPECT_EQ(own.replica_shards_of("b", 1), own.shards_of("b"));
+  EXPECT_EQ(own.replica_shards_of("b", 4).size(), 128u);
+  std::vector<int> copies(128, 0);
+  for (const auto& n : own.nodes())
+    for (auto s : own.replica_shards_of(n, 3)) {
+      ++copies[s];
+      const auto ids = replica_ids(own, s, 3);
+      EXPECT_NE(std::find(ids.begin(), ids.end(), n), ids.end()) << n << " shard " << s;
+    }
+  for (int c : copies)
+    EXPECT_EQ(c, 3);
+  EXPECT_TRUE(own.replica_shards_of("z", 3).empty());
 }
 
 // Verifies adding a node changes a shard's three replicas at most by the new node taking

@@ -37,6 +37,7 @@
 #include "remote/remote_shard.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/remote/in_process.hpp"
 #include "tests/support/doc_requests.hpp"
 #include "tests/support/ports.hpp"
 
@@ -57,22 +58,12 @@ public:
       : store_(2), replica_store_(2), owners_(ids(nodes), 2) {
     for (const auto& n : nodes)
       if (n.id == self) address_ = n;
-    cfg_.set("scheduler.max-threads", std::size_t{2});
-    cfg_.load<caf::io::middleman>();
-    protocol::add_message_types(cfg_);
-    cfg_.add_message_types<caf::id_block::shoal_remote>();
+    in_process::configure_member(cfg_);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
-    cluster_identity id;
-    id.self = self;
-    id.nodes = nodes;
-    id.shards = 2;
-    id.secret = "0123456789abcdef-secret";
-    id.members = describe_members(nodes);
-    id.heartbeat = 50ms;
-    id.failure_timeout = 500ms;
-    id.reconnect_max = 200ms;
-    id.log = std::make_shared<spdlog::logger>("cluster-" + self,
-                                              std::make_shared<spdlog::sinks::null_sink_mt>());
+    auto id = in_process::member_identity(
+      self, nodes, 2, "0123456789abcdef-secret", 200ms,
+      std::make_shared<spdlog::logger>("cluster-" + self,
+                                       std::make_shared<spdlog::sinks::null_sink_mt>()));
     transport_ = spawn_raft_transport(*sys_, self);
     // The memory store's fsync only counts: the syncer needs no thread of its own.
     syncer_ = host::spawn_wal_syncer(*sys_, replica_store_, false);

@@ -38,6 +38,7 @@
 #include "remote/cluster_runtime.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/remote/in_process.hpp"
 #include "tests/support/ports.hpp"
 
 namespace shoal::remote {
@@ -83,24 +84,13 @@ public:
       : store_(spec.shards), owners_(ids(spec.nodes), spec.shards) {
     registry_.add(actors::make_counter_type());
     examples::shop::register_types(registry_);
-    cfg_.set("scheduler.max-threads", std::size_t{2});
-    cfg_.load<caf::io::middleman>();
-    protocol::add_message_types(cfg_);
-    cfg_.add_message_types<caf::id_block::shoal_remote>();
+    in_process::configure_member(cfg_);
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     sink = std::make_shared<capture_sink>();
-    auto log = std::make_shared<spdlog::logger>("cluster-" + spec.self, sink);
-    cluster_identity id;
-    id.self = spec.self;
-    id.nodes = spec.nodes;
-    id.shards = spec.shards;
+    auto id = in_process::member_identity(
+      spec.self, spec.nodes, spec.shards, spec.secret, spec.reconnect_max,
+      std::make_shared<spdlog::logger>("cluster-" + spec.self, sink));
     id.replication_factor = spec.replication_factor;
-    id.secret = spec.secret;
-    id.members = describe_members(spec.nodes);
-    id.heartbeat = 50ms;
-    id.failure_timeout = 500ms;
-    id.reconnect_max = spec.reconnect_max;
-    id.log = log;
     host::host_config base;
     base.store = &store_;
     base.peers = &placed_.handles; // filled by place_shards before any message arrives
