@@ -25,6 +25,8 @@
 #include "cache/metrics.hpp"
 #include "changes/metrics.hpp"
 #include "cluster/ownership.hpp"
+#include "cluster/replicas.hpp"
+#include "replication/metrics.hpp"
 #include "cluster/view.hpp"
 #include "documents/metrics.hpp"
 #include "host/shard_host.hpp"
@@ -147,6 +149,13 @@ void write_cluster_metrics(metrics::text_writer& out, const cluster::view_board&
   out.family("shoal_cluster_ready", "gauge",
              "1 when the cluster lets this node serve (/readyz also needs a writable store).");
   out.sample("shoal_cluster_ready", {}, std::uint64_t{view->ready});
+  if (view->replicas.empty()) return;
+  std::uint64_t leaderless = 0;
+  for (const auto& group : view->replicas)
+    leaderless += group.leader.empty() ? 1 : 0;
+  out.family("shoal_cluster_shards_without_leader", "gauge",
+             "Replicated shards for which this node knows no leader (they answer 503).");
+  out.sample("shoal_cluster_shards_without_leader", {}, leaderless);
 }
 
 /// This process among all runs of the node: in-process job leases carry it, so the next
@@ -256,6 +265,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   query::metrics query_metrics;
   changes::metrics change_metrics;
   cache::metrics cache_metrics;
+  replication::metrics replication_metrics;
+  // How this node's replicas stand (replicated shards only), for the view and metrics.
+  cluster::replica_board replica_reports{settings.cluster.shards};
   {
     caf::actor_system sys{cfg};
     host::wal_syncer_actor syncer;
@@ -348,6 +360,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
           rc.group.heartbeat_timeout_ms =
             std::min<unsigned>(settings.cluster.heartbeat_ms, rc.group.election_timeout_ms / 4);
           rc.send = remote::raft_sender(raft_transport, i);
+          rc.board = &replica_reports;
+          rc.group.counted = &replication_metrics;
           cfg.replication = std::move(rc);
           auto replica = host::spawn_shard_host(sys, std::move(cfg));
           caf::anon_send(raft_transport, remote::raft_local_atom::value, i, replica);
@@ -365,9 +379,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     cluster::view_board board;
     remote::cluster_actors members;
     if (clustered) {
-      auto started =
-        remote::start_cluster(sys, remote::cluster_identity::from(settings, logs.cluster), shards,
-                              owners, board, raft_transport);
+      auto started = remote::start_cluster(
+        sys, remote::cluster_identity::from(settings, logs.cluster), shards, owners, board,
+        raft_transport, replication_factor > 1 ? &replica_reports : nullptr);
       if (!started) {
         logs.cluster->error("cannot listen for peers on the actor port of node {}: {}",
                             settings.node.id, sys.render(started.error()));
@@ -401,6 +415,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     collectors.add(
       [&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
     collectors.add([&board](metrics::text_writer& out) { write_cluster_metrics(out, board); });
+    if (replication_factor > 1)
+      collectors.add(
+        [&](metrics::text_writer& out) { replication_metrics.write(out, replica_reports); });
 
     http::route_env env;
     // The store is open and the shards are spawned; in a cluster the membership decides.

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "cluster/replicas.hpp"
+
 namespace shoal::cluster {
 
 /// How this node sees a member.
@@ -33,9 +35,14 @@ struct member_view {
 /// publishes a new one on every change, the HTTP edge reads the latest.
 struct cluster_view {
   std::string self;
-  std::vector<member_view> nodes;        ///< every configured member, self included
-  std::vector<std::string> shard_owners; ///< by shard
-  bool ready = false;                    ///< /readyz: see docs/cluster.md
+  std::vector<member_view> nodes; ///< every configured member, self included
+  /// By shard: its owner; with replicated shards, its leader (empty while none is
+  /// known).
+  std::vector<std::string> shard_owners;
+  /// By shard, with replicated shards (empty otherwise): its group, merged from the
+  /// reports of this node's replicas and of the peers it hears (merge_reports).
+  std::vector<shard_replicas> replicas;
+  bool ready = false; ///< /readyz: see docs/cluster.md
 };
 
 /// The latest `cluster_view`: one writer publishes, any thread reads, without locks

@@ -18,6 +18,7 @@
 #include "actors/actor_api.hpp"
 #include "host/virtual_actor.hpp"
 #include "protocol/errors.hpp"
+#include "replication/metrics.hpp"
 #include "replication/replica.hpp"
 #include "replication/replicated_path.hpp"
 #include "shard/host_context.hpp"
@@ -81,6 +82,11 @@ struct raft_state {
   bool closing = false;
   /// Why the replica could not start: every request is refused with it.
   std::optional<core::error> broken;
+  /// The role and term after the last message, to notice a change.
+  cluster::replica_role role = cluster::replica_role::unavailable;
+  std::uint64_t term = 0;
+  /// What was last put on the node's replica board.
+  std::optional<cluster::replica_report> published;
 };
 
 struct host_state {
@@ -259,12 +265,47 @@ void build_modules(host_pointer self) {
   if (const auto& e = st.query->load_error()) report(self, "loading the indexes", *e);
 }
 
+/// Puts the replica's report on the node's board, unless it is what is there already.
+void publish_report(host_pointer self) {
+  auto& st = self->state;
+  auto* board = st.cfg.replication ? st.cfg.replication->board : nullptr;
+  if (board == nullptr || !st.raft.group) return;
+  auto report = st.raft.group->report();
+  if (st.raft.published && *st.raft.published == report) return;
+  st.raft.published = report;
+  board->publish(std::move(report));
+}
+
+/// Counts elections and new leaderships, logs a leadership taken (once per change in
+/// the cluster: only the new leader logs it) and publishes the new role at once.
+void notice_role(host_pointer self) {
+  auto& st = self->state;
+  auto& r = st.raft;
+  if (!r.group) return;
+  const auto role = r.group->role();
+  const auto term = r.group->term();
+  if (role == r.role && term == r.term) return;
+  const bool new_role = role != r.role;
+  r.role = role;
+  r.term = term;
+  auto* counted = st.cfg.replication->group.counted;
+  if (new_role && role == cluster::replica_role::candidate && counted != nullptr)
+    counted->elections.inc();
+  if (new_role && role == cluster::replica_role::leader) {
+    if (counted != nullptr) counted->leader_changes.inc();
+    if (st.cfg.log)
+      st.cfg.log->info("shard {}: this node is the leader now (term {})", st.cfg.index, term);
+  }
+  publish_report(self);
+}
+
 /// The end of every message: completions and timers; for a replicated shard, the
 /// modules follow the replica's role (built once it serves, dropped once it stops
 /// leading: what they remembered may be stale).
 void after_message(host_pointer self) {
   auto& st = self->state;
   st.ctx->finish_step();
+  if (st.cfg.replication) notice_role(self);
   auto* path = st.raft.path;
   if (path == nullptr || st.raft.closing) return;
   if (!st.has_modules() && path->serving()) {
@@ -339,8 +380,8 @@ core::result<void> start_replica(host_pointer self) {
   st.raft.group =
     std::make_unique<replication::group>(*c.store, std::move(group_cfg), make_io_host(self));
   if (auto r = st.raft.group->start(); !r) return r;
-  auto path =
-    std::make_unique<replication::replicated_path>(st.raft.group->rep(), c.store->shard(c.index));
+  auto path = std::make_unique<replication::replicated_path>(
+    st.raft.group->rep(), c.store->shard(c.index), c.replication->group.counted);
   st.raft.path = path.get();
   st.ctx =
     std::make_unique<shard::host_context>(c.index, std::move(path), make_ports(self), unix_ms());
@@ -360,6 +401,7 @@ void start(host_pointer self, host_config cfg) {
       st.raft.path = nullptr;
       st.ctx = std::make_unique<shard::host_context>(c.index, *c.store, false, make_ports(self),
                                                      unix_ms());
+      publish_report(self); // unavailable, for the cluster view
       return;
     }
     after_message(self);
@@ -421,6 +463,7 @@ host_actor::behavior_type behavior(host_pointer self, core::type_list<Rs...>) {
       self->delayed_send(self, std::chrono::milliseconds(r.tick_ms), raft_tick_atom::value, gen);
       r.tick();
       after_message(self);
+      publish_report(self); // commit and applied indexes move without a change of role
     },
     [self](raft_post_atom) {
       auto& r = self->state.raft;

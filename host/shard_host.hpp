@@ -39,6 +39,9 @@ struct replication_config {
   /// (its node); it arrives there through deliver_raft. May lose it, never reorders it
   /// into a call.
   std::function<void(std::uint64_t to, const std::string& address, std::string bytes)> send;
+  /// Where the replica reports how it stands (its role at once, its indexes every
+  /// tick); may be null. Must outlive the actor.
+  cluster::replica_board* board = nullptr;
 };
 
 /// What a shard host hosts. Module settings are the modules' own config structs.

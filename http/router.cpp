@@ -250,11 +250,40 @@ std::string cluster_json(const cluster::cluster_view& view,
     nodes.push_back(std::move(o));
   }
   boost::json::object owners;
-  for (std::size_t s = 0; s < view.shard_owners.size(); ++s)
-    owners[std::to_string(s)] = view.shard_owners[s];
+  for (std::size_t s = 0; s < view.shard_owners.size(); ++s) {
+    // A replicated shard without a leader has no owner for now.
+    if (view.shard_owners[s].empty())
+      owners[std::to_string(s)] = nullptr;
+    else
+      owners[std::to_string(s)] = view.shard_owners[s];
+  }
   boost::json::object shards;
   shards["count"] = view.shard_owners.size();
   shards["owners"] = std::move(owners);
+  if (!view.replicas.empty()) {
+    boost::json::object replicas;
+    for (std::size_t s = 0; s < view.replicas.size(); ++s) {
+      const auto& g = view.replicas[s];
+      boost::json::object o;
+      if (g.leader.empty())
+        o["leader"] = nullptr;
+      else
+        o["leader"] = g.leader;
+      boost::json::array voters;
+      for (const auto& v : g.voters)
+        voters.emplace_back(v);
+      o["voters"] = std::move(voters);
+      o["term"] = g.term;
+      o["commit_index"] = g.commit_index;
+      o["applied_index"] = g.applied_index;
+      boost::json::object lag;
+      for (const auto& f : g.followers)
+        lag[f.node] = f.entries;
+      o["follower_lag"] = std::move(lag);
+      replicas[std::to_string(s)] = std::move(o);
+    }
+    shards["replicas"] = std::move(replicas);
+  }
   boost::json::object out;
   out["node"] = view.self;
   out["ready"] = view.ready;

@@ -85,7 +85,8 @@ placed_shards place_replicated_shards(
 
 caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,
                                             placed_shards& shards, const cluster::ownership& owners,
-                                            cluster::view_board& board, caf::actor raft) {
+                                            cluster::view_board& board, caf::actor raft,
+                                            const cluster::replica_board* reports) {
   const auto self = std::find_if(identity.nodes.begin(), identity.nodes.end(),
                                  [&](const auto& n) { return n.id == identity.self; });
   if (self == identity.nodes.end())
@@ -93,9 +94,9 @@ caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_iden
   const auto address = *self;
   cluster_actors out;
   out.membership =
-    spawn_membership(sys, identity, std::move(shards.stubs_by_peer), owners, board, raft);
+    spawn_membership(sys, identity, std::move(shards.stubs_by_peer), owners, board, raft, reports);
   out.gateway = spawn_gateway(sys, std::move(identity), shards.handles, owners, out.membership,
-                              raft, &shards.replicas);
+                              raft, &shards.replicas, reports);
   auto port = sys.middleman().publish(out.gateway, address.actor_port, address.host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(out.membership, caf::exit_reason::user_shutdown);

@@ -19,6 +19,7 @@
 namespace shoal::cluster {
 class ownership;
 class view_board;
+class replica_board;
 } // namespace shoal::cluster
 
 namespace shoal::remote {
@@ -66,9 +67,13 @@ struct cluster_actors {
 /// `shoal_remote` type ids added. `shards`, `owners` and `board` must outlive the actors.
 /// On failure nothing keeps running and the error says which address could not be bound.
 /// `raft`, the node's Raft transport (remote/raft_transport.hpp) when it hosts replicated
-/// shards, learns where the peers are and receives what they relay.
+/// shards, learns where the peers are and receives what they relay. `reports`, the board
+/// this node's replicas report to (null without replicated shards), goes to the peers
+/// with every heartbeat answer and, merged with theirs, into the view's
+/// `shards.replicas`; it must outlive the actors.
 caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_identity identity,
                                             placed_shards& shards, const cluster::ownership& owners,
-                                            cluster::view_board& board, caf::actor raft = {});
+                                            cluster::view_board& board, caf::actor raft = {},
+                                            const cluster::replica_board* reports = nullptr);
 
 } // namespace shoal::remote

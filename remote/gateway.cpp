@@ -12,6 +12,7 @@
 #include "protocol/shard_actor.hpp"
 #include "cluster/handshake.hpp"
 #include "cluster/ownership.hpp"
+#include "cluster/replicas.hpp"
 #include "remote/raft_transport.hpp"
 #include "remote/type_ids.hpp"
 
@@ -33,9 +34,10 @@ struct gateway_state {
   caf::actor membership;
   caf::actor raft; ///< the node's Raft transport; may be null (no replicated shard)
   const std::vector<protocol::shard_actor>* replicas = nullptr; ///< by shard; may be null
-  std::map<caf::node_id, challenge> challenges;                 ///< hello answered, auth pending
-  std::map<caf::node_id, std::string> trusted;                  ///< CAF node → configured id
-  std::map<caf::actor_addr, caf::node_id> dialers;              ///< monitored, to forget on down
+  const cluster::replica_board* reports = nullptr; ///< this node's replicas; may be null
+  std::map<caf::node_id, challenge> challenges;    ///< hello answered, auth pending
+  std::map<caf::node_id, std::string> trusted;     ///< CAF node → configured id
+  std::map<caf::actor_addr, caf::node_id> dialers; ///< monitored, to forget on down
   /// When each refusal text was last logged: a refused peer redials every few seconds,
   /// so the same refusal is logged again only after a minute.
   std::map<std::string, std::chrono::steady_clock::time_point> refusals;
@@ -169,9 +171,11 @@ caf::behavior gateway_behavior(gateway_pointer self, core::type_list<Rs...>) {
       if (!trusted(self) || !self->state.raft) return;
       self->send(self->state.raft, raft_relay_atom::value, shard, std::move(bytes));
     },
-    [=](heartbeat_atom) -> caf::result<heartbeat_atom> {
+    [=](heartbeat_atom) -> caf::result<heartbeat_atom, replica_reports> {
       if (!trusted(self)) return untrusted();
-      return heartbeat_atom::value;
+      replica_reports out;
+      if (self->state.reports != nullptr) out.reports = self->state.reports->all();
+      return {heartbeat_atom::value, std::move(out)};
     },
   };
 }
@@ -179,8 +183,10 @@ caf::behavior gateway_behavior(gateway_pointer self, core::type_list<Rs...>) {
 caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_identity id,
                            const protocol::shard_handles* shards, const cluster::ownership* owners,
                            caf::actor membership, caf::actor raft,
-                           const std::vector<protocol::shard_actor>* replicas) {
+                           const std::vector<protocol::shard_actor>* replicas,
+                           const cluster::replica_board* reports) {
   self->state.id = std::move(id);
+  self->state.reports = reports;
   self->state.raft = std::move(raft);
   self->state.replicas = replicas;
   self->state.shards = shards;
@@ -205,9 +211,10 @@ caf::behavior gateway_impl(caf::stateful_actor<gateway_state>* self, cluster_ide
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
                          const protocol::shard_handles& shards, const cluster::ownership& owners,
                          caf::actor membership, caf::actor raft,
-                         const std::vector<protocol::shard_actor>* replicas) {
+                         const std::vector<protocol::shard_actor>* replicas,
+                         const cluster::replica_board* reports) {
   return sys.spawn(gateway_impl, std::move(identity), &shards, &owners, std::move(membership),
-                   std::move(raft), replicas);
+                   std::move(raft), replicas, reports);
 }
 
 } // namespace shoal::remote

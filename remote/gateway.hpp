@@ -15,6 +15,7 @@ struct shard_handles;
 
 namespace shoal::cluster {
 class ownership;
+class replica_board;
 } // namespace shoal::cluster
 
 namespace shoal::remote {
@@ -29,7 +30,8 @@ namespace shoal::remote {
 ///   this node's shard host (its replica, for a replicated shard: `replicas`, indexed by
 ///   shard, which must outlive the actor); the answer goes straight back to the peer's
 ///   stub.
-/// - `heartbeat_atom` → `heartbeat_atom`.
+/// - `heartbeat_atom` → `(heartbeat_atom, replica_reports)`: the reports on `reports`
+///   (this node's replica board, which must outlive the actor; none when null).
 /// - `(raft_relay_atom, shard, bytes)`: a replicated shard's Raft message, handed to this
 ///   node's Raft transport (`raft`, when there is one) for its local replica.
 ///
@@ -43,6 +45,7 @@ namespace shoal::remote {
 caf::actor spawn_gateway(caf::actor_system& sys, cluster_identity identity,
                          const protocol::shard_handles& shards, const cluster::ownership& owners,
                          caf::actor membership, caf::actor raft = {},
-                         const std::vector<protocol::shard_actor>* replicas = nullptr);
+                         const std::vector<protocol::shard_actor>* replicas = nullptr,
+                         const cluster::replica_board* reports = nullptr);
 
 } // namespace shoal::remote

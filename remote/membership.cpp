@@ -13,6 +13,7 @@
 
 #include "cluster/handshake.hpp"
 #include "cluster/ownership.hpp"
+#include "cluster/replicas.hpp"
 #include "cluster/view.hpp"
 #include "remote/raft_transport.hpp"
 #include "remote/type_ids.hpp"
@@ -39,6 +40,7 @@ struct peer_link {
   std::optional<clock::time_point> last_heartbeat;
   util::backoff redial{first_backoff, first_backoff}; ///< its cap set from the config
   std::string reason = "not connected yet";
+  std::vector<cluster::replica_report> reports; ///< with its last heartbeat answer
 };
 
 struct membership_state {
@@ -47,6 +49,7 @@ struct membership_state {
   cluster::view_board* board = nullptr;
   caf::io::middleman_actor mm;
   caf::actor raft; ///< told where each peer's gateway is; may be null
+  const cluster::replica_board* reports = nullptr; ///< this node's replicas; may be null
   std::vector<peer_link> peers;
   std::minstd_rand jitter{std::random_device{}()};
   bool ever_ready = false; ///< see publish()
@@ -81,8 +84,19 @@ void publish(self_pointer self) {
     view->nodes.push_back(std::move(m));
   }
   view->shard_owners.reserve(st.owners->shard_count());
-  for (std::uint32_t s = 0; s < st.owners->shard_count(); ++s)
-    view->shard_owners.push_back(st.owners->owner(s));
+  if (st.reports != nullptr) {
+    // A down peer's last word may be stale: only what the up members say counts.
+    auto heard = st.reports->all();
+    for (const auto& peer : st.peers)
+      if (peer.state == cluster::member_state::up)
+        heard.insert(heard.end(), peer.reports.begin(), peer.reports.end());
+    view->replicas = cluster::merge_reports(st.owners->shard_count(), heard);
+    for (const auto& group : view->replicas)
+      view->shard_owners.push_back(group.leader);
+  } else {
+    for (std::uint32_t s = 0; s < st.owners->shard_count(); ++s)
+      view->shard_owners.push_back(st.owners->owner(s));
+  }
   // Ready once every peer was tried, unless more of the peers refused this node than
   // accepted it: then it is most likely the one with the odd config and must not take
   // traffic. A refusal alone cannot say which side is wrong, so the node that served
@@ -115,6 +129,7 @@ void set_down(self_pointer self, std::size_t i, std::string reason, bool refused
   const bool changed = reason != peer.reason || refused != peer.refused;
   // A peer never reached stays `connecting` while this node waits for it.
   if (was_up || refused) peer.state = cluster::member_state::down;
+  peer.reports.clear();
   peer.settled = true;
   peer.refused = refused;
   if (was_up) {
@@ -247,10 +262,11 @@ void tick(self_pointer self) {
     const auto generation = peer.generation;
     self->request(peer.gateway, st.id.failure_timeout, heartbeat_atom::value)
       .then(
-        [=](heartbeat_atom) {
+        [=](heartbeat_atom, replica_reports& heard) {
           auto& peer = self->state.peers[i];
           if (peer.generation != generation || !peer.gateway) return;
           peer.last_heartbeat = clock::now();
+          peer.reports = std::move(heard.reports);
           if (peer.state != cluster::member_state::up) {
             peer.state = cluster::member_state::up;
             peer.reason.clear();
@@ -270,8 +286,9 @@ void tick(self_pointer self) {
 caf::behavior membership_impl(self_pointer self, cluster_identity id,
                               std::vector<std::vector<remote_shard_actor>> stubs,
                               const cluster::ownership* owners, cluster::view_board* board,
-                              caf::actor raft) {
+                              caf::actor raft, const cluster::replica_board* reports) {
   auto& st = self->state;
+  st.reports = reports;
   st.id = std::move(id);
   st.raft = std::move(raft);
   st.owners = owners;
@@ -319,9 +336,9 @@ caf::behavior membership_impl(self_pointer self, cluster_identity id,
 caf::actor spawn_membership(caf::actor_system& sys, cluster_identity identity,
                             std::vector<std::vector<remote_shard_actor>> stubs,
                             const cluster::ownership& owners, cluster::view_board& board,
-                            caf::actor raft) {
+                            caf::actor raft, const cluster::replica_board* reports) {
   return sys.spawn(membership_impl, std::move(identity), std::move(stubs), &owners, &board,
-                   std::move(raft));
+                   std::move(raft), reports);
 }
 
 } // namespace shoal::remote

@@ -11,6 +11,7 @@
 namespace shoal::cluster {
 class ownership;
 class view_board;
+class replica_board;
 } // namespace shoal::cluster
 
 namespace shoal::remote {
@@ -30,9 +31,14 @@ namespace shoal::remote {
 /// `identity.nodes` order without this node; `owners` and `board` must outlive the actor.
 /// `raft`, the node's Raft transport when it has replicated shards, is told of every
 /// peer's gateway as it comes and goes (`raft_peer_atom`).
+///
+/// With `reports` (this node's replica board, when its shards are replicated), every view
+/// also carries each shard's group: this node's reports merged with those the up peers
+/// sent with their last heartbeat answer (cluster::merge_reports), and `shard_owners`
+/// names each shard's leader instead of its first replica.
 caf::actor spawn_membership(caf::actor_system& sys, cluster_identity identity,
                             std::vector<std::vector<remote_shard_actor>> stubs,
                             const cluster::ownership& owners, cluster::view_board& board,
-                            caf::actor raft = {});
+                            caf::actor raft = {}, const cluster::replica_board* reports = nullptr);
 
 } // namespace shoal::remote

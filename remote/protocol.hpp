@@ -8,6 +8,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "cluster/replicas.hpp"
 
 namespace shoal::remote {
 
@@ -38,6 +41,12 @@ struct auth {
 /// Acceptor → dialer: empty `refusal` means the dialer is now a trusted peer.
 struct auth_ack {
   std::string refusal;
+};
+
+/// A gateway's answer to a heartbeat: how its node's replicas stand (empty without
+/// replicated shards), for the asking node's cluster view.
+struct replica_reports {
+  std::vector<cluster::replica_report> reports;
 };
 
 } // namespace shoal::remote

@@ -11,9 +11,20 @@
 #include "protocol/type_ids.hpp"
 #include "remote/protocol.hpp"
 
+namespace shoal::cluster {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_report& x) {
+  return f(caf::meta::type_name("replica_report"), x.shard, x.node, x.role, x.leader, x.term,
+           x.commit_index, x.applied_index, x.last_index, x.voters, x.match);
+}
+
+} // namespace shoal::cluster
+
 namespace shoal::remote {
 
-/// Membership → a peer's gateway: "are you there?"; the gateway answers with the same atom.
+/// Membership → a peer's gateway: "are you there?"; the gateway answers with the same atom
+/// and its node's replica_reports.
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 /// Dialer → acceptor: "your proof was wrong; I will not serve you" (for the acceptor's log).
 using refuse_atom = caf::atom_constant<caf::atom("refuse")>;
@@ -49,6 +60,11 @@ typename Inspector::result_type inspect(Inspector& f, auth_ack& x) {
   return f(caf::meta::type_name("auth_ack"), x.refusal);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replica_reports& x) {
+  return f(caf::meta::type_name("replica_reports"), x.reports);
+}
+
 } // namespace shoal::remote
 
 CAF_BEGIN_TYPE_ID_BLOCK(shoal_remote, caf::id_block::shoal::end)
@@ -56,4 +72,5 @@ CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::hello))
 CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::hello_ack))
 CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::auth))
 CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::auth_ack))
+CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::replica_reports))
 CAF_END_TYPE_ID_BLOCK(shoal_remote)

@@ -64,6 +64,8 @@ core::result<void> group::start() {
                  "starting shard " + std::to_string(cfg_.shard)
                    + "'s group: " + raft_errmsg(raft_.get())};
   replica_ = std::make_unique<replica>(raft_.get());
+  io_->count_into(cfg_.counted);
+  machine_->count_into(cfg_.counted);
   started_ = true;
   return core::ok();
 }
@@ -84,6 +86,53 @@ void group::close(std::function<void()> closed) {
     auto done = std::move(g->closed_);
     done();
   });
+}
+
+cluster::replica_role group::role() const noexcept {
+  if (!started_) return cluster::replica_role::unavailable;
+  switch (raft_state(raft_.get())) {
+  case RAFT_FOLLOWER:
+    return cluster::replica_role::follower;
+  case RAFT_CANDIDATE:
+    return cluster::replica_role::candidate;
+  case RAFT_LEADER:
+    return cluster::replica_role::leader;
+  default:
+    return cluster::replica_role::unavailable;
+  }
+}
+
+std::uint64_t group::term() const noexcept {
+  return started_ ? raft_->current_term : 0;
+}
+
+cluster::replica_report group::report() const {
+  cluster::replica_report out;
+  out.shard = cfg_.shard;
+  for (const auto& m : cfg_.voters) {
+    if (m.id == cfg_.self) out.node = m.address;
+    out.voters.push_back(m.address);
+  }
+  out.role = role();
+  if (!started_) return out;
+  auto* r = raft_.get();
+  out.term = r->current_term;
+  out.commit_index = r->commit_index;
+  out.applied_index = raft_last_applied(r);
+  out.last_index = raft_last_index(r);
+  raft_id leader = 0;
+  const char* address = nullptr;
+  raft_leader(r, &leader, &address);
+  if (leader != 0 && address != nullptr) out.leader = address;
+  if (out.role != cluster::replica_role::leader) return out;
+  // libraft keeps one progress entry per server of its configuration, in its order.
+  out.match.assign(out.voters.size(), 0);
+  for (unsigned i = 0; i < r->configuration.n; ++i) {
+    const auto id = r->configuration.servers[i].id;
+    for (std::size_t v = 0; v < cfg_.voters.size(); ++v)
+      if (cfg_.voters[v].id == id) out.match[v] = r->leader_state.progress[i].match_index;
+  }
+  return out;
 }
 
 void group::deliver(std::string_view bytes) {

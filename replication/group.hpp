@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/replicas.hpp"
 #include "core/result.hpp"
 #include "replication/group_io.hpp"
 #include "storage/store.hpp"
@@ -27,6 +28,7 @@ class log_store;
 class io_guard;
 class state_machine;
 class replica;
+struct metrics;
 
 /// A voter of the group: its server id (1-based, the same on every replica) and its
 /// address (what the transport sends to: the node's id).
@@ -42,6 +44,7 @@ struct group_config {
   bool sync_applies = false;           ///< fsync every applied entry (storage.sync)
   unsigned election_timeout_ms = 1000; ///< libraft randomizes it further (×1..2)
   unsigned heartbeat_timeout_ms = 100;
+  metrics* counted = nullptr; ///< the node's replication metrics; may be null
 };
 
 class group {
@@ -80,6 +83,15 @@ public:
   bool started() const noexcept {
     return started_;
   }
+
+  /// How this replica stands (for the cluster view): its role, the leader it follows,
+  /// term, commit, applied and last index, the voters by node, and on a leader each
+  /// voter's last replicated entry. An unstarted group reports itself unavailable.
+  cluster::replica_report report() const;
+
+  /// This replica's role now (cheap: what the host checks after every message).
+  cluster::replica_role role() const noexcept;
+  std::uint64_t term() const noexcept;
 
 private:
   storage::store& store_;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "replication/group_io.hpp"
 
+#include "replication/metrics.hpp"
+
 #include <cstring>
 #include <list>
 #include <random>
@@ -33,6 +35,7 @@ struct group_io::state {
   bool failed = false;
   std::mt19937_64 rng;
   std::uint64_t dropped = 0;
+  metrics* counted = nullptr;
   std::list<std::shared_ptr<pending_request>> pending;
   /// False once the io is gone: what the host runs later checks it first.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
@@ -274,6 +277,8 @@ int m_send(raft_io* io, raft_io_send* req, const raft_message* message, raft_io_
   raft_message mine = *message; // from us, to message->server_id
   mine.server_id = s.id;
   mine.server_address = s.address.c_str();
+  if (s.counted != nullptr && message->type == RAFT_IO_INSTALL_SNAPSHOT)
+    s.counted->snapshot_bytes_sent.inc(message->install_snapshot.data.len);
   s.host.send(message->server_id, message->server_address, encode_message(mine));
   req->cb = cb;
   post(s, [req, cb] {
@@ -392,6 +397,10 @@ void group_io::deliver(std::string_view bytes) {
   // libraft takes what the message owns (entries, configuration, data); the address is
   // only read during the call.
   s.recv(&s.io, &(*decoded)->msg);
+}
+
+void group_io::count_into(metrics* m) noexcept {
+  s_->counted = m;
 }
 
 std::uint64_t group_io::dropped() const noexcept {

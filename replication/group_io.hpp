@@ -20,6 +20,8 @@ struct raft_io;
 
 namespace shoal::replication {
 
+struct metrics;
+
 /// What the host provides. Every function is called on the group's thread and must not
 /// call back into the io before returning (post() exists for "later").
 struct io_host {
@@ -55,6 +57,9 @@ public:
   void deliver(std::string_view bytes);
 
   std::uint64_t dropped() const noexcept;
+
+  /// Where it counts the snapshot bytes it sends; may be null (the default).
+  void count_into(metrics* m) noexcept;
 
   /// Whether an fsync failed. The io then takes no more writes (appends, truncations,
   /// snapshots, term and vote fail with RAFT_IOERR): libraft believes the failed appends

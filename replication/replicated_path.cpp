@@ -2,6 +2,8 @@
 #include "replication/replicated_path.hpp"
 
 #include <optional>
+
+#include "replication/metrics.hpp"
 #include <utility>
 
 namespace shoal::replication {
@@ -9,8 +11,9 @@ namespace shoal::replication {
 using core::errc;
 using core::error;
 
-replicated_path::replicated_path(replica& rep, storage::shard_store& shard)
-    : rep_(rep), overlay_(shard), self_(std::make_shared<replicated_path*>(this)) {}
+replicated_path::replicated_path(replica& rep, storage::shard_store& shard, metrics* counted)
+    : rep_(rep), overlay_(shard), counted_(counted),
+      self_(std::make_shared<replicated_path*>(this)) {}
 
 replicated_path::~replicated_path() {
   stop();
@@ -46,17 +49,21 @@ core::result<void> replicated_path::commit(storage::write_batch&& batch, shard::
   if (index == 0) return c->refused ? *c->refused : error{errc::internal, "nothing was proposed"};
   c->index = index;
   overlay_.add(index, batch);
-  writes_.emplace(index, std::move(done));
+  writes_.emplace(index, write{std::move(done), std::chrono::steady_clock::now()});
   return core::ok();
 }
 
 void replicated_path::finished(std::uint64_t index, core::result<void> r) {
   auto it = writes_.find(index);
   if (it == writes_.end()) return; // stop() answered it
-  auto done = std::move(it->second);
+  auto done = std::move(it->second.done);
+  const auto proposed = it->second.proposed;
   writes_.erase(it);
   if (r) {
     overlay_.applied(index);
+    if (counted_ != nullptr)
+      counted_->commit_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - proposed).count());
   } else {
     // Leadership was lost: every later proposal fails too, and none of them is ours to
     // show any more.
@@ -100,10 +107,10 @@ void replicated_path::stop() {
   auto writes = std::move(writes_);
   writes_.clear();
   overlay_.clear();
-  for (auto& [index, done] : writes)
-    if (done)
-      done(error{errc::outcome_unknown,
-                 "the shard stopped before the write was committed: it may still be"});
+  for (auto& [index, w] : writes)
+    if (w.done)
+      w.done(error{errc::outcome_unknown,
+                   "the shard stopped before the write was committed: it may still be"});
 }
 
 } // namespace shoal::replication

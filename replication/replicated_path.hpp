@@ -21,6 +21,7 @@
 // outcome_unknown (a new leader may still commit it) and the overlay empties; what the
 // modules remembered of the shard is theirs to rebuild (the host recreates them).
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -32,11 +33,14 @@
 
 namespace shoal::replication {
 
+struct metrics;
+
 class replicated_path final : public shard::commit_path {
 public:
   /// `rep` and `shard` (the shard's applied state, which the state machine writes)
-  /// must outlive the path.
-  replicated_path(replica& rep, storage::shard_store& shard);
+  /// must outlive the path; so must `counted` (the node's metrics: commit latency), which
+  /// may be null.
+  replicated_path(replica& rep, storage::shard_store& shard, metrics* counted = nullptr);
   /// stop().
   ~replicated_path() override;
   replicated_path(const replicated_path&) = delete;
@@ -90,7 +94,12 @@ private:
 
   replica& rep_;
   overlay_store overlay_;
-  std::map<std::uint64_t, shard::commit_done> writes_; ///< by log index
+  struct write {
+    shard::commit_done done;
+    std::chrono::steady_clock::time_point proposed;
+  };
+  std::map<std::uint64_t, write> writes_; ///< by log index
+  metrics* counted_;
   bool stopped_ = false;
   std::uint64_t ready_term_ = 0;  ///< the term whose barrier was applied here
   std::uint64_t catching_up_ = 0; ///< the term whose barrier is in flight

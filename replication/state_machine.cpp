@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "replication/state_machine.hpp"
 
+#include "replication/metrics.hpp"
+
 #include "replication/raft_c.hpp"
 
 #include <cstring>
@@ -99,6 +101,7 @@ state_machine::state_machine(storage::shard_store& shard, bool sync)
     if (!r) {
       return to_raft(r.error());
     }
+    if (sm.metrics_ != nullptr) sm.metrics_->snapshot_bytes_installed.inc(buf->len);
     raft_free(buf->base); // on success the buffer is ours (libraft's snapshotRestore)
     return 0;
   };

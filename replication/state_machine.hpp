@@ -23,6 +23,8 @@ struct raft_fsm;
 
 namespace shoal::replication {
 
+struct metrics;
+
 /// Where a replicated shard keeps the index of the last entry it applied (8 bytes, big
 /// endian). 'r' is no module's key prefix (docs/architecture.md lists them).
 inline constexpr std::string_view applied_key = "r.applied";
@@ -64,6 +66,11 @@ public:
     return last_error_;
   }
 
+  /// Where it counts the snapshot bytes it installs; may be null (the default).
+  void count_into(metrics* m) noexcept {
+    metrics_ = m;
+  }
+
 private:
   core::result<void> remember(core::result<void> r);
 
@@ -73,6 +80,7 @@ private:
   raft* raft_ = nullptr;
   std::unique_ptr<raft_fsm> fsm_;
   std::string last_error_;
+  metrics* metrics_ = nullptr;
 };
 
 /// The applied index a shard holds (0 when it never applied one).

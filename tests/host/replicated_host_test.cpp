@@ -21,6 +21,8 @@
 #include <gtest/gtest.h>
 
 #include "documents/documents.hpp"
+#include "cluster/replicas.hpp"
+#include "replication/metrics.hpp"
 #include "replication/state_machine.hpp"
 #include "storage/memory_store.hpp"
 #include "tests/support/doc_requests.hpp"
@@ -70,6 +72,8 @@ protected:
       const auto j = static_cast<unsigned>(to - 1);
       if (j < replicas && (*r)[i] && (*r)[j]) host::deliver_raft((*h)[j], std::move(bytes));
     };
+    rc.board = &boards[i];
+    rc.group.counted = &counted[i];
     cfg.replication = std::move(rc);
     (*handles)[i] = host::spawn_shard_host(sys, std::move(cfg));
     up[i] = true;
@@ -130,6 +134,9 @@ protected:
     std::make_shared<std::vector<protocol::shard_actor>>();
   std::shared_ptr<std::vector<bool>> reachable = std::make_shared<std::vector<bool>>();
   bool up[replicas] = {false, false, false};
+  /// Each replica's node: its replica board (one shard) and its replication metrics.
+  std::vector<cluster::replica_board> boards{replicas, cluster::replica_board{1}};
+  replication::metrics counted[replicas];
 };
 
 // Verifies nothing is served before an election: a request is refused with not_leader
@@ -169,6 +176,63 @@ TEST_F(ReplicatedHostTest, OneReplicaServesAndTheOthersNameIt) {
   pass(milliseconds(200)); // heartbeats carry the commit index to the followers
   for (unsigned i = 0; i < replicas; ++i)
     EXPECT_EQ(applied_version(i, "a"), 1u) << "replica " << i;
+}
+
+// Verifies every replica reports how it stands to its node's board: the leader its role,
+// term, indexes and each follower's progress; the followers the leader they follow. The
+// leader counted one leadership and timed its commit; after the leader stops, its
+// successor reports a higher term and counted its election.
+TEST_F(ReplicatedHostTest, EveryReplicaReportsItsRoleAndTheLeaderCountsItsLeadership) {
+  for (unsigned i = 0; i < replicas; ++i)
+    start(i);
+  auto leader = wait_leader();
+  ASSERT_TRUE(leader);
+  const unsigned l = *leader;
+  const std::string name = "n" + std::to_string(l + 1);
+  auto w = call((*handles)[l], docs::put("c", "a", "1"));
+  ASSERT_TRUE(w.ok()) << w.error().to_string();
+  pass(milliseconds(200)); // followers learn the commit; every replica ticks and reports
+  auto lead = boards[l].read(0);
+  ASSERT_NE(lead, nullptr);
+  EXPECT_EQ(lead->role, cluster::replica_role::leader);
+  EXPECT_EQ(lead->node, name);
+  EXPECT_EQ(lead->leader, name);
+  EXPECT_GE(lead->term, 1u);
+  EXPECT_GE(lead->commit_index, 2u); // the new leader's barrier, then the write
+  EXPECT_EQ(lead->applied_index, lead->commit_index);
+  EXPECT_EQ(lead->last_index, lead->commit_index);
+  EXPECT_EQ(lead->voters, (std::vector<std::string>{"n1", "n2", "n3"}));
+  ASSERT_EQ(lead->match.size(), 3u);
+  for (unsigned i = 0; i < replicas; ++i) {
+    if (i == l) continue;
+    EXPECT_EQ(lead->match[i], lead->last_index) << "follower " << i;
+  }
+  for (unsigned i = 0; i < replicas; ++i) {
+    if (i == l) continue;
+    auto f = boards[i].read(0);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->role, cluster::replica_role::follower);
+    EXPECT_EQ(f->leader, name);
+    EXPECT_EQ(f->term, lead->term);
+    EXPECT_EQ(f->applied_index, lead->commit_index);
+    EXPECT_TRUE(f->match.empty());
+    EXPECT_EQ(counted[i].leader_changes.value(), 0u);
+  }
+  EXPECT_EQ(counted[l].leader_changes.value(), 1u);
+  EXPECT_GE(counted[l].elections.value(), 1u);
+  EXPECT_GE(counted[l].commit_seconds.collect().count, 1u);
+
+  const auto first_term = lead->term;
+  stop(l);
+  auto next = wait_leader();
+  ASSERT_TRUE(next);
+  pass(milliseconds(100));
+  auto after = boards[*next].read(0);
+  ASSERT_NE(after, nullptr);
+  EXPECT_EQ(after->role, cluster::replica_role::leader);
+  EXPECT_GT(after->term, first_term);
+  EXPECT_EQ(counted[*next].leader_changes.value(), 1u);
+  EXPECT_GE(counted[*next].elections.value(), 1u);
 }
 
 // Verifies that when the leader's host stops (closing libraft, then exiting), another

@@ -408,7 +408,49 @@ TEST(ClusterRouteTest, RendersTheView) {
   EXPECT_EQ(v.at("shards").at("count").as_int64(), 3);
   EXPECT_EQ(v.at("shards").at("owners").at("0").as_string(), "n2");
   EXPECT_EQ(v.at("shards").at("owners").at("2").as_string(), "n3");
+  EXPECT_FALSE(v.at("shards").as_object().contains("replicas"));
   EXPECT_TRUE(edge.shards.log.empty());
+}
+
+// Verifies that replicated shards show their groups, and a shard without a leader has
+// a null owner; a view without groups has no `replicas` (above: not asserted there).
+TEST(ClusterRouteTest, RendersReplicatedShardsWithLeaderTermCommitAndLag) {
+  auto view = std::make_shared<cluster::cluster_view>();
+  view->self = "n1";
+  view->ready = true;
+  view->shard_owners = {"n2", ""};
+  cluster::shard_replicas led;
+  led.leader = "n2";
+  led.voters = {"n1", "n2", "n3"};
+  led.term = 7;
+  led.commit_index = 1234;
+  led.applied_index = 1233;
+  led.followers = {{"n1", 0}, {"n3", 12}};
+  cluster::shard_replicas electing;
+  electing.voters = {"n1", "n2", "n3"};
+  electing.term = 9;
+  electing.commit_index = 40;
+  view->replicas = {led, electing};
+  shoal::testing::edge_harness edge;
+  edge.env.cluster_view = [view] { return view; };
+  auto r = edge.go(request{bhttp::verb::get, "/v1/cluster", 11});
+  ASSERT_TRUE(std::holds_alternative<response>(r.outcome));
+  auto v = boost::json::parse(std::get<response>(r.outcome).body()).as_object();
+  const auto& shards = v.at("shards").as_object();
+  EXPECT_EQ(shards.at("owners").at("0").as_string(), "n2");
+  EXPECT_TRUE(shards.at("owners").at("1").is_null());
+  const auto& g0 = shards.at("replicas").at("0").as_object();
+  EXPECT_EQ(g0.at("leader").as_string(), "n2");
+  EXPECT_EQ(boost::json::serialize(g0.at("voters")), R"(["n1","n2","n3"])");
+  EXPECT_EQ(g0.at("term").as_int64(), 7);
+  EXPECT_EQ(g0.at("commit_index").as_int64(), 1234);
+  EXPECT_EQ(g0.at("applied_index").as_int64(), 1233);
+  EXPECT_EQ(g0.at("follower_lag").at("n3").as_int64(), 12);
+  EXPECT_EQ(g0.at("follower_lag").at("n1").as_int64(), 0);
+  const auto& g1 = shards.at("replicas").at("1").as_object();
+  EXPECT_TRUE(g1.at("leader").is_null());
+  EXPECT_EQ(g1.at("term").as_int64(), 9);
+  EXPECT_TRUE(g1.at("follower_lag").as_object().empty());
 }
 
 // Verifies /v1/cluster without a view yet is 503, and only GET/HEAD are allowed.

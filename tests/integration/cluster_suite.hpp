@@ -32,6 +32,7 @@
 
 #include <signal.h>
 
+#include "cluster/ownership.hpp"
 #include "cluster/shard_map.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/ports.hpp"
@@ -190,6 +191,19 @@ protected:
     return log;
   }
 
+  /// The logs of every run of member `id` so far, oldest first.
+  std::vector<std::string> logs_of(const std::string& id) const {
+    std::vector<std::string> out;
+    const auto mine = [&](const shoal_process& p) {
+      return p.log_file().filename().string().rfind(id + "-", 0) == 0;
+    };
+    for (const auto& p : retired_)
+      if (mine(*p)) out.push_back(p->log());
+    if (auto it = nodes_.find(id); it != nodes_.end() && it->second)
+      out.push_back(it->second->log());
+    return out;
+  }
+
   void dump_logs() {
     for (const auto& node : retired_)
       std::fprintf(stderr, "--- %s (earlier run) ---\n%s\n", node->log_file().c_str(),
@@ -322,6 +336,16 @@ protected:
     const auto& owners = v.at("shards").at("owners").as_object();
     for (std::uint32_t s = 0; s < shard_count; ++s)
       owners_[s] = std::string(owners.at(std::to_string(s)).as_string());
+  }
+
+  /// Takes the shard owners from the rendezvous order (cluster::ownership) instead of a
+  /// view: with replicated shards a view names each shard's current leader, while this
+  /// is its preferred one (the first of its replicas).
+  void load_preferred_owners() {
+    const cluster::ownership preferred{all_ids(), shard_count};
+    owners_.clear();
+    for (std::uint32_t s = 0; s < shard_count; ++s)
+      owners_.push_back(preferred.owner(s));
   }
 
   /// The member owning the shard of (`space`, `id`); `space` is a collection or an actor type.

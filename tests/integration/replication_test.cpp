@@ -6,11 +6,13 @@
 // shards go on serving from the survivors, reads and writes, through every member left;
 // the killed member restarted from its data catches up and serves again; and the history
 // of concurrent clients through a kill -9 and a restart is linearizable.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <string>
@@ -20,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/cluster_suite.hpp"
+#include "tests/support/metrics_text.hpp"
 #include "tests/support/linearizability.hpp"
 
 namespace shoal::test {
@@ -51,6 +54,50 @@ protected:
     return last;
   }
 
+  /// Waits until every one of `observers` names a leader for every shard, the same one,
+  /// and takes those leaders as the owners (`owner_of`, `ids_owned_by`).
+  bool wait_leaders(const std::vector<std::string>& observers,
+                    milliseconds limit = milliseconds(20'000)) {
+    return eventually(limit, [&] {
+      json::value first;
+      for (const auto& observer : observers) {
+        auto v = view(observer);
+        if (!v.is_object()) return false;
+        const auto& owners = v.at("shards").at("owners").as_object();
+        for (const auto& [shard, leader] : owners)
+          if (leader.is_null()) return false;
+        if (first.is_null())
+          first = v;
+        else if (first.at("shards").at("owners") != owners)
+          return false;
+      }
+      load_owners(first);
+      return true;
+    });
+  }
+
+  /// The member that leads the most shards, by the owners loaded last.
+  std::string busiest_leader() const {
+    std::map<std::string, int> led;
+    for (std::uint32_t s = 0; s < shard_count; ++s)
+      ++led[owners_[s]];
+    return std::max_element(led.begin(), led.end(),
+                            [](const auto& a, const auto& b) { return a.second < b.second; })
+      ->first;
+  }
+
+  /// How many lines of `id`'s logs (every run so far) say it took the lead of `shard` in
+  /// `term`.
+  int leadership_lines(const std::string& id, std::uint32_t shard, std::uint64_t term) {
+    const auto line = "shard " + std::to_string(shard) + ": this node is the leader now (term "
+                      + std::to_string(term) + ")";
+    int n = 0;
+    for (const auto& log : logs_of(id))
+      for (auto at = log.find(line); at != std::string::npos; at = log.find(line, at + 1))
+        ++n;
+    return n;
+  }
+
   /// GETs through `via` until it answers 200 or `limit` passes; the last answer.
   std::optional<http_response> get_until_ok(const std::string& via, const std::string& path,
                                             milliseconds limit = milliseconds(15'000)) {
@@ -71,11 +118,15 @@ TEST_F(ReplicationTest, AKilledMemberLosesNoAcknowledgedWriteAndItsShardsServeOn
   for (const auto& id : all_ids())
     ASSERT_TRUE(start_replicated(id));
   ASSERT_TRUE(wait_all_up(all_ids())) << views_text();
-  load_owners(view("n1"));
-  // Documents whose shards n2 owns (the preferred leader of their groups) and others.
-  auto ids = ids_owned_by("n2", "r", "doc", 10);
-  for (const auto& other : ids_owned_by("n3", "r", "other", 5))
-    ids.push_back(other);
+  ASSERT_TRUE(wait_leaders(all_ids())) << views_text();
+  // The victim leads the most shards: documents of shards it leads, and others.
+  const auto victim = busiest_leader();
+  const std::string other = victim == "n1" ? "n2" : "n1";
+  const std::string third = victim == "n3" ? "n2" : "n3";
+  auto ids = ids_owned_by(victim, "r", "doc", 10);
+  for (const auto& more : ids_owned_by(other, "r", "other", 5))
+    ids.push_back(more);
+  auto down_ids = ids_owned_by(victim, "r", "while-down", 5);
   const std::vector<std::string> via{"n1", "n2", "n3"};
   for (std::size_t i = 0; i < ids.size(); ++i) {
     const auto& id = ids[i];
@@ -89,35 +140,136 @@ TEST_F(ReplicationTest, AKilledMemberLosesNoAcknowledgedWriteAndItsShardsServeOn
     EXPECT_EQ(res->body, R"({"i":)" + std::to_string(i) + "}");
   }
 
-  node("n2").kill9();
+  node(victim).kill9();
   const auto killed = clock_type::now();
-  // The groups n2 led elect another leader first: how long until every document is
-  // served again is the failover time.
+  // The groups the victim led elect another leader first: how long until every document
+  // is served again is the failover time.
   for (const auto& id : ids)
-    ASSERT_TRUE(get_until_ok("n1", "/v1/collections/r/docs/" + id));
-  std::printf("[ failover ] every document served again through n1 %lld ms after kill -9\n",
-              static_cast<long long>(since(killed).count()));
+    ASSERT_TRUE(get_until_ok(other, "/v1/collections/r/docs/" + id));
+  std::printf("[ failover ] every document served again through %s %lld ms after kill -9 of "
+              "%s\n",
+              other.c_str(), static_cast<long long>(since(killed).count()), victim.c_str());
   std::fflush(stdout);
-  for (const auto& survivor : {"n1", "n3"}) {
+  for (const auto& survivor : {other, third}) {
     for (std::size_t i = 0; i < ids.size(); ++i) {
       auto res = get_until_ok(survivor, "/v1/collections/r/docs/" + ids[i]);
-      ASSERT_TRUE(res && res->status == 200)
-        << ids[i] << " through " << survivor << " after n2 was killed: " << describe(res);
+      ASSERT_TRUE(res && res->status == 200) << ids[i] << " through " << survivor << " after "
+                                             << victim << " was killed: " << describe(res);
       EXPECT_EQ(res->body, R"({"i":)" + std::to_string(i) + "}");
     }
   }
-  // n2's shards take new writes without it.
-  for (const auto& id : ids_owned_by("n2", "r", "while-down", 5)) {
-    auto res = put_until_ok("n3", "/v1/collections/r/docs/" + id, R"({"down":true})");
+  // The shards it led take new writes without it.
+  for (const auto& id : down_ids) {
+    auto res = put_until_ok(third, "/v1/collections/r/docs/" + id, R"({"down":true})");
     ASSERT_TRUE(res && res->status == 200) << id << ": " << describe(res);
   }
 
-  ASSERT_TRUE(start_replicated("n2"));
+  ASSERT_TRUE(start_replicated(victim));
   ASSERT_TRUE(wait_all_up(all_ids())) << views_text();
-  for (const auto& id : ids_owned_by("n2", "r", "while-down", 5)) {
-    auto res = get_until_ok("n2", "/v1/collections/r/docs/" + id);
-    ASSERT_TRUE(res && res->status == 200) << id << " through the restarted n2: " << describe(res);
+  for (const auto& id : down_ids) {
+    auto res = get_until_ok(victim, "/v1/collections/r/docs/" + id);
+    ASSERT_TRUE(res && res->status == 200)
+      << id << " through the restarted " << victim << ": " << describe(res);
     EXPECT_EQ(res->body, R"({"down":true})");
+  }
+}
+
+// Verifies the cluster view of a replicated cluster: every member names the same leader
+// for every shard (shards.owners and shards.replicas), with its voters, term, commit
+// index and the lag of both followers; a write moves its shard's commit index; the
+// members' metrics count one leader per shard and none missing; after kill -9 of a
+// shard's leader, the survivors name another one in a higher term; and each leadership
+// is logged once, by the new leader.
+TEST_F(ReplicationTest, TheClusterViewNamesEveryShardsLeaderAndFollowsALeaderChange) {
+  for (const auto& id : all_ids())
+    ASSERT_TRUE(start_replicated(id));
+  ASSERT_TRUE(wait_all_up(all_ids())) << views_text();
+  ASSERT_TRUE(wait_leaders(all_ids())) << views_text();
+  const auto key = ids_owned_by(busiest_leader(), "v", "k", 1).at(0);
+  const auto shard = cluster::shard_map{shard_count}.shard_of("v", key);
+  const auto leader = owner_of("v", key);
+  auto group = [&](const std::string& observer, std::uint32_t s) -> json::object {
+    auto v = view(observer);
+    if (!v.is_object()) return {};
+    const auto* g = v.at("shards").at("replicas").as_object().if_contains(std::to_string(s));
+    return g != nullptr && g->is_object() ? g->as_object() : json::object{};
+  };
+  for (const auto& observer : all_ids()) {
+    for (std::uint32_t s = 0; s < shard_count; ++s) {
+      auto g = group(observer, s);
+      ASSERT_FALSE(g.empty()) << observer << " shard " << s << ": " << views_text();
+      EXPECT_EQ(g.at("leader").as_string(), owners_[s]) << observer << " shard " << s;
+      std::vector<std::string> voters;
+      for (const auto& v : g.at("voters").as_array())
+        voters.emplace_back(v.as_string());
+      std::sort(voters.begin(), voters.end());
+      EXPECT_EQ(voters, all_ids()) << observer << " shard " << s;
+      EXPECT_GE(g.at("term").to_number<std::int64_t>(), 1);
+      EXPECT_GE(g.at("commit_index").to_number<std::int64_t>(), 1);
+      const auto& lag = g.at("follower_lag").as_object();
+      EXPECT_EQ(lag.size(), 2u) << observer << " shard " << s;
+      EXPECT_FALSE(lag.contains(owners_[s])) << "the leader is no follower of itself";
+    }
+  }
+  const auto commit_before = group("n1", shard).at("commit_index").to_number<std::int64_t>();
+  auto put = put_until_ok("n1", "/v1/collections/v/docs/" + key, R"({"x":1})");
+  ASSERT_TRUE(put && put->status == 200) << describe(put);
+  EXPECT_TRUE(eventually(milliseconds(5'000),
+                         [&] {
+                           auto g = group("n1", shard);
+                           return !g.empty()
+                                  && g.at("commit_index").to_number<std::int64_t>() > commit_before;
+                         }))
+    << views_text();
+
+  double leaders = 0;
+  for (const auto& id : all_ids()) {
+    auto led = read_metric(http_port(id), "shoal_replication_leaders");
+    ASSERT_TRUE(led) << id;
+    leaders += *led;
+    EXPECT_EQ(read_metric(http_port(id), "shoal_cluster_shards_without_leader"), 0.0) << id;
+    EXPECT_TRUE(read_metric(http_port(id), "shoal_replication_commit_seconds_count")) << id;
+  }
+  EXPECT_EQ(leaders, static_cast<double>(shard_count));
+  EXPECT_GE(read_metric(http_port(leader), "shoal_replication_leader_changes_total").value_or(0),
+            1.0);
+
+  const auto old_term =
+    static_cast<std::uint64_t>(group("n1", shard).at("term").to_number<std::int64_t>());
+  EXPECT_EQ(leadership_lines(leader, shard, old_term), 1) << logs_of(leader).back();
+  node(leader).kill9();
+  std::vector<std::string> survivors;
+  for (const auto& id : all_ids())
+    if (id != leader) survivors.push_back(id);
+  std::string next;
+  std::uint64_t new_term = 0;
+  ASSERT_TRUE(eventually(milliseconds(15'000),
+                         [&] {
+                           std::string seen;
+                           for (const auto& observer : survivors) {
+                             auto g = group(observer, shard);
+                             if (g.empty() || g.at("leader").is_null()) return false;
+                             const std::string named{g.at("leader").as_string()};
+                             if (named == leader || (!seen.empty() && named != seen)) return false;
+                             seen = named;
+                             new_term =
+                               static_cast<std::uint64_t>(g.at("term").to_number<std::int64_t>());
+                             auto owners = view(observer).at("shards").at("owners");
+                             if (owners.at(std::to_string(shard)) != json::value(named))
+                               return false;
+                           }
+                           next = seen;
+                           return true;
+                         }))
+    << views_text();
+  EXPECT_GT(new_term, old_term);
+  // Only the new leader logs the change, once.
+  EXPECT_TRUE(
+    eventually(milliseconds(5'000), [&] { return leadership_lines(next, shard, new_term) == 1; }))
+    << logs_of(next).back();
+  for (const auto& id : all_ids()) {
+    if (id == next) continue;
+    EXPECT_EQ(leadership_lines(id, shard, new_term), 0) << id;
   }
 }
 
@@ -130,7 +282,7 @@ TEST_F(ReplicationTest, HistoriesThroughAKillAndARestartAreLinearizable) {
   for (const auto& id : all_ids())
     ASSERT_TRUE(start_replicated(id));
   ASSERT_TRUE(wait_all_up(all_ids())) << views_text();
-  load_owners(view("n1"));
+  load_preferred_owners();
   const std::vector<std::string> keys{ids_owned_by("n1", "h", "k", 1).at(0),
                                       ids_owned_by("n2", "h", "k", 1).at(0),
                                       ids_owned_by("n3", "h", "k", 1).at(0)};
