@@ -427,6 +427,15 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     };
     env.write_problem = [&store] { return store->write_problem(); };
     env.cluster_view = [&board] { return board.read(); };
+    if (replication_factor > 1)
+      env.replica_digest = [&shards](std::uint32_t shard,
+                                     core::reply_to<cluster::replica_digest> to) {
+        if (shard >= shards.replicas.size() || !shards.replicas[shard])
+          return to.deliver(
+            core::error{core::errc::not_found, "no_replica",
+                        "this node holds no replica of shard " + std::to_string(shard)});
+        host::ask_digest(shards.replicas[shard], std::move(to));
+      };
     env.metrics_text = [&collectors] { return collectors.render(); };
     env.on_drain = [&broker] { workers::drain_broker(broker); };
     env.actor_call_timeout_ms = settings.actors.call_timeout_ms;

@@ -33,6 +33,16 @@ struct replica_report {
 
 bool operator==(const replica_report& a, const replica_report& b) noexcept;
 
+/// What one replica's applied state is, to compare replicas of a shard: at the same
+/// applied index, replicas that agree have the same key count and checksum.
+struct replica_digest {
+  std::uint32_t shard = 0;
+  std::string node;
+  std::uint64_t applied_index = 0; ///< the last entry whose batch the shard holds
+  std::uint64_t keys = 0;
+  std::uint64_t checksum = 0; ///< XXH64 over every key and value, in key order
+};
+
 /// A shard's group as one node sees it, merged from every report it has.
 struct shard_replicas {
   std::string leader; ///< empty: no leader known

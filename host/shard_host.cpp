@@ -20,6 +20,7 @@
 #include "protocol/errors.hpp"
 #include "replication/metrics.hpp"
 #include "replication/replica.hpp"
+#include "replication/state_machine.hpp"
 #include "replication/replicated_path.hpp"
 #include "shard/host_context.hpp"
 #include "storage/store.hpp"
@@ -39,10 +40,13 @@ using raft_msg_atom = caf::atom_constant<caf::atom("raft_msg")>;
 using raft_tick_atom = caf::atom_constant<caf::atom("raft_tick")>;
 /// Work the group's io posted for later.
 using raft_post_atom = caf::atom_constant<caf::atom("raft_post")>;
+/// An admin read of this replica's digest (ask_digest).
+using digest_atom = caf::atom_constant<caf::atom("digest")>;
 
 using host_actor = protocol::shard_actor::extend<
   caf::reacts_to<tick_atom>, caf::reacts_to<step_atom>, caf::reacts_to<raft_msg_atom, std::string>,
-  caf::reacts_to<raft_tick_atom, std::uint64_t>, caf::reacts_to<raft_post_atom>>;
+  caf::reacts_to<raft_tick_atom, std::uint64_t>, caf::reacts_to<raft_post_atom>,
+  caf::reacts_to<digest_atom, core::reply_to<cluster::replica_digest>>>;
 
 struct host_state;
 using host_pointer = host_actor::stateful_pointer<host_state>;
@@ -465,6 +469,25 @@ host_actor::behavior_type behavior(host_pointer self, core::type_list<Rs...>) {
       after_message(self);
       publish_report(self); // commit and applied indexes move without a change of role
     },
+    [self](digest_atom, core::reply_to<cluster::replica_digest>& to) {
+      auto& st = self->state;
+      auto& r = st.raft;
+      if (!r.group || !r.group->started())
+        return to.deliver(st.raft.broken
+                            ? *st.raft.broken
+                            : core::error{core::errc::shard_unavailable,
+                                          "this node's replica of shard "
+                                            + std::to_string(st.cfg.index) + " is not running"});
+      auto d = r.group->machine().digest();
+      if (!d) return to.deliver(std::move(d).error());
+      cluster::replica_digest out;
+      out.shard = st.cfg.index;
+      out.node = r.group->report().node;
+      out.applied_index = d->applied_index;
+      out.keys = d->keys;
+      out.checksum = d->checksum;
+      to.deliver(std::move(out));
+    },
     [self](raft_post_atom) {
       auto& r = self->state.raft;
       r.post_pending = false;
@@ -491,6 +514,10 @@ host_actor::behavior_type host_impl(host_pointer self, host_config cfg) {
 }
 
 } // namespace
+
+void ask_digest(const protocol::shard_actor& host, core::reply_to<cluster::replica_digest> to) {
+  caf::anon_send(caf::actor_cast<caf::actor>(host), digest_atom::value, std::move(to));
+}
 
 void deliver_raft(const protocol::shard_actor& host, std::string bytes) {
   caf::anon_send(caf::actor_cast<caf::actor>(host), raft_msg_atom::value, std::move(bytes));

@@ -79,6 +79,12 @@ struct host_config {
 /// docs/architecture.md "The middle".
 protocol::shard_actor spawn_shard_host(caf::actor_system& sys, host_config cfg);
 
+/// Asks the replicated shard host `host` for its replica's digest (applied index, key
+/// count, checksum: cluster::replica_digest), whether it leads or not; `to` gets it, or
+/// 503 shard_unavailable when the replica is not running. It reads the whole shard on
+/// the host's thread: an admin read for comparing replicas, not for a hot path.
+void ask_digest(const protocol::shard_actor& host, core::reply_to<cluster::replica_digest> to);
+
 /// Hands a message of the shard's group, sent by another replica, to `host`.
 void deliver_raft(const protocol::shard_actor& host, std::string bytes);
 

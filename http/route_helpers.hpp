@@ -91,6 +91,9 @@ response render(core::result<T>&& r, unsigned version, Ok&& ok) {
 /// GET, HEAD, PUT, PATCH, DELETE /v1/collections/{c}/docs/{id} (document_routes.cpp).
 routed route_document(exchange& ex, std::string_view collection, std::string_view id);
 
+/// GET, HEAD /v1/admin/replicas/{shard} (admin_routes.cpp).
+routed route_replica(exchange& ex, std::string_view shard);
+
 /// POST /v1/actors/{type}/{id}/method/{method} (actor_routes.cpp).
 routed route_actor(exchange& ex, std::string_view type, std::string_view id,
                    std::string_view method);

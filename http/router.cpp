@@ -184,6 +184,7 @@ const char* route_label(route_id r) noexcept {
     "/v1/collections/{c}/indexes/{field}",
     "/v1/collections/{c}/query",
     "/v1/collections/{c}/changes",
+    "/v1/admin/replicas/{shard}",
     "unknown"};
   return labels[static_cast<std::size_t>(r)];
 }
@@ -326,6 +327,7 @@ routed route(exchange& ex) {
     if (s[1] == "queues" && s[3] == "jobs") return detail::route_enqueue(ex, s[2]);
     if (s[1] == "queues" && s[3] == "lease") return detail::route_lease(ex, s[2]);
     if (s[1] == "jobs") return detail::route_job_action(ex, s[2], s[3]);
+    if (s[1] == "admin" && s[2] == "replicas") return detail::route_replica(ex, s[3]);
     if (s[1] == "collections" && s[3] == "indexes") return detail::route_index_list(ex, s[2]);
     if (s[1] == "collections" && s[3] == "query") return detail::route_query(ex, s[2]);
     if (s[1] == "collections" && s[3] == "changes") return detail::route_changes(ex, s[2]);

@@ -40,14 +40,15 @@ enum class route_id : std::uint8_t {
   index,       ///< /v1/collections/{c}/indexes/{field}
   query,       ///< POST /v1/collections/{c}/query
   changes,     ///< GET /v1/collections/{c}/changes (a Server-Sent Events stream)
+  replica,     ///< GET /v1/admin/replicas/{shard}: this node's replica's digest
   unknown
 };
-inline constexpr std::size_t route_count = 17;
+inline constexpr std::size_t route_count = 18;
 const char* route_label(route_id r) noexcept;
 
 /// What the routes need from the node besides the shards.
 struct route_env {
-  std::function<bool()> ready;               ///< /readyz: storage open and not draining
+  std::function<bool()> ready; ///< /readyz: storage open and not draining
   /// Why the store cannot write now (empty when it can): /readyz answers 503 with it, so
   /// a load balancer sends writes elsewhere. Null: never.
   std::function<std::string()> write_problem;
@@ -57,6 +58,10 @@ struct route_env {
   std::function<void()> on_drain;
   /// /v1/cluster: the latest view of the members (null: the route answers 503).
   std::function<std::shared_ptr<const cluster::cluster_view>()> cluster_view;
+  /// /v1/admin/replicas/{shard}: asks this node's replica of the shard for its digest
+  /// (404 when null: no replicated shards; the function answers 404 itself for a shard
+  /// this node holds no replica of).
+  std::function<void(std::uint32_t shard, core::reply_to<cluster::replica_digest>)> replica_digest;
   /// http.request_timeout_ms: then 504 (the server sets it from its settings).
   std::uint64_t request_timeout_ms = 5000;
   std::uint32_t actor_call_timeout_ms = 5000;      ///< actors.call_timeout_ms: then 504

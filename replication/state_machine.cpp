@@ -6,6 +6,9 @@
 #include "replication/raft_c.hpp"
 
 #include <cstring>
+#include <memory>
+
+#include <xxhash.h>
 
 #include "replication/entry.hpp"
 
@@ -157,6 +160,30 @@ core::result<std::string> state_machine::snapshot(std::uint64_t index) {
     return std::move(scanned).error();
   }
   return encode_snapshot(image);
+}
+
+core::result<state_machine::digest_value> state_machine::digest() {
+  digest_value out;
+  out.applied_index = applied_;
+  std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> hash{XXH64_createState(),
+                                                                  &XXH64_freeState};
+  if (!hash) return core::error{core::errc::internal, "no memory for a digest"};
+  XXH64_reset(hash.get(), 0);
+  auto feed = [&](std::string_view bytes) {
+    const std::uint64_t n = bytes.size();
+    XXH64_update(hash.get(), &n, sizeof n);
+    XXH64_update(hash.get(), bytes.data(), bytes.size());
+  };
+  auto view = shard_.snapshot();
+  auto scanned = view->scan({}, {}, false, [&](std::string_view key, std::string_view value) {
+    feed(key);
+    feed(value);
+    ++out.keys;
+    return true;
+  });
+  if (!scanned) return std::move(scanned).error();
+  out.checksum = XXH64_digest(hash.get());
+  return out;
 }
 
 core::result<void> state_machine::restore(std::string_view snapshot) {

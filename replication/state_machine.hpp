@@ -61,6 +61,16 @@ public:
   /// far already (libraft restores the last snapshot on every start; the shard kept it).
   core::result<void> restore(std::string_view snapshot);
 
+  /// The shard's applied state in short: applied(), its key count and an XXH64 over
+  /// every key and value in key order (lengths included, so no two keyspaces collide by
+  /// concatenation). Reads the whole shard: an admin read, not a hot path.
+  struct digest_value {
+    std::uint64_t applied_index = 0;
+    std::uint64_t keys = 0;
+    std::uint64_t checksum = 0;
+  };
+  core::result<digest_value> digest();
+
   /// The last error apply or restore returned, for the host's report (empty when none).
   const std::string& last_error() const noexcept {
     return last_error_;

@@ -3,7 +3,8 @@
 # Installs the Debian 12 packages Shoal needs, and only those that are missing.
 # Idempotent; with everything present it only asks dpkg and returns in well under a second.
 #   scripts/setup.sh           build + test dependencies
-#   scripts/setup.sh --bench   also wrk, nginx-light and util-linux (taskset) for benchmarks
+#   scripts/setup.sh --bench   also wrk, nginx-light, util-linux (taskset) and xxhash
+#                              (xxhsum) for benchmarks
 set -euo pipefail
 
 packages=(
@@ -27,7 +28,7 @@ packages=(
 
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(wrk nginx-light util-linux) ;;
+    --bench) packages+=(wrk nginx-light util-linux xxhash) ;;
     -h|--help) sed -n '3,6p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac

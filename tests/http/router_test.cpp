@@ -453,6 +453,39 @@ TEST(ClusterRouteTest, RendersReplicatedShardsWithLeaderTermCommitAndLag) {
   EXPECT_TRUE(g1.at("follower_lag").as_object().empty());
 }
 
+// Verifies GET /v1/admin/replicas/{shard} asks the node's replica of that shard and
+// renders its digest; a bad shard is 400, a node without replicas 404, a replica's
+// refusal its own status, and only GET/HEAD are taken.
+TEST(ReplicaRouteTest, AsksTheLocalReplicaAndRendersItsDigest) {
+  shoal::testing::edge_harness edge{4};
+  auto status_of = [&](bhttp::verb verb, const std::string& target) {
+    return edge.response(edge.go(request{verb, target, 11})).result();
+  };
+  EXPECT_EQ(status_of(bhttp::verb::get, "/v1/admin/replicas/1"), bhttp::status::not_found);
+  std::vector<std::uint32_t> asked;
+  edge.env.replica_digest = [&](std::uint32_t shard, core::reply_to<cluster::replica_digest> to) {
+    asked.push_back(shard);
+    if (shard == 3)
+      return to.deliver(core::error{core::errc::shard_unavailable, "the replica is not running"});
+    to.deliver(cluster::replica_digest{shard, "n2", 41, 7, 0xabcdef0123456789ull});
+  };
+  EXPECT_EQ(status_of(bhttp::verb::get, "/v1/admin/replicas/4"), bhttp::status::bad_request);
+  EXPECT_EQ(status_of(bhttp::verb::get, "/v1/admin/replicas/x1"), bhttp::status::bad_request);
+  EXPECT_EQ(status_of(bhttp::verb::get, "/v1/admin/replicas/-1"), bhttp::status::bad_request);
+  EXPECT_EQ(status_of(bhttp::verb::put, "/v1/admin/replicas/1"), bhttp::status::method_not_allowed);
+  EXPECT_TRUE(asked.empty());
+  auto r = edge.go(request{bhttp::verb::get, "/v1/admin/replicas/2", 11});
+  EXPECT_EQ(r.route, route_id::replica);
+  auto res = edge.response(r);
+  ASSERT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(boost::json::parse(res.body()),
+            boost::json::parse(R"({"shard":2,"node":"n2","applied_index":41,"keys":7,)"
+                               R"("checksum":"abcdef0123456789"})"));
+  EXPECT_EQ(status_of(bhttp::verb::get, "/v1/admin/replicas/3"),
+            bhttp::status::service_unavailable);
+  EXPECT_EQ(asked, (std::vector<std::uint32_t>{2, 3}));
+}
+
 // Verifies /v1/cluster without a view yet is 503, and only GET/HEAD are allowed.
 TEST(ClusterRouteTest, NoViewIsNotReadyAndWritesAreRefused) {
   shoal::testing::edge_harness edge;

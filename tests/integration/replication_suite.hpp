@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The fixture of the replicated-shard suites (replication_test.cpp,
+// replication_cycles_test.cpp): three shoal processes with cluster.replication_factor = 3
+// and helpers that find leaders, retry through elections and read the members' logs.
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tests/integration/cluster_suite.hpp"
+
+namespace shoal::test {
+
+inline const std::vector<std::string> three_copies{"cluster.replication_factor=3"};
+
+class ReplicationTest : public cluster_suite {
+protected:
+  explicit ReplicationTest(const char* name = "shoal-replication") : cluster_suite(name, {}) {}
+
+  bool start_replicated(const std::string& id) {
+    return start(id, {}, three_copies);
+  }
+
+  /// PUTs through `via` until it is acknowledged (a group still electing answers 503) or
+  /// `limit` passes; the last answer.
+  std::optional<http_response> put_until_ok(const std::string& via, const std::string& path,
+                                            const std::string& body,
+                                            milliseconds limit = milliseconds(15'000)) {
+    std::optional<http_response> last;
+    eventually(limit, [&] {
+      http_client client{http_port(via), 5s};
+      last = client.try_request("PUT", path, body, json_type);
+      return last && last->status == 200;
+    });
+    return last;
+  }
+
+  /// Waits until every one of `observers` names a leader for every shard, the same one,
+  /// and takes those leaders as the owners (`owner_of`, `ids_owned_by`).
+  bool wait_leaders(const std::vector<std::string>& observers,
+                    milliseconds limit = milliseconds(20'000)) {
+    return eventually(limit, [&] {
+      json::value first;
+      for (const auto& observer : observers) {
+        auto v = view(observer);
+        if (!v.is_object()) return false;
+        const auto& owners = v.at("shards").at("owners").as_object();
+        for (const auto& [shard, leader] : owners)
+          if (leader.is_null()) return false;
+        if (first.is_null())
+          first = v;
+        else if (first.at("shards").at("owners") != owners)
+          return false;
+      }
+      load_owners(first);
+      return true;
+    });
+  }
+
+  /// The member that leads the most shards, by the owners loaded last.
+  std::string busiest_leader() const {
+    std::map<std::string, int> led;
+    for (std::uint32_t s = 0; s < shard_count; ++s)
+      ++led[owners_[s]];
+    return std::max_element(led.begin(), led.end(),
+                            [](const auto& a, const auto& b) { return a.second < b.second; })
+      ->first;
+  }
+
+  /// How many lines of `id`'s logs (every run so far) say it took the lead of `shard` in
+  /// `term`.
+  int leadership_lines(const std::string& id, std::uint32_t shard, std::uint64_t term) {
+    const auto line = "shard " + std::to_string(shard) + ": this node is the leader now (term "
+                      + std::to_string(term) + ")";
+    int n = 0;
+    for (const auto& log : logs_of(id))
+      for (auto at = log.find(line); at != std::string::npos; at = log.find(line, at + 1))
+        ++n;
+    return n;
+  }
+
+  /// GETs through `via` until it answers 200 or `limit` passes; the last answer.
+  std::optional<http_response> get_until_ok(const std::string& via, const std::string& path,
+                                            milliseconds limit = milliseconds(15'000)) {
+    std::optional<http_response> last;
+    eventually(limit, [&] {
+      http_client client{http_port(via), 5s};
+      last = client.try_request("GET", path);
+      return last && last->status == 200;
+    });
+    return last;
+  }
+};
+
+} // namespace shoal::test
