@@ -129,7 +129,7 @@ shard_of() {
 # leader_of SHARD K: the owner of SHARD in node K's /v1/cluster (with replicated shards its
 # leader; empty while it has none or K does not answer)
 leader_of() {
-  curl -s -m 2 "$(url "$2" /v1/cluster)" 2>/dev/null | grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4
+  { curl -s -m 2 "$(url "$2" /v1/cluster)" 2>/dev/null | grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; } || true
 }
 
 # owner_of ID: the node id owning bench/ID, from the on-disk contract
