@@ -115,6 +115,7 @@ struct member {
   std::string id;
   std::uint16_t http_port = 0;
   std::uint16_t actor_port = 0;
+  std::string host = "127.0.0.1"; ///< its HTTP and actor address
 };
 
 /// What a config file says about the cluster.
@@ -136,7 +137,7 @@ inline std::string to_toml(const cluster_spec& spec, const fs::path& data_root) 
   for (const auto& n : spec.nodes)
     out << "\n[[cluster.nodes]]\n"
         << "id = \"" << n.id << "\"\n"
-        << "host = \"127.0.0.1\"\n"
+        << "host = \"" << n.host << "\"\n"
         << "http_port = " << n.http_port << "\n"
         << "actor_port = " << n.actor_port << "\n";
   // {node} becomes node.id: one file serves every member, each with its own data.
@@ -157,10 +158,16 @@ protected:
 
   /// The test's directory is `<tmp>/<dir_prefix>-XXXXXX`; `extra_toml` goes at the end of
   /// the shared config file (tables that can only be set in a file).
-  cluster_suite(std::string_view dir_prefix, std::string extra_toml) : dir_{dir_prefix} {
+  /// `hosts`, when given, are the members' addresses (else all 127.0.0.1); their ports
+  /// are still picked free on loopback, which is as good as any elsewhere.
+  cluster_suite(std::string_view dir_prefix, std::string extra_toml,
+                std::vector<std::string> hosts = {})
+      : dir_{dir_prefix} {
     auto ports = free_tcp_ports(6);
-    for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t i = 0; i < 3; ++i) {
       members_.push_back(member{"n" + std::to_string(i + 1), ports[i], ports[3 + i]});
+      if (i < hosts.size()) members_.back().host = hosts[i];
+    }
     cluster_spec spec;
     spec.nodes = members_;
     spec.extra_toml = std::move(extra_toml);
@@ -232,6 +239,11 @@ protected:
       opts.args.push_back("--set");
       opts.args.push_back(set);
     }
+    if (auto pre = launcher(id); !pre.empty()) {
+      opts.args.insert(opts.args.begin(), opts.binary);
+      opts.args.insert(opts.args.begin(), pre.begin() + 1, pre.end());
+      opts.binary = pre.front();
+    }
     opts.env = std::move(env);
     opts.log_file = dir_ / (id + "-" + std::to_string(++starts_[id]) + ".log");
     slot = std::make_unique<shoal_process>(std::move(opts));
@@ -263,6 +275,19 @@ protected:
     return member_of(id).http_port;
   }
 
+  /// A client of member `id`'s HTTP address.
+  http_client client_of(const std::string& id, milliseconds timeout = 5s) const {
+    const auto& m = member_of(id);
+    return http_client{m.host, m.http_port, timeout};
+  }
+
+  /// What a member is started under: a command and its arguments put before the shoal
+  /// binary (empty: the binary itself). A suite that runs members in network namespaces
+  /// returns `ip netns exec NS`.
+  virtual std::vector<std::string> launcher(const std::string& /*id*/) const {
+    return {};
+  }
+
   std::vector<std::string> all_ids() const {
     std::vector<std::string> ids;
     for (const auto& m : members_)
@@ -272,7 +297,7 @@ protected:
 
   /// GET /v1/cluster of `id`; a null value when it does not answer 200 with JSON.
   json::value view(const std::string& id) {
-    http_client client{http_port(id), 5s};
+    auto client = client_of(id, 5s);
     auto res = client.try_request("GET", "/v1/cluster");
     if (!res || res->status != 200) return nullptr;
     return res->json();

@@ -19,7 +19,9 @@ inline const std::vector<std::string> three_copies{"cluster.replication_factor=3
 
 class ReplicationTest : public cluster_suite {
 protected:
-  explicit ReplicationTest(const char* name = "shoal-replication") : cluster_suite(name, {}) {}
+  explicit ReplicationTest(const char* name = "shoal-replication",
+                           std::vector<std::string> hosts = {})
+      : cluster_suite(name, {}, std::move(hosts)) {}
 
   bool start_replicated(const std::string& id) {
     return start(id, {}, three_copies);
@@ -32,7 +34,7 @@ protected:
                                             milliseconds limit = milliseconds(15'000)) {
     std::optional<http_response> last;
     eventually(limit, [&] {
-      http_client client{http_port(via), 5s};
+      auto client = client_of(via, 5s);
       last = client.try_request("PUT", path, body, json_type);
       return last && last->status == 200;
     });
@@ -88,7 +90,7 @@ protected:
                                             milliseconds limit = milliseconds(15'000)) {
     std::optional<http_response> last;
     eventually(limit, [&] {
-      http_client client{http_port(via), 5s};
+      auto client = client_of(via, 5s);
       last = client.try_request("GET", path);
       return last && last->status == 200;
     });

@@ -21,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/integration/history_clients.hpp"
 #include "tests/integration/replication_suite.hpp"
 #include "tests/support/metrics_text.hpp"
 #include "tests/support/linearizability.hpp"
@@ -217,71 +218,15 @@ TEST_F(ReplicationTest, HistoriesThroughAKillAndARestartAreLinearizable) {
       << key << " has no leader";
   const auto checked = clock_type::now();
 
-  struct recorded {
-    std::size_t key;
-    lin::op op;
-    bool keep = true;
-    std::string via;
-    int status = 0;   ///< 0: no answer
-    std::string body; ///< of a refusal
-  };
-  std::mutex mutex;
-  std::vector<recorded> history;
   std::atomic<bool> n2_down{false};
-  std::atomic<bool> stop{false};
-  std::atomic<std::int64_t> next_value{0};
-  const auto t0 = clock_type::now();
-  const auto now_us = [&] {
-    return std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - t0).count();
-  };
-
-  auto client = [&](unsigned seed) {
-    std::mt19937 rng{seed};
-    while (!stop.load()) {
-      std::vector<std::string> live{"n1", "n3"};
-      if (!n2_down.load()) live.push_back("n2");
-      const auto& via = live[rng() % live.size()];
-      const auto k = static_cast<std::size_t>(rng() % keys.size());
-      const auto path = "/v1/collections/h/docs/" + keys[k];
-      const bool write = rng() % 2 == 0;
-      recorded r{k, {write, 0, now_us(), lin::unknown}, true, via, 0, {}};
-      http_client c{http_port(via), 5s};
-      if (write) {
-        r.op.value = ++next_value;
-        auto res =
-          c.try_request("PUT", path, R"({"v":)" + std::to_string(r.op.value) + "}", json_type);
-        r.status = res ? res->status : 0;
-        if (res && res->status >= 300) r.body = res->body;
-        if (res && (res->status == 200 || res->status == 201))
-          r.op.ret = now_us();
-        else if (res && res->status != 504)
-          r.keep = false; // refused: changed nothing
-        // 504, or no answer: unknown, may take effect any time after its call
-      } else {
-        auto res = c.try_request("GET", path);
-        r.status = res ? res->status : 0;
-        if (res && res->status >= 300) r.body = res->body;
-        if (res && (res->status == 200 || res->status == 201)) {
-          r.op.value = res->json().at("v").as_int64();
-          r.op.ret = now_us();
-        } else if (res && res->status == 404) {
-          r.op.value = 0;
-          r.op.ret = now_us();
-        } else {
-          r.keep = false; // a read with no answer says nothing
-        }
-      }
-      {
-        std::lock_guard<std::mutex> lock{mutex};
-        history.push_back(r);
-      }
-      // A pace the checker can follow: a few hundred operations per document.
-      std::this_thread::sleep_for(milliseconds(20));
-    }
-  };
-  std::vector<std::thread> clients;
-  for (unsigned i = 0; i < 3; ++i)
-    clients.emplace_back(client, 1000 + i);
+  history_clients clients{"h", keys,
+                          [&] {
+                            std::vector<std::string> live{"n1", "n3"};
+                            if (!n2_down.load()) live.push_back("n2");
+                            return live;
+                          },
+                          [&](const std::string& id) { return client_of(id, 5s); }};
+  clients.start(3, 1000);
   std::this_thread::sleep_for(2s);
   n2_down = true;
   node("n2").kill9();
@@ -289,46 +234,18 @@ TEST_F(ReplicationTest, HistoriesThroughAKillAndARestartAreLinearizable) {
   ASSERT_TRUE(start_replicated("n2"));
   n2_down = false;
   std::this_thread::sleep_for(3s);
-  stop = true;
-  for (auto& t : clients)
-    t.join();
+  clients.stop();
 
   const auto ran = since(checked);
   const auto check_started = clock_type::now();
-  int ok_writes = 0;
-  int ok_reads = 0;
-  int unknown = 0;
-  for (std::size_t k = 0; k < keys.size(); ++k) {
-    std::vector<lin::op> ops;
-    for (const auto& r : history) {
-      if (r.key != k || !r.keep) continue;
-      ops.push_back(r.op);
-      if (r.op.ret == lin::unknown)
-        ++unknown;
-      else
-        (r.op.write ? ok_writes : ok_reads) += 1;
-    }
-    const bool ok = lin::linearizable_register(ops) && !std::getenv("SHOAL_DUMP_HISTORY");
-    EXPECT_TRUE(ok) << "document " << keys[k] << ": " << ops.size()
-                    << " operations are not linearizable; the history is in "
-                    << (dir_ / ("history-" + keys[k] + ".txt")).string();
-    if (!ok) {
-      std::ofstream out(dir_ / ("history-" + keys[k] + ".txt"));
-      for (const auto& r : history)
-        if (r.key == k)
-          out << (r.op.write ? "put " : "get ") << r.op.value << " [" << r.op.call << ", "
-              << (r.op.ret == lin::unknown ? std::string("?") : std::to_string(r.op.ret))
-              << "] via " << r.via << " status " << r.status << (r.keep ? "" : " (left out)")
-              << (r.body.empty() ? "" : " " + r.body) << "\n";
-    }
-  }
+  const auto s = clients.check(dir_.path());
   // A history of refusals would check nothing.
-  EXPECT_GE(ok_writes, 30);
-  EXPECT_GE(ok_reads, 30);
+  EXPECT_GE(s.ok_writes, 30);
+  EXPECT_GE(s.ok_reads, 30);
   std::printf("[ history  ] %zu operations in %lld ms: %d writes and %d reads acknowledged, %d "
               "unknown; checked in %lld ms\n",
-              history.size(), static_cast<long long>(ran.count()), ok_writes, ok_reads, unknown,
-              static_cast<long long>(since(check_started).count()));
+              clients.history().size(), static_cast<long long>(ran.count()), s.ok_writes,
+              s.ok_reads, s.unknown, static_cast<long long>(since(check_started).count()));
   std::fflush(stdout);
 }
 

@@ -62,10 +62,13 @@ struct loopback_stream {
   explicit loopback_stream(std::chrono::milliseconds t) : timeout(t) {}
 
   beast::error_code connect(std::uint16_t port) {
+    return connect(net::ip::address_v4::loopback(), port);
+  }
+
+  beast::error_code connect(const net::ip::address& address, std::uint16_t port) {
     beast::error_code result;
     stream.expires_after(timeout);
-    stream.async_connect(tcp::endpoint(net::ip::address_v4::loopback(), port),
-                         [&](beast::error_code ec) { result = ec; });
+    stream.async_connect(tcp::endpoint(address, port), [&](beast::error_code ec) { result = ec; });
     run();
     return result;
   }
@@ -177,8 +180,11 @@ std::string http_response::error_code() const {
 // -- http_client --------------------------------------------------------------
 
 struct http_client::impl {
-  impl(std::uint16_t p, std::chrono::milliseconds t) : port(p), conn(t) {}
+  impl(std::string a, std::uint16_t p, std::chrono::milliseconds t)
+      : address(net::ip::make_address(a)), host(std::move(a)), port(p), conn(t) {}
 
+  net::ip::address address;
+  std::string host;
   std::uint16_t port;
   loopback_stream conn;
   bool open = false;
@@ -186,7 +192,11 @@ struct http_client::impl {
 };
 
 http_client::http_client(std::uint16_t port, std::chrono::milliseconds timeout)
-    : impl_(std::make_unique<impl>(port, timeout)) {}
+    : impl_(std::make_unique<impl>("127.0.0.1", port, timeout)) {}
+
+http_client::http_client(const std::string& address, std::uint16_t port,
+                         std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<impl>(address, port, timeout)) {}
 
 http_client::~http_client() = default;
 http_client::http_client(http_client&&) noexcept = default;
@@ -204,7 +214,7 @@ std::optional<http_response> http_client::try_request(std::string_view method,
     return std::nullopt;
   };
   if (!d.open) {
-    if (auto ec = d.conn.connect(d.port)) return fail("connect", ec);
+    if (auto ec = d.conn.connect(d.address, d.port)) return fail("connect", ec);
     d.open = true;
     ++d.opened;
   }
@@ -212,7 +222,7 @@ std::optional<http_response> http_client::try_request(std::string_view method,
   req.method_string(beast::string_view(method.data(), method.size()));
   req.target(beast::string_view(target.data(), target.size()));
   req.version(11);
-  req.set(bhttp::field::host, "127.0.0.1:" + std::to_string(d.port));
+  req.set(bhttp::field::host, d.host + ":" + std::to_string(d.port));
   for (const auto& [name, value] : headers)
     req.insert(name, value);
   req.body() = std::move(body);

@@ -49,11 +49,14 @@ public:
   using std::runtime_error::runtime_error;
 };
 
-/// One keep-alive connection to 127.0.0.1:`port`. Not thread-safe: one per thread.
+/// One keep-alive connection to 127.0.0.1:`port` (or `address`:`port`, an IPv4 or IPv6
+/// literal). Not thread-safe: one per thread.
 /// The connection is opened on first use and again after the server announced a close.
 class http_client {
 public:
   explicit http_client(std::uint16_t port, std::chrono::milliseconds timeout = 10s);
+  http_client(const std::string& address, std::uint16_t port,
+              std::chrono::milliseconds timeout = 10s);
   ~http_client();
 
   http_client(const http_client&) = delete;

@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// Jepsen-style clients for the replicated-shard suites: a few threads put and get a few
+// documents through the members (each operation through one picked at random), and
+// record every operation as invoked, then ok, refused (4xx or 503: it changed nothing)
+// or unknown (504, or no answer: it may take effect later, or never). check() runs the
+// linearizability checker (tests/support/linearizability.hpp) over each document's
+// history and writes the history of one that fails next to the test's logs.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/support/http_client.hpp"
+#include "tests/support/linearizability.hpp"
+
+namespace shoal::test {
+
+class history_clients {
+public:
+  struct recorded {
+    std::size_t key = 0;
+    lin::op op;
+    bool keep = true;
+    std::string via;
+    int status = 0;   ///< 0: no answer
+    std::string body; ///< of a refusal
+  };
+
+  /// `keys` are document ids in collection `collection`; `targets()` names the members a
+  /// client may pick from now; `connect(id)` opens a client of member `id`.
+  history_clients(std::string collection, std::vector<std::string> keys,
+                  std::function<std::vector<std::string>()> targets,
+                  std::function<http_client(const std::string&)> connect)
+      : collection_(std::move(collection)), keys_(std::move(keys)), targets_(std::move(targets)),
+        connect_(std::move(connect)) {}
+
+  ~history_clients() {
+    stop();
+  }
+
+  /// Starts `n` client threads (seeded `seed`, `seed` + 1, ...), each pausing `pace`
+  /// between operations: a pace the checker can follow.
+  void start(unsigned n, unsigned seed,
+             std::chrono::milliseconds pace = std::chrono::milliseconds(20)) {
+    for (unsigned i = 0; i < n; ++i)
+      threads_.emplace_back([this, s = seed + i, pace] { run(s, pace); });
+  }
+
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_)
+      t.join();
+    threads_.clear();
+  }
+
+  /// Microseconds since the clients were created: the clock of every call and ret.
+  std::int64_t now_us() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now()
+                                                                 - t0_)
+      .count();
+  }
+
+  /// The operations so far (call after stop()).
+  const std::vector<recorded>& history() const {
+    return history_;
+  }
+
+  struct summary {
+    int ok_writes = 0;
+    int ok_reads = 0;
+    int unknown = 0;
+    bool linearizable = true;
+  };
+
+  /// Checks each document's history (a failure per document that is not linearizable,
+  /// its history written to `dir`/history-KEY.txt). SHOAL_DUMP_HISTORY makes every check
+  /// fail, to see the files.
+  summary check(const std::filesystem::path& dir) const {
+    summary out;
+    for (std::size_t k = 0; k < keys_.size(); ++k) {
+      std::vector<lin::op> ops;
+      for (const auto& r : history_) {
+        if (r.key != k || !r.keep) continue;
+        ops.push_back(r.op);
+        if (r.op.ret == lin::unknown)
+          ++out.unknown;
+        else
+          (r.op.write ? out.ok_writes : out.ok_reads) += 1;
+      }
+      const bool ok = lin::linearizable_register(ops) && !std::getenv("SHOAL_DUMP_HISTORY");
+      const auto file = dir / ("history-" + keys_[k] + ".txt");
+      EXPECT_TRUE(ok) << "document " << keys_[k] << ": " << ops.size()
+                      << " operations are not linearizable; the history is in " << file.string();
+      if (ok) continue;
+      out.linearizable = false;
+      std::ofstream text(file);
+      for (const auto& r : history_)
+        if (r.key == k)
+          text << (r.op.write ? "put " : "get ") << r.op.value << " [" << r.op.call << ", "
+               << (r.op.ret == lin::unknown ? std::string("?") : std::to_string(r.op.ret))
+               << "] via " << r.via << " status " << r.status << (r.keep ? "" : " (left out)")
+               << (r.body.empty() ? "" : " " + r.body) << "\n";
+    }
+    return out;
+  }
+
+private:
+  void run(unsigned seed, std::chrono::milliseconds pace) {
+    std::mt19937 rng{seed};
+    while (!stop_.load()) {
+      const auto live = targets_();
+      if (live.empty()) {
+        std::this_thread::sleep_for(pace);
+        continue;
+      }
+      const auto& via = live[rng() % live.size()];
+      const auto k = static_cast<std::size_t>(rng() % keys_.size());
+      const auto path = "/v1/collections/" + collection_ + "/docs/" + keys_[k];
+      const bool write = rng() % 2 == 0;
+      recorded r{k, {write, 0, now_us(), lin::unknown}, true, via, 0, {}};
+      auto c = connect_(via);
+      if (write) {
+        r.op.value = ++next_value_;
+        auto res = c.try_request("PUT", path, R"({"v":)" + std::to_string(r.op.value) + "}",
+                                 {{"Content-Type", "application/json"}});
+        r.status = res ? res->status : 0;
+        if (res && res->status >= 300) r.body = res->body;
+        if (res && (res->status == 200 || res->status == 201))
+          r.op.ret = now_us();
+        else if (res && res->status != 504)
+          r.keep = false; // refused: changed nothing
+        // 504, or no answer: unknown, may take effect any time after its call
+      } else {
+        auto res = c.try_request("GET", path);
+        r.status = res ? res->status : 0;
+        if (res && res->status >= 300) r.body = res->body;
+        if (res && res->status == 200) {
+          r.op.value = res->json().at("v").as_int64();
+          r.op.ret = now_us();
+        } else if (res && res->status == 404) {
+          r.op.value = 0;
+          r.op.ret = now_us();
+        } else {
+          r.keep = false; // a read with no answer says nothing
+        }
+      }
+      {
+        const std::lock_guard lock{mutex_};
+        history_.push_back(std::move(r));
+      }
+      std::this_thread::sleep_for(pace);
+    }
+  }
+
+  std::string collection_;
+  std::vector<std::string> keys_;
+  std::function<std::vector<std::string>()> targets_;
+  std::function<http_client(const std::string&)> connect_;
+  const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  std::atomic<bool> stop_{false};
+  std::atomic<std::int64_t> next_value_{0};
+  std::mutex mutex_;
+  std::vector<recorded> history_;
+  std::vector<std::thread> threads_;
+};
+
+} // namespace shoal::test
