@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// Jepsen-style clients for the replicated-shard suites: a few threads put and get a few
-// documents through the members (each operation through one picked at random), and
-// record every operation as invoked, then ok, refused (4xx or 503: it changed nothing)
-// or unknown (504, or no answer: it may take effect later, or never). check() runs the
+// Jepsen-style clients for the replicated-shard suites: a few threads put, compare-and-set
+// (PUT with If-Match on the last version the client saw) and get a few documents through
+// the members (each operation through one picked at random), and record every operation
+// as invoked, then ok (a 412 of a compare-and-set included: it failed for sure, at its
+// point), refused (another 4xx or a 503: it changed nothing) or unknown (504, or no
+// answer: it may take effect later, or never). Reads record the version they saw. check() runs the
 // linearizability checker (tests/support/linearizability.hpp) over each document's
 // history and writes the history of one that fails next to the test's logs.
 
@@ -81,6 +83,7 @@ public:
 
   struct summary {
     int ok_writes = 0;
+    int ok_cas = 0; ///< compare-and-sets answered (done or refused by 412)
     int ok_reads = 0;
     int unknown = 0;
     bool linearizable = true;
@@ -98,6 +101,8 @@ public:
         ops.push_back(r.op);
         if (r.op.ret == lin::unknown)
           ++out.unknown;
+        else if (r.op.cas)
+          ++out.ok_cas;
         else
           (r.op.write ? out.ok_writes : out.ok_reads) += 1;
       }
@@ -110,7 +115,10 @@ public:
       std::ofstream text(file);
       for (const auto& r : history_)
         if (r.key == k)
-          text << (r.op.write ? "put " : "get ") << r.op.value << " [" << r.op.call << ", "
+          text << (r.op.cas     ? "cas@" + std::to_string(r.op.version) + " "
+                   : r.op.write ? "put "
+                                : "get@" + std::to_string(r.op.version) + " ")
+               << r.op.value << " [" << r.op.call << ", "
                << (r.op.ret == lin::unknown ? std::string("?") : std::to_string(r.op.ret))
                << "] via " << r.via << " status " << r.status << (r.keep ? "" : " (left out)")
                << (r.body.empty() ? "" : " " + r.body) << "\n";
@@ -119,8 +127,16 @@ public:
   }
 
 private:
+  /// The version in a response's ETag ("7"), or -1.
+  static std::int64_t version_of(const http_response& res) {
+    auto tag = res.header("ETag");
+    if (!tag || tag->size() < 3) return -1;
+    return std::atoll(tag->substr(1, tag->size() - 2).c_str());
+  }
+
   void run(unsigned seed, std::chrono::milliseconds pace) {
     std::mt19937 rng{seed};
+    std::vector<std::int64_t> seen(keys_.size(), 0); ///< the last version seen, per key
     while (!stop_.load()) {
       const auto live = targets_();
       if (live.empty()) {
@@ -130,19 +146,33 @@ private:
       const auto& via = live[rng() % live.size()];
       const auto k = static_cast<std::size_t>(rng() % keys_.size());
       const auto path = "/v1/collections/" + collection_ + "/docs/" + keys_[k];
-      const bool write = rng() % 2 == 0;
+      const auto pick = rng() % 4;
+      // A compare-and-set needs a version this client saw.
+      const bool cas = pick == 0 && seen[k] > 0;
+      const bool write = pick == 1 || cas;
       recorded r{k, {write, 0, now_us(), lin::unknown}, true, via, 0, {}};
       auto c = connect_(via);
       if (write) {
         r.op.value = ++next_value_;
-        auto res = c.try_request("PUT", path, R"({"v":)" + std::to_string(r.op.value) + "}",
-                                 {{"Content-Type", "application/json"}});
+        header_list headers{{"Content-Type", "application/json"}};
+        if (cas) {
+          r.op.cas = true;
+          r.op.version = seen[k];
+          headers.emplace_back("If-Match", "\"" + std::to_string(seen[k]) + "\"");
+        }
+        auto res =
+          c.try_request("PUT", path, R"({"v":)" + std::to_string(r.op.value) + "}", headers);
         r.status = res ? res->status : 0;
         if (res && res->status >= 300) r.body = res->body;
-        if (res && (res->status == 200 || res->status == 201))
+        if (res && (res->status == 200 || res->status == 201)) {
           r.op.ret = now_us();
-        else if (res && res->status != 504)
+          seen[k] = version_of(*res);
+        } else if (cas && res && res->status == 412) {
+          r.op.ret = now_us(); // it failed for sure, where it was decided
+          r.op.cas_failed = true;
+        } else if (res && res->status != 504) {
           r.keep = false; // refused: changed nothing
+        }
         // 504, or no answer: unknown, may take effect any time after its call
       } else {
         auto res = c.try_request("GET", path);
@@ -150,9 +180,12 @@ private:
         if (res && res->status >= 300) r.body = res->body;
         if (res && res->status == 200) {
           r.op.value = res->json().at("v").as_int64();
+          r.op.version = version_of(*res);
           r.op.ret = now_us();
+          seen[k] = r.op.version;
         } else if (res && res->status == 404) {
           r.op.value = 0;
+          r.op.version = 0;
           r.op.ret = now_us();
         } else {
           r.keep = false; // a read with no answer says nothing

@@ -124,7 +124,7 @@ private:
     return rc == 0;
   }
 
-  /// Namespaces and bridges of earlier runs whose process is gone.
+  /// Namespaces, bridges and veths of earlier runs whose process is gone.
   static void remove_stale() {
     const auto list = std::filesystem::path("/run/netns");
     std::error_code ec;
@@ -138,8 +138,8 @@ private:
     }
     for (const auto& entry : std::filesystem::directory_iterator("/sys/class/net", ec)) {
       const auto n = entry.path().filename().string();
-      if (n.rfind("shb", 0) != 0) continue;
-      const auto pid = std::atoi(n.c_str() + 3);
+      if (n.rfind("shb", 0) != 0 && n.rfind("shv", 0) != 0) continue;
+      const auto pid = std::atoi(n.c_str() + 3); // a veth's name ends in a letter after it
       if (pid > 0 && ::kill(pid, 0) != 0) run(ip() + " link del " + n + " 2>/dev/null");
     }
   }

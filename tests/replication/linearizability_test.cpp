@@ -51,6 +51,51 @@ TEST(LinearizabilityTest, ALostAcknowledgedWriteIsCaught) {
   EXPECT_FALSE(linearizable_register({w(1, 0, 1), w(2, 2, 3), r(1, 4, 5)}));
 }
 
+op rv(std::int64_t v, std::int64_t version, std::int64_t call, std::int64_t ret) {
+  op o = r(v, call, ret);
+  o.version = version;
+  return o;
+}
+/// A compare-and-set of `v` at version `at`: done (failed = false), refused with
+/// "precondition failed" (failed = true), or unknown (ret = unknown).
+op cas(std::int64_t v, std::int64_t at, std::int64_t call, std::int64_t ret = unknown,
+       bool failed = false) {
+  op o = w(v, call, ret);
+  o.cas = true;
+  o.version = at;
+  o.cas_failed = failed;
+  return o;
+}
+
+TEST(LinearizabilityTest, ReadsSeeVersionsThatCountTheWrites) {
+  EXPECT_TRUE(linearizable_register(
+    {rv(0, 0, 0, 1), w(1, 2, 3), rv(1, 1, 4, 5), w(2, 6, 7), rv(2, 2, 8, 9)}));
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), rv(1, 2, 2, 3)})) << "a version from nowhere";
+}
+
+TEST(LinearizabilityTest, ACompareAndSetSucceedsExactlyAtItsVersion) {
+  EXPECT_TRUE(linearizable_register({w(1, 0, 1), cas(2, 1, 2, 3), rv(2, 2, 4, 5)}));
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), cas(2, 0, 2, 3), rv(2, 2, 4, 5)}))
+    << "it succeeded at the wrong version";
+  EXPECT_TRUE(linearizable_register({w(1, 0, 1), cas(2, 0, 2, 3, true), rv(1, 1, 4, 5)}));
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), cas(2, 1, 2, 3, true)}))
+    << "it failed at its own version";
+  // Two compare-and-sets at the same version cannot both succeed, in any order.
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), cas(2, 1, 2, 10), cas(3, 1, 3, 11)}));
+  // Overlapping, one wins and the other fails: either may be the winner.
+  EXPECT_TRUE(linearizable_register(
+    {w(1, 0, 1), cas(2, 1, 2, 10), cas(3, 1, 3, 11, true), rv(2, 2, 12, 13)}));
+  EXPECT_TRUE(linearizable_register(
+    {w(1, 0, 1), cas(2, 1, 2, 10, true), cas(3, 1, 3, 11), rv(3, 2, 12, 13)}));
+}
+
+TEST(LinearizabilityTest, ACompareAndSetOfUnknownOutcomeMayHaveDoneEither) {
+  EXPECT_TRUE(linearizable_register({w(1, 0, 1), cas(2, 1, 2), rv(2, 2, 5, 6)}));
+  EXPECT_TRUE(linearizable_register({w(1, 0, 1), cas(2, 1, 2), rv(1, 1, 5, 6)}));
+  // It can only have succeeded at its version: here the version had moved on.
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), w(3, 2, 3), cas(2, 1, 4), rv(2, 3, 5, 6)}));
+}
+
 TEST(LinearizabilityTest, ALongRandomSequentialHistoryIsAcceptedAndOneFlipIsNot) {
   std::mt19937_64 rng(7);
   std::vector<op> ops;

@@ -2,10 +2,12 @@
 #pragma once
 
 // A linearizability checker for the histories the replication tests record (invoke,
-// then ok / fail / unknown per operation), for one register: writes of distinct values
-// and reads. The search is Wing and Gong's, with Lowe's memo of (operations linearized,
-// state) pairs already tried, as Knossos and Porcupine use it; written here because
-// neither is a Debian package. Check one key at a time: linearizability is compositional.
+// then ok / fail / unknown per operation), for one versioned register: writes of
+// distinct values, compare-and-set on the version (a PUT with If-Match), and reads. The
+// version counts the writes that took effect (0: never written), as a document's does. The search
+// is Wing and Gong's, with Lowe's memo of (operations linearized, state) pairs already tried, as
+// Knossos and Porcupine use it; written here because neither is a Debian package. Check one key at
+// a time: linearizability is compositional.
 //
 // Feed it what happened, not what should have: a write that failed for sure (refused
 // before it was proposed) is left out; a write whose outcome is unknown keeps `ret` at
@@ -28,10 +30,17 @@ struct op {
   std::int64_t value = 0;     ///< the value written, or the value the read saw (0: none yet)
   std::int64_t call = 0;      ///< when it was invoked
   std::int64_t ret = unknown; ///< when its answer arrived
+  /// A read: the version it saw (-1: not checked). A compare-and-set: the version it
+  /// expected.
+  std::int64_t version = -1;
+  bool cas = false;        ///< a write that takes effect only at `version`
+  bool cas_failed = false; ///< a compare-and-set answered "precondition failed"
 };
 
-/// Whether `ops` is a history of one register that starts at `initial`: each op takes
-/// effect at one instant between its call and its return, a read sees the last write.
+/// Whether `ops` is a history of one register that starts at `initial` (version 0): each
+/// op takes effect at one instant between its call and its return, a read sees the last
+/// write, a compare-and-set succeeds exactly when the version is the one it expected (one
+/// of unknown outcome may have done either).
 /// Same-time call and return are taken as overlapping (the weaker claim).
 inline bool linearizable_register(const std::vector<op>& ops, std::int64_t initial = 0) {
   struct event {
@@ -88,16 +97,24 @@ inline bool linearizable_register(const std::vector<op>& ops, std::int64_t initi
 
   const std::size_t words = (ops.size() + 63) / 64;
   std::vector<std::uint64_t> done(words, 0);
+  struct reg {
+    std::int64_t value;
+    std::int64_t version;
+    bool operator==(const reg& o) const {
+      return value == o.value && version == o.version;
+    }
+  };
   struct memo_key {
     std::vector<std::uint64_t> done;
-    std::int64_t state;
+    reg state;
     bool operator==(const memo_key& o) const {
       return state == o.state && done == o.done;
     }
   };
   struct memo_hash {
     std::size_t operator()(const memo_key& k) const {
-      std::uint64_t h = static_cast<std::uint64_t>(k.state) * 0x9e3779b97f4a7c15ull;
+      std::uint64_t h = static_cast<std::uint64_t>(k.state.value) * 0x9e3779b97f4a7c15ull
+                        ^ static_cast<std::uint64_t>(k.state.version) * 0xc2b2ae3d27d4eb4full;
       for (auto w : k.done) {
         h ^= w + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
       }
@@ -107,10 +124,23 @@ inline bool linearizable_register(const std::vector<op>& ops, std::int64_t initi
   std::unordered_set<memo_key, memo_hash> tried;
   struct frame {
     event* call;
-    std::int64_t state_before;
+    reg state_before;
   };
   std::vector<frame> stack;
-  std::int64_t state = initial;
+  reg state{initial, 0};
+  // Whether op `o` may take effect in `s`, and the state after it.
+  const auto step = [](const op& o, const reg& s, reg& next) {
+    next = s;
+    if (!o.write) return o.value == s.value && (o.version < 0 || o.version == s.version);
+    const bool matches = o.version == s.version;
+    if (o.cas && o.ret != unknown) {
+      if (o.cas_failed) return !matches;
+      if (!matches) return false;
+    }
+    if (o.cas && !matches) return true; // unknown outcome: it failed, changing nothing
+    next = {o.value, s.version + 1};
+    return true;
+  };
 
   event* e = head->next;
   while (head->next != nullptr) {
@@ -119,9 +149,8 @@ inline bool linearizable_register(const std::vector<op>& ops, std::int64_t initi
     }
     if (e->is_call) {
       const op& o = ops[static_cast<std::size_t>(e->id)];
-      const bool legal = o.write || o.value == state;
-      if (legal) {
-        const std::int64_t next_state = o.write ? o.value : state;
+      reg next_state{};
+      if (step(o, state, next_state)) {
         auto bits = done;
         bits[static_cast<std::size_t>(e->id) / 64] |= 1ull << (e->id % 64);
         if (tried.insert({bits, next_state}).second) {
