@@ -118,17 +118,10 @@ void module::serve(doc_write&& req, core::reply_to<doc_written> to) {
     if (auto r = o->prepare(change, batch); !r)
       return answer_about<doc_written>(key, std::move(to), std::move(r).error());
   batch.put(key, plan->value);
-  // The reply waits for this write's own commit: durable (at once without storage.sync)
-  // or, on a replicated shard, committed on a quorum, which also proves every entry
-  // before it committed. A read barrier would cost a second round for nothing: the
-  // reply was decided on exactly the state the log holds before this entry.
-  auto answered =
-    ctx_.commit(std::move(batch), [to, reply = plan->reply](core::result<void> committed) mutable {
-      if (committed) return to.deliver(std::move(reply));
-      // A write that was made and then not confirmed may be kept: unknown, not refused.
-      to.deliver(shard::after_write_failed(std::move(committed).error()));
-    });
-  if (!answered) return to.deliver(std::move(answered).error());
+  // The reply waits for this write to be durable through the barrier on its key below
+  // (at once without storage.sync), so the commit needs no completion of its own.
+  if (auto committed = ctx_.commit(std::move(batch), nullptr); !committed)
+    return to.deliver(std::move(committed).error());
   for (auto* o : observers_)
     o->applied(change);
   // Last: `change.before` may point into the cached record this replaces.
@@ -137,6 +130,7 @@ void module::serve(doc_write&& req, core::reply_to<doc_written> to) {
     cache_.refresh(key, std::move(plan->value));
     cache_changed(before);
   }
+  answer_about<doc_written>(key, std::move(to), plan->reply);
 }
 
 void module::serve(collection_stats&& req, core::reply_to<field_stats> to) {

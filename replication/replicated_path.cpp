@@ -48,8 +48,9 @@ core::result<void> replicated_path::commit(storage::write_batch&& batch, shard::
   c->inside = false;
   if (index == 0) return c->refused ? *c->refused : error{errc::internal, "nothing was proposed"};
   c->index = index;
+  proposed_this_step_ = index;
   overlay_.add(index, batch);
-  writes_.emplace(index, write{std::move(done), std::chrono::steady_clock::now()});
+  writes_.emplace(index, write{std::move(done), std::chrono::steady_clock::now(), {}});
   return core::ok();
 }
 
@@ -57,6 +58,7 @@ void replicated_path::finished(std::uint64_t index, core::result<void> r) {
   auto it = writes_.find(index);
   if (it == writes_.end()) return; // stop() answered it
   auto done = std::move(it->second.done);
+  auto waiting = std::move(it->second.waiting);
   const auto proposed = it->second.proposed;
   writes_.erase(it);
   if (r) {
@@ -69,7 +71,16 @@ void replicated_path::finished(std::uint64_t index, core::result<void> r) {
     // show any more.
     overlay_.clear();
   }
+  // Answers that waited for this entry: a failure means leadership was lost before the
+  // answer was confirmed, which refuses a read (it changed nothing) and leaves a write's
+  // outcome unknown (shard::after_write_failed).
+  const auto confirmed =
+    r ? core::ok()
+      : core::result<void>{error{errc::shard_unavailable, "not_leader",
+                                 "leadership was lost before the answer was confirmed"}};
   if (done) done(std::move(r));
+  for (auto& fn : waiting)
+    fn(confirmed);
 }
 
 void replicated_path::poll() {
@@ -97,6 +108,13 @@ void replicated_path::after_all_durable(shard::barrier_fn fn) {
   // What the answer carries was read before this call, from a shard that may lack
   // entries an earlier leader committed: the barrier would confirm a stale answer.
   if (rep_.leader() && !serving()) return fn(refusal());
+  if (proposed_this_step_ != 0) {
+    if (auto it = writes_.find(proposed_this_step_); it != writes_.end()) {
+      ++barriers_saved_;
+      it->second.waiting.push_back(std::move(fn));
+      return;
+    }
+  }
   rep_.read(std::move(fn));
 }
 
@@ -107,10 +125,13 @@ void replicated_path::stop() {
   auto writes = std::move(writes_);
   writes_.clear();
   overlay_.clear();
-  for (auto& [index, w] : writes)
+  for (auto& [index, w] : writes) {
+    for (auto& fn : w.waiting)
+      fn(error{errc::shutting_down, "the shard stopped"});
     if (w.done)
       w.done(error{errc::outcome_unknown,
                    "the shard stopped before the write was committed: it may still be"});
+  }
 }
 
 } // namespace shoal::replication

@@ -8,7 +8,9 @@
 // is committed on a quorum. Every answer about the shard waits for a read barrier
 // proposed after it was asked (replica::read), so it reflects every acknowledged write
 // and a deposed leader that does not know it yet answers nothing stale: pending() is
-// always true and all_durable() always false.
+// always true and all_durable() always false. An entry the module proposed in the same
+// step serves as that barrier: it too was proposed after the request arrived, so its
+// commit proves the same, and a write's answer costs one round, not two.
 //
 // Only a leader that has caught up commits: a new leader may not have applied every
 // entry its predecessor committed until an entry of its own term commits (Raft's rule),
@@ -26,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "replication/overlay.hpp"
 #include "replication/replica.hpp"
@@ -60,7 +63,9 @@ public:
   }
   void after_durable(std::string_view key, shard::barrier_fn fn) override;
   void after_all_durable(shard::barrier_fn fn) override;
+  /// The end of a step: it also ends what "proposed in this step" means.
   void run_completions() override {
+    proposed_this_step_ = 0;
     poll();
   }
   void stop() override;
@@ -89,6 +94,11 @@ public:
     return writes_.size();
   }
 
+  /// Answers that waited for an entry of their own step instead of a barrier.
+  std::uint64_t barriers_saved() const noexcept {
+    return barriers_saved_;
+  }
+
 private:
   void finished(std::uint64_t index, core::result<void> r);
 
@@ -97,9 +107,16 @@ private:
   struct write {
     shard::commit_done done;
     std::chrono::steady_clock::time_point proposed;
+    /// Answers that wait for this entry instead of a barrier of their own (see
+    /// after_all_durable).
+    std::vector<shard::barrier_fn> waiting;
   };
   std::map<std::uint64_t, write> writes_; ///< by log index
+  /// The last entry proposed in the current step (0: none): it was proposed after the
+  /// message being served arrived, so its commit confirms this replica still led then.
+  std::uint64_t proposed_this_step_ = 0;
   metrics* counted_;
+  std::uint64_t barriers_saved_ = 0;
   bool stopped_ = false;
   std::uint64_t ready_term_ = 0;  ///< the term whose barrier was applied here
   std::uint64_t catching_up_ = 0; ///< the term whose barrier is in flight

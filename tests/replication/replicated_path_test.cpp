@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -176,6 +177,42 @@ TEST(ReplicatedPathTest, AWriteIsAnsweredOnceAQuorumAppliedItAndSeenAtOnceByTheL
     << "the followers never applied it";
   auto got = host.call(docs::get("c", "a"));
   EXPECT_EQ(got->value().json, R"({"v":2})");
+}
+
+// Verifies an answer given in the step that proposed an entry waits for that entry
+// instead of a barrier of its own (the entry was proposed after the request arrived, so
+// its commit confirms the leadership just as well), runs only once it is applied, and
+// that an answer in a later step still gets a barrier.
+TEST(ReplicatedPathTest, AnAnswerInTheStepOfAWriteWaitsForThatEntryNotABarrier) {
+  sim_cluster c({3, 17});
+  const unsigned l = elect(c);
+  replicated_shard host{c, l};
+  ASSERT_TRUE(wait_serving(c, host));
+  const auto barriers = c.at(l).barriers();
+  storage::write_batch batch;
+  batch.put("k", "v");
+  bool committed = false;
+  std::optional<core::result<void>> answered;
+  ASSERT_TRUE(
+    host.ctx().commit(std::move(batch), [&](core::result<void> r) { committed = r.ok(); }));
+  host.ctx().after_all_durable([&](core::result<void> r) {
+    EXPECT_TRUE(committed) << "answered before its step's entry was applied";
+    answered = std::move(r);
+  });
+  host.ctx().finish_step();
+  EXPECT_FALSE(answered) << "answered before consensus";
+  ASSERT_TRUE(c.run_until([&] { return answered.has_value(); }));
+  EXPECT_TRUE(answered->ok());
+  EXPECT_EQ(c.at(l).barriers(), barriers) << "a barrier was proposed for nothing";
+  EXPECT_EQ(host.path().barriers_saved(), 1u);
+
+  // A later step proposed nothing: its answer needs a barrier.
+  std::optional<core::result<void>> later;
+  host.ctx().after_all_durable([&](core::result<void> r) { later = std::move(r); });
+  host.ctx().finish_step();
+  ASSERT_TRUE(c.run_until([&] { return later.has_value(); }));
+  EXPECT_TRUE(later->ok());
+  EXPECT_EQ(c.at(l).barriers(), barriers + 1);
 }
 
 // Verifies a follower refuses a write and a read with 503 not_leader and writes nothing.
