@@ -596,7 +596,10 @@ public:
       return error{errc::incompatible, "data directory " + options.path + " belongs to "
                                          + stored_layout + ", but this node is " + options.layout
                                          + "; the shards it owns would change and stored keys "
-                                           "would become unreachable"};
+                                           "would become unreachable. Start it with the "
+                                           "cluster settings it was written with, or give it "
+                                           "an empty storage.path (data does not move between "
+                                           "layouts; see docs/replication.md, \"Upgrading\")"};
     }
     if (has_shards && has_format && has_layout) return core::ok();
     rocksdb::WriteBatch wb;
