@@ -171,6 +171,10 @@ caf::behavior gateway_behavior(gateway_pointer self, core::type_list<Rs...>) {
       if (!trusted(self) || !self->state.raft) return;
       self->send(self->state.raft, raft_relay_atom::value, shard, std::move(bytes));
     },
+    [=](raft_relay_atom, raft_batch& batch) {
+      if (!trusted(self) || !self->state.raft) return;
+      self->send(self->state.raft, raft_relay_atom::value, std::move(batch));
+    },
     [=](heartbeat_atom) -> caf::result<heartbeat_atom, replica_reports> {
       if (!trusted(self)) return untrusted();
       replica_reports out;

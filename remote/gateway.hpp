@@ -33,7 +33,8 @@ namespace shoal::remote {
 /// - `heartbeat_atom` → `(heartbeat_atom, replica_reports)`: the reports on `reports`
 ///   (this node's replica board, which must outlive the actor; none when null).
 /// - `(raft_relay_atom, shard, bytes)`: a replicated shard's Raft message, handed to this
-///   node's Raft transport (`raft`, when there is one) for its local replica.
+///   node's Raft transport (`raft`, when there is one) for its local replica; and
+///   `(raft_relay_atom, raft_batch)`, several of them at once.
 ///
 /// Anything from an untrusted sender gets the same error as a message nobody handles, so
 /// an unknown peer learns nothing and reaches no shard.

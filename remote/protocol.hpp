@@ -43,6 +43,13 @@ struct auth_ack {
   std::string refusal;
 };
 
+/// Raft messages of several shards for one node, sent as one (raft_relay_atom, batch):
+/// `bytes[i]` is for the local replica of `shards[i]`, in the order they were sent.
+struct raft_batch {
+  std::vector<std::uint32_t> shards;
+  std::vector<std::string> bytes;
+};
+
 /// A gateway's answer to a heartbeat: how its node's replicas stand (empty without
 /// replicated shards), for the asking node's cluster view.
 struct replica_reports {

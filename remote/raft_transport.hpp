@@ -4,7 +4,10 @@
 // The Raft transport of one node (docs/replication.md): how the replicas of a shard
 // talk across nodes, over the node links that exist and are authenticated already (no
 // new port). A replica's host sends (raft_send_atom, node, shard, bytes); the transport
-// hands them to that node's gateway as (raft_relay_atom, shard, bytes); the gateway,
+// hands them to that node's gateway as (raft_relay_atom, shard, bytes), or, when several
+// for that node wait in its mailbox, all of them as one (raft_relay_atom, raft_batch):
+// it queues what it is sent and flushes once the messages queued before the flush are
+// in (a self-message), so a burst crosses the link as one message. The gateway,
 // for a trusted peer only, passes them to its own node's transport, which delivers them
 // to the local replica of that shard (host::deliver_raft). A message for a node whose
 // link is down, or for a shard with no local replica, is dropped and counted: Raft

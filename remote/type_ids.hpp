@@ -61,6 +61,11 @@ typename Inspector::result_type inspect(Inspector& f, auth_ack& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, raft_batch& x) {
+  return f(caf::meta::type_name("raft_batch"), x.shards, x.bytes);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replica_reports& x) {
   return f(caf::meta::type_name("replica_reports"), x.reports);
 }
@@ -73,4 +78,5 @@ CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::hello_ack))
 CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::auth))
 CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::auth_ack))
 CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::replica_reports))
+CAF_ADD_TYPE_ID(shoal_remote, (shoal::remote::raft_batch))
 CAF_END_TYPE_ID_BLOCK(shoal_remote)
