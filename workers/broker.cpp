@@ -452,7 +452,7 @@ broker_impl::behavior_type broker_behavior(broker_pointer self, broker_config cf
   auto& st = self->state;
   st.local.insert(cfg.local.begin(), cfg.local.end());
   for (std::uint32_t s = 0; s < cfg.shard_count; ++s)
-    if (st.local.count(s) == 0) st.remote.push_back(s);
+    if (st.local.count(s) == 0 || cfg.ask_all) st.remote.push_back(s);
   st.cfg = std::move(cfg);
   // Until the shard handles are complete, what arrives waits (in order) for start.
   auto later = [self](auto fn) {

@@ -24,10 +24,13 @@ struct broker_config {
   /// `start_broker`: the broker holds every message until then.
   const protocol::shard_handles* shards = nullptr;
   std::uint32_t shard_count = 0;
-  std::vector<std::uint32_t> local;           ///< the shards this node owns
+  std::vector<std::uint32_t> local; ///< the shards this node owns
+  /// Replicated shards: a local replica announces its work only while it leads, so every
+  /// shard is also asked through its stub (which finds the leader), as other nodes' are.
+  bool ask_all = false;
   const handler_registry* handlers = nullptr; ///< in-process handlers; may be null
   config::jobs_settings settings;
-  std::string incarnation; ///< this process; tags the leases of in-process workers
+  std::string incarnation;              ///< this process; tags the leases of in-process workers
   jobs::job_metrics* metrics = nullptr; ///< its lease_waiters gauge; may be null
 };
 
