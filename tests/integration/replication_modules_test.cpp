@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/integration/replication_suite.hpp"
+#include "tests/support/feed_client.hpp"
 
 namespace shoal::test {
 namespace {
@@ -138,6 +139,69 @@ TEST_F(ReplicatedModulesTest, CountersAndJobsSurviveALeaderKill) {
               "once and completed\n",
               total_acked, victim.c_str(), leased.size());
   std::fflush(stdout);
+}
+
+// Verifies a change-feed position taken before a leader change resumes after it, through
+// another member: every event written after it arrives once, none from before it (the
+// shards' change logs are part of the replicated state, so positions mean the same on
+// every replica).
+TEST_F(ReplicatedModulesTest, ChangeFeedPositionsStayValidAcrossALeaderChange) {
+  for (const auto& id : all_ids())
+    ASSERT_TRUE(start_replicated(id));
+  ASSERT_TRUE(wait_all_up(all_ids())) << views_text();
+  ASSERT_TRUE(wait_leaders(all_ids())) << views_text();
+  std::string last_id;
+  {
+    feed_client feed{http_port("n1"), "/v1/collections/cf/changes"};
+    ASSERT_TRUE(feed.read_head());
+    // put_until_ok stops at 200, so a new document is written twice (201, then 200).
+    std::size_t events = 0;
+    for (int i = 0; i < 10; ++i) {
+      auto res = put_until_ok("n1", "/v1/collections/cf/docs/d" + std::to_string(i), "{}");
+      ASSERT_TRUE(res && res->status == 200) << describe(res);
+      events += static_cast<std::size_t>(res->json().at("version").to_number<std::int64_t>());
+    }
+    for (std::size_t got = 0; got < events;) {
+      auto e = feed.next(10s);
+      ASSERT_TRUE(e) << "only " << got << " of " << events << " events before the kill";
+      ++got;
+      last_id = e->id;
+    }
+  }
+  ASSERT_FALSE(last_id.empty());
+
+  const auto victim = busiest_leader();
+  const std::string survivor = victim == "n1" ? "n2" : "n1";
+  node(victim).kill9();
+  // A retried write may have been applied twice: expect every version up to the last.
+  std::map<std::string, std::int64_t> versions;
+  for (int i = 0; i < 10; ++i) {
+    const auto id = "e" + std::to_string(i);
+    auto res = put_until_ok(survivor, "/v1/collections/cf/docs/" + id, "{}");
+    ASSERT_TRUE(res && res->status == 200) << describe(res);
+    versions[id] = res->json().at("version").to_number<std::int64_t>();
+  }
+  std::set<std::pair<std::string, std::int64_t>> want;
+  for (const auto& [id, v] : versions)
+    for (std::int64_t n = 1; n <= v; ++n)
+      want.insert({id, n});
+
+  feed_client resumed{
+    http_port(survivor), "/v1/collections/cf/changes", {{"Last-Event-ID", last_id}}};
+  ASSERT_TRUE(resumed.read_head());
+  EXPECT_EQ(resumed.status, 200u);
+  std::set<std::pair<std::string, std::int64_t>> seen;
+  while (seen.size() < want.size()) {
+    auto e = resumed.next(15s);
+    ASSERT_TRUE(e) << "only " << seen.size() << " of " << want.size() << " events after the kill";
+    auto data = json::parse(e->data);
+    const std::pair<std::string, std::int64_t> key{std::string(data.at("id").as_string()),
+                                                   data.at("version").to_number<std::int64_t>()};
+    EXPECT_TRUE(seen.insert(key).second) << key.first << " v" << key.second << " twice";
+    EXPECT_TRUE(want.count(key)) << key.first << " v" << key.second << " was not expected";
+  }
+  EXPECT_FALSE(resumed.next(500ms)) << "more events than were written";
+  EXPECT_EQ(seen, want);
 }
 
 } // namespace
