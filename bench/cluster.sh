@@ -85,22 +85,8 @@ while (($#)); do
 done
 [[ "$shoal" == /* ]] || shoal="$PWD/$shoal"
 
-missing=()
-for tool in wrk taskset curl; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-done
-if ((${#missing[@]})); then
-  echo "cluster.sh: missing ${missing[*]}: install them with scripts/setup.sh --bench" >&2
-  exit 1
-fi
-if [[ ! -x "$shoal" ]]; then
-  echo "cluster.sh: no shoal binary at $shoal: build it first (scripts/build.sh release)" >&2
-  exit 1
-fi
-if (($(getconf _NPROCESSORS_ONLN) < 2)); then
-  echo "cluster.sh: needs at least 2 cores (nodes and wrk on different cores)" >&2
-  exit 1
-fi
+require_tools wrk taskset curl
+require_cluster_machine "$shoal"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/shoal-cluster-bench.XXXXXX")"
 pids=()

@@ -13,6 +13,28 @@ usage() { awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' 
 
 log() { echo "$bench_name: $*" >&2; }
 
+# require_tools TOOL...: exits naming the missing ones (scripts/setup.sh --bench installs them)
+require_tools() {
+  local missing=() tool
+  for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  ((${#missing[@]} == 0)) && return 0
+  log "missing ${missing[*]}: install them with scripts/setup.sh --bench"
+  exit 1
+}
+
+# require_cluster_machine SHOAL: exits unless SHOAL is executable and there are two cores
+# (nodes on one, wrk on the other)
+require_cluster_machine() {
+  if [[ ! -x "$1" ]]; then
+    log "no shoal binary at $1: build it first (scripts/build.sh release)"
+    exit 1
+  fi
+  if (($(getconf _NPROCESSORS_ONLN) < 2)); then
+    log "needs at least 2 cores (nodes and wrk on different cores)"
+    exit 1
+  fi
+}
+
 alive() { # alive PID: running (a child that exited but is not reaped yet is a zombie)
   local state
   # The state follows the command name in parentheses, which may contain spaces.
