@@ -24,6 +24,8 @@ packages=(
   jq
   # the cluster tests put a real haproxy in front of three nodes
   haproxy
+  # the partition tests run each member in its own network namespace (ip netns, veth)
+  iproute2
 )
 
 for arg in "$@"; do

@@ -34,10 +34,15 @@ public:
     return out;
   }
 
-  /// Why namespaces cannot be made here (not root, no `ip`), or "".
+  /// Why namespaces cannot be made here (not root, no `ip`, or a container that allows
+  /// none: a probe namespace is made and deleted), or "".
   static std::string unavailable() {
     if (::geteuid() != 0) return "needs root (network namespaces)";
-    if (ip_binary().empty()) return "needs iproute2's ip";
+    if (ip_binary().empty()) return "needs iproute2's ip (scripts/setup.sh installs it)";
+    const auto probe = "shoalq" + tag();
+    if (!run(ip() + " netns add " + probe + " 2>/dev/null"))
+      return "this machine allows no network namespaces (ip netns add failed)";
+    run(ip() + " netns del " + probe + " 2>/dev/null");
     return {};
   }
 
