@@ -13,7 +13,7 @@ constexpr std::uint64_t retry_after_failure_ms = 1000;
 
 } // namespace
 
-module::module(shard::context& ctx, config cfg) : ctx_(ctx), cfg_(std::move(cfg)) {
+module::module(shard::context& ctx, config cfg) :ctx_(ctx), cfg_(std::move(cfg)) {
   auto q = std::make_unique<job_queue>(
     ctx_.store(),
     [this](storage::write_batch&& batch) {
@@ -22,9 +22,9 @@ module::module(shard::context& ctx, config cfg) : ctx_(ctx), cfg_(std::move(cfg)
     },
     ctx_.index(), cfg_.retry, cfg_.metrics, cfg_.seed);
   if (auto r = q->recover(ctx_.wall_ms(), cfg_.incarnation); !r) {
-    load_error_ = core::error{core::errc::storage_failed,
-                              "the jobs of shard " + std::to_string(ctx_.index())
-                                + " could not be loaded: " + r.error().to_string()};
+    load_error_ =
+      core::error{core::errc::storage_failed, "the jobs of shard " + std::to_string(ctx_.index())
+                                                + " could not be loaded: " + r.error().to_string()};
     return;
   }
   queue_ = std::move(q);
@@ -36,15 +36,20 @@ module::~module() {
 }
 
 template <class T>
-void module::answer(const std::vector<std::string>& ids, core::reply_to<T> to, core::result<T> r) {
+void module::answer(const std::vector<std::string>& ids, core::reply_to<T> to, core::result<T> r,
+                    bool wrote) {
   bool held = false;
   for (const auto& id : ids)
     held = held || ctx_.pending(job_key(id));
   if (!held) return to.deliver(std::move(r));
   // The commits of these keys are the latest: waiting for all is waiting for them.
-  ctx_.after_all_durable([to, r = std::move(r)](core::result<void> durable) mutable {
-    if (!durable) return to.deliver(std::move(durable).error());
-    to.deliver(std::move(r));
+  wrote = wrote && r.ok();
+  ctx_.after_all_durable([to, r = std::move(r), wrote](core::result<void> durable) mutable {
+    if (durable) return to.deliver(std::move(r));
+    // A write that was made and then not confirmed may be kept: unknown, not refused
+    // (a client that took a refusal would enqueue the job again).
+    if (wrote) return to.deliver(shard::after_write_failed(std::move(durable).error()));
+    to.deliver(std::move(durable).error());
   });
 }
 
@@ -56,7 +61,8 @@ void module::serve(job_enqueue&& req, core::reply_to<job_enqueued> to) {
   after_change();
   std::vector<std::string> ids;
   if (r) ids.push_back(r->id);
-  answer(ids, std::move(to), std::move(r));
+  const bool wrote = r && r->created;
+  answer(ids, std::move(to), std::move(r), wrote);
 }
 
 void module::serve(job_get&& req, core::reply_to<job_view> to) {
@@ -72,7 +78,7 @@ void module::serve(job_lease&& req, core::reply_to<lease_grant> to) {
   if (r)
     for (const auto& j : r->jobs)
       ids.push_back(j.id);
-  answer(ids, std::move(to), std::move(r));
+  answer(ids, std::move(to), std::move(r), !ids.empty());
 }
 
 void module::serve(job_complete&& req, core::reply_to<job_view> to) {
@@ -80,7 +86,7 @@ void module::serve(job_complete&& req, core::reply_to<job_view> to) {
   auto id = req.id;
   auto r = queue_->complete(req, ctx_.wall_ms());
   after_change();
-  answer({id}, std::move(to), std::move(r));
+  answer({id}, std::move(to), std::move(r), true);
 }
 
 void module::serve(job_fail&& req, core::reply_to<job_view> to) {
@@ -88,14 +94,14 @@ void module::serve(job_fail&& req, core::reply_to<job_view> to) {
   auto id = req.id;
   auto r = queue_->fail(req, ctx_.wall_ms());
   after_change();
-  answer({id}, std::move(to), std::move(r));
+  answer({id}, std::move(to), std::move(r), true);
 }
 
 void module::serve(job_retry&& req, core::reply_to<job_view> to) {
   if (load_error_) return to.deliver(*load_error_);
   auto r = queue_->retry(req, ctx_.wall_ms());
   after_change();
-  answer({req.id}, std::move(to), std::move(r));
+  answer({req.id}, std::move(to), std::move(r), true);
 }
 
 void module::serve(queue_stats&& req, core::reply_to<job_counts> to) {

@@ -55,9 +55,13 @@ public:
   void serve(queue_stats&& req, core::reply_to<job_counts> to);
 
 private:
-  /// Delivers `r` once every write of the job keys of `ids` is durable.
+  /// Delivers `r` once every write of the job keys of `ids` is durable. When that
+  /// fails and this request `wrote` (and `r` is ok), the answer is what
+  /// shard::after_write_failed makes of the failure: a write that may be kept is 504
+  /// outcome_unknown, not a refusal.
   template <class T>
-  void answer(const std::vector<std::string>& ids, core::reply_to<T> to, core::result<T> r);
+  void answer(const std::vector<std::string>& ids, core::reply_to<T> to, core::result<T> r,
+              bool wrote = false);
   /// Announces newly due (queue, type) pairs and arms the timer for the next lease
   /// expiry or delayed job. Runs after every operation and timer.
   void after_change();

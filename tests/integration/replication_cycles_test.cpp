@@ -6,6 +6,7 @@
 // led resume within 3 s of the kill; and once the writers stop, every replica of every
 // shard holds the same data (GET /v1/admin/replicas/{shard}: the same applied index,
 // key count and checksum on all three members).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -82,6 +83,7 @@ TEST_F(ReplicationCyclesTest, LeaderKillsUnderWritersLoseNothingAndReplicasConve
   auto now_ns = [] { return clock_type::now().time_since_epoch().count(); };
 
   std::vector<std::thread> threads;
+  const thread_guard guard{stop, threads};
   for (int w = 0; w < writers; ++w) {
     threads.emplace_back([&, w] {
       std::minstd_rand rng(static_cast<unsigned>(w) * 7919u + 1u);
@@ -113,11 +115,20 @@ TEST_F(ReplicationCyclesTest, LeaderKillsUnderWritersLoseNothingAndReplicasConve
   milliseconds worst_resume{0};
   std::vector<long long> resumes;
   for (int cycle = 0; cycle < cycles(); ++cycle) {
-    const auto leaders = leaders_seen_by(ids[static_cast<std::size_t>(cycle) % ids.size()]);
+    // A member just restarted names the leaders once it has heard from its peers.
+    const auto& observer = ids[static_cast<std::size_t>(cycle) % ids.size()];
+    std::vector<std::string> leaders;
+    const bool known = eventually(milliseconds(15'000), [&] {
+      leaders = leaders_seen_by(observer);
+      return std::none_of(leaders.begin(), leaders.end(),
+                          [](const std::string& l) { return l.empty(); });
+    });
+    ASSERT_TRUE(known) << "cycle " << cycle << ": " << observer
+                       << " knows no leader for some shard\n"
+                       << views_text();
     std::map<std::string, int> led;
     for (const auto& l : leaders)
-      if (!l.empty()) ++led[l];
-    ASSERT_FALSE(led.empty()) << "cycle " << cycle << ": no leader known\n" << views_text();
+      ++led[l];
     const auto victim = std::max_element(led.begin(), led.end(), [](auto& a, auto& b) {
                           return a.second < b.second;
                         })->first;
@@ -150,6 +161,7 @@ TEST_F(ReplicationCyclesTest, LeaderKillsUnderWritersLoseNothingAndReplicasConve
   stop = true;
   for (auto& t : threads)
     t.join();
+  threads.clear();
 
   // No acknowledged write is lost: each document holds its last acknowledged value.
   std::size_t checked = 0;

@@ -58,6 +58,7 @@ TEST_F(ReplicatedModulesTest, CountersAndJobsSurviveALeaderKill) {
   std::map<std::string, int> acked;   ///< counter → acknowledged increments
   std::map<std::string, int> unknown; ///< counter → increments of unknown outcome
   std::vector<std::thread> clients;
+  const thread_guard guard{stop, clients};
   for (int t = 0; t < threads; ++t) {
     clients.emplace_back([&, t] {
       std::mt19937 rng(static_cast<unsigned>(t) + 77u);
@@ -88,6 +89,7 @@ TEST_F(ReplicatedModulesTest, CountersAndJobsSurviveALeaderKill) {
   stop = true;
   for (auto& t : clients)
     t.join();
+  clients.clear();
 
   int total_acked = 0;
   for (const auto& [counter, n] : acked) {

@@ -6,9 +6,11 @@
 // and helpers that find leaders, retry through elections and read the members' logs.
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/cluster_suite.hpp"
@@ -16,6 +18,18 @@
 namespace shoal::test {
 
 inline const std::vector<std::string> three_copies{"cluster.replication_factor=3"};
+
+/// Stops and joins a test's client threads however its body ends: an ASSERT returns
+/// early, and a joinable std::thread destroyed would terminate the whole binary.
+struct thread_guard {
+  std::atomic<bool>& stop;
+  std::vector<std::thread>& threads;
+  ~thread_guard() {
+    stop = true;
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+};
 
 class ReplicationTest : public cluster_suite {
 protected:

@@ -107,6 +107,37 @@ TEST_F(JobsModuleTest, EnqueueAndGetWaitUntilDurable) {
   EXPECT_EQ(parse(again->value()).at("id"), id.c_str());
 }
 
+// Verifies that an enqueue, lease or complete whose durability then fails with the shard
+// stopping (or, replicated, losing its leadership) is answered 504 outcome_unknown: the
+// job may be kept, and a client that took a refusal would enqueue it again. A get whose
+// wait fails the same way is refused as it is (it changed nothing).
+TEST_F(JobsModuleTest, AWriteWhoseConfirmationFailsIsUnknownAndAReadIsRefused) {
+  testing::manual_shard shard{store, 0, true};
+  module jobs{shard.ctx(), config()};
+  auto put = shard.serve(jobs, make_enqueue());
+  ASSERT_FALSE(put->ready());
+  const auto id = stored_ids().at(0);
+  auto get = shard.serve(jobs, job_get{id});
+  ASSERT_FALSE(get->ready());
+  shard.fail_sync(core::error{core::errc::shutting_down, "the shard stopped"});
+  ASSERT_TRUE(put->ready());
+  ASSERT_FALSE(put->last->ok());
+  EXPECT_EQ(put->last->error().code(), core::errc::outcome_unknown)
+    << put->last->error().to_string();
+  ASSERT_TRUE(get->ready());
+  ASSERT_FALSE(get->last->ok());
+  EXPECT_EQ(get->last->error().code(), core::errc::shutting_down);
+
+  // The lease and its completion, the same.
+  auto lease = shard.serve(jobs, make_lease());
+  ASSERT_FALSE(lease->ready());
+  shard.fail_sync(core::error{core::errc::shard_unavailable, "not_leader", "leadership lost"});
+  ASSERT_TRUE(lease->ready());
+  ASSERT_FALSE(lease->last->ok());
+  EXPECT_EQ(lease->last->error().code(), core::errc::outcome_unknown)
+    << lease->last->error().to_string();
+}
+
 // Verifies that with storage.sync a get of a durable job does not wait for another job's
 // pending write, and leases and completions are answered only after their fsync.
 TEST_F(JobsModuleTest, LeaseAndCompleteWaitUntilDurable) {
