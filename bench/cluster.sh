@@ -159,7 +159,7 @@ get_run() { # get_run KIND KEY
   t1=$(date +%s.%N); times >"$tmp/times"; w1=$(children_cpu)
   for k in 1 2 3; do c1[k]=$(cpu_ticks "${node_pids[k]}"); done
   local parsed
-  parsed=$(parse_wrk "$raw")
+  parsed=$(parse_wrk_counted "$raw")
   a_rows+=("$kind|$parsed|$(awk -v hz="$clk_tck" -v t0="$t0" -v t1="$t1" -v w0="$w0" -v w1="$w1" \
     -v a0="${c0[1]}" -v a1="${c1[1]}" -v b0="${c0[2]}" -v b1="${c1[2]}" -v d0="${c0[3]}" -v d1="${c1[3]}" \
     -v reqs="$(cut -d'|' -f5 <<<"$parsed")" 'BEGIN {

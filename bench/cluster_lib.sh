@@ -161,28 +161,9 @@ find_key() { # find_key NODE: a document id owned by NODE (k1, k2, ...)
 clk_tck=$(getconf CLK_TCK)
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0; }
 
-parse_wrk() { # "req/s|p50 ms|p99 ms|errors|requests"
-  awk '
-    function ms(v) {
-      if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-      if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-      if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
-      if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
-      return v + 0
-    }
-    /^Requests\/sec:/ { rps = $2 }
-    / requests in / { reqs = $1 }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    /Non-2xx or 3xx responses:/ { non2xx = $NF }
-    /Socket errors:/ { sock = $0; sub(/^ *Socket errors: */, "", sock) }
-    END {
-      err = ""
-      if (non2xx != "") err = non2xx " non-2xx"
-      if (sock != "") err = err (err == "" ? "" : "; ") "socket " sock
-      if (err == "") err = "0"
-      printf "%.0f|%.2f|%.2f|%s|%d", rps, p50, p99, err, reqs
-    }' "$1"
+# parse_wrk_counted FILE: lib.sh's parse_wrk, then "|requests" (how many wrk completed)
+parse_wrk_counted() {
+  echo "$(parse_wrk "$1")|$(awk '/ requests in / { n = $1 } END { print n + 0 }' "$1")"
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
