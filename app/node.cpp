@@ -360,6 +360,8 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
             std::max<unsigned>(150, settings.cluster.failure_timeout_ms / 2);
           rc.group.heartbeat_timeout_ms =
             std::min<unsigned>(settings.cluster.heartbeat_ms, rc.group.election_timeout_ms / 4);
+          rc.group.snapshot_entries = settings.cluster.snapshot_entries;
+          rc.group.snapshot_trailing = settings.cluster.snapshot_trailing;
           rc.send = remote::raft_sender(raft_transport, i);
           rc.board = &replica_reports;
           rc.group.counted = &replication_metrics;

@@ -43,11 +43,13 @@ write_config() { # write_config NAME N FAILURE_TIMEOUT_MS [RF]: picks free ports
   } >"$tmp/$name/cluster.toml"
 }
 
+extra_sets=() # more --set options for every node started from now on
+
 node_cmd() { # node_cmd K CPUS: the command line of node K of the current cluster
   local pre=()
   [[ -n "$2" ]] && pre=(taskset -c "$2")
   node_line=("${pre[@]}" "$shoal" serve --config "$tmp/$cluster_name/cluster.toml"
-             --set "node.id=n$1" --set log.access_log=false)
+             --set "node.id=n$1" --set log.access_log=false "${extra_sets[@]}")
 }
 
 start_node() { # start_node K CPUS

@@ -143,6 +143,10 @@ const std::vector<key_spec>& schema() {
     number<&s::cluster, &cluster_settings::reconnect_max_ms, 10, 600'000>(
       "cluster.reconnect_max_ms"),
     number<&s::cluster, &cluster_settings::replication_factor, 1, 5>("cluster.replication_factor"),
+    number<&s::cluster, &cluster_settings::snapshot_entries, 2, 1'000'000>(
+      "cluster.snapshot_entries"),
+    number<&s::cluster, &cluster_settings::snapshot_trailing, 0, 1'000'000>(
+      "cluster.snapshot_trailing"),
     number<&s::actors, &actors_settings::threads, 0, 256>("actors.threads"),
     number<&s::actors, &actors_settings::call_timeout_ms, 1, day_ms>("actors.call_timeout_ms"),
     number<&s::actors, &actors_settings::idle_timeout_ms, 1, day_ms>("actors.idle_timeout_ms"),

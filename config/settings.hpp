@@ -104,6 +104,11 @@ struct cluster_settings {
   /// (docs/replication.md); 1: each shard lives on its owner alone. At most the number of
   /// members; more than 1 only in a cluster.
   std::uint32_t replication_factor = 1;
+  /// A replicated shard's group takes a snapshot (a token: the shard is its own
+  /// snapshot) after this many log entries, and then keeps `snapshot_trailing` of them
+  /// for followers that lag a little; one that lags more gets the shard's image streamed.
+  std::uint32_t snapshot_entries = 1'024;
+  std::uint32_t snapshot_trailing = 2'048;
 
   bool clustered() const noexcept {
     return !nodes.empty();

@@ -8,6 +8,8 @@
 #include "replication/io_guard.hpp"
 #include "replication/log_store.hpp"
 #include "replication/replica.hpp"
+#include "replication/snapshot_stream.hpp"
+#include "replication/snapshot_transfer.hpp"
 #include "replication/state_machine.hpp"
 
 namespace shoal::replication {
@@ -18,10 +20,18 @@ using core::error;
 group::group(storage::store& store, group_config cfg, io_host host)
     : store_(store), cfg_(std::move(cfg)),
       log_(std::make_unique<log_store>(store_.raft_log(), cfg_.shard)),
+      stage_(std::make_unique<snapshot_stage>(store_.raft_log(), cfg_.shard)),
       io_(std::make_unique<group_io>(*log_, std::move(host))),
       guard_(std::make_unique<io_guard>(io_->io())),
-      machine_(std::make_unique<state_machine>(store_.shard(cfg_.shard), cfg_.sync_applies)),
-      raft_(std::make_unique<raft>()) {}
+      machine_(
+        std::make_unique<state_machine>(store_.shard(cfg_.shard), cfg_.sync_applies, stage_.get())),
+      raft_(std::make_unique<raft>()) {
+  transfer_options streams;
+  streams.chunk_bytes = cfg_.snapshot_chunk_bytes;
+  streams.window = cfg_.snapshot_window;
+  streams.resend_ms = cfg_.snapshot_resend_ms;
+  io_->serve_snapshots(store_.shard(cfg_.shard), *stage_, streams);
+}
 
 group::~group() = default;
 
@@ -45,6 +55,9 @@ core::result<void> group::start() {
   // so rejoining does not depose a leader the others still follow.
   raft_set_pre_vote(raft_.get(), true);
   raft_set_heartbeat_timeout(raft_.get(), cfg_.heartbeat_timeout_ms);
+  raft_set_snapshot_threshold(raft_.get(), cfg_.snapshot_entries);
+  raft_set_snapshot_trailing(raft_.get(), cfg_.snapshot_trailing);
+  raft_set_install_snapshot_timeout(raft_.get(), cfg_.snapshot_timeout_ms);
   raft_configuration conf;
   raft_configuration_init(&conf);
   for (const auto& m : cfg_.voters) {
@@ -63,6 +76,9 @@ core::result<void> group::start() {
     return error{rv == RAFT_CORRUPT ? errc::corrupt : errc::storage_failed,
                  "starting shard " + std::to_string(cfg_.shard)
                    + "'s group: " + raft_errmsg(raft_.get())};
+  // raft_start restored the last snapshot: an image staged for it is installed now,
+  // and anything else staged (a stream cut off by a crash) is of no use.
+  if (auto cleared = stage_->clear(); !cleared) return std::move(cleared).error();
   replica_ = std::make_unique<replica>(raft_.get());
   io_->count_into(cfg_.counted);
   machine_->count_into(cfg_.counted);

@@ -27,6 +27,7 @@ namespace shoal::replication {
 class log_store;
 class io_guard;
 class state_machine;
+class snapshot_stage;
 class replica;
 struct metrics;
 
@@ -44,6 +45,15 @@ struct group_config {
   bool sync_applies = false;           ///< fsync every applied entry (storage.sync)
   unsigned election_timeout_ms = 1000; ///< libraft randomizes it further (×1..2)
   unsigned heartbeat_timeout_ms = 100;
+  unsigned snapshot_entries = 1024;  ///< libraft's snapshot threshold
+  unsigned snapshot_trailing = 2048; ///< entries kept after a snapshot
+  /// Snapshot streams (snapshot_transfer.hpp): chunk size, chunks in flight, resend time.
+  std::size_t snapshot_chunk_bytes = 1u << 20;
+  unsigned snapshot_window = 4;
+  unsigned snapshot_resend_ms = 2000;
+  /// libraft's wait for a follower to confirm an install before it offers the snapshot
+  /// again; a stream still running for it goes on (snapshot_transfer::send).
+  unsigned snapshot_timeout_ms = 10000;
   metrics* counted = nullptr; ///< the node's replication metrics; may be null
 };
 
@@ -97,6 +107,7 @@ private:
   storage::store& store_;
   group_config cfg_;
   std::unique_ptr<log_store> log_;
+  std::unique_ptr<snapshot_stage> stage_;
   std::unique_ptr<group_io> io_;
   std::unique_ptr<io_guard> guard_;
   std::unique_ptr<state_machine> machine_;

@@ -8,6 +8,8 @@
 #include <random>
 
 #include "replication/raft_c.hpp"
+#include "replication/snapshot_stream.hpp"
+#include "replication/snapshot_transfer.hpp"
 #include "replication/wire.hpp"
 
 namespace shoal::replication {
@@ -39,6 +41,11 @@ struct group_io::state {
   std::list<std::shared_ptr<pending_request>> pending;
   /// False once the io is gone: what the host runs later checks it first.
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  /// Snapshot streams (serve_snapshots); null: snapshots travel inside the message.
+  std::unique_ptr<snapshot_transfer> transfer;
+  snapshot_stage* stage = nullptr;
+  /// Set when libraft stores a staged image's token: it took the install.
+  bool install_taken = false;
 
   state(log_store& l, io_host h) : log(l), host(std::move(h)), rng(host.seed) {}
 };
@@ -153,6 +160,7 @@ int m_init(raft_io* io, raft_id id, const char* address) {
   auto& s = of(io);
   s.id = id;
   s.address = address == nullptr ? "" : address;
+  if (s.transfer) s.transfer->identify(id, s.address);
   return 0;
 }
 
@@ -160,6 +168,7 @@ void m_close(raft_io* io, raft_io_close_cb cb) {
   auto& s = of(io);
   if (s.started && !s.closed) s.host.stop_ticks();
   s.closed = true;
+  if (s.transfer) s.transfer->close();
   // Every request still waiting is canceled (the newest first: see fail_waiting) before
   // libraft hears the io is closed.
   auto waiting = std::move(s.pending);
@@ -225,7 +234,9 @@ int m_start(raft_io* io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb r
   auto alive = s.alive;
   s.host.start_ticks(msecs, [alive, io] {
     auto& st = of(io);
-    if (*alive && !st.closed) st.tick(io);
+    if (!*alive || st.closed) return;
+    if (st.transfer) st.transfer->tick();
+    st.tick(io);
   });
   return 0;
 }
@@ -277,9 +288,16 @@ int m_send(raft_io* io, raft_io_send* req, const raft_message* message, raft_io_
   raft_message mine = *message; // from us, to message->server_id
   mine.server_id = s.id;
   mine.server_address = s.address.c_str();
-  if (s.counted != nullptr && message->type == RAFT_IO_INSTALL_SNAPSHOT)
-    s.counted->snapshot_bytes_sent.inc(message->install_snapshot.data.len);
-  s.host.send(message->server_id, message->server_address, encode_message(mine));
+  if (message->type == RAFT_IO_INSTALL_SNAPSHOT && s.transfer) {
+    // The message carries a token; the image follows it as a stream, and the message
+    // rides on the stream's last chunk.
+    s.transfer->send(message->server_id, message->server_address,
+                     message->install_snapshot.last_index, encode_message(mine));
+  } else {
+    if (s.counted != nullptr && message->type == RAFT_IO_INSTALL_SNAPSHOT)
+      s.counted->snapshot_bytes_sent.inc(message->install_snapshot.data.len);
+    s.host.send(message->server_id, message->server_address, encode_message(mine));
+  }
   req->cb = cb;
   post(s, [req, cb] {
     if (cb != nullptr) cb(req, 0);
@@ -320,6 +338,11 @@ int m_snapshot_put(raft_io* io, unsigned trailing, raft_io_snapshot_put* req,
   auto& s = of(io);
   if (s.closed) return fail(s, RAFT_CANCELED, "closed");
   if (refuse_write(s)) return RAFT_IOERR;
+  if (trailing == 0 && snapshot->n_bufs == 1) {
+    const auto token =
+      decode_token({static_cast<const char*>(snapshot->bufs[0].base), snapshot->bufs[0].len});
+    if (token && token->what == snapshot_token::kind::staged) s.install_taken = true;
+  }
   auto r = s.log.put_snapshot(to_stored(*snapshot), trailing);
   if (!r) return io_error(s, r.error());
   auto p = std::make_shared<pending_request>();
@@ -389,6 +412,11 @@ void group_io::deliver(std::string_view bytes) {
     ++s.dropped;
     return;
   }
+  if (is_stream_frame(bytes)) {
+    if (s.transfer) return s.transfer->deliver(bytes);
+    ++s.dropped;
+    return;
+  }
   auto decoded = decode_message(bytes);
   if (!decoded) {
     ++s.dropped;
@@ -401,6 +429,72 @@ void group_io::deliver(std::string_view bytes) {
 
 void group_io::count_into(metrics* m) noexcept {
   s_->counted = m;
+  if (s_->transfer) s_->transfer->count_into(m);
+}
+
+namespace {
+
+/// libraft gets the InstallSnapshot its peer sent, with a token for the image staged
+/// here as its data. Unless libraft stores that token (it may find the snapshot stale,
+/// or be busy), the stage is dropped.
+void hand_over(state& s, std::string_view install, std::uint64_t applied_index) {
+  auto release = [&s] {
+    s.stage->handed_over = false;
+    (void)s.stage->clear();
+  };
+  if (!s.started || s.closed) return release();
+  auto decoded = decode_message(install);
+  if (!decoded || (*decoded)->msg.type != RAFT_IO_INSTALL_SNAPSHOT) {
+    if (decoded) (*decoded)->release();
+    ++s.dropped;
+    return release();
+  }
+  auto& args = (*decoded)->msg.install_snapshot;
+  const auto token = encode_token({snapshot_token::kind::staged, applied_index});
+  void* data = raft_malloc(token.size());
+  if (data == nullptr) {
+    (*decoded)->release();
+    return release();
+  }
+  std::memcpy(data, token.data(), token.size());
+  raft_free(args.data.base);
+  args.data.base = data;
+  args.data.len = token.size();
+  s.install_taken = false;
+  s.recv(&s.io, &(*decoded)->msg);
+  if (!s.install_taken) release();
+}
+
+} // namespace
+
+void group_io::serve_snapshots(storage::shard_store& shard, snapshot_stage& stage,
+                               const transfer_options& options) {
+  auto& s = *s_;
+  s.stage = &stage;
+  transfer_host th;
+  th.now_ms = s.host.now_ms;
+  th.send = s.host.send;
+  th.post = s.host.post;
+  th.after_sync = s.host.after_sync;
+  auto* st = &s;
+  th.install = [st](std::string_view install, std::uint64_t applied_index) {
+    hand_over(*st, install, applied_index);
+  };
+  s.transfer =
+    std::make_unique<snapshot_transfer>(shard, stage, std::move(th), options, s.host.seed);
+  s.transfer->count_into(s.counted);
+}
+
+group_io::stream_stats group_io::streams() const noexcept {
+  stream_stats out;
+  if (!s_->transfer) return out;
+  const auto& c = s_->transfer->stats();
+  out.streams_started = c.streams_started;
+  out.chunks_sent = c.chunks_sent;
+  out.chunks_resent = c.chunks_resent;
+  out.images_staged = c.images_staged;
+  out.images_refused = c.images_refused;
+  return out;
 }
 
 std::uint64_t group_io::dropped() const noexcept {

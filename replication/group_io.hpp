@@ -15,12 +15,15 @@
 
 #include "core/result.hpp"
 #include "replication/log_store.hpp"
+#include "storage/store.hpp"
 
 struct raft_io;
 
 namespace shoal::replication {
 
 struct metrics;
+class snapshot_stage;
+struct transfer_options;
 
 /// What the host provides. Every function is called on the group's thread and must not
 /// call back into the io before returning (post() exists for "later").
@@ -60,6 +63,23 @@ public:
 
   /// Where it counts the snapshot bytes it sends; may be null (the default).
   void count_into(metrics* m) noexcept;
+
+  /// Snapshots as tokens (docs/replication.md "Snapshots"): an InstallSnapshot libraft
+  /// sends becomes a stream of `shard`'s image, and one that arrives is staged in `stage`
+  /// before libraft sees it. Without this call (libraft's fixture tests), a snapshot's
+  /// data travels inside the message. Call before start; both must outlive the io.
+  void serve_snapshots(storage::shard_store& shard, snapshot_stage& stage,
+                       const transfer_options& options);
+
+  /// Frames of snapshot streams sent and received (zeros without serve_snapshots).
+  struct stream_stats {
+    std::uint64_t streams_started = 0;
+    std::uint64_t chunks_sent = 0;
+    std::uint64_t chunks_resent = 0;
+    std::uint64_t images_staged = 0;
+    std::uint64_t images_refused = 0;
+  };
+  stream_stats streams() const noexcept;
 
   /// Whether an fsync failed. The io then takes no more writes (appends, truncations,
   /// snapshots, term and vote fail with RAFT_IOERR): libraft believes the failed appends

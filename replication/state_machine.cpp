@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "replication/entry.hpp"
+#include "replication/snapshot_stream.hpp"
 
 namespace shoal::replication {
 namespace {
@@ -58,8 +59,8 @@ core::result<std::uint64_t> read_applied(storage::shard_store& shard) {
   return index;
 }
 
-state_machine::state_machine(storage::shard_store& shard, bool sync)
-    : shard_(shard), sync_(sync), fsm_(std::make_unique<raft_fsm>()) {
+state_machine::state_machine(storage::shard_store& shard, bool sync, snapshot_stage* stage)
+    : shard_(shard), sync_(sync), stage_(stage), fsm_(std::make_unique<raft_fsm>()) {
   auto applied = read_applied(shard_);
   // A damaged index reads as 0: every entry after libraft's snapshot is then applied
   // again, which rewrites the same keys; last_error() says what happened.
@@ -104,7 +105,8 @@ state_machine::state_machine(storage::shard_store& shard, bool sync)
     if (!r) {
       return to_raft(r.error());
     }
-    if (sm.metrics_ != nullptr) sm.metrics_->snapshot_bytes_installed.inc(buf->len);
+    if (sm.metrics_ != nullptr && sm.stage_ == nullptr)
+      sm.metrics_->snapshot_bytes_installed.inc(buf->len);
     raft_free(buf->base); // on success the buffer is ours (libraft's snapshotRestore)
     return 0;
   };
@@ -147,6 +149,7 @@ core::result<void> state_machine::apply(std::uint64_t index, std::string_view en
 }
 
 core::result<std::string> state_machine::snapshot(std::uint64_t index) {
+  if (stage_ != nullptr) return encode_token({snapshot_token::kind::local, index});
   snapshot_image image;
   image.applied_index = index;
   auto view = shard_.snapshot();
@@ -186,7 +189,27 @@ core::result<state_machine::digest_value> state_machine::digest() {
   return out;
 }
 
+core::result<void> state_machine::restore_staged(std::uint64_t applied_index) {
+  if (stage_ == nullptr)
+    return core::error{core::errc::internal, "a staged snapshot, but this shard has no stage"};
+  if (applied_index <= applied_) {
+    stage_->handed_over = false;
+    return stage_->clear(); // the shard holds it already
+  }
+  auto copied = stage_->install_into(shard_, applied_key);
+  if (!copied) return std::move(copied).error();
+  applied_ = applied_index;
+  if (metrics_ != nullptr) metrics_->snapshot_bytes_installed.inc(*copied);
+  return core::ok();
+}
+
 core::result<void> state_machine::restore(std::string_view snapshot) {
+  if (auto token = decode_token(snapshot)) {
+    // A local token stands for the shard's own data, which the WAL made durable before
+    // the token (the token's write waits for a later fsync of the same WAL).
+    if (token->what == snapshot_token::kind::local) return remember(core::ok());
+    return remember(restore_staged(token->applied_index));
+  }
   auto image = decode_snapshot(snapshot);
   if (!image) {
     return remember(std::move(image).error());

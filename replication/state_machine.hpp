@@ -24,6 +24,7 @@ struct raft_fsm;
 namespace shoal::replication {
 
 struct metrics;
+class snapshot_stage;
 
 /// Where a replicated shard keeps the index of the last entry it applied (8 bytes, big
 /// endian). 'r' is no module's key prefix (docs/architecture.md lists them).
@@ -31,8 +32,11 @@ inline constexpr std::string_view applied_key = "r.applied";
 
 class state_machine {
 public:
-  /// With `sync`, every applied entry is fsynced before it counts as applied.
-  state_machine(storage::shard_store& shard, bool sync);
+  /// With `sync`, every applied entry is fsynced before it counts as applied. With a
+  /// `stage`, snapshots are tokens and installs come from the stage (docs/replication.md
+  /// "Snapshots"); without one, a snapshot is the whole keyspace in one buffer, which is
+  /// what libraft's fixture can carry. `stage` must outlive the machine.
+  state_machine(storage::shard_store& shard, bool sync, snapshot_stage* stage = nullptr);
   ~state_machine();
   state_machine(const state_machine&) = delete;
   state_machine& operator=(const state_machine&) = delete;
@@ -53,12 +57,15 @@ public:
   /// again later, so no entry is ever skipped.
   core::result<void> apply(std::uint64_t index, std::string_view entry);
 
-  /// The shard's keyspace as a snapshot taken at `index` (the caller's last applied
-  /// index: entries without a batch, such as barriers, advance it without a write).
+  /// A snapshot taken at `index` (the caller's last applied index: entries without a
+  /// batch, such as barriers, advance it without a write): with a stage, a token for
+  /// the shard as it is; without, the shard's keyspace.
   core::result<std::string> snapshot(std::uint64_t index);
 
   /// Replaces the shard's keyspace with a snapshot's, unless the shard has applied that
   /// far already (libraft restores the last snapshot on every start; the shard kept it).
+  /// A local token changes nothing (the shard is what it stands for); a staged token
+  /// installs the stage's image (again, after a crash half-way); a keyspace is written.
   core::result<void> restore(std::string_view snapshot);
 
   /// The shard's applied state in short: applied(), its key count and an XXH64 over
@@ -84,8 +91,11 @@ public:
 private:
   core::result<void> remember(core::result<void> r);
 
+  core::result<void> restore_staged(std::uint64_t applied_index);
+
   storage::shard_store& shard_;
   bool sync_;
+  snapshot_stage* stage_ = nullptr;
   std::uint64_t applied_ = 0;
   raft* raft_ = nullptr;
   std::unique_ptr<raft_fsm> fsm_;

@@ -42,6 +42,8 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"cluster.failure_timeout_ms", "2000"},
   {"cluster.reconnect_max_ms", "2000"},
   {"cluster.replication_factor", "1"},
+  {"cluster.snapshot_entries", "1024"},
+  {"cluster.snapshot_trailing", "2048"},
   {"actors.threads", "0"},
   {"actors.call_timeout_ms", "5000"},
   {"actors.idle_timeout_ms", "300000"},
@@ -96,6 +98,8 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.cluster.failure_timeout_ms, b.cluster.failure_timeout_ms);
   EXPECT_EQ(a.cluster.reconnect_max_ms, b.cluster.reconnect_max_ms);
   EXPECT_EQ(a.cluster.replication_factor, b.cluster.replication_factor);
+  EXPECT_EQ(a.cluster.snapshot_entries, b.cluster.snapshot_entries);
+  EXPECT_EQ(a.cluster.snapshot_trailing, b.cluster.snapshot_trailing);
   EXPECT_EQ(a.cluster.nodes, b.cluster.nodes);
   EXPECT_EQ(a.cluster.secret, b.cluster.secret);
   EXPECT_EQ(a.actors.threads, b.actors.threads);

@@ -53,14 +53,6 @@ protected:
         out[s] = std::string(o->as_string());
     return out;
   }
-
-  /// `id`'s replica of `shard`: its digest, or a null value.
-  json::value digest(const std::string& id, std::uint32_t shard) {
-    http_client client{http_port(id), 5s};
-    auto res = client.try_request("GET", "/v1/admin/replicas/" + std::to_string(shard));
-    if (!res || res->status != 200) return nullptr;
-    return res->json();
-  }
 };
 
 // Verifies leader kills under 16 writers lose no acknowledged write, writes resume within
@@ -174,25 +166,7 @@ TEST_F(ReplicationCyclesTest, LeaderKillsUnderWritersLoseNothingAndReplicasConve
   EXPECT_GE(checked, static_cast<std::size_t>(writers));
 
   // Every replica of every shard converges: same applied index, keys and checksum.
-  for (std::uint32_t s = 0; s < shard_count; ++s) {
-    std::string last;
-    const bool same = eventually(milliseconds(20'000), [&] {
-      std::vector<json::value> all;
-      for (const auto& id : ids)
-        all.push_back(digest(id, s));
-      last.clear();
-      for (std::size_t i = 0; i < all.size(); ++i)
-        last += ids[i] + ": " + json::serialize(all[i]) + "\n";
-      for (const auto& d : all) {
-        if (!d.is_object()) return false;
-        if (d.at("applied_index") != all[0].at("applied_index") || d.at("keys") != all[0].at("keys")
-            || d.at("checksum") != all[0].at("checksum"))
-          return false;
-      }
-      return true;
-    });
-    EXPECT_TRUE(same) << "shard " << s << " differs between replicas:\n" << last;
-  }
+  expect_replicas_converge(ids);
   std::string list;
   for (auto r : resumes)
     list += (list.empty() ? "" : ", ") + std::to_string(r);

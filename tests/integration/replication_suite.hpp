@@ -99,6 +99,37 @@ protected:
     return n;
   }
 
+  /// `id`'s replica of `shard`: its digest (GET /v1/admin/replicas/{shard}), or null.
+  json::value digest(const std::string& id, std::uint32_t shard) {
+    auto client = client_of(id, 5s);
+    auto res = client.try_request("GET", "/v1/admin/replicas/" + std::to_string(shard));
+    if (!res || res->status != 200) return nullptr;
+    return res->json();
+  }
+
+  /// Waits until every one of `ids` reports the same applied index, key count and
+  /// checksum for every shard; a failure names the shard and what each member said.
+  void expect_replicas_converge(const std::vector<std::string>& ids,
+                                milliseconds limit = milliseconds(20'000)) {
+    for (std::uint32_t s = 0; s < shard_count; ++s) {
+      std::string last;
+      const bool same = eventually(limit, [&] {
+        std::vector<json::value> all;
+        for (const auto& id : ids)
+          all.push_back(digest(id, s));
+        last.clear();
+        for (std::size_t i = 0; i < all.size(); ++i)
+          last += ids[i] + ": " + json::serialize(all[i]) + "\n";
+        for (const auto& d : all)
+          if (!d.is_object() || d.at("applied_index") != all[0].at("applied_index")
+              || d.at("keys") != all[0].at("keys") || d.at("checksum") != all[0].at("checksum"))
+            return false;
+        return true;
+      });
+      EXPECT_TRUE(same) << "shard " << s << " differs between replicas:\n" << last;
+    }
+  }
+
   /// GETs through `via` until it answers 200 or `limit` passes; the last answer.
   std::optional<http_response> get_until_ok(const std::string& via, const std::string& path,
                                             milliseconds limit = milliseconds(15'000)) {

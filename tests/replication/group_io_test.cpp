@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "replication/log_store.hpp"
 #include "tests/replication/history.hpp"
 #include "tests/replication/sim_cluster.hpp"
 
@@ -182,8 +183,10 @@ TEST(GroupIoTest, AFailedFsyncUnderSeveralAppendsFailsThemAndARestartRecovers) {
     EXPECT_EQ(shard_contents(c.shard(i)), want) << i;
 }
 
-TEST(GroupIoTest, ALaggingServerCatchesUpFromASnapshotOverTheWire) {
-  sim_cluster c({3, 4});
+/// Crashes a follower, writes past what the leader's log keeps (a snapshot every 8
+/// entries, 2 kept after it), deletes a key the follower holds, and restarts it: only a
+/// snapshot can bring it back.
+void lag_behind_a_snapshot(sim_cluster& c, unsigned& victim) {
   ASSERT_TRUE(c.run_until([&] { return c.leader() < 3; }));
   for (unsigned i = 0; i < 3; ++i) {
     raft_set_snapshot_threshold(c.server(i), 8);
@@ -191,10 +194,10 @@ TEST(GroupIoTest, ALaggingServerCatchesUpFromASnapshotOverTheWire) {
   }
   ASSERT_TRUE(write_through_leader(c, "gone-later", "x"));
   ASSERT_TRUE(converged(c));
-  const unsigned victim = (c.leader() + 2) % 3;
+  victim = (c.leader() + 2) % 3;
   c.crash(victim);
   for (int i = 0; i < 30; ++i) {
-    ASSERT_TRUE(write_through_leader(c, "k" + std::to_string(i), std::to_string(i)));
+    ASSERT_TRUE(write_through_leader(c, "k" + std::to_string(i), std::string(100, 'a' + i % 26)));
   }
   storage::write_batch del;
   del.del("gone-later");
@@ -204,11 +207,49 @@ TEST(GroupIoTest, ALaggingServerCatchesUpFromASnapshotOverTheWire) {
     EXPECT_TRUE(r.ok());
   });
   ASSERT_TRUE(c.run_until([&] { return done; }));
-  const auto snapshots_before = c.sent(RAFT_IO_INSTALL_SNAPSHOT);
   c.restart(victim);
+}
+
+/// The snapshot a server's log keeps: a token, never a copy of the shard.
+void expect_token_snapshots(sim_cluster& c) {
+  for (unsigned i = 0; i < 3; ++i) {
+    log_store log(c.store(i).raft_log(), 0);
+    auto snap = log.snapshot();
+    ASSERT_TRUE(snap.ok());
+    ASSERT_TRUE(snap->has_value()) << i;
+    EXPECT_EQ((*snap)->data.size(), 9u) << "server " << i << " stored a token";
+  }
+}
+
+TEST(GroupIoTest, ALaggingServerCatchesUpFromAStreamedImage) {
+  sim_cluster::options o{3, 4};
+  o.snapshot_chunk_bytes = 256; // the image crosses in many chunks
+  sim_cluster c(o);
+  unsigned victim = 0;
+  lag_behind_a_snapshot(c, victim);
   ASSERT_TRUE(converged(c));
-  EXPECT_GT(c.sent(RAFT_IO_INSTALL_SNAPSHOT), snapshots_before)
+  EXPECT_EQ(c.sent(RAFT_IO_INSTALL_SNAPSHOT), 0u) << "no snapshot travels inside a message";
+  EXPECT_GE(c.io(victim).streams().images_staged, 1u)
     << "the entries it missed were compacted: only a snapshot could bring them";
+  EXPECT_GT(c.io(c.leader()).streams().chunks_sent, 8u);
+  EXPECT_EQ(shard_contents(c.shard(victim)), shard_contents(c.shard(c.leader())));
+  EXPECT_EQ(shard_value(c.shard(victim), "gone-later"), "<not_found>");
+  EXPECT_EQ(c.machine(victim).applied(), c.machine(c.leader()).applied());
+  expect_token_snapshots(c);
+}
+
+TEST(GroupIoTest, AStreamedImageArrivesOverALossyNetwork) {
+  sim_cluster::options o{3, 11};
+  o.snapshot_chunk_bytes = 256;
+  sim_cluster c(o);
+  unsigned victim = 0;
+  lag_behind_a_snapshot(c, victim);
+  c.set_loss(20, 10); // a fifth of the chunks and acks lost, a tenth twice
+  ASSERT_TRUE(converged(c));
+  c.set_loss(0, 0);
+  ASSERT_TRUE(converged(c));
+  EXPECT_GE(c.io(victim).streams().images_staged, 1u);
+  EXPECT_GT(c.io(c.leader()).streams().chunks_resent, 0u) << "lost chunks were sent again";
   EXPECT_EQ(shard_contents(c.shard(victim)), shard_contents(c.shard(c.leader())));
   EXPECT_EQ(shard_value(c.shard(victim), "gone-later"), "<not_found>");
 }
@@ -224,7 +265,13 @@ class GroupIoHistoryTest : public ::testing::TestWithParam<int> {};
 TEST_P(GroupIoHistoryTest, HistoriesStayLinearizableThroughCrashesAndALossyNetwork) {
   const int seed = GetParam();
   constexpr int keys = 2;
-  sim_cluster c({5, static_cast<std::uint64_t>(seed), 5, 5, 20});
+  sim_cluster::options o{5, static_cast<std::uint64_t>(seed), 5, 5, 20};
+  // Snapshots every 16 entries, 4 kept after one: a server that was down a while
+  // catches up from a streamed image, in small chunks, through the same losses.
+  o.snapshot_entries = 16;
+  o.snapshot_trailing = 4;
+  o.snapshot_chunk_bytes = 64;
+  sim_cluster c(o);
   auto& rng = c.rng();
   auto log = std::make_shared<std::vector<recorded>>();
   std::int64_t last_value = 0;
@@ -312,6 +359,10 @@ TEST_P(GroupIoHistoryTest, HistoriesStayLinearizableThroughCrashesAndALossyNetwo
   EXPECT_GE(v.ok_reads, 2) << "seed " << seed;
   RecordProperty("ok_writes", v.ok_writes);
   RecordProperty("ok_reads", v.ok_reads);
+  std::uint64_t staged = 0;
+  for (unsigned i = 0; i < c.size(); ++i)
+    staged += c.io(i).streams().images_staged;
+  RecordProperty("images_staged", static_cast<int>(staged)); // since each server's last start
   const auto want = shard_contents(c.shard(c.leader()));
   for (unsigned i = 0; i < c.size(); ++i) {
     EXPECT_EQ(shard_contents(c.shard(i)), want) << "seed " << seed << ", replica " << i;

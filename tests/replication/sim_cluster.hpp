@@ -27,6 +27,7 @@ extern "C" {
 #include "replication/group.hpp"
 #include "replication/group_io.hpp"
 #include "replication/replica.hpp"
+#include "replication/snapshot_stream.hpp"
 #include "replication/state_machine.hpp"
 #include "tests/replication/shard_contents.hpp"
 #include "tests/storage/storage_test_util.hpp"
@@ -41,6 +42,9 @@ public:
     unsigned drop_percent = 0;      ///< of messages lost
     unsigned duplicate_percent = 0; ///< of messages delivered twice
     unsigned max_latency_ms = 5;    ///< latency is 1..max: messages overtake each other
+    std::size_t snapshot_chunk_bytes = 1u << 20; ///< of a streamed image (group_config)
+    unsigned snapshot_entries = 1024;            ///< libraft's snapshot threshold
+    unsigned snapshot_trailing = 2048;           ///< entries kept after a snapshot
   };
 
   explicit sim_cluster(options o) : opt_(o), rng_(o.seed) {
@@ -84,6 +88,14 @@ public:
   }
   storage::shard_store& shard(unsigned i) {
     return nodes_.at(i).store->shard(0);
+  }
+  /// From now on, loses `drop_percent` of the messages and delivers `duplicate_percent` twice.
+  void set_loss(unsigned drop_percent, unsigned duplicate_percent) {
+    opt_.drop_percent = drop_percent;
+    opt_.duplicate_percent = duplicate_percent;
+  }
+  storage::store& store(unsigned i) {
+    return *nodes_.at(i).store;
   }
 
   /// Runs events until `pred` holds or `max_ms` of simulated time pass.
@@ -182,6 +194,11 @@ public:
     return rng_;
   }
 
+  /// Snapshot stream frames (chunks and acks) sent so far, delivered or not.
+  unsigned frames_sent() const {
+    return frames_sent_;
+  }
+
   /// Messages of libraft's `type` (RAFT_IO_...) sent so far, delivered or not.
   unsigned sent(int type) const {
     auto it = sent_.find(type);
@@ -257,6 +274,9 @@ private:
       cfg.voters.push_back({j + 1, address(j)});
     cfg.election_timeout_ms = 300;
     cfg.heartbeat_timeout_ms = 50;
+    cfg.snapshot_chunk_bytes = opt_.snapshot_chunk_bytes;
+    cfg.snapshot_entries = opt_.snapshot_entries;
+    cfg.snapshot_trailing = opt_.snapshot_trailing;
     n.g = std::make_unique<group>(*n.store, std::move(cfg), std::move(host));
     // Every server bootstraps the same voters on its first start (group::start); a
     // restart finds its log and does not.
@@ -276,7 +296,10 @@ private:
   }
 
   void send(unsigned from, unsigned to, std::string bytes) {
-    if (bytes.size() > 1) ++sent_[static_cast<unsigned char>(bytes[1])]; // wire.hpp: type
+    if (is_stream_frame(bytes))
+      ++frames_sent_;
+    else if (bytes.size() > 1)
+      ++sent_[static_cast<unsigned char>(bytes[1])]; // wire.hpp: type
     if (to >= size() || cut_[from][to]) return;
     if (rng_() % 100 < opt_.drop_percent) return;
     const int copies = rng_() % 100 < opt_.duplicate_percent ? 2 : 1;
@@ -298,6 +321,7 @@ private:
   std::uint64_t now_ = 0;
   std::uint64_t seq_ = 0;
   std::map<int, unsigned> sent_;
+  unsigned frames_sent_ = 0;
   bool holding_syncs_ = false;
   std::vector<std::function<void(core::result<void>)>> held_syncs_;
 };

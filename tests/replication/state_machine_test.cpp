@@ -27,14 +27,7 @@ using storage::write_batch;
 using storage::test::temp_dir;
 
 std::unique_ptr<storage::store> open_store(const std::string& dir) {
-  storage::rocksdb_options options;
-  options.path = dir;
-  options.shards = 1;
-  options.block_cache_bytes = 1u << 20;
-  options.write_buffer_bytes = 1u << 20;
-  auto s = storage::open_rocksdb_store(options);
-  EXPECT_TRUE(s.ok()) << s.error().to_string();
-  return s ? std::move(*s) : nullptr;
+  return test::open_one_shard_store(dir);
 }
 
 std::string put_entry(const std::string& key, const std::string& value) {
@@ -43,20 +36,7 @@ std::string put_entry(const std::string& key, const std::string& value) {
   return encode_entry(b);
 }
 
-class StateMachineTest : public ::testing::Test {
-protected:
-  void SetUp() override {
-    ASSERT_FALSE(dir_.path().empty());
-    store_ = open_store(dir_.path());
-    ASSERT_NE(store_, nullptr);
-  }
-  storage::shard_store& shard() {
-    return store_->shard(0);
-  }
-
-  temp_dir dir_;
-  std::unique_ptr<storage::store> store_;
-};
+class StateMachineTest : public test::one_shard_test {};
 
 TEST_F(StateMachineTest, AnEntryAndItsIndexLandTogether) {
   state_machine sm(shard(), false);
