@@ -102,7 +102,7 @@ std::string storage_layout(const config::settings& settings) {
   // Replicated shards keep their data through their Raft logs: a directory written with
   // one copy per shard holds only what its node owned, and one written with replicas
   // holds groups the other factor would not find. Either way it is refused.
-  const auto copies = settings.cluster.replication_factor;
+  const auto copies = settings.cluster.copies();
   if (copies > 1) layout += " with " + std::to_string(copies) + " copies of each shard";
   return layout;
 }
@@ -271,7 +271,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   {
     caf::actor_system sys{cfg};
     host::wal_syncer_actor syncer;
-    const auto replication_factor = settings.cluster.replication_factor;
+    const auto replication_factor = settings.cluster.copies();
     // Replicated shards always fsync their Raft logs, whatever storage.sync says.
     if (settings.storage.sync || replication_factor > 1) {
       const auto stall = injected_fsync_stall();

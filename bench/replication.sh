@@ -225,6 +225,15 @@ if ((missed_mb > 0)); then
   forget_pid "$wrk_pid"
   created=$(cat "$done_dir"/done-* | awk '{ c += $1; f += $2 } END { print c " " f }')
   commands+=("$(printf '%s ' "${cmd[@]}" | sed "s|127.0.0.1:[0-9]*|127.0.0.1:\$N1|; s|$tmp|\$TMP|g; s|$root/||g")  # (c)")
+  sent_total() { # bytes n1 and n2 sent as images so far
+    local k sum=0 v
+    for k in 1 2; do
+      v=$(curl -s -m 2 "$(url "$k" /metrics)" | awk '/^shoal_replication_snapshot_bytes_total\{direction="sent"\}/ { print $2 }')
+      sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+  }
+  sent_before=$(sent_total)
   t0=$(now_ms)
   start_node 3 ""
   node_cmd 3 ""
@@ -246,7 +255,8 @@ if ((missed_mb > 0)); then
   done
   catchup_ms=$(($(now_ms) - t0))
   installed=$(curl -s -m 2 "$(url 3 /metrics)" | awk '/^shoal_replication_snapshot_bytes_total\{direction="installed"\}/ { print $2 }')
-  c_row="$missed_mb|$created|$write_ms|$catchup_ms|${installed:-0}"
+  sent=$(($(sent_total) - sent_before))
+  c_row="$missed_mb|$created|$write_ms|$catchup_ms|${installed:-0}|$sent"
   log "(c) caught up in $catchup_ms ms, ${installed:-0} bytes installed from images"
   stop_cluster
   extra_sets=()
@@ -308,9 +318,11 @@ report() {
     echo
     echo "replication_factor 3, a snapshot every 64 entries with 16 kept; n3 killed, then ${c[0]} MB of new 10 KiB documents PUT through n1 ($created created, $failed refused, in $((c[2] / 1000)).$(printf '%03d' $((c[2] % 1000))) s), then n3 started again."
     echo
-    echo "| missed MB | catch-up s (start to every digest equal) | installed from images MB | MB/s |"
-    echo "|---|---|---|---|"
-    echo "| ${c[0]} | $(awk -v m="${c[3]}" 'BEGIN { printf "%.2f", m / 1000 }') | $(awk -v b="${c[4]}" 'BEGIN { printf "%.1f", b / 1048576 }') | $(awk -v b="${c[4]}" -v m="${c[3]}" 'BEGIN { printf "%.1f", b / 1048576 / (m / 1000) }') |"
+    echo "| missed MB | catch-up s (start to every digest equal) | images sent MB | installed MB | installed MB/s |"
+    echo "|---|---|---|---|---|"
+    echo "| ${c[0]} | $(awk -v m="${c[3]}" 'BEGIN { printf "%.2f", m / 1000 }') | $(awk -v b="${c[5]}" 'BEGIN { printf "%.1f", b / 1048576 }') | $(awk -v b="${c[4]}" 'BEGIN { printf "%.1f", b / 1048576 }') | $(awk -v b="${c[4]}" -v m="${c[3]}" 'BEGIN { printf "%.1f", b / 1048576 / (m / 1000) }') |"
+    echo
+    echo "Installed bytes are the shards' keys and values: each document is there twice, as itself and in the change feed's event of its write. The catch-up time includes n3's start-up and its groups' first contact with their leaders."
     echo
   fi
   echo "Commands (\$TMP is the temporary directory, \$N1 n1's HTTP port):"

@@ -492,6 +492,7 @@ void finish(settings& s) {
                                    + "\" is not a node id (1-64 letters, digits, '-', '_', '.')");
   }
   auto& c = s.cluster;
+  c.replication_factor = c.copies();
   if (!c.clustered()) {
     if (c.replication_factor > 1)
       throw config_error("cluster.replication_factor",

@@ -102,8 +102,9 @@ struct cluster_settings {
   std::uint32_t reconnect_max_ms = 2'000;   ///< ceiling of the reconnect backoff
   /// Copies of every shard, each a replica of the shard's Raft group on one member
   /// (docs/replication.md); 1: each shard lives on its owner alone. At most the number of
-  /// members; more than 1 only in a cluster.
-  std::uint32_t replication_factor = 1;
+  /// members; more than 1 only in a cluster. 0 until loaded: not set, which load resolves
+  /// to copies() (3 with three or more members, else 1).
+  std::uint32_t replication_factor = 0;
   /// A replicated shard's group takes a snapshot (a token: the shard is its own
   /// snapshot) after this many log entries, and then keeps `snapshot_trailing` of them
   /// for followers that lag a little; one that lags more gets the shard's image streamed.
@@ -112,6 +113,12 @@ struct cluster_settings {
 
   bool clustered() const noexcept {
     return !nodes.empty();
+  }
+  /// The replication factor in force: as set, or when not set, 3 with three or more
+  /// members (a shard survives the loss of one), else 1.
+  std::uint32_t copies() const noexcept {
+    if (replication_factor != 0) return replication_factor;
+    return nodes.size() >= 3 ? 3 : 1;
   }
 };
 

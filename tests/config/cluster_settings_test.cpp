@@ -103,6 +103,33 @@ TEST(ClusterSettingsTest, RejectsInconsistentMembers) {
                "cluster.replication_factor", "3 copies need as many members");
 }
 
+// Verifies the replication factor's default: 3 copies in a cluster of three or more
+// members, 1 with fewer; a factor set explicitly wins, and 0 is no factor.
+TEST(ClusterSettingsTest, ReplicationFactorDefaultsToThreeWithThreeMembers) {
+  auto members = [](int n) {
+    std::string toml = "[cluster]\nsecret = \"0123456789abcdef0123\"\n";
+    for (int i = 1; i <= n; ++i)
+      toml += "[[cluster.nodes]]\nid = \"m" + std::to_string(i)
+              + "\"\nhost = \"127.0.0.1\"\nhttp_port = " + std::to_string(7000 + i)
+              + "\nactor_port = " + std::to_string(8000 + i) + "\n";
+    return toml;
+  };
+  EXPECT_EQ(load_from_string(members(3), {"node.id=m1"}).cluster.replication_factor, 3u);
+  EXPECT_EQ(load_from_string(members(5), {"node.id=m2"}).cluster.replication_factor, 3u);
+  EXPECT_EQ(load_from_string(members(2), {"node.id=m1"}).cluster.replication_factor, 1u);
+  EXPECT_EQ(load_from_string("", {}).cluster.replication_factor, 1u);
+  EXPECT_EQ(load_from_string(members(3), {"node.id=m1", "cluster.replication_factor=1"})
+              .cluster.replication_factor,
+            1u);
+  EXPECT_EQ(load_from_string(members(5), {"node.id=m1", "cluster.replication_factor=5"})
+              .cluster.replication_factor,
+            5u);
+  expect_error(members(3), {"node.id=m1", "cluster.replication_factor=0"},
+               "cluster.replication_factor", "");
+  const settings shipped = load(cluster_3_toml, {"node.id=n1"});
+  EXPECT_EQ(shipped.cluster.replication_factor, 3u);
+}
+
 // Verifies the replication factor: up to the number of members in a cluster, only 1 on
 // a single node.
 TEST(ClusterSettingsTest, ReplicationFactorFitsTheMembers) {

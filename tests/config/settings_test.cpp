@@ -97,7 +97,7 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.cluster.heartbeat_ms, b.cluster.heartbeat_ms);
   EXPECT_EQ(a.cluster.failure_timeout_ms, b.cluster.failure_timeout_ms);
   EXPECT_EQ(a.cluster.reconnect_max_ms, b.cluster.reconnect_max_ms);
-  EXPECT_EQ(a.cluster.replication_factor, b.cluster.replication_factor);
+  EXPECT_EQ(a.cluster.copies(), b.cluster.copies());
   EXPECT_EQ(a.cluster.snapshot_entries, b.cluster.snapshot_entries);
   EXPECT_EQ(a.cluster.snapshot_trailing, b.cluster.snapshot_trailing);
   EXPECT_EQ(a.cluster.nodes, b.cluster.nodes);

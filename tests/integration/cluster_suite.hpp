@@ -123,6 +123,9 @@ struct cluster_spec {
   std::vector<member> nodes;
   std::uint32_t shards = shard_count;
   std::string secret = test_secret;
+  /// cluster.replication_factor; 0 leaves it out (the default: 3 with three members).
+  /// The cluster suites test one copy per shard unless they say otherwise.
+  std::uint32_t replication_factor = 1;
   std::string extra_toml; ///< appended to the file as is
 };
 
@@ -134,6 +137,8 @@ inline std::string to_toml(const cluster_spec& spec, const fs::path& data_root) 
       << "heartbeat_ms = " << heartbeat_ms << "\n"
       << "failure_timeout_ms = " << failure_timeout_ms << "\n"
       << "reconnect_max_ms = " << reconnect_max_ms << "\n";
+  if (spec.replication_factor != 0)
+    out << "replication_factor = " << spec.replication_factor << "\n";
   for (const auto& n : spec.nodes)
     out << "\n[[cluster.nodes]]\n"
         << "id = \"" << n.id << "\"\n"

@@ -303,6 +303,34 @@ TEST_F(ReplicationTest, AMemberThatMissedCompactedEntriesCatchesUpFromStreamedIm
   EXPECT_GE(sent_by_others() - sent_before, *installed);
 }
 
+// Verifies a cluster of three members whose file sets no replication factor keeps three
+// copies of every shard: each shard's group has all three members as voters, and a
+// document written before kill -9 of the member leading its shard is served after it.
+TEST_F(ReplicationTest, ThreeMembersKeepThreeCopiesUnlessTheFileSaysOtherwise) {
+  cluster_spec spec;
+  spec.nodes = members_;
+  spec.replication_factor = 0; // not in the file
+  const auto file = write_config("default-copies.toml", spec);
+  for (const auto& id : all_ids())
+    ASSERT_TRUE(start(id, file));
+  ASSERT_TRUE(wait_all_up(all_ids())) << views_text();
+  ASSERT_TRUE(wait_leaders(all_ids())) << views_text();
+  const auto v = view("n1");
+  const auto& groups = v.at("shards").at("replicas").as_object();
+  ASSERT_EQ(groups.size(), shard_count);
+  for (const auto& [shard, g] : groups)
+    EXPECT_EQ(g.at("voters").as_array().size(), 3u) << "shard " << shard;
+  const auto victim = busiest_leader();
+  const auto id = ids_owned_by(victim, "dflt", "doc", 1).at(0);
+  auto res = put_until_ok("n1", "/v1/collections/dflt/docs/" + id, R"({"kept":true})");
+  ASSERT_TRUE(res && res->status == 200) << describe(res);
+  node(victim).kill9();
+  const std::string other = victim == "n1" ? "n2" : "n1";
+  auto got = get_until_ok(other, "/v1/collections/dflt/docs/" + id);
+  ASSERT_TRUE(got && got->status == 200) << describe(got);
+  EXPECT_EQ(got->body, R"({"kept":true})");
+}
+
 // Verifies a data directory written with one copy per shard is refused by a member
 // started with three (it holds only what its node owned, and no Raft log), with a
 // message naming both layouts, and still opens with one; and the other way around.
