@@ -2,7 +2,7 @@
 #pragma once
 
 // Jepsen-style clients for the replicated-shard suites: a few threads put, compare-and-set
-// (PUT with If-Match on the last version the client saw) and get a few documents through
+// (PUT with If-Match on the last version the client saw), delete and get a few documents through
 // the members (each operation through one picked at random), and record every operation
 // as invoked, then ok (a 412 of a compare-and-set included: it failed for sure, at its
 // point), refused (another 4xx or a 503: it changed nothing) or unknown (504, or no
@@ -83,7 +83,8 @@ public:
 
   struct summary {
     int ok_writes = 0;
-    int ok_cas = 0; ///< compare-and-sets answered (done or refused by 412)
+    int ok_cas = 0;     ///< compare-and-sets answered (done or refused by 412)
+    int ok_deletes = 0; ///< deletes answered (204, or 404: nothing to delete)
     int ok_reads = 0;
     int unknown = 0;
     bool linearizable = true;
@@ -101,6 +102,8 @@ public:
         ops.push_back(r.op);
         if (r.op.ret == lin::unknown)
           ++out.unknown;
+        else if (r.op.del)
+          ++out.ok_deletes;
         else if (r.op.cas)
           ++out.ok_cas;
         else
@@ -115,7 +118,8 @@ public:
       std::ofstream text(file);
       for (const auto& r : history_)
         if (r.key == k)
-          text << (r.op.cas     ? "cas@" + std::to_string(r.op.version) + " "
+          text << (r.op.del     ? std::string(r.op.del_missing ? "del(404) " : "del ")
+                   : r.op.cas   ? "cas@" + std::to_string(r.op.version) + " "
                    : r.op.write ? "put "
                                 : "get@" + std::to_string(r.op.version) + " ")
                << r.op.value << " [" << r.op.call << ", "
@@ -146,13 +150,25 @@ private:
       const auto& via = live[rng() % live.size()];
       const auto k = static_cast<std::size_t>(rng() % keys_.size());
       const auto path = "/v1/collections/" + collection_ + "/docs/" + keys_[k];
-      const auto pick = rng() % 4;
+      const auto pick = rng() % 9;
       // A compare-and-set needs a version this client saw.
-      const bool cas = pick == 0 && seen[k] > 0;
-      const bool write = pick == 1 || cas;
+      const bool cas = pick < 2 && seen[k] > 0;
+      const bool write = (pick >= 2 && pick < 4) || cas;
+      const bool del = pick == 4;
       recorded r{k, {write, 0, now_us(), lin::unknown}, true, via, 0, {}};
       auto c = connect_(via);
-      if (write) {
+      if (del) {
+        r.op.del = true;
+        auto res = c.try_request("DELETE", path);
+        r.status = res ? res->status : 0;
+        if (res && res->status >= 300) r.body = res->body;
+        if (res && (res->status == 204 || res->status == 404)) {
+          r.op.ret = now_us();
+          r.op.del_missing = res->status == 404;
+        } else if (res && res->status != 504) {
+          r.keep = false; // refused: changed nothing
+        }
+      } else if (write) {
         r.op.value = ++next_value_;
         header_list headers{{"Content-Type", "application/json"}};
         if (cas) {
@@ -185,7 +201,7 @@ private:
           seen[k] = r.op.version;
         } else if (res && res->status == 404) {
           r.op.value = 0;
-          r.op.version = 0;
+          r.op.version = -1; // absent: never written, or deleted at some version
           r.op.ret = now_us();
         } else {
           r.keep = false; // a read with no answer says nothing

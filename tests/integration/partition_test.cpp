@@ -104,9 +104,10 @@ protected:
   }
 
   void report(const char* what, const history_clients& clients, const history_clients::summary& s) {
-    std::printf("[ %s ] %zu operations: %d writes, %d compare-and-sets and %d reads answered, %d "
-                "unknown\n",
-                what, clients.history().size(), s.ok_writes, s.ok_cas, s.ok_reads, s.unknown);
+    std::printf("[ %s ] %zu operations: %d writes, %d compare-and-sets, %d deletes and %d reads "
+                "answered, %d unknown\n",
+                what, clients.history().size(), s.ok_writes, s.ok_cas, s.ok_deletes, s.ok_reads,
+                s.unknown);
     std::fflush(stdout);
   }
 
@@ -292,10 +293,10 @@ TEST_F(PartitionTest, RandomFaultSchedulesKeepHistoriesLinearizable) {
     const auto s = clients.check(dir_.path());
     EXPECT_TRUE(s.linearizable) << "schedule " << n << ":" << schedule;
     EXPECT_GE(s.ok_writes, 5) << "schedule " << n << ":" << schedule;
-    std::printf("[ schedule ] %d:%s %zu operations, %d writes, %d compare-and-sets and %d reads "
-                "answered, %d unknown: %s\n",
-                n, schedule.c_str(), clients.history().size(), s.ok_writes, s.ok_cas, s.ok_reads,
-                s.unknown, s.linearizable ? "linearizable" : "NOT LINEARIZABLE");
+    std::printf("[ schedule ] %d:%s %zu operations, %d writes, %d compare-and-sets, %d deletes "
+                "and %d reads answered, %d unknown: %s\n",
+                n, schedule.c_str(), clients.history().size(), s.ok_writes, s.ok_cas, s.ok_deletes,
+                s.ok_reads, s.unknown, s.linearizable ? "linearizable" : "NOT LINEARIZABLE");
     std::fflush(stdout);
     passed += s.linearizable ? 1 : 0;
   }

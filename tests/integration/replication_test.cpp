@@ -243,10 +243,12 @@ TEST_F(ReplicationTest, HistoriesThroughAKillAndARestartAreLinearizable) {
   EXPECT_GE(s.ok_writes, 30);
   EXPECT_GE(s.ok_reads, 30);
   EXPECT_GE(s.ok_cas, 10);
-  std::printf("[ history  ] %zu operations in %lld ms: %d writes, %d compare-and-sets and %d "
-              "reads answered, %d unknown; checked in %lld ms\n",
+  EXPECT_GE(s.ok_deletes, 5);
+  std::printf("[ history  ] %zu operations in %lld ms: %d writes, %d compare-and-sets, %d "
+              "deletes and %d reads answered, %d unknown; checked in %lld ms\n",
               clients.history().size(), static_cast<long long>(ran.count()), s.ok_writes, s.ok_cas,
-              s.ok_reads, s.unknown, static_cast<long long>(since(check_started).count()));
+              s.ok_deletes, s.ok_reads, s.unknown,
+              static_cast<long long>(since(check_started).count()));
   std::fflush(stdout);
 }
 

@@ -96,6 +96,38 @@ TEST(LinearizabilityTest, ACompareAndSetOfUnknownOutcomeMayHaveDoneEither) {
   EXPECT_FALSE(linearizable_register({w(1, 0, 1), w(3, 2, 3), cas(2, 1, 4), rv(2, 3, 5, 6)}));
 }
 
+/// A delete: done (204), found nothing (404: missing), or unknown (ret = unknown).
+op del(std::int64_t call, std::int64_t ret = unknown, bool missing = false) {
+  op o = r(0, call, ret);
+  o.del = true;
+  o.del_missing = missing;
+  return o;
+}
+
+TEST(LinearizabilityTest, ADeleteMakesTheRegisterAbsentAndCountsAsAWrite) {
+  EXPECT_TRUE(
+    linearizable_register({w(1, 0, 1), del(2, 3), r(0, 4, 5), w(2, 6, 7), rv(2, 3, 8, 9)}))
+    << "absent after the delete; recreated at version 3 (the tombstone counted)";
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), del(2, 3), r(1, 4, 5)}))
+    << "a deleted value read back";
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), del(2, 3, true)}))
+    << "a delete found nothing while the document existed";
+  EXPECT_TRUE(linearizable_register({del(0, 1, true), w(1, 2, 3), del(4, 5), del(6, 7, true)}));
+  EXPECT_FALSE(linearizable_register({del(0, 1)})) << "a delete done on nothing";
+  // A compare-and-set with a version from before the delete cannot succeed.
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), del(2, 3), cas(2, 1, 4, 5)}));
+  EXPECT_TRUE(linearizable_register({w(1, 0, 1), del(2, 3), cas(2, 1, 4, 5, true), r(0, 6, 7)}));
+  // Nor one at the tombstone's version: If-Match needs a document.
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), del(2, 3), cas(2, 2, 4, 5)}));
+}
+
+TEST(LinearizabilityTest, ADeleteOfUnknownOutcomeMayOrMayNotHaveHappened) {
+  EXPECT_TRUE(linearizable_register({w(1, 0, 1), del(2), r(0, 5, 6)}));
+  EXPECT_TRUE(linearizable_register({w(1, 0, 1), del(2), r(1, 5, 6)}));
+  EXPECT_FALSE(linearizable_register({w(1, 0, 1), del(2), r(0, 5, 6), r(1, 7, 8)}))
+    << "once gone, it does not come back";
+}
+
 TEST(LinearizabilityTest, ALongRandomSequentialHistoryIsAcceptedAndOneFlipIsNot) {
   std::mt19937_64 rng(7);
   std::vector<op> ops;

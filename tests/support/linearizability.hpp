@@ -2,9 +2,10 @@
 #pragma once
 
 // A linearizability checker for the histories the replication tests record (invoke,
-// then ok / fail / unknown per operation), for one versioned register: writes of
-// distinct values, compare-and-set on the version (a PUT with If-Match), and reads. The
-// version counts the writes that took effect (0: never written), as a document's does. The search
+// then ok / fail / unknown per operation), for one versioned register that may be
+// absent: writes of distinct values, compare-and-set on the version (a PUT with
+// If-Match), deletes, and reads. The version counts the writes and deletes that took
+// effect (0: never written), as a document's does; value 0 is "absent". The search
 // is Wing and Gong's, with Lowe's memo of (operations linearized, state) pairs already tried, as
 // Knossos and Porcupine use it; written here because neither is a Debian package. Check one key at
 // a time: linearizability is compositional.
@@ -33,8 +34,10 @@ struct op {
   /// A read: the version it saw (-1: not checked). A compare-and-set: the version it
   /// expected.
   std::int64_t version = -1;
-  bool cas = false;        ///< a write that takes effect only at `version`
-  bool cas_failed = false; ///< a compare-and-set answered "precondition failed"
+  bool cas = false;         ///< a write that takes effect only at `version`
+  bool cas_failed = false;  ///< a compare-and-set answered "precondition failed"
+  bool del = false;         ///< a delete (`write` false, `value` unused)
+  bool del_missing = false; ///< a delete answered "not found": it saw the register absent
 };
 
 /// Whether `ops` is a history of one register that starts at `initial` (version 0): each
@@ -131,8 +134,16 @@ inline bool linearizable_register(const std::vector<op>& ops, std::int64_t initi
   // Whether op `o` may take effect in `s`, and the state after it.
   const auto step = [](const op& o, const reg& s, reg& next) {
     next = s;
+    const bool present = s.value != 0;
+    if (o.del) {
+      if (o.ret != unknown && o.del_missing) return !present;
+      if (o.ret != unknown && !present) return false; // a delete done needs a document
+      if (present) next = {0, s.version + 1};         // one of unknown outcome: either way
+      return true;
+    }
     if (!o.write) return o.value == s.value && (o.version < 0 || o.version == s.version);
-    const bool matches = o.version == s.version;
+    // If-Match names a document that exists (RFC 9110: a missing one fails it).
+    const bool matches = present && o.version == s.version;
     if (o.cas && o.ret != unknown) {
       if (o.cas_failed) return !matches;
       if (!matches) return false;
