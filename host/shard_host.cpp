@@ -42,10 +42,14 @@ using raft_tick_atom = caf::atom_constant<caf::atom("raft_tick")>;
 using raft_post_atom = caf::atom_constant<caf::atom("raft_post")>;
 /// An admin read of this replica's digest (ask_digest).
 using digest_atom = caf::atom_constant<caf::atom("digest")>;
+/// The replica's group closed after a failed fsync, or its new start failed: start it
+/// again from the store.
+using raft_restart_atom = caf::atom_constant<caf::atom("raft_rst")>;
 
 using host_actor = protocol::shard_actor::extend<
   caf::reacts_to<tick_atom>, caf::reacts_to<step_atom>, caf::reacts_to<raft_msg_atom, std::string>,
   caf::reacts_to<raft_tick_atom, std::uint64_t>, caf::reacts_to<raft_post_atom>,
+  caf::reacts_to<raft_restart_atom>,
   caf::reacts_to<digest_atom, core::reply_to<cluster::replica_digest>>>;
 
 struct host_state;
@@ -84,6 +88,11 @@ struct raft_state {
   std::deque<std::function<void()>> posted;
   bool post_pending = false;
   bool closing = false;
+  /// Set from a failed fsync until the group started again from the store (every
+  /// request is refused meanwhile); `restart_closing` while its old group closes.
+  bool restarting = false;
+  bool restart_closing = false;
+  caf::error exit_reason; ///< of a stop that came while the old group closed
   /// Why the replica could not start: every request is refused with it.
   std::optional<core::error> broken;
   /// The role and term after the last message, to notice a change.
@@ -306,12 +315,15 @@ void notice_role(host_pointer self) {
 /// The end of every message: completions and timers; for a replicated shard, the
 /// modules follow the replica's role (built once it serves, dropped once it stops
 /// leading: what they remembered may be stale).
+void restart_replica(host_pointer self);
+
 void after_message(host_pointer self) {
   auto& st = self->state;
   st.ctx->finish_step();
   if (st.cfg.replication) notice_role(self);
   auto* path = st.raft.path;
-  if (path == nullptr || st.raft.closing) return;
+  if (path == nullptr || st.raft.closing || st.raft.restarting) return;
+  if (st.raft.group && st.raft.group->io().failed()) return restart_replica(self);
   if (!st.has_modules() && path->serving()) {
     build_modules(self);
     st.ctx->finish_step();
@@ -325,6 +337,10 @@ void after_message(host_pointer self) {
 core::error refusal(host_state& st) {
   if (st.raft.broken) return *st.raft.broken;
   if (st.raft.closing) return core::error{core::errc::shutting_down, "the shard is stopping"};
+  if (st.raft.restarting)
+    return core::error{core::errc::shard_unavailable, "restarting",
+                       "this node's replica of shard " + std::to_string(st.cfg.index)
+                         + " starts again from its store after a failed fsync"};
   return st.raft.path->refusal();
 }
 
@@ -417,10 +433,64 @@ void start(host_pointer self, host_config cfg) {
   st.ctx->finish_step();
 }
 
+/// After a failed fsync the group's io takes no more writes, while libraft believes the
+/// failed appends gone and the store may hold them (group_io::failed). A leader would
+/// keep its lead and commit nothing. So the replica closes its group and starts it again
+/// from the store, as a restart of the process would: its modules go, what waits is
+/// answered (504 for a write that may be kept), and requests are refused meanwhile.
+void restart_replica(host_pointer self) {
+  auto& st = self->state;
+  st.raft.restarting = true;
+  st.raft.restart_closing = true;
+  report(
+    self, "an fsync of the shard's Raft log",
+    core::error{core::errc::storage_failed, "the replica closes and starts again from its store"});
+  if (auto* m = st.cfg.replication->group.counted) m->group_restarts.inc();
+  st.ctx->close();
+  st.drop_modules();
+  st.raft.group->close([self] {
+    // libraft is done with the group, but this runs inside its close: start the new one
+    // in a message of its own.
+    self->state.raft.restart_closing = false;
+    self->send(self, raft_restart_atom::value);
+  });
+}
+
+/// Starts the group again once the old one closed; tries again each second while the
+/// store refuses.
+void start_again(host_pointer self) {
+  auto& st = self->state;
+  if (st.raft.closing) return self->quit(std::move(st.raft.exit_reason));
+  st.raft.path = nullptr;
+  st.ctx.reset();
+  st.raft.group.reset();
+  if (auto r = start_replica(self); !r) {
+    report(self, "starting the shard's replica again", r.error());
+    st.raft.path = nullptr;
+    st.ctx.reset();
+    st.raft.group.reset();
+    self->delayed_send(self, std::chrono::seconds(1), raft_restart_atom::value);
+    return;
+  }
+  st.raft.restarting = false;
+  after_message(self);
+  publish_report(self);
+}
+
 /// A replicated shard stops: what waits is answered, the modules go, and libraft closes
 /// (through the io's posted work, so the actor lives on until then).
 void stop_replica(host_pointer self, caf::error reason) {
   auto& st = self->state;
+  if (st.raft.restart_closing) {
+    // The old group is closing for a restart: the stop completes when it has closed.
+    st.raft.closing = true;
+    st.raft.exit_reason = std::move(reason);
+    return;
+  }
+  if (st.raft.restarting) {
+    st.raft.closing = true;
+    return self->quit(std::move(reason)); // no group runs between restarts
+  }
   if (st.raft.broken || !st.raft.group || !st.raft.group->started()) {
     // Nothing of libraft runs: nothing to wait for.
     st.raft.closing = true;
@@ -448,13 +518,16 @@ host_actor::behavior_type behavior(host_pointer self, core::type_list<Rs...>) {
                             after_message(self);
                           })...,
     [self](tick_atom) {
+      if (!self->state.ctx) return; // between two starts of a replica
       self->state.ctx->on_tick();
       after_message(self);
     },
     [self](step_atom) {
+      if (!self->state.ctx) return;
       self->state.ctx->on_step();
       after_message(self);
     },
+    [self](raft_restart_atom) { start_again(self); },
     [self](raft_msg_atom, std::string& bytes) {
       auto& r = self->state.raft;
       if (!r.group || !r.group->started()) return;

@@ -23,6 +23,9 @@ void metrics::write(shoal::metrics::text_writer& out, const cluster::replica_boa
              snapshot_bytes_sent.value());
   out.sample("shoal_replication_snapshot_bytes_total", {{"direction", "installed"}},
              snapshot_bytes_installed.value());
+  out.family("shoal_replication_group_restarts_total", "counter",
+             "Replicas on this node started again from their store after a failed fsync.");
+  out.sample("shoal_replication_group_restarts_total", {}, group_restarts.value());
   std::uint64_t led = 0;
   std::uint64_t worst_lag = 0;
   for (const auto& r : board.all()) {

@@ -18,6 +18,7 @@ struct metrics {
   shoal::metrics::histogram commit_seconds{shoal::metrics::histogram::latency_bounds()};
   shoal::metrics::counter snapshot_bytes_sent;      ///< snapshots sent to followers
   shoal::metrics::counter snapshot_bytes_installed; ///< snapshots installed here
+  shoal::metrics::counter group_restarts; ///< a replica here started again after a failed fsync
 
   /// The counters above, and from `board`: the groups led here and the largest lag of
   /// their followers.

@@ -26,6 +26,7 @@
 #include "replication/state_machine.hpp"
 #include "storage/memory_store.hpp"
 #include "tests/support/doc_requests.hpp"
+#include "tests/support/faulty_store.hpp"
 #include "tests/support/host_fixture.hpp"
 
 namespace shoal::testing {
@@ -39,7 +40,8 @@ protected:
   ReplicatedHostTest() {
     for (unsigned i = 0; i < replicas; ++i) {
       stores.push_back(std::make_unique<storage::memory_store>(1));
-      syncers.push_back(host::spawn_wal_syncer(sys, *stores.back(), false));
+      disks.push_back(std::make_unique<faulty_store>(*stores.back()));
+      syncers.push_back(host::spawn_wal_syncer(sys, *disks.back(), false));
     }
     handles->resize(replicas);
     reachable->assign(replicas, true);
@@ -59,7 +61,7 @@ protected:
   void start(unsigned i, std::uint64_t self = 0) {
     host::host_config cfg;
     cfg.index = 0;
-    cfg.store = stores[i].get();
+    cfg.store = disks[i].get();
     cfg.syncer = syncers[i];
     host::replication_config rc;
     rc.group.self = self != 0 ? self : i + 1;
@@ -129,6 +131,8 @@ protected:
   }
 
   std::vector<std::unique_ptr<storage::memory_store>> stores;
+  /// What each host and syncer see of its store: fsyncs (and writes) fail on command.
+  std::vector<std::unique_ptr<faulty_store>> disks;
   std::vector<host::wal_syncer_actor> syncers;
   std::shared_ptr<std::vector<protocol::shard_actor>> handles =
     std::make_shared<std::vector<protocol::shard_actor>>();
@@ -302,6 +306,45 @@ TEST_F(ReplicatedHostTest, ACutOffLeaderStopsServingAndTheMajorityGoesOn) {
   ASSERT_TRUE(other);
   EXPECT_NE(*other, *leader);
   EXPECT_TRUE(call((*handles)[*other], docs::put("c", "after", "1")).ok());
+}
+
+// Verifies a leader whose fsync fails does not keep a group that can commit nothing: the
+// write waiting for that fsync is answered 504 (it may be kept), the replica closes its
+// group and starts it again from its store, refusing requests with 503 restarting
+// meanwhile (and again each second while the disk still fails), and once the disk
+// works the shard takes writes again and the restarted replica catches up.
+TEST_F(ReplicatedHostTest, AReplicaWhoseFsyncFailsStartsAgainFromItsStore) {
+  for (unsigned i = 0; i < replicas; ++i)
+    start(i);
+  auto leader = wait_leader();
+  ASSERT_TRUE(leader);
+  const unsigned l = *leader;
+  ASSERT_TRUE(call((*handles)[l], docs::put("c", "before", "1")).ok());
+  disks[l]->fail_syncs = true;
+  auto w = send((*handles)[l], docs::put("c", "during", "2"));
+  for (int t = 0; t < 100 && !w->ready(); ++t)
+    advance(milliseconds(10));
+  ASSERT_TRUE(w->ready());
+  ASSERT_FALSE(w->last->ok());
+  EXPECT_EQ(w->last->error().code(), core::errc::outcome_unknown) << w->last->error().to_string();
+  run();
+  EXPECT_EQ(counted[l].group_restarts.value(), 1u);
+  auto refused_now = get_via(l, "before");
+  ASSERT_TRUE(refused_now->ready());
+  EXPECT_TRUE(refused(*refused_now, "restarting") || refused(*refused_now, "not_leader")
+              || refused(*refused_now, "leader_not_ready"))
+    << (refused_now->last->ok() ? std::string("served") : refused_now->last->error().to_string());
+  // The disk stays bad a while: the restarted replica's first append fails again.
+  pass(milliseconds(1500));
+  disks[l]->fail_syncs = false;
+  auto next = wait_leader();
+  ASSERT_TRUE(next);
+  auto after = call((*handles)[*next], docs::put("c", "after", "3"));
+  ASSERT_TRUE(after.ok()) << after.error().to_string();
+  pass(milliseconds(2000));
+  EXPECT_EQ(applied_version(l, "after"), 1u) << "the restarted replica caught up";
+  EXPECT_EQ(applied_version(l, "before"), 1u);
+  EXPECT_GE(counted[l].group_restarts.value(), 1u);
 }
 
 // Verifies a replica that cannot start (its server id is not among the voters) refuses
