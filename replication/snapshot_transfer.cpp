@@ -21,8 +21,9 @@ struct snapshot_transfer::outgoing {
   std::uint64_t bytes = 0;
   std::uint32_t next_seq = 0;
   std::deque<std::pair<std::uint32_t, std::string>> unacked; ///< frames sent, oldest first
-  std::uint64_t last_progress_ms = 0;
-  bool producing = false; ///< a produce step is posted
+  std::uint64_t last_progress_ms = 0;                        ///< the last ack, or the last resend
+  std::uint64_t last_ack_ms = 0;                             ///< the start, or the last ack
+  bool producing = false;                                    ///< a produce step is posted
 };
 
 struct snapshot_transfer::incoming {
@@ -69,7 +70,7 @@ void snapshot_transfer::send(std::uint64_t to, const std::string& address,
   auto applied = o->reader->applied_index();
   if (!applied) return; // libraft's install timeout asks again
   o->applied_index = *applied;
-  o->last_progress_ms = host_.now_ms();
+  o->last_progress_ms = o->last_ack_ms = host_.now_ms();
   const auto stream = o->stream;
   out_[to] = std::move(o);
   ++stats_.streams_started;
@@ -147,7 +148,7 @@ void snapshot_transfer::on_ack(const snapshot_ack& a) {
     moved = true;
   }
   if (!moved) return;
-  o.last_progress_ms = host_.now_ms();
+  o.last_progress_ms = o.last_ack_ms = host_.now_ms();
   if (o.reader->done() && o.unacked.empty()) {
     ++stats_.streams_finished;
     out_.erase(it);
@@ -158,7 +159,14 @@ void snapshot_transfer::on_ack(const snapshot_ack& a) {
 
 void snapshot_transfer::tick() {
   const auto now = host_.now_ms();
-  for (auto& [to, o] : out_) {
+  for (auto it = out_.begin(); it != out_.end();) {
+    auto& o = it->second;
+    if (now - o->last_ack_ms >= opt_.abandon_ms) {
+      ++stats_.streams_abandoned;
+      it = out_.erase(it);
+      continue;
+    }
+    const auto to = (it++)->first;
     if (o->unacked.empty() || now - o->last_progress_ms < opt_.resend_ms) continue;
     o->last_progress_ms = now;
     for (const auto& [seq, frame] : o->unacked) {

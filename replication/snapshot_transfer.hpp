@@ -40,6 +40,9 @@ struct transfer_options {
   std::size_t chunk_bytes = 1u << 20;
   unsigned window = 4;
   unsigned resend_ms = 2000;
+  /// A stream with no ack for this long is dropped (the peer is gone, or this replica
+  /// no longer leads): it pins a RocksDB snapshot and would resend forever.
+  unsigned abandon_ms = 30000;
 };
 
 class snapshot_transfer {
@@ -63,7 +66,8 @@ public:
   /// A chunk or an ack a peer sent.
   void deliver(std::string_view bytes);
 
-  /// Resends what waits too long for an ack; call on every tick.
+  /// Resends what waits too long for an ack, and drops a stream that waited longer than
+  /// abandon_ms; call on every tick.
   void tick();
 
   /// Stops every stream (the io closes).
@@ -75,8 +79,9 @@ public:
 
   struct counters {
     std::uint64_t streams_started = 0;
-    std::uint64_t streams_finished = 0; ///< every chunk acked
-    std::uint64_t chunks_sent = 0;      ///< resent ones included
+    std::uint64_t streams_finished = 0;  ///< every chunk acked
+    std::uint64_t streams_abandoned = 0; ///< no ack for abandon_ms
+    std::uint64_t chunks_sent = 0;       ///< resent ones included
     std::uint64_t chunks_resent = 0;
     std::uint64_t images_staged = 0;  ///< whole, verified, handed to libraft
     std::uint64_t images_refused = 0; ///< the last chunk did not match what arrived

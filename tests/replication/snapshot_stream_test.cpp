@@ -370,7 +370,7 @@ protected:
 };
 
 TEST_F(SnapshotTransferTest, AnImageArrivesWholeAndOnlyThenIsHandedToLibraft) {
-  start({512, 2, 2000});
+  start({512, 2, 2000, 30000});
   auto want = fill(leader().store->shard(0), 120, 64);
   leader().transfer->send(2, "n2", 60, "the install message");
   // Before any ack: two chunks at most.
@@ -395,7 +395,7 @@ TEST_F(SnapshotTransferTest, AnImageArrivesWholeAndOnlyThenIsHandedToLibraft) {
 }
 
 TEST_F(SnapshotTransferTest, ALostChunkIsResentAfterTheResendTime) {
-  start({512, 3, 2000});
+  start({512, 3, 2000, 30000});
   auto want = fill(leader().store->shard(0), 100, 8);
   leader().transfer->send(2, "n2", 8, "install");
   bool dropped = false;
@@ -423,8 +423,31 @@ TEST_F(SnapshotTransferTest, ALostChunkIsResentAfterTheResendTime) {
   EXPECT_EQ(shard_contents(follower().store->shard(0)), want);
 }
 
+TEST_F(SnapshotTransferTest, AStreamToAPeerThatStopsAnsweringIsDropped) {
+  start({512, 2, 1000, 5000});
+  fill(leader().store->shard(0), 100, 3);
+  leader().transfer->send(2, "n2", 3, "install");
+  settle([](std::string&) { return false; }); // the peer is gone
+  ASSERT_TRUE(follower().installs.empty());
+  int resends = 0;
+  for (int t = 0; t < 10; ++t) {
+    now_ += 1000;
+    leader().transfer->tick();
+    resends += static_cast<int>(wire_.size());
+    wire_.clear();
+  }
+  EXPECT_EQ(leader().transfer->stats().streams_abandoned, 1u);
+  EXPECT_EQ(resends, 2 * 4) << "resent each second until the fifth, then dropped";
+  now_ += 1000;
+  leader().transfer->tick();
+  EXPECT_TRUE(wire_.empty()) << "nothing more once dropped";
+  // libraft asks again later: a new stream starts.
+  leader().transfer->send(2, "n2", 3, "install");
+  EXPECT_EQ(leader().transfer->stats().streams_started, 2u);
+}
+
 TEST_F(SnapshotTransferTest, AnImageThatDoesNotMatchItsChecksumIsRefused) {
-  start({512, 4, 2000});
+  start({512, 4, 2000, 30000});
   fill(leader().store->shard(0), 50, 5);
   leader().transfer->send(2, "n2", 5, "install");
   settle([&](std::string& frame) {
@@ -447,7 +470,7 @@ TEST_F(SnapshotTransferTest, AnImageThatDoesNotMatchItsChecksumIsRefused) {
 }
 
 TEST_F(SnapshotTransferTest, ARepeatedRequestKeepsTheStreamAndANewerSnapshotReplacesIt) {
-  start({256, 2, 2000});
+  start({256, 2, 2000, 30000});
   fill(leader().store->shard(0), 60, 30);
   leader().transfer->send(2, "n2", 25, "first");
   for (auto& fn : std::exchange(leader().posted, {}))
@@ -480,7 +503,7 @@ TEST_F(SnapshotTransferTest, ARepeatedRequestKeepsTheStreamAndANewerSnapshotRepl
 }
 
 TEST_F(SnapshotTransferTest, ANewStreamDoesNotClearAnImageLibraftHolds) {
-  start({512, 4, 2000});
+  start({512, 4, 2000, 30000});
   fill(leader().store->shard(0), 30, 12);
   leader().transfer->send(2, "n2", 12, "install");
   settle();
