@@ -26,11 +26,7 @@ group::group(storage::store& store, group_config cfg, io_host host)
       machine_(
         std::make_unique<state_machine>(store_.shard(cfg_.shard), cfg_.sync_applies, stage_.get())),
       raft_(std::make_unique<raft>()) {
-  transfer_options streams;
-  streams.chunk_bytes = cfg_.snapshot_chunk_bytes;
-  streams.window = cfg_.snapshot_window;
-  streams.resend_ms = cfg_.snapshot_resend_ms;
-  io_->serve_snapshots(store_.shard(cfg_.shard), *stage_, streams);
+  io_->serve_snapshots(store_.shard(cfg_.shard), *stage_, cfg_.streams);
 }
 
 group::~group() = default;

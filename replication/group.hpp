@@ -18,6 +18,7 @@
 #include "cluster/replicas.hpp"
 #include "core/result.hpp"
 #include "replication/group_io.hpp"
+#include "replication/snapshot_transfer.hpp"
 #include "storage/store.hpp"
 
 struct raft;
@@ -47,10 +48,8 @@ struct group_config {
   unsigned heartbeat_timeout_ms = 100;
   unsigned snapshot_entries = 1024;  ///< libraft's snapshot threshold
   unsigned snapshot_trailing = 2048; ///< entries kept after a snapshot
-  /// Snapshot streams (snapshot_transfer.hpp): chunk size, chunks in flight, resend time.
-  std::size_t snapshot_chunk_bytes = 1u << 20;
-  unsigned snapshot_window = 4;
-  unsigned snapshot_resend_ms = 2000;
+  /// Snapshot streams: chunk size, chunks in flight, resend and abandon times.
+  transfer_options streams;
   /// libraft's wait for a follower to confirm an install before it offers the snapshot
   /// again; a stream still running for it goes on (snapshot_transfer::send).
   unsigned snapshot_timeout_ms = 10000;

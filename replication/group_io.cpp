@@ -485,16 +485,8 @@ void group_io::serve_snapshots(storage::shard_store& shard, snapshot_stage& stag
   s.transfer->count_into(s.counted);
 }
 
-group_io::stream_stats group_io::streams() const noexcept {
-  stream_stats out;
-  if (!s_->transfer) return out;
-  const auto& c = s_->transfer->stats();
-  out.streams_started = c.streams_started;
-  out.chunks_sent = c.chunks_sent;
-  out.chunks_resent = c.chunks_resent;
-  out.images_staged = c.images_staged;
-  out.images_refused = c.images_refused;
-  return out;
+snapshot_transfer::counters group_io::streams() const noexcept {
+  return s_->transfer ? s_->transfer->stats() : snapshot_transfer::counters{};
 }
 
 std::uint64_t group_io::dropped() const noexcept {

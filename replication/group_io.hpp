@@ -15,6 +15,7 @@
 
 #include "core/result.hpp"
 #include "replication/log_store.hpp"
+#include "replication/snapshot_transfer.hpp"
 #include "storage/store.hpp"
 
 struct raft_io;
@@ -22,8 +23,6 @@ struct raft_io;
 namespace shoal::replication {
 
 struct metrics;
-class snapshot_stage;
-struct transfer_options;
 
 /// What the host provides. Every function is called on the group's thread and must not
 /// call back into the io before returning (post() exists for "later").
@@ -71,15 +70,8 @@ public:
   void serve_snapshots(storage::shard_store& shard, snapshot_stage& stage,
                        const transfer_options& options);
 
-  /// Frames of snapshot streams sent and received (zeros without serve_snapshots).
-  struct stream_stats {
-    std::uint64_t streams_started = 0;
-    std::uint64_t chunks_sent = 0;
-    std::uint64_t chunks_resent = 0;
-    std::uint64_t images_staged = 0;
-    std::uint64_t images_refused = 0;
-  };
-  stream_stats streams() const noexcept;
+  /// What the snapshot streams did so far (zeros without serve_snapshots).
+  snapshot_transfer::counters streams() const noexcept;
 
   /// Whether an fsync failed. The io then takes no more writes (appends, truncations,
   /// snapshots, term and vote fail with RAFT_IOERR): libraft believes the failed appends

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include "replication/bytes.hpp"
+#include "replication/state_machine.hpp"
 
 namespace shoal::replication {
 namespace {
@@ -142,16 +143,7 @@ image_reader::image_reader(storage::shard_store& shard, std::string_view applied
     : view_(shard.snapshot()), applied_key_(applied_key) {}
 
 core::result<std::uint64_t> image_reader::applied_index() {
-  auto v = view_->get(applied_key_);
-  if (!v) {
-    if (v.error().code() == errc::not_found) return std::uint64_t{0};
-    return std::move(v).error();
-  }
-  bytes::reader r(*v);
-  std::uint64_t index = 0;
-  if (v->size() != 8 || !r.be(index, 8))
-    return error{errc::corrupt, "the shard's applied index is damaged"};
-  return index;
+  return parse_applied(view_->get(applied_key_));
 }
 
 core::result<std::string> image_reader::next(std::size_t max_bytes) {
@@ -262,9 +254,7 @@ core::result<std::uint64_t> snapshot_stage::install_into(storage::shard_store& s
   });
   if (!failed) return std::move(failed).error();
   if (!scanned) return std::move(scanned).error();
-  std::string index;
-  bytes::put_be(index, **sealed_at, 8);
-  batch.put(std::string(applied_key), std::move(index));
+  batch.put(std::string(applied_key), encode_applied(**sealed_at));
   // Synced: the stage is cleared next, and this replaces what the log no longer holds.
   auto last = shard.write(batch, true);
   if (!last) return std::move(last).error();

@@ -19,14 +19,6 @@ namespace {
 using core::errc;
 using core::error;
 
-std::string be64(std::uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) {
-    out[i] = static_cast<char>((v >> (8 * (7 - i))) & 0xff);
-  }
-  return out;
-}
-
 /// Every key of a shard starts with an ASCII letter (docs/architecture.md), so
 /// ["", "\xff") is all of them.
 constexpr std::string_view keyspace_end = "\xff";
@@ -41,22 +33,27 @@ int to_raft(const error& e) {
 
 } // namespace
 
-core::result<std::uint64_t> read_applied(storage::shard_store& shard) {
-  auto v = shard.get(applied_key);
-  if (!v) {
-    if (v.error().code() == errc::not_found) {
-      return std::uint64_t{0};
-    }
-    return std::move(v).error();
+core::result<std::uint64_t> parse_applied(core::result<std::string> raw) {
+  if (!raw) {
+    if (raw.error().code() == errc::not_found) return std::uint64_t{0};
+    return std::move(raw).error();
   }
-  if (v->size() != 8) {
-    return error{errc::corrupt, "the shard's applied index is damaged"};
-  }
+  if (raw->size() != 8) return error{errc::corrupt, "the shard's applied index is damaged"};
   std::uint64_t index = 0;
-  for (unsigned char c : *v) {
+  for (unsigned char c : *raw)
     index = (index << 8) | c;
-  }
   return index;
+}
+
+core::result<std::uint64_t> read_applied(storage::shard_store& shard) {
+  return parse_applied(shard.get(applied_key));
+}
+
+std::string encode_applied(std::uint64_t index) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    out[static_cast<std::size_t>(i)] = static_cast<char>((index >> (8 * (7 - i))) & 0xff);
+  return out;
 }
 
 state_machine::state_machine(storage::shard_store& shard, bool sync, snapshot_stage* stage)
@@ -139,7 +136,8 @@ core::result<void> state_machine::apply(std::uint64_t index, std::string_view en
   if (!batch) {
     return remember(std::move(batch).error());
   }
-  batch->put(std::string(applied_key), be64(index)); // last: no range of the batch covers it
+  batch->put(std::string(applied_key),
+             encode_applied(index)); // last: no range of the batch covers it
   auto written = shard_.write(*batch, sync_);
   if (!written) {
     return remember(std::move(written));
@@ -222,7 +220,7 @@ core::result<void> state_machine::restore(std::string_view snapshot) {
   for (const auto& op : image->puts.ops()) {
     batch.put(op.key, op.value);
   }
-  batch.put(std::string(applied_key), be64(image->applied_index));
+  batch.put(std::string(applied_key), encode_applied(image->applied_index));
   // Always synced: a restore replaces what the log no longer holds.
   auto written = shard_.write(batch, true);
   if (!written) {

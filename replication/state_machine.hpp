@@ -105,5 +105,9 @@ private:
 
 /// The applied index a shard holds (0 when it never applied one).
 core::result<std::uint64_t> read_applied(storage::shard_store& shard);
+/// The same from what a get of applied_key returned (a shard's, or a view's).
+core::result<std::uint64_t> parse_applied(core::result<std::string> raw);
+/// applied_key's value for `index`.
+std::string encode_applied(std::uint64_t index);
 
 } // namespace shoal::replication

@@ -122,6 +122,13 @@ protected:
     return std::nullopt;
   }
 
+  /// Starts every replica and waits until one serves; returns it (see wait_leader).
+  std::optional<unsigned> start_all_and_elect() {
+    for (unsigned i = 0; i < replicas; ++i)
+      start(i);
+    return wait_leader();
+  }
+
   /// The version of (c, `id`) in replica `i`'s applied shard; 0 when absent.
   std::uint64_t applied_version(unsigned i, const std::string& id) {
     auto raw = stores[i]->shard(0).get(documents::key("c", id));
@@ -159,9 +166,7 @@ TEST_F(ReplicatedHostTest, NothingIsServedBeforeALeaderIsElected) {
 // Verifies one replica is elected and serves, a write through it is answered and reaches
 // every replica, and the others refuse with not_leader naming the leader's server.
 TEST_F(ReplicatedHostTest, OneReplicaServesAndTheOthersNameIt) {
-  for (unsigned i = 0; i < replicas; ++i)
-    start(i);
-  auto leader = wait_leader();
+  auto leader = start_all_and_elect();
   ASSERT_TRUE(leader);
   const unsigned l = *leader;
   auto w = call((*handles)[l], docs::put("c", "a", R"({"v":1})"));
@@ -187,9 +192,7 @@ TEST_F(ReplicatedHostTest, OneReplicaServesAndTheOthersNameIt) {
 // leader counted one leadership and timed its commit; after the leader stops, its
 // successor reports a higher term and counted its election.
 TEST_F(ReplicatedHostTest, EveryReplicaReportsItsRoleAndTheLeaderCountsItsLeadership) {
-  for (unsigned i = 0; i < replicas; ++i)
-    start(i);
-  auto leader = wait_leader();
+  auto leader = start_all_and_elect();
   ASSERT_TRUE(leader);
   const unsigned l = *leader;
   const std::string name = "n" + std::to_string(l + 1);
@@ -242,9 +245,7 @@ TEST_F(ReplicatedHostTest, EveryReplicaReportsItsRoleAndTheLeaderCountsItsLeader
 // Verifies that when the leader's host stops (closing libraft, then exiting), another
 // replica is elected and serves every acknowledged write, and takes new ones.
 TEST_F(ReplicatedHostTest, AnotherReplicaServesEveryAcknowledgedWriteWhenTheLeaderStops) {
-  for (unsigned i = 0; i < replicas; ++i)
-    start(i);
-  auto first = wait_leader();
+  auto first = start_all_and_elect();
   ASSERT_TRUE(first);
   for (int v = 1; v <= 5; ++v) {
     auto w = call((*handles)[*first], docs::put("c", "d" + std::to_string(v), std::to_string(v)));
@@ -266,9 +267,7 @@ TEST_F(ReplicatedHostTest, AnotherReplicaServesEveryAcknowledgedWriteWhenTheLead
 // Verifies a follower stopped and started again from its store catches up with what was
 // written meanwhile, without replaying what it had applied.
 TEST_F(ReplicatedHostTest, AReplicaStartedAgainFromItsStoreCatchesUp) {
-  for (unsigned i = 0; i < replicas; ++i)
-    start(i);
-  auto leader = wait_leader();
+  auto leader = start_all_and_elect();
   ASSERT_TRUE(leader);
   ASSERT_TRUE(call((*handles)[*leader], docs::put("c", "before", "1")).ok());
   pass(milliseconds(200));
@@ -290,9 +289,7 @@ TEST_F(ReplicatedHostTest, AReplicaStartedAgainFromItsStoreCatchesUp) {
 // Verifies a leader cut off from both followers stops serving: its write is answered
 // 504 outcome_unknown once it steps down, and the majority elects another that serves.
 TEST_F(ReplicatedHostTest, ACutOffLeaderStopsServingAndTheMajorityGoesOn) {
-  for (unsigned i = 0; i < replicas; ++i)
-    start(i);
-  auto leader = wait_leader();
+  auto leader = start_all_and_elect();
   ASSERT_TRUE(leader);
   (*reachable)[*leader] = false;
   auto w = send((*handles)[*leader], docs::put("c", "lost", "1"));
@@ -314,9 +311,7 @@ TEST_F(ReplicatedHostTest, ACutOffLeaderStopsServingAndTheMajorityGoesOn) {
 // meanwhile (and again each second while the disk still fails), and once the disk
 // works the shard takes writes again and the restarted replica catches up.
 TEST_F(ReplicatedHostTest, AReplicaWhoseFsyncFailsStartsAgainFromItsStore) {
-  for (unsigned i = 0; i < replicas; ++i)
-    start(i);
-  auto leader = wait_leader();
+  auto leader = start_all_and_elect();
   ASSERT_TRUE(leader);
   const unsigned l = *leader;
   ASSERT_TRUE(call((*handles)[l], docs::put("c", "before", "1")).ok());

@@ -274,7 +274,7 @@ private:
       cfg.voters.push_back({j + 1, address(j)});
     cfg.election_timeout_ms = 300;
     cfg.heartbeat_timeout_ms = 50;
-    cfg.snapshot_chunk_bytes = opt_.snapshot_chunk_bytes;
+    cfg.streams.chunk_bytes = opt_.snapshot_chunk_bytes;
     cfg.snapshot_entries = opt_.snapshot_entries;
     cfg.snapshot_trailing = opt_.snapshot_trailing;
     n.g = std::make_unique<group>(*n.store, std::move(cfg), std::move(host));

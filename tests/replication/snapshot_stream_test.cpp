@@ -36,12 +36,6 @@ std::unique_ptr<storage::store> open_store(const std::string& dir) {
   return test::open_one_shard_store(dir);
 }
 
-std::string be64(std::uint64_t v) {
-  std::string out;
-  bytes::put_be(out, v, 8);
-  return out;
-}
-
 /// Fills `shard` with `n` keys (and an applied index): a shard that applied `applied`.
 std::map<std::string, std::string> fill(storage::shard_store& shard, int n, std::uint64_t applied,
                                         const std::string& tag = "v") {
@@ -53,7 +47,7 @@ std::map<std::string, std::string> fill(storage::shard_store& shard, int n, std:
     b.put(k, v);
     want[k] = v;
   }
-  b.put(std::string(applied_key), be64(applied));
+  b.put(std::string(applied_key), encode_applied(applied));
   EXPECT_TRUE(shard.write(b, false).ok());
   return want;
 }
@@ -201,7 +195,7 @@ TEST_F(SnapshotStageTest, AnInstallReplacesTheKeyspaceAndClearsTheStage) {
   auto copied = stage.install_into(shard(), applied_key, 1000);
   ASSERT_TRUE(copied.ok()) << copied.error().to_string();
   EXPECT_GT(*copied, 40u * 40u);
-  want[std::string(applied_key)] = be64(90);
+  want[std::string(applied_key)] = encode_applied(90);
   EXPECT_EQ(shard_contents(shard()), want);
   EXPECT_EQ(staged_keys(), 0);
   EXPECT_EQ(*read_applied(shard()), 90u);
@@ -253,7 +247,7 @@ TEST_F(SnapshotStageTest, AnInstallCutShortRunsAgainOnTheNextRestore) {
   EXPECT_EQ(sm.applied(), 0u);
   ASSERT_TRUE(sm.restore(encode_token({snapshot_token::kind::staged, 55})).ok()) << sm.last_error();
   EXPECT_EQ(sm.applied(), 55u);
-  want[std::string(applied_key)] = be64(55);
+  want[std::string(applied_key)] = encode_applied(55);
   EXPECT_EQ(shard_contents(shard()), want);
   EXPECT_EQ(staged_keys(), 0);
   // And once more (libraft restores it on every start): the shard has it, nothing moves.
@@ -390,7 +384,7 @@ TEST_F(SnapshotTransferTest, AnImageArrivesWholeAndOnlyThenIsHandedToLibraft) {
   ASSERT_TRUE(sealed.ok() && sealed->has_value());
   EXPECT_EQ(**sealed, 64u);
   ASSERT_TRUE(follower().stage->install_into(follower().store->shard(0), applied_key).ok());
-  want[std::string(applied_key)] = be64(64);
+  want[std::string(applied_key)] = encode_applied(64);
   EXPECT_EQ(shard_contents(follower().store->shard(0)), want);
 }
 
@@ -419,7 +413,7 @@ TEST_F(SnapshotTransferTest, ALostChunkIsResentAfterTheResendTime) {
   EXPECT_GT(leader().transfer->stats().chunks_resent, 0u);
   ASSERT_EQ(follower().installs.size(), 1u);
   ASSERT_TRUE(follower().stage->install_into(follower().store->shard(0), applied_key).ok());
-  want[std::string(applied_key)] = be64(8);
+  want[std::string(applied_key)] = encode_applied(8);
   EXPECT_EQ(shard_contents(follower().store->shard(0)), want);
 }
 
