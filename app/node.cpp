@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <random>
 #include <thread>
 
@@ -31,6 +33,7 @@
 #include "documents/metrics.hpp"
 #include "host/shard_host.hpp"
 #include "host/wal_syncer.hpp"
+#include "http/auth.hpp"
 #include "http/request_metrics.hpp"
 #include "http/server.hpp"
 #include "http/webhook_client.hpp"
@@ -160,6 +163,28 @@ void write_cluster_metrics(metrics::text_writer& out, const cluster::view_board&
 
 /// This process among all runs of the node: in-process job leases carry it, so the next
 /// run knows that the jobs they held died with this one.
+/// The tokens of auth.tokens_file (null when none is set), or nullopt when the file
+/// cannot be read, is malformed or lists no token: a configuration error (said on stderr
+/// as load's are; the node does not start).
+std::optional<std::shared_ptr<const http::token_table>> load_tokens(const std::string& path,
+                                                                    spdlog::logger& log) {
+  if (path.empty()) return std::shared_ptr<const http::token_table>{};
+  auto refuse = [](const std::string& why) {
+    std::fprintf(stderr, "shoal: configuration error: auth.tokens_file: %s\n", why.c_str());
+    return std::nullopt;
+  };
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  if (in) text << in.rdbuf();
+  if (!in) return refuse("cannot read " + path);
+  auto parsed = http::token_table::parse(text.str());
+  if (!parsed) return refuse(parsed.error().message());
+  // An empty file would open the API without a word: refused instead.
+  if (parsed->empty()) return refuse(path + " lists no token");
+  log.info("bearer tokens required: {} token(s) from {}", parsed->size(), path);
+  return std::make_shared<const http::token_table>(std::move(*parsed));
+}
+
 std::string make_incarnation() {
   std::random_device rd;
   char buf[24];
@@ -206,6 +231,9 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
           const workers::handler_registry& job_handlers) {
   auto logs = make_loggers(settings.log);
   auto start_time = now_seconds();
+
+  auto tokens = load_tokens(settings.auth.tokens_file, *logs.http);
+  if (!tokens) return 2;
 
   storage::rocksdb_options opts;
   opts.path = settings.storage.path;
@@ -441,6 +469,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
       };
     env.metrics_text = [&collectors] { return collectors.render(); };
     env.on_drain = [&broker] { workers::drain_broker(broker); };
+    env.tokens = *tokens;
     env.actor_call_timeout_ms = settings.actors.call_timeout_ms;
     env.max_job_delay_ms = settings.jobs.max_delay_ms;
     env.cache_max_value_bytes = settings.cache.max_value_bytes;

@@ -2,6 +2,7 @@
 #include "config/settings.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -127,6 +128,7 @@ const std::vector<key_spec>& schema() {
     number<&s::http, &http::max_connections_per_client, 0, 1'000'000>(
       "http.max_connections_per_client"),
     number<&s::http, &http::max_inflight, 1, 1'000'000>("http.max_inflight"),
+    text<&s::http, &http::cors_origins>("http.cors_origins"),
     text<&s::storage, &storage::path>("storage.path"),
     boolean<&s::storage, &storage::sync>("storage.sync"),
     number<&s::storage, &storage::block_cache_bytes, 0, tib>("storage.block_cache_bytes"),
@@ -173,6 +175,7 @@ const std::vector<key_spec>& schema() {
     number<&s::changes, &changes_settings::max_buffer_bytes, 4 * kib, gib>(
       "changes.max_buffer_bytes"),
     number<&s::changes, &changes_settings::heartbeat_ms, 100, 3'600'000>("changes.heartbeat_ms"),
+    text<&s::auth, &auth_settings::tokens_file>("auth.tokens_file"),
     choice<&s::log, &log_settings::level>("log.level",
                                           {"trace", "debug", "info", "warn", "error", "off"}),
     choice<&s::log, &log_settings::format>("log.format", {"text", "json"}),
@@ -462,8 +465,43 @@ std::vector<queue_settings> parse_queues(const toml_value& value) {
   return queues;
 }
 
+/// Why `item` of http.cors_origins is not an origin ("" when it is): "*", or a scheme
+/// (http, https) with "://" and a host, an optional port, and nothing after.
+std::string origin_problem(std::string_view item) {
+  if (item == "*") return {};
+  auto sep = item.find("://");
+  if (sep == std::string_view::npos) return "expected scheme://host[:port] or *";
+  auto scheme = item.substr(0, sep);
+  if (scheme != "http" && scheme != "https") return "the scheme must be http or https";
+  auto authority = item.substr(sep + 3);
+  if (authority.empty()) return "the origin has no host";
+  for (char c : authority) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':'
+              || c == '[' || c == ']';
+    if (!ok) return "an origin is a scheme, a host and a port only (no path, no /)";
+  }
+  return {};
+}
+
+void check_cors_origins(const std::string& list) {
+  std::string_view rest = list;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    auto item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ')
+      item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ')
+      item.remove_suffix(1);
+    if (item.empty()) continue;
+    if (auto why = origin_problem(item); !why.empty())
+      throw config_error("http.cors_origins", "\"" + std::string(item) + "\": " + why);
+  }
+}
+
 /// Rules that span keys, checked once everything is applied.
 void finish(settings& s) {
+  check_cors_origins(s.http.cors_origins);
   if (s.cache.max_ttl_s < s.cache.default_ttl_s) {
     throw config_error("cache.default_ttl_s", "must be at most cache.max_ttl_s ("
                                                 + std::to_string(s.cache.max_ttl_s) + "), got "

@@ -29,6 +29,9 @@ struct http_settings {
   /// default: behind a load balancer every connection has the balancer's address).
   std::uint32_t max_connections_per_client = 0;
   std::uint32_t max_inflight = 8'192; ///< more requests in flight get 503
+  /// Origins whose browser pages may read answers (CORS): "*" or a comma list such as
+  /// "https://app.example, http://localhost:3000"; empty: no CORS fields (the default).
+  std::string cors_origins;
 };
 
 /// [storage] — RocksDB.
@@ -164,6 +167,13 @@ struct jobs_settings {
   }
 };
 
+/// [auth] — bearer tokens for the HTTP API (docs/api.md "Authentication").
+struct auth_settings {
+  /// A file of accepted tokens and their scopes, read at start-up; empty: the API is open
+  /// (fit for a node on loopback or behind a gateway that authenticates).
+  std::string tokens_file;
+};
+
 /// [log]
 struct log_settings {
   std::string level = "info";  ///< trace, debug, info, warn, error, off
@@ -182,6 +192,7 @@ struct settings {
   cache_settings cache;
   query_settings query;
   changes_settings changes;
+  auth_settings auth;
   log_settings log;
 };
 

@@ -91,13 +91,13 @@ constexpr std::string_view resume_rule =
   "a resume point is an event id of this stream, \"start\" (or \"0\") or \"now\"";
 
 /// The route's answer: the connection goes to a change stream.
-routed stream(std::string_view collection, std::string since, bool problem) {
+routed stream(std::string_view collection, std::string since) {
   return {route_id::changes,
-          take_over{[collection = std::string(collection), since = std::move(since),
-                     problem](boost::beast::tcp_stream&& s, server_context& ctx,
-                              std::string request_id, unsigned version) mutable {
+          take_over{[collection = std::string(collection),
+                     since = std::move(since)](boost::beast::tcp_stream&& s, server_context& ctx,
+                                               std::string request_id, const request& req) mutable {
             start_change_stream(std::move(s), ctx, std::move(collection), std::move(since),
-                                std::move(request_id), version, problem);
+                                std::move(request_id), req);
           }}};
 }
 
@@ -152,7 +152,7 @@ routed route_changes(exchange& ex, std::string_view collection) {
   } else if (since_param) {
     since = *since_param;
   } else {
-    return stream(collection, std::string(), wants_problem(req[bhttp::field::accept]));
+    return stream(collection, std::string());
   }
   auto normalized = normalize_since(since);
   if (!normalized) {
@@ -161,7 +161,7 @@ routed route_changes(exchange& ex, std::string_view collection) {
                                      version);
     return r;
   }
-  return stream(collection, std::move(*normalized), wants_problem(req[bhttp::field::accept]));
+  return stream(collection, std::move(*normalized));
 }
 
 } // namespace shoal::http::detail

@@ -74,6 +74,8 @@ constexpr std::uint32_t max_batch_events = 1000;
 constexpr std::size_t initial_event_bytes = 512;
 /// A shard that answered an error mid-stream is asked again after this long.
 constexpr std::chrono::milliseconds retry_delay{500};
+/// The `retry:` a stream starts with: an EventSource reconnects after this many ms.
+constexpr std::uint32_t reconnect_ms = 1000;
 /// Most bytes handed to one write: each write must finish within http.idle_timeout_ms.
 constexpr std::size_t max_write_bytes = 64 * 1024;
 
@@ -132,10 +134,11 @@ private:
 class change_stream : public std::enable_shared_from_this<change_stream> {
 public:
   change_stream(beast::tcp_stream&& stream, server_context& ctx, std::string collection,
-                std::string since, std::string request_id, unsigned version, bool problem)
+                std::string since, std::string request_id, const request& req)
       : ctx_(ctx), stream_(std::move(stream)), timer_(stream_.get_executor()),
         collection_(std::move(collection)), since_(std::move(since)),
-        request_id_(std::move(request_id)), version_(version), problem_(problem),
+        request_id_(std::move(request_id)), version_(req.version()),
+        problem_(wants_problem(req[bhttp::field::accept])), cors_origin_(req[bhttp::field::origin]),
         max_bytes_(std::max<std::size_t>(ctx.env.changes_max_buffer_bytes, 2)),
         heartbeat_(std::max<std::uint32_t>(ctx.env.changes_heartbeat_ms, 1)) {
     // The session that accepted the connection is gone; the stream counts it from here.
@@ -297,11 +300,14 @@ private:
     head += http_date_now();
     head += "\r\nX-Request-Id: ";
     head += request_id_;
-    head += "\r\n\r\n";
+    head += "\r\n";
+    head += ctx_.cors.header_lines(cors_origin_);
+    head += "\r\n";
     // An id alone sets the client's last event id without an event: a client that
-    // leaves before any event still resumes from here.
+    // leaves before any event still resumes from here. `retry:` tells an EventSource to
+    // reconnect after a second (a drain or a cut stream ends it on purpose).
     last_id_ = position_.encode();
-    head += "id: " + last_id_ + "\n\n";
+    head += "retry: " + std::to_string(reconnect_ms) + "\nid: " + last_id_ + "\n\n";
     enqueue(std::move(head));
     log_debug("started at {}", last_id_);
     if (draining()) return finish("node draining");
@@ -549,6 +555,7 @@ private:
     res.set(bhttp::field::server, "shoal");
     res.set(bhttp::field::date, http_date_now());
     res.keep_alive(false);
+    ctx_.cors.apply(cors_origin_, false, res);
     log_debug("refused: {}", res.result_int());
     error_ = std::make_unique<response>(std::move(res));
     writing_ = true;
@@ -619,7 +626,8 @@ private:
   std::string since_;
   std::string request_id_;
   unsigned version_;
-  bool problem_ = false; ///< refusals as problem details (the client's Accept asked)
+  bool problem_ = false;    ///< refusals as problem details (the client's Accept asked)
+  std::string cors_origin_; ///< the request's Origin, for the CORS fields
   std::size_t max_bytes_;
   std::uint32_t heartbeat_;
 
@@ -658,9 +666,9 @@ void stream_answer::hand_over(read_answer&& r) {
 
 void start_change_stream(boost::beast::tcp_stream&& stream, server_context& ctx,
                          std::string collection, std::string since, std::string request_id,
-                         unsigned version, bool problem) {
+                         const request& req) {
   std::make_shared<change_stream>(std::move(stream), ctx, std::move(collection), std::move(since),
-                                  std::move(request_id), version, problem)
+                                  std::move(request_id), req)
     ->start();
 }
 

@@ -21,10 +21,11 @@ struct server_context;
 /// changes_max_buffer_bytes behind (then the last line tells it to resume). A resume
 /// point older than a shard's retention is answered 410 before the stream starts.
 /// `since`: "" (from now), "start", or an encoded position (change_routes.cpp checked its
-/// syntax). `problem`: the client asked for RFC 9457 problem details (refusals then
-/// come as application/problem+json).
+/// syntax). From `req` the stream takes what shapes its answers: the HTTP version,
+/// whether refusals come as RFC 9457 problem details (the client's Accept asked), and
+/// the Origin the CORS fields answer (http/cors.hpp).
 void start_change_stream(boost::beast::tcp_stream&& stream, server_context& ctx,
                          std::string collection, std::string since, std::string request_id,
-                         unsigned version, bool problem = false);
+                         const request& req);
 
 } // namespace shoal::http

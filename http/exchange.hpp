@@ -44,10 +44,11 @@ struct pending {
   bool writes = false;
 };
 
-/// The session hands its connection over to `start`, which answers from then on.
+/// The session hands its connection over to `start`, which answers from then on. `req`
+/// is the request that was routed (alive for the call only).
 struct take_over {
-  std::function<void(boost::beast::tcp_stream&& stream, server_context& ctx,
-                     std::string request_id, unsigned version)>
+  std::function<void(boost::beast::tcp_stream&& stream, server_context& ctx, std::string request_id,
+                     const request& req)>
     start;
 };
 

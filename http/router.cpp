@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
+#include "http/auth.hpp"
 #include "http/route_helpers.hpp"
 #include "util/json.hpp"
 
@@ -293,6 +294,27 @@ std::string cluster_json(const cluster::cluster_view& view,
   return util::to_json(out);
 }
 
+namespace {
+
+/// Runs `handler` when the request's token holds `need` (or auth is off); otherwise the
+/// refusal, counted under `id`. OPTIONS is open: it tells only which methods a route
+/// takes, and a browser's preflight carries no credentials.
+template <class Handler>
+routed guarded(exchange& ex, route_id id, scope need, Handler&& handler) {
+  if (ex.req.method() != bhttp::verb::options)
+    if (auto refused = authorize(ex.req, ex.env.tokens.get(), need))
+      return {id, std::move(*refused)};
+  return handler();
+}
+
+/// Reading an index's definition is data; creating or dropping one is admin.
+scope index_scope(const request& req) {
+  auto m = req.method();
+  return m == bhttp::verb::get || m == bhttp::verb::head ? scope::data : scope::admin;
+}
+
+} // namespace
+
 routed route(exchange& ex) {
   auto& req = ex.req;
   auto version = req.version();
@@ -313,29 +335,52 @@ routed route(exchange& ex) {
     s[i++] = decoded.back();
   }
   const auto& env = ex.env;
+  // Each route states the scope it needs (docs/api.md "Authentication"); the probes are
+  // open, so a load balancer needs no token.
+  using r = route_id;
+  constexpr auto data = scope::data;
   if (n == 1) {
-    if (s[0] == "healthz") return route_probe(req, route_id::healthz, env);
-    if (s[0] == "readyz") return route_probe(req, route_id::readyz, env);
-    if (s[0] == "metrics") return route_probe(req, route_id::metrics, env);
+    if (s[0] == "healthz") return route_probe(req, r::healthz, env);
+    if (s[0] == "readyz") return route_probe(req, r::readyz, env);
+    if (s[0] == "metrics")
+      return guarded(ex, r::metrics, scope::metrics,
+                     [&] { return route_probe(req, r::metrics, env); });
   } else if (n == 2) {
-    if (s[0] == "v1" && s[1] == "cluster") return route_probe(req, route_id::cluster, env);
+    if (s[0] == "v1" && s[1] == "cluster")
+      return guarded(ex, r::cluster, scope::metrics,
+                     [&] { return route_probe(req, r::cluster, env); });
   } else if (n == 3 && s[0] == "v1") {
-    if (s[1] == "queues") return detail::route_queue_stats(ex, s[2]);
-    if (s[1] == "cache") return detail::route_cache(ex, s[2]);
-    if (s[1] == "jobs") return detail::route_job_get(ex, s[2]);
+    if (s[1] == "queues")
+      return guarded(ex, r::queue, data, [&] { return detail::route_queue_stats(ex, s[2]); });
+    if (s[1] == "cache")
+      return guarded(ex, r::cache, data, [&] { return detail::route_cache(ex, s[2]); });
+    if (s[1] == "jobs")
+      return guarded(ex, r::job, data, [&] { return detail::route_job_get(ex, s[2]); });
   } else if (n == 4 && s[0] == "v1") {
-    if (s[1] == "queues" && s[3] == "jobs") return detail::route_enqueue(ex, s[2]);
-    if (s[1] == "queues" && s[3] == "lease") return detail::route_lease(ex, s[2]);
-    if (s[1] == "jobs") return detail::route_job_action(ex, s[2], s[3]);
-    if (s[1] == "admin" && s[2] == "replicas") return detail::route_replica(ex, s[3]);
-    if (s[1] == "collections" && s[3] == "indexes") return detail::route_index_list(ex, s[2]);
-    if (s[1] == "collections" && s[3] == "query") return detail::route_query(ex, s[2]);
-    if (s[1] == "collections" && s[3] == "changes") return detail::route_changes(ex, s[2]);
+    if (s[1] == "queues" && s[3] == "jobs")
+      return guarded(ex, r::queue_jobs, data, [&] { return detail::route_enqueue(ex, s[2]); });
+    if (s[1] == "queues" && s[3] == "lease")
+      return guarded(ex, r::queue_lease, data, [&] { return detail::route_lease(ex, s[2]); });
+    if (s[1] == "jobs")
+      // A worker completes and fails its own leases; sending a dead job back is admin's.
+      return guarded(ex, r::job_action, s[3] == "retry" ? scope::admin : data,
+                     [&] { return detail::route_job_action(ex, s[2], s[3]); });
+    if (s[1] == "admin" && s[2] == "replicas")
+      return guarded(ex, r::replica, scope::admin, [&] { return detail::route_replica(ex, s[3]); });
+    if (s[1] == "collections" && s[3] == "indexes")
+      return guarded(ex, r::indexes, data, [&] { return detail::route_index_list(ex, s[2]); });
+    if (s[1] == "collections" && s[3] == "query")
+      return guarded(ex, r::query, data, [&] { return detail::route_query(ex, s[2]); });
+    if (s[1] == "collections" && s[3] == "changes")
+      return guarded(ex, r::changes, data, [&] { return detail::route_changes(ex, s[2]); });
   } else if (n == 5 && s[0] == "v1" && s[1] == "collections") {
-    if (s[3] == "docs") return detail::route_document(ex, s[2], s[4]);
-    if (s[3] == "indexes") return detail::route_index(ex, s[2], s[4]);
+    if (s[3] == "docs")
+      return guarded(ex, r::document, data, [&] { return detail::route_document(ex, s[2], s[4]); });
+    if (s[3] == "indexes")
+      return guarded(ex, r::index, index_scope(req),
+                     [&] { return detail::route_index(ex, s[2], s[4]); });
   } else if (n == 6 && s[0] == "v1" && s[1] == "actors" && s[4] == "method") {
-    return detail::route_actor(ex, s[2], s[3], s[5]);
+    return guarded(ex, r::actor, data, [&] { return detail::route_actor(ex, s[2], s[3], s[5]); });
   }
   return {route_id::unknown, no_such_route(version)};
 }

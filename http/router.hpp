@@ -22,6 +22,8 @@
 
 namespace shoal::http {
 
+class token_table;
+
 /// The routes, as metric labels.
 enum class route_id : std::uint8_t {
   healthz,
@@ -62,6 +64,8 @@ struct route_env {
   /// (404 when null: no replicated shards; the function answers 404 itself for a shard
   /// this node holds no replica of).
   std::function<void(std::uint32_t shard, core::reply_to<cluster::replica_digest>)> replica_digest;
+  /// The bearer tokens the API accepts (auth.tokens_file); null or empty: the API is open.
+  std::shared_ptr<const token_table> tokens;
   /// http.request_timeout_ms: then 504 (the server sets it from its settings).
   std::uint64_t request_timeout_ms = 5000;
   std::uint32_t actor_call_timeout_ms = 5000;      ///< actors.call_timeout_ms: then 504

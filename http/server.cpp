@@ -24,11 +24,12 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 struct server::impl {
-  impl(const config::http_settings& s, protocol::shard_client& shards, route_env env, request_metrics& m,
-       server_logs logs)
+  impl(const config::http_settings& s, protocol::shard_client& shards, route_env env,
+       request_metrics& m, server_logs logs)
       : ctx{s,
             shards,
             std::move(env),
+            cors_policy{s.cors_origins},
             m,
             std::move(logs),
             {s.max_connections, s.max_connections_per_client},
@@ -65,9 +66,9 @@ struct server::impl {
         } else if (auto peer = socket.remote_endpoint(ec); !ec) {
           // Admitted here, in the order of the accepts; the gauge counts the new session.
           auto s = std::make_shared<session>(std::move(socket), ctx);
-          auto joined = ctx.connections.admit(
-            s, peer.address().to_string(),
-            ctx.metrics.connections.value() - 1 - ctx.closing.load(std::memory_order_relaxed));
+          auto joined = ctx.connections.admit(s, peer.address().to_string(),
+                                              ctx.metrics.connections.value() - 1
+                                                - ctx.closing.load(std::memory_order_relaxed));
           s->start(std::move(joined));
         } // else: gone before it was accepted
         do_accept();

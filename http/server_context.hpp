@@ -10,6 +10,7 @@
 
 #include "config/settings.hpp"
 #include "http/connection_table.hpp"
+#include "http/cors.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 
@@ -21,6 +22,7 @@ struct server_context {
   const config::http_settings& settings;
   protocol::shard_client& shards;
   route_env env;
+  cors_policy cors; ///< http.cors_origins
   request_metrics& metrics;
   server_logs logs;
   connection_table connections;

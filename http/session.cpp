@@ -291,7 +291,7 @@ void session::hand_over(take_over&& next) {
     ctx_.metrics.inflight.add(-1);
   }
   log_access(0, 0, seconds);
-  next.start(std::move(stream_), ctx_, request_id_, req_.version());
+  next.start(std::move(stream_), ctx_, request_id_, req_);
 }
 
 void session::arm_timeout(std::uint64_t seq, std::uint64_t ms) {
@@ -318,6 +318,7 @@ void session::on_timeout(std::uint64_t seq, beast::error_code ec) {
 void session::finish(response&& res) {
   // An unreadable request (reject_framing) left req_ empty: answered in the usual shape.
   if (res.result_int() >= 400 && wants_problem(req_[bhttp::field::accept])) to_problem(res);
+  ctx_.cors.apply(req_, res);
   auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   auto status = res.result_int();
   auto body_bytes = res.body().size();

@@ -86,6 +86,8 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.http.max_connections, b.http.max_connections);
   EXPECT_EQ(a.http.max_connections_per_client, b.http.max_connections_per_client);
   EXPECT_EQ(a.http.max_inflight, b.http.max_inflight);
+  EXPECT_EQ(a.http.cors_origins, b.http.cors_origins);
+  EXPECT_EQ(a.auth.tokens_file, b.auth.tokens_file);
   EXPECT_EQ(a.storage.path, b.storage.path);
   EXPECT_EQ(a.storage.sync, b.storage.sync);
   EXPECT_EQ(a.storage.block_cache_bytes, b.storage.block_cache_bytes);
@@ -375,6 +377,31 @@ TEST(SettingsTest, EmptyStringRejected) {
   expect_file_error("[http]\nhost = \"\"\n", "http.host", "must not be empty");
   expect_override_error("storage.path=", "storage.path", "must not be empty");
   expect_override_error("storage.path=\"\"", "storage.path", "must not be empty");
+}
+
+// Verifies that http.cors_origins takes "*" or origins, and names what is not one.
+TEST(SettingsTest, CorsOriginsAreOriginsOrAStar) {
+  EXPECT_EQ(load_from_string("", {"http.cors_origins=*"}).http.cors_origins, "*");
+  const auto s = load_from_string(
+    "[http]\ncors_origins = \"https://app.example, http://localhost:3000, http://[::1]:8080\"\n",
+    {});
+  EXPECT_EQ(s.http.cors_origins, "https://app.example, http://localhost:3000, http://[::1]:8080");
+  expect_override_error("http.cors_origins=app.example", "http.cors_origins",
+                        "\"app.example\": expected scheme://host[:port]");
+  expect_override_error("http.cors_origins=ftp://app.example", "http.cors_origins",
+                        "the scheme must be http or https");
+  expect_override_error("http.cors_origins=https://app.example/", "http.cors_origins", "no path");
+  expect_override_error("http.cors_origins=https://", "http.cors_origins", "no host");
+  expect_file_error("[http]\ncors_origins = \"https://a.example, https://b.example/x\"\n",
+                    "http.cors_origins", "\"https://b.example/x\"");
+}
+
+// Verifies that auth.tokens_file is a path taken as given (the node reads it at start-up).
+TEST(SettingsTest, TokensFileIsTakenAsGiven) {
+  EXPECT_EQ(load_from_string("[auth]\ntokens_file = \"/etc/shoal/tokens\"\n", {}).auth.tokens_file,
+            "/etc/shoal/tokens");
+  EXPECT_EQ(load_from_string("", {}).auth.tokens_file, "");
+  expect_override_error("auth.tokens_file=", "auth.tokens_file", "must not be empty");
 }
 
 // Verifies that log.level and log.format accept only their listed values.

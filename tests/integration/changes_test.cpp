@@ -303,6 +303,57 @@ TEST_F(ChangesTest, MetricsCountEventsAndWaitingReads) {
   EXPECT_EQ(wait_for("shoal_change_waiters", 0), 0) << "reads of a closed stream kept waiting";
 }
 
+// -- browsers -----------------------------------------------------------------------------
+
+struct cors_node {
+  static std::vector<std::string> sets() {
+    return {"http.cors_origins=https://app.example"};
+  }
+};
+
+class ChangesCorsTest : public node_suite<cors_node> {};
+
+// Verifies a stream tells an EventSource when to reconnect (retry:) and carries the CORS
+// fields for an allowed page's origin only; the routes' preflight answers too.
+TEST_F(ChangesCorsTest, AStreamTellsWhenToReconnectAndWhichOriginMayReadIt) {
+  auto allowed = open_feed(port(), collection(), {}, {{"Origin", "https://app.example"}});
+  EXPECT_EQ(allowed->header("Access-Control-Allow-Origin").value_or(""), "https://app.example");
+  EXPECT_EQ(allowed->header("Vary").value_or(""), "Origin");
+  ASSERT_EQ(client().put(doc_target(collection(), "a"), R"({"n":1})").status, 201u);
+  auto first = take(*allowed, 1);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(allowed->retry, "1000") << "no retry: before the first event";
+
+  auto other = open_feed(port(), collection(), {}, {{"Origin", "https://evil.example"}});
+  EXPECT_FALSE(other->header("Access-Control-Allow-Origin")) << "another origin was allowed";
+
+  // A refusal (400 before the stream starts) carries the fields as well, so the page can
+  // read why.
+  feed_client refused{port(),
+                      "/v1/collections/" + collection() + "/changes?since=zzz",
+                      {{"Origin", "https://app.example"}}};
+  ASSERT_TRUE(refused.read_head());
+  EXPECT_EQ(refused.status, 400u);
+  EXPECT_EQ(refused.header("Access-Control-Allow-Origin").value_or(""), "https://app.example");
+
+  // The preflight of a document PUT from the page.
+  auto pre = client().request("OPTIONS", doc_target(collection(), "a"), {},
+                              {{"Origin", "https://app.example"},
+                               {"Access-Control-Request-Method", "PUT"},
+                               {"Access-Control-Request-Headers", "content-type, if-match"}});
+  EXPECT_EQ(pre.status, 204u);
+  EXPECT_EQ(pre.header("Access-Control-Allow-Origin").value_or(""), "https://app.example");
+  EXPECT_NE(pre.header("Access-Control-Allow-Methods").value_or("").find("PUT"), std::string::npos);
+  EXPECT_NE(pre.header("Access-Control-Allow-Headers").value_or("").find("If-Match"),
+            std::string::npos);
+  // And an answer to a request of the page itself.
+  auto got = client().get(doc_target(collection(), "a"), {{"Origin", "https://app.example"}});
+  EXPECT_EQ(got.status, 200u);
+  EXPECT_EQ(got.header("Access-Control-Allow-Origin").value_or(""), "https://app.example");
+  EXPECT_NE(got.header("Access-Control-Expose-Headers").value_or("").find("ETag"),
+            std::string::npos);
+}
+
 // -- retention ----------------------------------------------------------------------------
 
 struct retention_node {

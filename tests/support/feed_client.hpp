@@ -172,6 +172,8 @@ public:
       } else if (field == "id") {
         block_id_ = value;
         block_has_id_ = true;
+      } else if (field == "retry") {
+        retry = value;
       } else if (field == "data") {
         if (block_has_data_) block_data_ += '\n';
         block_data_ += value;
@@ -202,6 +204,7 @@ public:
   headers response_headers;
   std::string last_id;      ///< the id of the last block that had one
   std::size_t comments = 0; ///< comment lines seen (keep-alives)
+  std::string retry;        ///< the last `retry:` value seen (the reconnection time, ms)
 
 private:
   /// Reads what is there, waiting until `deadline`; false on timeout or close.
