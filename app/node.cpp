@@ -44,6 +44,7 @@
 #include "query/metrics.hpp"
 #include "remote/cluster_runtime.hpp"
 #include "remote/raft_transport.hpp"
+#include "remote/tls.hpp"
 #include "remote/type_ids.hpp"
 #include "storage/store.hpp"
 #include "util/destinations.hpp"
@@ -234,6 +235,10 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
 
   auto tokens = load_tokens(settings.auth.tokens_file, *logs.http);
   if (!tokens) return 2;
+  if (auto why = remote::check_tls_files(settings.cluster); !why.empty()) {
+    std::fprintf(stderr, "shoal: configuration error: %s\n", why.c_str());
+    return 2;
+  }
 
   storage::rocksdb_options opts;
   opts.path = settings.storage.path;
@@ -280,6 +285,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   const bool clustered = settings.cluster.clustered();
   if (clustered) {
     cfg.load<caf::io::middleman>();
+    if (remote::tls_enabled(settings.cluster)) remote::configure_tls(cfg, settings.cluster);
     cfg.add_message_types<caf::id_block::shoal_remote>();
   }
   int status = 0;

@@ -139,6 +139,9 @@ const std::vector<key_spec>& schema() {
     number<&s::storage, &storage::doc_cache_bytes, 0, tib>("storage.doc_cache_bytes"),
     number<&s::cluster, &cluster_settings::shards, 1, 65'536>("cluster.shards"),
     text<&s::cluster, &cluster_settings::secret>("cluster.secret"),
+    text<&s::cluster, &cluster_settings::tls_certificate>("cluster.tls_certificate"),
+    text<&s::cluster, &cluster_settings::tls_key>("cluster.tls_key"),
+    text<&s::cluster, &cluster_settings::tls_ca>("cluster.tls_ca"),
     number<&s::cluster, &cluster_settings::heartbeat_ms, 10, 60'000>("cluster.heartbeat_ms"),
     number<&s::cluster, &cluster_settings::failure_timeout_ms, 50, 600'000>(
       "cluster.failure_timeout_ms"),
@@ -531,6 +534,17 @@ void finish(settings& s) {
   }
   auto& c = s.cluster;
   c.replication_factor = c.copies();
+  const int tls_set = !c.tls_certificate.empty() + !c.tls_key.empty() + !c.tls_ca.empty();
+  if (tls_set != 0 && tls_set != 3) {
+    const char* missing = c.tls_certificate.empty() ? "cluster.tls_certificate"
+                          : c.tls_key.empty()       ? "cluster.tls_key"
+                                                    : "cluster.tls_ca";
+    throw config_error(missing, "TLS between members needs cluster.tls_certificate, "
+                                "cluster.tls_key and cluster.tls_ca together");
+  }
+  if (tls_set != 0 && !c.clustered())
+    throw config_error("cluster.tls_certificate",
+                       "TLS between members needs cluster.nodes (a single node has no links)");
   if (!c.clustered()) {
     if (c.replication_factor > 1)
       throw config_error("cluster.replication_factor",

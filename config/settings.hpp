@@ -98,8 +98,15 @@ struct node_settings {
 /// [cluster] — the shard map and the members. With no `nodes`, the node runs alone.
 struct cluster_settings {
   std::uint32_t shards = 64;
-  std::vector<node_address> nodes;          ///< every member, this node included; empty: one node
-  std::string secret;                       ///< shared by all members; required with `nodes`
+  std::vector<node_address> nodes; ///< every member, this node included; empty: one node
+  std::string secret;              ///< shared by all members; required with `nodes`
+  /// Mutual TLS on the links between members (docs/cluster.md "Encrypted links"): this
+  /// member's certificate chain and private key (PEM files) and the cluster CA that signs
+  /// every member's certificate. All three or none; none: the links are plain TCP,
+  /// authenticated by the secret alone.
+  std::string tls_certificate;
+  std::string tls_key;
+  std::string tls_ca;
   std::uint32_t heartbeat_ms = 250;         ///< a peer is pinged this often
   std::uint32_t failure_timeout_ms = 2'000; ///< no answer this long: the peer is down
   std::uint32_t reconnect_max_ms = 2'000;   ///< ceiling of the reconnect backoff

@@ -6,6 +6,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/publish.hpp>
 #include <caf/send.hpp>
 
 #include "cluster/ownership.hpp"
@@ -92,12 +93,15 @@ caf::expected<cluster_actors> start_cluster(caf::actor_system& sys, cluster_iden
   if (self == identity.nodes.end())
     return caf::make_error(caf::sec::invalid_argument, "node.id is not one of cluster.nodes");
   const auto address = *self;
+  const bool tls = identity.tls;
   cluster_actors out;
   out.membership =
     spawn_membership(sys, identity, std::move(shards.stubs_by_peer), owners, board, raft, reports);
   out.gateway = spawn_gateway(sys, std::move(identity), shards.handles, owners, out.membership,
                               raft, &shards.replicas, reports);
-  auto port = sys.middleman().publish(out.gateway, address.actor_port, address.host.c_str(), true);
+  auto port =
+    tls ? caf::openssl::publish(out.gateway, address.actor_port, address.host.c_str(), true)
+        : sys.middleman().publish(out.gateway, address.actor_port, address.host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(out.membership, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(out.gateway, caf::exit_reason::user_shutdown);

@@ -28,6 +28,7 @@ cluster_identity cluster_identity::from(const config::settings& s,
   id.heartbeat = std::chrono::milliseconds(s.cluster.heartbeat_ms);
   id.failure_timeout = std::chrono::milliseconds(s.cluster.failure_timeout_ms);
   id.reconnect_max = std::chrono::milliseconds(s.cluster.reconnect_max_ms);
+  id.tls = !s.cluster.tls_certificate.empty();
   id.log = std::move(log);
   return id;
 }

@@ -32,6 +32,9 @@ struct cluster_identity {
   std::chrono::milliseconds heartbeat{250};
   std::chrono::milliseconds failure_timeout{2000};
   std::chrono::milliseconds reconnect_max{2000};
+  /// The links are mutual TLS (cluster.tls_*): publish and dial through CAF's OpenSSL
+  /// middleman (remote/tls.hpp), which the actor system must have loaded.
+  bool tls = false;
   std::shared_ptr<spdlog::logger> log;
 
   /// From the node's settings (with cluster.nodes set).

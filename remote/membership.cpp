@@ -8,6 +8,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/io/middleman_actor.hpp>
+#include <caf/openssl/manager.hpp>
 #include <caf/stateful_actor.hpp>
 #include <spdlog/spdlog.h>
 
@@ -293,7 +294,10 @@ caf::behavior membership_impl(self_pointer self, cluster_identity id,
   st.raft = std::move(raft);
   st.owners = owners;
   st.board = board;
-  st.mm = self->system().middleman().actor_handle();
+  // Dialing goes through the OpenSSL middleman when the links are TLS: the same messages
+  // and answers over an encrypted, mutually authenticated connection.
+  st.mm = st.id.tls ? self->system().openssl_manager().actor_handle()
+                    : self->system().middleman().actor_handle();
   std::size_t p = 0;
   for (const auto& node : st.id.nodes) {
     if (node.id == st.id.self) continue;

@@ -103,6 +103,27 @@ TEST(ClusterSettingsTest, RejectsInconsistentMembers) {
                "cluster.replication_factor", "3 copies need as many members");
 }
 
+// Verifies that TLS between members takes all three files or none, and only in a cluster.
+TEST(ClusterSettingsTest, TlsNeedsAllThreeFilesAndACluster) {
+  const std::string three = "[cluster]\nsecret = \"0123456789abcdef0123\"\n"
+                            "[[cluster.nodes]]\nid = \"m1\"\nhost = \"127.0.0.1\"\n"
+                            "http_port = 7001\nactor_port = 8001\n"
+                            "[[cluster.nodes]]\nid = \"m2\"\nhost = \"127.0.0.1\"\n"
+                            "http_port = 7002\nactor_port = 8002\n";
+  const std::vector<std::string> files = {"node.id=m1", "cluster.tls_certificate=/tls/m1.crt",
+                                          "cluster.tls_key=/tls/m1.key",
+                                          "cluster.tls_ca=/tls/ca.crt"};
+  auto s = load_from_string(three, files);
+  EXPECT_EQ(s.cluster.tls_certificate, "/tls/m1.crt");
+  EXPECT_EQ(s.cluster.tls_key, "/tls/m1.key");
+  EXPECT_EQ(s.cluster.tls_ca, "/tls/ca.crt");
+  EXPECT_TRUE(load_from_string(three, {"node.id=m1"}).cluster.tls_ca.empty());
+  expect_error(three, {files[0], files[1], files[2]}, "cluster.tls_ca", "together");
+  expect_error(three, {files[0], files[2], files[3]}, "cluster.tls_certificate", "together");
+  expect_error(three, {files[0], files[1], files[3]}, "cluster.tls_key", "together");
+  expect_error("", {files[1], files[2], files[3]}, "cluster.tls_certificate", "cluster.nodes");
+}
+
 // Verifies the replication factor's default: 3 copies in a cluster of three or more
 // members, 1 with fewer; a factor set explicitly wins, and 0 is no factor.
 TEST(ClusterSettingsTest, ReplicationFactorDefaultsToThreeWithThreeMembers) {

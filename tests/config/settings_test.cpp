@@ -104,6 +104,9 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.cluster.snapshot_trailing, b.cluster.snapshot_trailing);
   EXPECT_EQ(a.cluster.nodes, b.cluster.nodes);
   EXPECT_EQ(a.cluster.secret, b.cluster.secret);
+  EXPECT_EQ(a.cluster.tls_certificate, b.cluster.tls_certificate);
+  EXPECT_EQ(a.cluster.tls_key, b.cluster.tls_key);
+  EXPECT_EQ(a.cluster.tls_ca, b.cluster.tls_ca);
   EXPECT_EQ(a.actors.threads, b.actors.threads);
   EXPECT_EQ(a.actors.call_timeout_ms, b.actors.call_timeout_ms);
   EXPECT_EQ(a.actors.idle_timeout_ms, b.actors.idle_timeout_ms);
