@@ -168,7 +168,7 @@ protected:
   cluster_suite(std::string_view dir_prefix, std::string extra_toml,
                 std::vector<std::string> hosts = {})
       : dir_{dir_prefix} {
-    auto ports = free_tcp_ports(6);
+    const auto& ports = reserved_.ports();
     for (std::size_t i = 0; i < 3; ++i) {
       members_.push_back(member{"n" + std::to_string(i + 1), ports[i], ports[3 + i]});
       if (i < hosts.size()) members_.back().host = hosts[i];
@@ -404,6 +404,8 @@ protected:
   }
 
   temp_dir dir_;
+  /// The members' ports, kept from other test processes while this test runs.
+  port_reservation reserved_{6};
   std::vector<member> members_;
   fs::path config_;
   std::map<std::string, std::unique_ptr<shoal_process>> nodes_;

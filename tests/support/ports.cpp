@@ -34,9 +34,9 @@ std::uint16_t ephemeral_start() {
   return 32768; // Linux's default
 }
 
-} // namespace
-
-std::vector<std::uint16_t> free_tcp_ports(std::size_t count) {
+/// `count` distinct ports bound on loopback, their sockets added to `held`; with
+/// `reusable`, each socket gets SO_REUSEADDR once bound.
+std::vector<std::uint16_t> pick_ports(std::size_t count, bool reusable, std::vector<int>& held) {
   // Ports below the ephemeral range: a port picked from inside it could be taken, before
   // the test binds it, as the local port of any outgoing connection on the machine (a
   // node dialing its peers, say). Below it, only another listener can take one.
@@ -44,7 +44,6 @@ std::vector<std::uint16_t> free_tcp_ports(std::size_t count) {
   const std::uint16_t low = high > 12'000 ? static_cast<std::uint16_t>(high - 10'000) : 1'025;
   std::minstd_rand pick{std::random_device{}()};
   std::uniform_int_distribution<unsigned> in_range(low, high - 1u);
-  held_sockets held;
   std::vector<std::uint16_t> ports;
   ports.reserve(count);
   for (int tries = 0; ports.size() < count; ++tries) {
@@ -52,17 +51,47 @@ std::vector<std::uint16_t> free_tcp_ports(std::size_t count) {
       throw std::system_error(EADDRINUSE, std::generic_category(), "no free port");
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
-    held.fds.push_back(fd);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<std::uint16_t>(in_range(pick)));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    // A port in use (or in TIME_WAIT) fails to bind: try another. Every socket stays
-    // bound until all are found, so no port is returned twice.
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) continue;
+    // A port in use (or in TIME_WAIT, or reserved by another test) fails to bind: try
+    // another. Every socket stays bound until all are found, so no port is returned twice.
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd);
+      continue;
+    }
+    held.push_back(fd);
+    // Bound without SO_REUSEADDR, so the bind above excluded every other socket; set
+    // now, it lets the node under test (whose listener sets it too) bind the port, while
+    // a picker that does not set it still cannot.
+    const int on = 1;
+    if (reusable) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     ports.push_back(ntohs(addr.sin_port));
   }
   return ports;
+}
+
+} // namespace
+
+std::vector<std::uint16_t> free_tcp_ports(std::size_t count) {
+  held_sockets held;
+  return pick_ports(count, false, held.fds);
+}
+
+port_reservation::port_reservation(std::size_t count) {
+  try {
+    ports_ = pick_ports(count, true, fds_);
+  } catch (...) {
+    for (int fd : fds_)
+      ::close(fd);
+    throw;
+  }
+}
+
+port_reservation::~port_reservation() {
+  for (int fd : fds_)
+    ::close(fd);
 }
 
 } // namespace shoal::test

@@ -18,4 +18,26 @@ namespace shoal::test {
 /// Throws std::system_error when a socket cannot be created or no free port is found.
 std::vector<std::uint16_t> free_tcp_ports(std::size_t count);
 
+/// Ports a fixture keeps from other tests for as long as it lives: picked as
+/// free_tcp_ports does, but each stays bound (with SO_REUSEADDR, never listening) until
+/// the reservation is destroyed. Another test process picking ports cannot bind one (so
+/// two suites running in parallel never get the same port, however late their nodes
+/// start), while the nodes under test can: their listeners set SO_REUSEADDR too, and
+/// Linux lets such sockets share a port as long as at most one of them listens.
+class port_reservation {
+public:
+  explicit port_reservation(std::size_t count);
+  ~port_reservation();
+  port_reservation(const port_reservation&) = delete;
+  port_reservation& operator=(const port_reservation&) = delete;
+
+  const std::vector<std::uint16_t>& ports() const noexcept {
+    return ports_;
+  }
+
+private:
+  std::vector<int> fds_;
+  std::vector<std::uint16_t> ports_;
+};
+
 } // namespace shoal::test
