@@ -4,9 +4,8 @@
 // and a packet capture of the actor ports finds none of their bytes in clear, while the
 // same capture of plain links does (so the capture sees what it should); a member whose
 // certificate another CA signed never joins; unusable files stop a member with status 2.
-// The capture needs root (CAP_NET_RAW), as in CI; without it those tests skip. The
-// certificates are made with the openssl command (Debian's openssl, which
-// ca-certificates in scripts/setup.sh depends on).
+// The capture needs root (CAP_NET_RAW), as in CI; without it those tests skip.
+// Certificates come from tests/integration/tls_certs.hpp (the openssl command).
 #include <cstdlib>
 #include <set>
 #include <string>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "tests/integration/cluster_suite.hpp"
+#include "tests/integration/tls_certs.hpp"
 #include "tests/support/loopback_capture.hpp"
 
 namespace shoal::test {
@@ -31,39 +31,16 @@ class ClusterTlsTest : public cluster_suite {
 protected:
   ClusterTlsTest() : cluster_suite("shoal-tls", {}) {}
 
-  /// Runs `command` in the test's directory; false (and a failure) when it fails.
-  bool sh(const std::string& command) {
-    auto full = "cd '" + dir_.path().string() + "' && " + command + " >>openssl.log 2>&1";
-    int rc = std::system(full.c_str());
-    if (rc != 0) ADD_FAILURE() << "failed: " << command << "\n" << read_file(dir_ / "openssl.log");
-    return rc == 0;
-  }
+  tls_certs certs_{dir_.path()};
 
-  /// A CA `ca` (ca.key, ca.crt) and, for each of `ids`, a key and a certificate it signed.
-  bool make_ca(const std::string& ca, const std::vector<std::string>& ids) {
-    const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-    if (!sh("openssl req -x509 " + ec + " -days 2 -subj '/CN=" + ca + "' -keyout " + ca
-            + ".key -out " + ca + ".crt"))
-      return false;
-    for (const auto& id : ids) {
-      const auto name = ca + "-" + id;
-      if (!sh("openssl req " + ec + " -subj '/CN=" + id + "' -keyout " + name + ".key -out " + name
-              + ".csr")
-          || !sh("openssl x509 -req -in " + name + ".csr -CA " + ca + ".crt -CAkey " + ca
-                 + ".key -CAcreateserial -days 2 -out " + name + ".crt"))
-        return false;
-    }
-    return true;
-  }
-
-  /// The --set options that give member `id` its files from `ca`, trusting `trusted`.
+  /// The member's --set options for TLS (tls_certs::sets).
   std::vector<std::string> tls_sets(const std::string& id, const std::string& ca = "ca1",
                                     std::string trusted = {}) const {
-    if (trusted.empty()) trusted = ca;
-    const auto at = [&](const std::string& file) { return (dir_ / file).string(); };
-    return {"cluster.tls_certificate=" + at(ca + "-" + id + ".crt"),
-            "cluster.tls_key=" + at(ca + "-" + id + ".key"),
-            "cluster.tls_ca=" + at(trusted + ".crt")};
+    return certs_.sets(id, ca, std::move(trusted));
+  }
+
+  bool make_ca(const std::string& ca, const std::vector<std::string>& ids) const {
+    return certs_.make(ca, ids);
   }
 
   std::set<std::uint16_t> actor_ports() const {
