@@ -218,12 +218,13 @@ built<jobs::queue_lease> lease_request(const request& req, std::string_view queu
 }
 
 /// The body of complete, fail or retry (`op`).
-enum class action { complete, fail, retry };
+enum class action { complete, fail, extend, retry };
 
 struct action_body {
   std::string lease_id;
   std::string text; ///< complete: the result (JSON); fail: the error
   bool retry = true;
+  std::uint32_t visibility_ms = default_visibility_ms; ///< extend
 };
 
 built<action_body> action_request(const request& req, std::string_view id, action op,
@@ -237,6 +238,9 @@ built<action_body> action_request(const request& req, std::string_view id, actio
     break;
   case action::fail:
     parsed = parse_job_body(req, env, false, {"lease_id", "error", "retry"});
+    break;
+  case action::extend:
+    parsed = parse_job_body(req, env, false, {"lease_id", "visibility_ms"});
     break;
   default:
     parsed = parse_job_body(req, env, true, {});
@@ -264,6 +268,11 @@ built<action_body> action_request(const request& req, std::string_view id, actio
       if (!retry->is_bool()) return invalid_job("retry must be true or false", version);
       out.retry = retry->get_bool();
     }
+  } else if (op == action::extend) {
+    std::optional<response> err;
+    if ((err = read_integer(body, "visibility_ms", min_visibility_ms, max_visibility_ms,
+                            out.visibility_ms, version)))
+      return std::move(*err);
   }
   return out;
 }
@@ -387,6 +396,8 @@ routed route_job_action(exchange& ex, std::string_view id, std::string_view name
     op = action::complete;
   else if (name == "fail")
     op = action::fail;
+  else if (name == "extend")
+    op = action::extend;
   else if (name == "retry")
     op = action::retry;
   else
@@ -411,6 +422,10 @@ routed route_job_action(exchange& ex, std::string_view id, std::string_view name
                        jobs::job_fail{std::string(id), std::move(body.lease_id),
                                       std::move(body.text), body.retry, false},
                        timeout, render_it)};
+  case action::extend:
+    return {route,
+            ask(ex, jobs::job_extend{std::string(id), std::move(body.lease_id), body.visibility_ms},
+                timeout, render_it)};
   default:
     return {route, ask(ex, jobs::job_retry{std::string(id)}, timeout, render_it)};
   }

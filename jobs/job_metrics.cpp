@@ -12,7 +12,8 @@ job_metrics::type_metrics& job_metrics::of(std::string_view queue, std::string_v
   const auto own = types_.size() - types_.count({std::string(other), std::string(other)});
   if (own >= max_series_) key = {std::string(other), std::string(other)};
   it = types_.find(key);
-  if (it == types_.end()) it = types_.emplace(std::move(key), std::make_unique<type_metrics>()).first;
+  if (it == types_.end())
+    it = types_.emplace(std::move(key), std::make_unique<type_metrics>()).first;
   return *it->second;
 }
 

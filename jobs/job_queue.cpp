@@ -292,7 +292,8 @@ core::result<job_view> job_queue::complete(job_complete& req, std::uint64_t now)
 }
 
 core::result<job_view> job_queue::fail(job_fail& req, std::uint64_t now) {
-  return finish(req.id, req.lease_id, false, std::move(req.error), req.retry, !req.from_broker, now);
+  return finish(req.id, req.lease_id, false, std::move(req.error), req.retry, !req.from_broker,
+                now);
 }
 
 core::result<job_view> job_queue::finish(const std::string& id, const std::string& lease_id,
@@ -306,8 +307,8 @@ core::result<job_view> job_queue::finish(const std::string& id, const std::strin
   // The record holds the lease id; memory says whether the job is running now.
   if (it == live_.end() || it->second.state != job_state::running || r.lease_id != lease_id)
     return core::error{core::errc::conflict, "stale_lease",
-                       std::string("the lease does not hold this job (it is ")
-                         + to_string(r.state) + ")"};
+                       std::string("the lease does not hold this job (it is ") + to_string(r.state)
+                         + ")"};
   const auto leased_ms = r.leased_ms;
   if (complete) {
     r.state = job_state::succeeded;
@@ -336,6 +337,29 @@ core::result<job_view> job_queue::finish(const std::string& id, const std::strin
   }
   // The broker needs no body.
   return job_view{id, with_body ? render(id, r) : std::string()};
+}
+
+core::result<job_view> job_queue::extend(const job_extend& req, std::uint64_t now) {
+  auto it = live_.find(req.id);
+  auto read_r = read(req.id);
+  if (!read_r) return std::move(read_r).error();
+  if (!*read_r) return no_such_job();
+  auto& r = **read_r;
+  // As for complete and fail: only the lease that holds the running job.
+  if (it == live_.end() || it->second.state != job_state::running || r.lease_id != req.lease_id)
+    return core::error{core::errc::conflict, "stale_lease",
+                       std::string("the lease does not hold this job (it is ") + to_string(r.state)
+                         + ")"};
+  const auto until = now + req.visibility_ms;
+  r.lease_until = until;
+  r.updated_ms = now;
+  storage::write_batch batch;
+  batch.put(job_key(req.id), encode(r));
+  if (auto s = commit_(std::move(batch)); !s) return std::move(s).error();
+  leases_.erase({it->second.lease_until, req.id});
+  leases_.emplace(until, req.id);
+  it->second.lease_until = until;
+  return job_view{req.id, render(req.id, r)};
 }
 
 core::result<job_view> job_queue::retry(const job_retry& req, std::uint64_t now) {

@@ -33,8 +33,8 @@ using committer = std::function<core::result<void>(storage::write_batch&&)>;
 class job_queue {
 public:
   /// `index` is the shard's number: new jobs get ids that name it (jobs/ids.hpp).
-  job_queue(storage::shard_store& shard, committer commit, std::uint32_t index,
-            retry_policy retry, job_metrics* metrics, std::uint64_t seed);
+  job_queue(storage::shard_store& shard, committer commit, std::uint32_t index, retry_policy retry,
+            job_metrics* metrics, std::uint64_t seed);
 
   /// Loads every job record of the shard, and starts the sequence of new ids after the
   /// highest one stored and no lower than `now_ms` × 2^20, so that a wiped directory does
@@ -49,6 +49,8 @@ public:
   core::result<lease_grant> lease(const job_lease& req, std::uint64_t now_ms);
   core::result<job_view> complete(job_complete& req, std::uint64_t now_ms);
   core::result<job_view> fail(job_fail& req, std::uint64_t now_ms);
+  /// Moves the expiry of a running job's lease to `now_ms + visibility_ms`.
+  core::result<job_view> extend(const job_extend& req, std::uint64_t now_ms);
   core::result<job_view> retry(const job_retry& req, std::uint64_t now_ms);
   job_counts stats(const queue_stats& req) const;
 

@@ -44,8 +44,8 @@ struct job_enqueue {
   using reply = job_enqueued;
   std::string queue;
   std::string type;
-  std::string payload;             ///< a serialized JSON object
-  std::string idempotency_key;     ///< empty: none
+  std::string payload;         ///< a serialized JSON object
+  std::string idempotency_key; ///< empty: none
   std::uint64_t delay_ms = 0;
   std::uint32_t max_attempts = 5;
 };
@@ -107,6 +107,16 @@ struct job_fail {
   bool from_broker = false; ///< the reply carries no body
 };
 
+/// A worker that needs longer keeps its lease: the job stays running under `lease_id`
+/// until `visibility_ms` from now (from now, not from the old expiry). Errors: not_found,
+/// conflict "stale_lease" (the lease expired or was reported already).
+struct job_extend {
+  using reply = job_view;
+  std::string id;
+  std::string lease_id;
+  std::uint32_t visibility_ms = 30000;
+};
+
 /// Brings a dead job back. Errors: not_found, conflict "wrong_state".
 struct job_retry {
   using reply = job_view;
@@ -134,8 +144,8 @@ struct queue_stats {
 /// The sum over every shard's answer, or the first failure (the counts would be wrong).
 core::result<job_counts> sum_counts(std::vector<core::result<job_counts>>&& answers);
 
-using requests =
-  core::type_list<job_enqueue, job_get, job_lease, job_complete, job_fail, job_retry, queue_stats>;
+using requests = core::type_list<job_enqueue, job_get, job_lease, job_complete, job_fail,
+                                 job_extend, job_retry, queue_stats>;
 
 // -- the node's job broker (workers/) ---------------------------------------------------
 
@@ -170,6 +180,9 @@ inline core::result<std::uint32_t> place(const job_complete& r, const cluster::p
   return place_id(r.id, p);
 }
 inline core::result<std::uint32_t> place(const job_fail& r, const cluster::placement& p) {
+  return place_id(r.id, p);
+}
+inline core::result<std::uint32_t> place(const job_extend& r, const cluster::placement& p) {
   return place_id(r.id, p);
 }
 inline core::result<std::uint32_t> place(const job_retry& r, const cluster::placement& p) {
@@ -213,6 +226,10 @@ typename Inspector::result_type inspect(Inspector& f, job_complete& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_fail& x) {
   return f(x.id, x.lease_id, x.error, x.retry, x.from_broker);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_extend& x) {
+  return f(x.id, x.lease_id, x.visibility_ms);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_retry& x) {

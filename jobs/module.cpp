@@ -97,6 +97,13 @@ void module::serve(job_fail&& req, core::reply_to<job_view> to) {
   answer({id}, std::move(to), std::move(r), true);
 }
 
+void module::serve(job_extend&& req, core::reply_to<job_view> to) {
+  if (load_error_) return to.deliver(*load_error_);
+  auto r = queue_->extend(req, ctx_.wall_ms());
+  after_change();
+  answer({req.id}, std::move(to), std::move(r), true);
+}
+
 void module::serve(job_retry&& req, core::reply_to<job_view> to) {
   if (load_error_) return to.deliver(*load_error_);
   auto r = queue_->retry(req, ctx_.wall_ms());

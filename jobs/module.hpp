@@ -51,6 +51,7 @@ public:
   void serve(job_lease&& req, core::reply_to<lease_grant> to);
   void serve(job_complete&& req, core::reply_to<job_view> to);
   void serve(job_fail&& req, core::reply_to<job_view> to);
+  void serve(job_extend&& req, core::reply_to<job_view> to);
   void serve(job_retry&& req, core::reply_to<job_view> to);
   void serve(queue_stats&& req, core::reply_to<job_counts> to);
 

@@ -466,6 +466,28 @@ TEST_F(JobRoutesTest, FailCall) {
   EXPECT_TRUE(jr.retry);
 }
 
+// Verifies extend asks the job's shard with the lease id and the new visibility (30 s
+// when not given), and refuses what is not a lease id or a visibility in 1 s .. 12 h.
+TEST_F(JobRoutesTest, ExtendCall) {
+  const std::string target = "/v1/jobs/" + job_id + "/extend";
+  auto r = go(bhttp::verb::post, target, R"({"lease_id":"L-3","visibility_ms":60000})");
+  EXPECT_EQ(r.route, route_id::job_action);
+  auto jr = request_of<jobs::job_extend>(r);
+  EXPECT_EQ(jr.id, job_id);
+  EXPECT_EQ(jr.lease_id, "L-3");
+  EXPECT_EQ(jr.visibility_ms, 60000u);
+  EXPECT_EQ(shard_asked(), 42u);
+  jr = request_of<jobs::job_extend>(go(bhttp::verb::post, target, R"({"lease_id":"L"})"));
+  EXPECT_EQ(jr.visibility_ms, 30000u);
+  for (const std::string body :
+       {R"({})", R"({"lease_id":""})", R"({"lease_id":"L","visibility_ms":999})",
+        R"({"lease_id":"L","visibility_ms":43200001})", R"({"lease_id":"L","visibility_ms":"1s"})"})
+    expect_error(go(bhttp::verb::post, target, body), bhttp::status::bad_request, "invalid_job",
+                 body);
+  expect_error(go(bhttp::verb::post, target, R"({"lease_id":"L","wait_ms":1})"),
+               bhttp::status::bad_request, "unknown_field", "wait_ms");
+}
+
 // Verifies retry needs no body (an empty one or {}).
 TEST_F(JobRoutesTest, RetryCall) {
   for (std::string body : {"", "{}"}) {

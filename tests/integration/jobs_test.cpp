@@ -403,8 +403,9 @@ TEST_F(JobsTest, DelayedJobIsNotLeasedBeforeItsRunAt) {
 TEST_F(JobsTest, WebhookToA2xxSucceedsWithItsHeadersAndBody) {
   const json::object body{{"to", "ada@example.com"}, {"lines", {1, 2, 3}}};
   auto id = enqueue(
-    queue(), json::object{{"type", "webhook"},
-                          {"payload", {{"url", hooks_.url("/ok")}, {"body", body}, {"keep_body", true}}}});
+    queue(),
+    json::object{{"type", "webhook"},
+                 {"payload", {{"url", hooks_.url("/ok")}, {"body", body}, {"keep_body", true}}}});
   ASSERT_FALSE(id.empty());
   auto j = wait_state(id, {"succeeded", "dead"});
   ASSERT_EQ(str(j, "state"), "succeeded") << j;
@@ -425,7 +426,8 @@ TEST_F(JobsTest, WebhookToA2xxSucceedsWithItsHeadersAndBody) {
   ASSERT_FALSE(id2.empty());
   auto j2 = wait_state(id2, {"succeeded", "dead"});
   ASSERT_EQ(str(j2, "state"), "succeeded");
-  EXPECT_EQ(at(j2, "result"), (json::object{{"status", 200}})) << "the body is kept only on request";
+  EXPECT_EQ(at(j2, "result"), (json::object{{"status", 200}}))
+    << "the body is kept only on request";
   auto seen2 = hooks_.requests_for(id2);
   ASSERT_EQ(seen2.size(), 1u);
   EXPECT_EQ(seen2[0].target, "/ok?token=1");
@@ -437,10 +439,9 @@ TEST_F(JobsTest, WebhookToA2xxSucceedsWithItsHeadersAndBody) {
 // own API, and the cloud metadata address.
 TEST_F(JobsTest, WebhookToARefusedDestinationIsDeadAtOnce) {
   for (const std::string& url : {"http://127.0.0.2:" + std::to_string(port()) + "/v1/jobs",
-                                std::string("http://169.254.169.254/latest/meta-data")}) {
-    auto id = enqueue(queue(), json::object{{"type", "webhook"},
-                                            {"max_attempts", 3},
-                                            {"payload", {{"url", url}}}});
+                                 std::string("http://169.254.169.254/latest/meta-data")}) {
+    auto id = enqueue(
+      queue(), json::object{{"type", "webhook"}, {"max_attempts", 3}, {"payload", {{"url", url}}}});
     ASSERT_FALSE(id.empty());
     auto j = wait_state(id, {"succeeded", "dead"});
     EXPECT_EQ(str(j, "state"), "dead") << j;
@@ -710,6 +711,35 @@ TEST_F(JobsTest, CollectionStatsWithABadPayloadIsDeadAtOnce) {
 
 // Verifies lease → running (attempt 1, a lease id, lease_expires_at) → complete with a
 // result → succeeded with the result stored; a second complete is 409 stale_lease.
+// Verifies a worker that needs longer extends its lease: the expiry moves to
+// visibility_ms from now, the job stays running under the same lease, which completes it;
+// another lease id is 409 stale_lease and changes nothing.
+TEST_F(JobsTest, AWorkerExtendsItsLeaseAndStillCompletesTheJob) {
+  auto id = enqueue(queue(), json::object{{"type", "transcode"}});
+  ASSERT_FALSE(id.empty());
+  auto got = lease(queue(), json::object{{"visibility_ms", 1000}});
+  ASSERT_EQ(got.size(), 1u);
+  const auto first_expiry = time_of(job(id), "lease_expires_at");
+  const auto before = unix_ms_now();
+  auto res =
+    act(id, "extend", json::object{{"lease_id", got[0].lease_id}, {"visibility_ms", 600000}});
+  ASSERT_EQ(res.status, 200u) << res.body;
+  EXPECT_EQ(str(res.json(), "state"), "running");
+  const auto extended = time_of(job(id), "lease_expires_at");
+  EXPECT_GE(extended + 1, before + 600000);
+  EXPECT_GT(extended, first_expiry + 590000);
+  auto j = job(id);
+  expect_error(act(id, "extend", json::object{{"lease_id", "0123456789abcdef"}}), 409,
+               "stale_lease", "extend with another lease");
+  EXPECT_EQ(job(id), j) << "a refused extension changed the job";
+  res = complete(id, got[0].lease_id, json::object{{"ok", true}});
+  ASSERT_EQ(res.status, 200u) << res.body;
+  EXPECT_EQ(str(res.json(), "state"), "succeeded");
+  // A finished job's lease is gone: extending it is stale too.
+  expect_error(act(id, "extend", json::object{{"lease_id", got[0].lease_id}}), 409, "stale_lease",
+               "extend after complete");
+}
+
 TEST_F(JobsTest, ExternalWorkerLeasesAndCompletesAJob) {
   const json::object payload{{"path", "/img/1.png"}};
   auto id = enqueue(queue(), json::object{{"type", "resize"}, {"payload", payload}});

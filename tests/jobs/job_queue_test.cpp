@@ -416,6 +416,38 @@ TEST_F(JobQueueTest, ExpiredLeasePutsTheJobBackAndCountsTheAttempt) {
   EXPECT_EQ(counts().running, 0u);
 }
 
+// Verifies an extension moves the lease's expiry to now + visibility_ms (durably: a
+// restart keeps it), and only the lease that holds the running job may extend it.
+TEST_F(JobQueueTest, ExtendingALeaseMovesItsExpiry) {
+  auto a = add();
+  auto leased = lease(1, t0, {}, {}, 300).jobs.at(0);
+  const int written = commits;
+  EXPECT_TRUE(fails_with(q->extend(job_extend{a, "not-the-lease", 5000}, t0 + 100),
+                         core::errc::conflict, "stale_lease"));
+  EXPECT_TRUE(fails_with(q->extend(job_extend{make_job_id(0, 999), "x", 5000}, t0 + 100),
+                         core::errc::not_found));
+  EXPECT_EQ(commits, written);
+  ASSERT_TRUE(q->extend(job_extend{a, leased.lease_id, 5000}, t0 + 200));
+  EXPECT_EQ(commits, written + 1);
+  q->take_announcements(t0 + 200);
+  EXPECT_EQ(q->next_wakeup(), t0 + 5200);
+  // The old expiry passes: still running under the same lease.
+  ASSERT_TRUE(q->expire(t0 + 300));
+  EXPECT_EQ(job(a).at("state"), "running");
+  EXPECT_EQ(counts().running, 1u);
+  // A restart reads the extended expiry back (an external worker's lease survives it).
+  q = make_queue(8);
+  ASSERT_TRUE(q->recover(t0 + 400, "incarnation-2"));
+  ASSERT_TRUE(q->expire(t0 + 5199));
+  EXPECT_EQ(job(a).at("state"), "running");
+  ASSERT_TRUE(q->expire(t0 + 5200));
+  EXPECT_EQ(job(a).at("state"), "failed");
+  EXPECT_EQ(job(a).at("error"), "the lease expired after 5200 ms");
+  // An expired lease cannot be extended any more.
+  EXPECT_TRUE(fails_with(q->extend(job_extend{a, leased.lease_id, 5000}, t0 + 5201),
+                         core::errc::conflict, "stale_lease"));
+}
+
 // Verifies a restart rebuilds the counts, fails the in-process leases of the dead
 // process (the attempt counts), keeps external leases, and new ids follow the old.
 TEST_F(JobQueueTest, RecoveryRebuildsCountsAndReleasesLeasesOfADeadProcess) {
