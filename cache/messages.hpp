@@ -67,7 +67,27 @@ struct cache_delete {
   std::string key;
 };
 
-using requests = core::type_list<cache_get, cache_put, cache_delete>;
+/// A counter after an increment: its value, its entry's version, and whether this
+/// increment created it.
+struct cache_count {
+  std::int64_t value = 0;
+  std::uint64_t version = 0;
+  bool created = false;
+};
+
+/// Adds `by` to the integer the entry of `key` holds, in one step of its shard (so
+/// concurrent increments never lose one): a key with no live entry becomes a counter
+/// holding `by` that lives `ttl_ms` (a fixed window, as a rate limit wants); a live one
+/// keeps its expiry. Errors: conflict "not_a_counter" (the live entry is not an integer),
+/// conflict "counter_overflow" (the sum leaves the 64-bit range; nothing changed).
+struct cache_increment {
+  using reply = cache_count;
+  std::string key;
+  std::int64_t by = 1;
+  std::uint64_t ttl_ms = 0; ///< already checked against the config
+};
+
+using requests = core::type_list<cache_get, cache_put, cache_delete, cache_increment>;
 
 inline core::result<std::uint32_t> place(const cache_get& r, const cluster::placement& p) {
   return p.map.shard_of(space, r.key);
@@ -76,6 +96,9 @@ inline core::result<std::uint32_t> place(const cache_put& r, const cluster::plac
   return p.map.shard_of(space, r.key);
 }
 inline core::result<std::uint32_t> place(const cache_delete& r, const cluster::placement& p) {
+  return p.map.shard_of(space, r.key);
+}
+inline core::result<std::uint32_t> place(const cache_increment& r, const cluster::placement& p) {
   return p.map.shard_of(space, r.key);
 }
 
@@ -103,6 +126,14 @@ typename Inspector::result_type inspect(Inspector& f, cache_deleted& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cache_delete& x) {
   return f(x.key);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_count& x) {
+  return f(x.value, x.version, x.created);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cache_increment& x) {
+  return f(x.key, x.by, x.ttl_ms);
 }
 
 } // namespace shoal::cache

@@ -2,8 +2,13 @@
 #include "cache/module.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "cache/metrics.hpp"
@@ -88,6 +93,49 @@ void module::serve(cache_delete&& req, core::reply_to<cache_deleted> to) {
   const bool found = cache_.erase(req.key, ctx_.wall_ms());
   account(bytes, size, evictions);
   to.deliver(cache_deleted{found});
+}
+
+namespace {
+
+/// The integer an entry holds: its whole value, as JSON writes one (an optional minus,
+/// then digits); nullopt for anything else.
+std::optional<std::int64_t> counter_of(std::string_view value) {
+  std::int64_t n = 0;
+  if (value.empty() || value.front() == '+') return std::nullopt;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc{} || end != value.data() + value.size()) return std::nullopt;
+  return n;
+}
+
+} // namespace
+
+void module::serve(cache_increment&& req, core::reply_to<cache_count> to) {
+  const auto now = ctx_.wall_ms();
+  std::int64_t value = req.by;
+  std::uint64_t expires = now + req.ttl_ms;
+  const auto* current = cache_.peek(req.key, now);
+  if (current) {
+    auto held = counter_of(current->value);
+    if (!held)
+      return to.deliver(core::error{core::errc::conflict, "not_a_counter",
+                                    "the entry of this key does not hold an integer"});
+    if (__builtin_add_overflow(*held, req.by, &value))
+      return to.deliver(core::error{core::errc::conflict, "counter_overflow",
+                                    "the sum leaves the range of a 64-bit integer"});
+    expires = current->expires_at_ms; // a window ends when it ends, however often it counts
+  }
+  const auto bytes = cache_.bytes();
+  const auto size = cache_.size();
+  const auto evictions = cache_.evictions();
+  const auto version = ++last_version_;
+  const auto put = cache_.put(req.key, std::to_string(value), "application/json", expires, version);
+  account(bytes, size, evictions);
+  schedule_expiry();
+  if (put == ttl_cache::put_result::too_large)
+    return to.deliver(core::error{core::errc::too_large, "value_too_large",
+                                  "the entry is larger than this shard's share of cache.max_bytes ("
+                                    + std::to_string(cache_.max_bytes()) + " bytes)"});
+  to.deliver(cache_count{value, version, !current});
 }
 
 void module::schedule_expiry() {

@@ -33,6 +33,7 @@ public:
   void serve(cache_get&& req, core::reply_to<cache_entry> to);
   void serve(cache_put&& req, core::reply_to<cache_stored> to);
   void serve(cache_delete&& req, core::reply_to<cache_deleted> to);
+  void serve(cache_increment&& req, core::reply_to<cache_count> to);
 
 private:
   /// Brings the gauges up to date after a change from (bytes, size, evictions).

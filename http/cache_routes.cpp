@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// The TTL cache routes (docs/caching.md): GET, HEAD, PUT and DELETE of /v1/cache/{key},
-// from a request to a cache message with every check the edge makes of the key, the
-// query and the body, and from the answer to a response.
+// The TTL cache routes (docs/caching.md): GET, HEAD, PUT and DELETE of /v1/cache/{key}
+// and POST /v1/cache/{key}/increment, from a request to a cache message with every check
+// the edge makes of the key, the query and the body, and from the answer to a response.
 
 #include <charconv>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,11 +14,13 @@
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/json/object.hpp>
 #include <boost/url/parse.hpp>
 
 #include "cache/messages.hpp"
 #include "core/names.hpp"
 #include "http/route_helpers.hpp"
+#include "util/json.hpp"
 
 namespace shoal::http::detail {
 
@@ -168,6 +171,72 @@ routed route_cache(exchange& ex, std::string_view key) {
               return res;
             });
           })};
+}
+
+routed route_cache_increment(exchange& ex, std::string_view key) {
+  auto& req = ex.req;
+  const auto version = req.version();
+  constexpr auto route = route_id::cache_increment;
+  if (req.method() != bhttp::verb::post) return refused(route, method_not_allowed(req, "POST"));
+  if (!core::valid_id(key))
+    return refused(
+      route, invalid("invalid_key", "cache keys are 1 to 256 of [A-Za-z0-9_.:@-], not . or .."),
+      version);
+  if (auto target = req.target(); target.find('?') != std::string_view::npos)
+    return refused(
+      route, invalid("unknown_parameter", "an increment takes its arguments in its body"), version);
+  cache::cache_increment inc;
+  inc.key.assign(key);
+  inc.ttl_ms = std::uint64_t{ex.env.cache_default_ttl_s} * 1000;
+  if (!req.body().empty()) {
+    if (auto err = check_json_media_type(req)) return refused(route, std::move(*err), version);
+    auto parsed = parse_json(req.body(), ex.env);
+    if (!parsed) return refused(route, std::move(parsed).error(), version);
+    if (!parsed->is_object())
+      return refused(route, invalid("invalid_increment", "the body must be a JSON object"),
+                     version);
+    for (const auto& [name, value] : parsed->as_object()) {
+      if (name == "by") {
+        if (!value.is_int64() && !value.is_uint64())
+          return refused(
+            route, invalid("invalid_increment", "by must be an integer (64-bit, signed)"), version);
+        if (value.is_uint64()
+            && value.get_uint64()
+                 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+          return refused(
+            route, invalid("invalid_increment", "by must be an integer (64-bit, signed)"), version);
+        inc.by =
+          value.is_int64() ? value.get_int64() : static_cast<std::int64_t>(value.get_uint64());
+      } else if (name == "ttl") {
+        const bool in_range = (value.is_int64() && value.get_int64() >= 1
+                               && value.get_int64() <= std::int64_t{ex.env.cache_max_ttl_s})
+                              || (value.is_uint64() && value.get_uint64() >= 1
+                                  && value.get_uint64() <= ex.env.cache_max_ttl_s);
+        if (!in_range)
+          return refused(route, invalid("invalid_ttl", ttl_range_message(ex.env)), version);
+        inc.ttl_ms =
+          (value.is_int64() ? static_cast<std::uint64_t>(value.get_int64()) : value.get_uint64())
+          * 1000;
+      } else {
+        return refused(
+          route,
+          invalid("unknown_field", "an increment takes by and ttl, not " + std::string(name)),
+          version);
+      }
+    }
+  }
+  return {route, ask(ex, std::move(inc), ex.env.request_timeout_ms,
+                     [version](core::result<cache::cache_count>&& r) {
+                       return render(std::move(r), version, [&](cache::cache_count&& c) {
+                         boost::json::object o;
+                         o["value"] = c.value;
+                         o["created"] = c.created;
+                         auto res = plain_json(bhttp::status::ok, util::to_json(o), version);
+                         res.set(bhttp::field::etag, etag(c.version));
+                         res.set(bhttp::field::cache_control, "no-store");
+                         return res;
+                       });
+                     })};
 }
 
 } // namespace shoal::http::detail

@@ -108,6 +108,7 @@ routed route_job_action(exchange& ex, std::string_view id, std::string_view acti
 
 /// GET, HEAD, PUT, DELETE /v1/cache/{key} (cache_routes.cpp).
 routed route_cache(exchange& ex, std::string_view key);
+routed route_cache_increment(exchange& ex, std::string_view key);
 
 /// Indexes and queries (query_routes.cpp).
 routed route_index_list(exchange& ex, std::string_view collection);

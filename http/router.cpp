@@ -181,6 +181,7 @@ const char* route_label(route_id r) noexcept {
     "/v1/jobs/{id}",
     "/v1/jobs/{id}/{action}",
     "/v1/cache/{key}",
+    "/v1/cache/{key}/increment",
     "/v1/collections/{c}/indexes",
     "/v1/collections/{c}/indexes/{field}",
     "/v1/collections/{c}/query",
@@ -365,6 +366,9 @@ routed route(exchange& ex) {
       // A worker completes and fails its own leases; sending a dead job back is admin's.
       return guarded(ex, r::job_action, s[3] == "retry" ? scope::admin : data,
                      [&] { return detail::route_job_action(ex, s[2], s[3]); });
+    if (s[1] == "cache" && s[3] == "increment")
+      return guarded(ex, r::cache_increment, data,
+                     [&] { return detail::route_cache_increment(ex, s[2]); });
     if (s[1] == "admin" && s[2] == "replicas")
       return guarded(ex, r::replica, scope::admin, [&] { return detail::route_replica(ex, s[3]); });
     if (s[1] == "collections" && s[3] == "indexes")

@@ -32,20 +32,21 @@ enum class route_id : std::uint8_t {
   cluster,
   document,
   actor,
-  queue_jobs,  ///< POST /v1/queues/{q}/jobs: enqueue
-  queue,       ///< GET /v1/queues/{q}: stats
-  queue_lease, ///< POST /v1/queues/{q}/lease
-  job,         ///< GET /v1/jobs/{id}
-  job_action,  ///< POST /v1/jobs/{id}/{complete|fail|retry}
-  cache,       ///< /v1/cache/{key}
-  indexes,     ///< GET /v1/collections/{c}/indexes
-  index,       ///< /v1/collections/{c}/indexes/{field}
-  query,       ///< POST /v1/collections/{c}/query
-  changes,     ///< GET /v1/collections/{c}/changes (a Server-Sent Events stream)
-  replica,     ///< GET /v1/admin/replicas/{shard}: this node's replica's digest
+  queue_jobs,      ///< POST /v1/queues/{q}/jobs: enqueue
+  queue,           ///< GET /v1/queues/{q}: stats
+  queue_lease,     ///< POST /v1/queues/{q}/lease
+  job,             ///< GET /v1/jobs/{id}
+  job_action,      ///< POST /v1/jobs/{id}/{complete|fail|retry}
+  cache,           ///< /v1/cache/{key}
+  cache_increment, ///< POST /v1/cache/{key}/increment
+  indexes,         ///< GET /v1/collections/{c}/indexes
+  index,           ///< /v1/collections/{c}/indexes/{field}
+  query,           ///< POST /v1/collections/{c}/query
+  changes,         ///< GET /v1/collections/{c}/changes (a Server-Sent Events stream)
+  replica,         ///< GET /v1/admin/replicas/{shard}: this node's replica's digest
   unknown
 };
-inline constexpr std::size_t route_count = 18;
+inline constexpr std::size_t route_count = 19;
 const char* route_label(route_id r) noexcept;
 
 /// What the routes need from the node besides the shards.

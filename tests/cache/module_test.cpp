@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -193,6 +194,61 @@ TEST_F(CacheModuleTest, ConditionalPutsCompareAndSet) {
   auto fresh = call(absent("window", "1", 1000));
   ASSERT_TRUE(fresh.ok()) << "an expired entry still blocked If-None-Match: *";
   EXPECT_GT(fresh->version, won->version) << "a version never repeats";
+}
+
+// Verifies increments: a new key becomes a counter of `by` for its ttl, later ones add
+// to it and keep the window's end (not their own ttl), every one gets a new version, an
+// entry that is not an integer or a sum past 64 bits is 409 and changes nothing, and
+// once the window ends the next increment starts a new one.
+TEST_F(CacheModuleTest, IncrementsCountInAFixedWindow) {
+  start();
+  auto inc = [](std::int64_t by, std::uint64_t ttl_ms, std::string key = "hits") {
+    return cache::cache_increment{std::move(key), by, ttl_ms};
+  };
+  auto first = call(inc(1, 1000));
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->value, 1);
+  EXPECT_TRUE(first->created);
+  shard.advance(milliseconds(600));
+  auto second = call(inc(5, 60'000));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->value, 6);
+  EXPECT_FALSE(second->created);
+  EXPECT_GT(second->version, first->version);
+  auto third = call(inc(-2, 60'000));
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->value, 4);
+  auto stored = call(cache_get("hits"));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->value, "4");
+  EXPECT_EQ(stored->content_type, "application/json");
+  EXPECT_EQ(stored->version, third->version);
+  // The window ends 1000 ms after the first increment, whatever the later ttls said.
+  shard.advance(milliseconds(400));
+  EXPECT_EQ(error_of(cache_get("hits")), core::errc::not_found);
+  auto fresh = call(inc(1, 1000));
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->value, 1);
+  EXPECT_TRUE(fresh->created);
+
+  ASSERT_TRUE(call(cache_put("session", R"({"user":7})", 1000)).ok());
+  auto refused = call(inc(1, 1000, "session"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), core::errc::conflict);
+  EXPECT_EQ(refused.error().name(), "not_a_counter");
+  EXPECT_EQ(call(cache_get("session"))->value, R"({"user":7})");
+
+  ASSERT_TRUE(call(cache_put("big", "9223372036854775806", 1000)).ok());
+  EXPECT_EQ(call(inc(1, 1000, "big"))->value, std::numeric_limits<std::int64_t>::max());
+  auto overflow = call(inc(1, 1000, "big"));
+  ASSERT_FALSE(overflow.ok());
+  EXPECT_EQ(overflow.error().name(), "counter_overflow");
+  EXPECT_EQ(call(cache_get("big"))->value, "9223372036854775807");
+  // Only what JSON writes as an integer counts: no sign, no spaces, no fraction.
+  for (const std::string v : {"+3", " 3", "3 ", "3.0", "", "0x10"}) {
+    ASSERT_TRUE(call(cache_put("odd", v, 1000)).ok());
+    EXPECT_EQ(error_of(inc(1, 1000, "odd")), core::errc::conflict) << "'" << v << "'";
+  }
 }
 
 // Verifies the expiry timer runs every second while the cache holds anything: expired

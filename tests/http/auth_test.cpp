@@ -213,6 +213,7 @@ TEST_F(RouteScopeTest, DataRoutesNeedTheDataScope) {
     {bhttp::verb::get, "/v1/jobs/q-0-1", ""},
     {bhttp::verb::post, "/v1/jobs/q-0-1/complete", R"({"lease_id":"x"})"},
     {bhttp::verb::get, "/v1/cache/k", ""},
+    {bhttp::verb::post, "/v1/cache/k/increment", R"({"by":1})"},
     {bhttp::verb::get, "/v1/collections/c/indexes", ""},
     {bhttp::verb::get, "/v1/collections/c/indexes/f", ""},
     {bhttp::verb::post, "/v1/collections/c/query", R"({"where":{}})"},

@@ -434,3 +434,75 @@ TEST_F(RenderCacheTest, UnknownStatusIs500) {
 
 } // namespace
 } // namespace shoal::http
+
+namespace shoal::http {
+namespace {
+
+// -- increments ----------------------------------------------------------------------------
+
+class CacheIncrementRouteTest : public CacheRoutesTest {
+protected:
+  /// The error `verb target body` is refused with at once (no shard asked).
+  void expect_refused(bhttp::verb verb, const std::string& target, std::string body,
+                      bhttp::status status, std::string_view code) {
+    auto r = go(verb, target, body, "application/json");
+    EXPECT_EQ(r.route, route_id::cache_increment) << target << " " << body;
+    EXPECT_TRUE(edge.shards.log.empty()) << body << ": a refused increment asked a shard";
+    ASSERT_TRUE(std::holds_alternative<response>(r.outcome)) << body;
+    EXPECT_EQ(std::get<response>(r.outcome).result(), status) << body;
+    EXPECT_EQ(code_of(std::get<response>(r.outcome)), code) << body;
+  }
+};
+
+// Verifies an increment asks the key's shard with `by` and the ttl in ms, 1 and
+// cache.default_ttl_s without a body, and renders the count with its ETag.
+TEST_F(CacheIncrementRouteTest, IncrementCarriesByAndTtlAndRendersTheCount) {
+  auto r = go(bhttp::verb::post, "/v1/cache/rate:ip-1/increment", R"({"by":5,"ttl":30})",
+              "application/json");
+  EXPECT_EQ(r.route, route_id::cache_increment);
+  ASSERT_TRUE(std::holds_alternative<pending>(r.outcome));
+  auto inc = edge.shards.only<cache::cache_increment>();
+  EXPECT_EQ(inc.key, "rate:ip-1");
+  EXPECT_EQ(inc.by, 5);
+  EXPECT_EQ(inc.ttl_ms, 30'000u);
+  EXPECT_EQ(edge.shards.log.front().shard,
+            cluster::shard_map{4}.shard_of(cache::space, "rate:ip-1"));
+  edge.shards.answer<cache::cache_increment>(0, cache::cache_count{6, 41, false});
+  auto res = edge.response(r);
+  EXPECT_EQ(res.result(), bhttp::status::ok);
+  EXPECT_EQ(boost::json::parse(res.body()), boost::json::parse(R"({"value":6,"created":false})"));
+  EXPECT_EQ(res[bhttp::field::etag], "\"41\"");
+
+  auto plain = go(bhttp::verb::post, "/v1/cache/hits/increment");
+  ASSERT_TRUE(std::holds_alternative<pending>(plain.outcome));
+  auto defaults = edge.shards.only<cache::cache_increment>();
+  EXPECT_EQ(defaults.by, 1);
+  EXPECT_EQ(defaults.ttl_ms, 60'000u);
+  auto down = go(bhttp::verb::post, "/v1/cache/hits/increment", R"({"by":-3})", "application/json");
+  ASSERT_TRUE(std::holds_alternative<pending>(down.outcome));
+  EXPECT_EQ(edge.shards.only<cache::cache_increment>().by, -3);
+}
+
+// Verifies what an increment refuses before any shard is asked.
+TEST_F(CacheIncrementRouteTest, BadIncrementsAreRefused) {
+  const std::string target = "/v1/cache/hits/increment";
+  for (const std::string body :
+       {R"({"by":1.5})", R"({"by":"1"})", R"({"by":9223372036854775808})", R"({"by":null})"})
+    expect_refused(bhttp::verb::post, target, body, bhttp::status::bad_request,
+                   "invalid_increment");
+  for (const std::string body : {R"({"ttl":0})", R"({"ttl":3601})", R"({"ttl":-1})"})
+    expect_refused(bhttp::verb::post, target, body, bhttp::status::bad_request, "invalid_ttl");
+  expect_refused(bhttp::verb::post, target, R"({"step":1})", bhttp::status::bad_request,
+                 "unknown_field");
+  expect_refused(bhttp::verb::post, target, "[1]", bhttp::status::bad_request, "invalid_increment");
+  expect_refused(bhttp::verb::post, target, "{", bhttp::status::bad_request, "invalid_json");
+  expect_refused(bhttp::verb::post, target + "?by=1", "", bhttp::status::bad_request,
+                 "unknown_parameter");
+  expect_refused(bhttp::verb::post, "/v1/cache/a%2Fb/increment", "", bhttp::status::bad_request,
+                 "invalid_key");
+  expect_refused(bhttp::verb::get, target, "", bhttp::status::method_not_allowed,
+                 "method_not_allowed");
+}
+
+} // namespace
+} // namespace shoal::http

@@ -226,6 +226,50 @@ TEST_F(CacheTest, ConditionalPutsMakeACompareAndSet) {
   EXPECT_EQ(get(k).body, "2");
 }
 
+// Verifies increments over HTTP: 8 clients at once add exactly what they sent (each in one
+// step of the key's shard), the counter reads back as a JSON integer, a decrement works,
+// and an entry that is not an integer is 409 not_a_counter and keeps its value.
+TEST_F(CacheTest, ConcurrentIncrementsLoseNothing) {
+  const auto k = key("hits");
+  const std::string target = "/v1/cache/" + k + "/increment";
+  constexpr int clients = 8;
+  constexpr int each = 40;
+  std::vector<int> ok(clients, 0);
+  {
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c)
+      threads.emplace_back([&, c] {
+        http_client mine{port(), std::chrono::seconds(5)};
+        for (int i = 0; i < each; ++i) {
+          auto res = mine.try_request("POST", target, R"({"by":1,"ttl":600})",
+                                      {{"Content-Type", "application/json"}});
+          if (res && res->status == 200) ++ok[c];
+        }
+      });
+    for (auto& t : threads)
+      t.join();
+  }
+  int acknowledged = 0;
+  for (int n : ok)
+    acknowledged += n;
+  EXPECT_EQ(acknowledged, clients * each);
+  auto read = get(k);
+  ASSERT_EQ(read.status, 200u) << read.body;
+  EXPECT_EQ(read.body, std::to_string(acknowledged));
+  EXPECT_EQ(read.header("Content-Type").value_or(""), "application/json");
+  auto down =
+    client().request("POST", target, R"({"by":-20})", {{"Content-Type", "application/json"}});
+  ASSERT_EQ(down.status, 200u) << down.body;
+  EXPECT_EQ(down.json(), boost::json::parse("{\"value\":" + std::to_string(acknowledged - 20)
+                                            + ",\"created\":false}"));
+
+  const auto session = key("session");
+  put_ok(session, long_ttl, R"({"user":7})", {{"Content-Type", "application/json"}});
+  expect_error(client().request("POST", "/v1/cache/" + session + "/increment"), 409,
+               "not_a_counter", "an increment of a JSON object");
+  expect_value(session, R"({"user":7})", "application/json", "after a refused increment");
+}
+
 // Verifies DELETE of a key that holds nothing is 204 too (idempotent, as documented).
 TEST_F(CacheTest, DeleteOfAnAbsentKeyIs204) {
   const auto k = key();
