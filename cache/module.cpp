@@ -71,19 +71,25 @@ void module::serve(cache_put&& req, core::reply_to<cache_stored> to) {
                                     : req.only_if_absent ? "the key holds a live entry"
                                                          : "the entry's version does not match"});
   }
+  auto stored = store(req.key, std::move(req.value), std::move(req.content_type), now + req.ttl_ms);
+  if (!stored) return to.deliver(std::move(stored).error());
+  to.deliver(cache_stored{*stored});
+}
+
+core::result<std::uint64_t> module::store(const std::string& key, std::string value,
+                                          std::string content_type, std::uint64_t expires_ms) {
   const auto bytes = cache_.bytes();
   const auto size = cache_.size();
   const auto evictions = cache_.evictions();
   const auto version = ++last_version_;
-  const auto put = cache_.put(req.key, std::move(req.value), std::move(req.content_type),
-                              now + req.ttl_ms, version);
+  const auto put = cache_.put(key, std::move(value), std::move(content_type), expires_ms, version);
   account(bytes, size, evictions);
   schedule_expiry();
   if (put == ttl_cache::put_result::too_large)
-    return to.deliver(core::error{core::errc::too_large, "value_too_large",
-                                  "the entry is larger than this shard's share of cache.max_bytes ("
-                                    + std::to_string(cache_.max_bytes()) + " bytes)"});
-  to.deliver(cache_stored{version});
+    return core::error{core::errc::too_large, "value_too_large",
+                       "the entry is larger than this shard's share of cache.max_bytes ("
+                         + std::to_string(cache_.max_bytes()) + " bytes)"};
+  return version;
 }
 
 void module::serve(cache_delete&& req, core::reply_to<cache_deleted> to) {
@@ -124,18 +130,10 @@ void module::serve(cache_increment&& req, core::reply_to<cache_count> to) {
                                     "the sum leaves the range of a 64-bit integer"});
     expires = current->expires_at_ms; // a window ends when it ends, however often it counts
   }
-  const auto bytes = cache_.bytes();
-  const auto size = cache_.size();
-  const auto evictions = cache_.evictions();
-  const auto version = ++last_version_;
-  const auto put = cache_.put(req.key, std::to_string(value), "application/json", expires, version);
-  account(bytes, size, evictions);
-  schedule_expiry();
-  if (put == ttl_cache::put_result::too_large)
-    return to.deliver(core::error{core::errc::too_large, "value_too_large",
-                                  "the entry is larger than this shard's share of cache.max_bytes ("
-                                    + std::to_string(cache_.max_bytes()) + " bytes)"});
-  to.deliver(cache_count{value, version, !current});
+  const bool created = !current; // `current` dangles once the entry is replaced
+  auto stored = store(req.key, std::to_string(value), "application/json", expires);
+  if (!stored) return to.deliver(std::move(stored).error());
+  to.deliver(cache_count{value, *stored, created});
 }
 
 void module::schedule_expiry() {

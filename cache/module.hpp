@@ -38,6 +38,10 @@ public:
 private:
   /// Brings the gauges up to date after a change from (bytes, size, evictions).
   void account(std::size_t bytes, std::size_t size, std::uint64_t evictions);
+  /// Stores (or replaces) an entry with a new version, keeping the gauges and the expiry
+  /// timer; the version, or too_large "value_too_large" (the key's old value is gone).
+  core::result<std::uint64_t> store(const std::string& key, std::string value,
+                                    std::string content_type, std::uint64_t expires_ms);
   void schedule_expiry();
   void expire();
 
