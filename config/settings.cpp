@@ -20,6 +20,7 @@
 #include <toml.hpp>
 
 #include "util/destinations.hpp"
+#include "util/text.hpp"
 
 namespace shoal::config {
 namespace {
@@ -487,19 +488,11 @@ std::string origin_problem(std::string_view item) {
 }
 
 void check_cors_origins(const std::string& list) {
-  std::string_view rest = list;
-  while (!rest.empty()) {
-    auto comma = rest.find(',');
-    auto item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    while (!item.empty() && item.front() == ' ')
-      item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ')
-      item.remove_suffix(1);
-    if (item.empty()) continue;
-    if (auto why = origin_problem(item); !why.empty())
+  util::for_each_item(list, ',', [](std::string_view item) {
+    if (auto why = item.empty() ? std::string{} : origin_problem(item); !why.empty())
       throw config_error("http.cors_origins", "\"" + std::string(item) + "\": " + why);
-  }
+    return true;
+  });
 }
 
 /// Rules that span keys, checked once everything is applied.

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "http/errors.hpp"
+#include "util/text.hpp"
 
 namespace shoal::http {
 
@@ -18,13 +19,7 @@ namespace {
 
 constexpr std::string_view digest_prefix = "sha256:";
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
+using util::trim;
 
 /// The next whitespace-separated word of `line`, removed from it.
 std::string_view next_word(std::string_view& line) {
@@ -112,7 +107,9 @@ core::result<token_table> token_table::parse(std::string_view text) {
   std::size_t number = 0;
   while (!text.empty()) {
     auto nl = text.find('\n');
-    auto line = trim(text.substr(0, nl));
+    auto line = text.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1); // CRLF files
+    line = trim(line);
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
     ++number;
     if (line.empty() || line.front() == '#') continue;
@@ -131,11 +128,8 @@ core::result<token_table> token_table::parse(std::string_view text) {
       d = hash(token);
     }
     entry e;
-    for (bool more = true; more;) {
-      auto comma = scopes.find(',');
-      auto s = scopes.substr(0, comma);
-      more = comma != std::string_view::npos;
-      if (more) scopes.remove_prefix(comma + 1);
+    std::optional<std::string_view> unknown;
+    util::for_each_item(scopes, ',', [&](std::string_view s) {
       if (s == "data")
         e.scopes |= static_cast<scope_set>(scope::data);
       else if (s == "admin")
@@ -143,9 +137,12 @@ core::result<token_table> token_table::parse(std::string_view text) {
       else if (s == "metrics")
         e.scopes |= static_cast<scope_set>(scope::metrics);
       else
-        return bad_line(number,
-                        fmt::format("unknown scope \"{}\"; scopes are data, admin, metrics", s));
-    }
+        unknown = s;
+      return !unknown;
+    });
+    if (unknown)
+      return bad_line(
+        number, fmt::format("unknown scope \"{}\"; scopes are data, admin, metrics", *unknown));
     e.name = name.empty() ? fmt::format("line {}", number) : std::string(name);
     if (!table.entries_.emplace(d, std::move(e)).second)
       return bad_line(number, "the same token is listed twice");

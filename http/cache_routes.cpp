@@ -5,7 +5,6 @@
 
 #include <charconv>
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -195,28 +194,19 @@ routed route_cache_increment(exchange& ex, std::string_view key) {
     if (!parsed->is_object())
       return refused(route, invalid("invalid_increment", "the body must be a JSON object"),
                      version);
+    // Boost.JSON keeps every integer that fits in 64 signed bits as an int64; a larger
+    // one is a uint64, a fraction a double: neither is a count.
     for (const auto& [name, value] : parsed->as_object()) {
       if (name == "by") {
-        if (!value.is_int64() && !value.is_uint64())
+        if (!value.is_int64())
           return refused(
             route, invalid("invalid_increment", "by must be an integer (64-bit, signed)"), version);
-        if (value.is_uint64()
-            && value.get_uint64()
-                 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-          return refused(
-            route, invalid("invalid_increment", "by must be an integer (64-bit, signed)"), version);
-        inc.by =
-          value.is_int64() ? value.get_int64() : static_cast<std::int64_t>(value.get_uint64());
+        inc.by = value.get_int64();
       } else if (name == "ttl") {
-        const bool in_range = (value.is_int64() && value.get_int64() >= 1
-                               && value.get_int64() <= std::int64_t{ex.env.cache_max_ttl_s})
-                              || (value.is_uint64() && value.get_uint64() >= 1
-                                  && value.get_uint64() <= ex.env.cache_max_ttl_s);
-        if (!in_range)
+        if (!value.is_int64() || value.get_int64() < 1
+            || value.get_int64() > std::int64_t{ex.env.cache_max_ttl_s})
           return refused(route, invalid("invalid_ttl", ttl_range_message(ex.env)), version);
-        inc.ttl_ms =
-          (value.is_int64() ? static_cast<std::uint64_t>(value.get_int64()) : value.get_uint64())
-          * 1000;
+        inc.ttl_ms = static_cast<std::uint64_t>(value.get_int64()) * 1000;
       } else {
         return refused(
           route,

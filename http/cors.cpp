@@ -7,6 +7,8 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include "util/text.hpp"
+
 namespace shoal::http {
 
 namespace bhttp = boost::beast::http;
@@ -22,26 +24,16 @@ constexpr std::string_view exposed_headers =
 /// How long a browser may cache a preflight's answer, in seconds.
 constexpr std::string_view max_age = "600";
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 } // namespace
 
 cors_policy::cors_policy(std::string_view list) {
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    auto item = trim(list.substr(0, comma));
-    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+  util::for_each_item(list, ',', [this](std::string_view item) {
     if (item == "*")
       any_ = true;
     else if (!item.empty())
       origins_.emplace_back(item);
-  }
+    return true;
+  });
 }
 
 bool cors_policy::allows(std::string_view origin) const {

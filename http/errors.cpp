@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "http/errors.hpp"
 #include "util/json.hpp"
+#include "util/text.hpp"
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
@@ -85,17 +86,7 @@ core::error invalid(std::string name, std::string message) {
   return core::error{core::errc::invalid_argument, std::move(name), std::move(message)};
 }
 
-namespace {
-
-std::string_view trim(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
-    v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
-    v.remove_suffix(1);
-  return v;
-}
-
-} // namespace
+using util::trim;
 
 std::string_view media_type_of(std::string_view value) {
   return trim(value.substr(0, value.find(';')));

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "http/framing.hpp"
+#include "util/text.hpp"
 
 #include <vector>
 
@@ -11,13 +12,7 @@ namespace bhttp = boost::beast::http;
 
 namespace {
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
+using util::trim;
 
 framing_problem bad(std::string message) {
   return {400, "bad_request", std::move(message)};
@@ -73,8 +68,7 @@ bool valid_host(std::string_view host) noexcept {
 
 std::optional<framing_problem> check_framing(const bhttp::request_header<bhttp::fields>& req) {
   if (req.count(bhttp::field::transfer_encoding) != 0) {
-    if (req.version() < 11)
-      return bad("Transfer-Encoding is not allowed in an HTTP/1.0 request");
+    if (req.version() < 11) return bad("Transfer-Encoding is not allowed in an HTTP/1.0 request");
     auto codings = codings_of(req);
     if (codings.empty()) return bad("Transfer-Encoding names no transfer coding");
     if (!boost::beast::iequals(codings.back(), "chunked"))

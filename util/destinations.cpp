@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "util/destinations.hpp"
+#include "util/text.hpp"
 
 #include <arpa/inet.h>
 
@@ -65,18 +66,10 @@ std::optional<address> parse_address(const std::string& text) {
   return std::nullopt;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 } // namespace
 
 std::optional<destination_policy> destination_policy::with_allowed(std::string_view allow,
-                                                                    std::string* error) {
+                                                                   std::string* error) {
   destination_policy p;
   while (!allow.empty()) {
     const auto comma = allow.find(',');
