@@ -338,6 +338,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     // With replicas, every node that holds one asks its leader (through the shard's stub).
     broker_cfg.local = owners.replica_shards_of(settings.node.id, replication_factor);
     broker_cfg.ask_all = replication_factor > 1;
+    broker_cfg.replicas = &shards.replicas; // filled below, with the handles
     broker_cfg.handlers = &handlers;
     broker_cfg.settings = settings.jobs;
     broker_cfg.incarnation = make_incarnation();

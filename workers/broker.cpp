@@ -19,6 +19,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "jobs/job_metrics.hpp"
+#include "protocol/errors.hpp"
 #include "util/json.hpp"
 #include "workers/handlers.hpp"
 
@@ -31,6 +32,7 @@ using lease_timeout_atom = caf::atom_constant<caf::atom("lease_end")>;
 using lease_repoll_atom = caf::atom_constant<caf::atom("lease_poll")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using run_sweep_atom = caf::atom_constant<caf::atom("run_sweep")>;
+using cooled_atom = caf::atom_constant<caf::atom("cooled")>;
 using protocol::drain_atom;
 using protocol::job_ready_atom;
 
@@ -39,10 +41,13 @@ using clock_time = caf::actor_clock::time_point;
 /// The broker's own messages besides its public interface: start, timers, the sweep.
 using broker_impl = protocol::broker_actor::extend<
   caf::reacts_to<start_atom>, caf::reacts_to<lease_timeout_atom, std::uint64_t>,
-  caf::reacts_to<lease_repoll_atom, std::uint64_t>, caf::reacts_to<run_sweep_atom>>;
+  caf::reacts_to<lease_repoll_atom, std::uint64_t>, caf::reacts_to<run_sweep_atom>,
+  caf::reacts_to<cooled_atom, std::string, std::uint32_t>>;
 
 constexpr std::chrono::milliseconds repoll_interval{250};
 constexpr std::chrono::milliseconds sweep_interval{100};
+/// How long a local shard whose lease failed rests before it is asked again.
+constexpr std::chrono::milliseconds cooldown{250};
 
 /// The in-process workers of one queue on this node.
 struct pool {
@@ -83,6 +88,9 @@ struct broker_state {
   /// when the shard served it; an announcement that arrived meanwhile is newer (with
   /// storage.sync the reply waits for the fsync, the announcement does not).
   std::map<std::string, std::map<std::uint32_t, std::uint64_t>, std::less<>> announcements;
+  /// queue → local shards whose last lease failed: still hot, not picked until their
+  /// cooldown ends.
+  std::map<std::string, std::set<std::uint32_t>, std::less<>> cooling;
   bool draining = false; ///< the node is shutting down: long polls answer at once
   std::map<std::string, pool, std::less<>> pools;
   std::map<std::string, std::vector<handler_actor>, std::less<>> idle; ///< by job type
@@ -121,9 +129,12 @@ std::optional<std::uint32_t> pick(broker_state& st, const std::string& queue,
                                   const std::vector<std::string>* types) {
   auto q = st.hot.find(queue);
   if (q == st.hot.end()) return std::nullopt;
+  const auto cool = st.cooling.find(queue);
   std::set<std::uint32_t> shards;
   for (const auto& [type, set] : q->second)
-    if (wanted(types, type)) shards.insert(set.begin(), set.end());
+    if (wanted(types, type))
+      for (auto s : set)
+        if (cool == st.cooling.end() || cool->second.count(s) == 0) shards.insert(s);
   if (shards.empty()) return std::nullopt;
   auto& c = st.cursor[queue];
   auto it = shards.upper_bound(c);
@@ -157,6 +168,29 @@ const protocol::shard_actor& handle(broker_state& st, std::uint32_t shard) {
   return st.cfg.shards->handles[shard];
 }
 
+/// The shard that announced work: this node's own replica of it where there is one (a
+/// stub could send the lease to another node, whose failure says nothing of this one).
+const protocol::shard_actor& local_handle(broker_state& st, std::uint32_t shard) {
+  if (st.cfg.replicas && shard < st.cfg.replicas->size() && (*st.cfg.replicas)[shard])
+    return (*st.cfg.replicas)[shard];
+  return handle(st, shard);
+}
+
+/// A lease from local `shard` failed with `err`. A replica that refuses because it does
+/// not serve (no longer leads, is restarting or stopping) dropped its jobs with their
+/// announcements: forget it, it announces afresh when it serves again. Any other failure
+/// (a failing store, an unknown outcome) leaves its due jobs announced there, so it would
+/// not announce them again: keep it, and ask again after a pause.
+void lease_failed(broker_pointer self, const std::string& queue, std::uint32_t shard,
+                  std::uint64_t seen, const caf::error& err) {
+  auto& st = self->state;
+  const auto e = protocol::from_caf(err);
+  if (e.code() == core::errc::shard_unavailable || e.code() == core::errc::shutting_down)
+    return forget(st, queue, shard, seen);
+  if (!st.cooling[queue].insert(shard).second) return;
+  self->delayed_send(self, cooldown, cooled_atom::value, queue, shard);
+}
+
 // -- in-process workers ------------------------------------------------------------------
 
 void pump(broker_pointer self, const std::string& queue);
@@ -181,24 +215,40 @@ std::string as_json(std::string result) {
   return util::to_json(boost::json::value(result));
 }
 
-void report(broker_pointer self, const std::string& queue, std::uint32_t shard,
-            const leased_job& job, job_outcome&& outcome) {
+/// Sends a run's outcome to the replica that leased it (the leader then); one that
+/// stopped serving meanwhile refuses, and the outcome goes through the shard's stub to
+/// whichever replica leads now. Either way the slot frees: the shard answers even a lease
+/// that went stale.
+template <class Msg>
+void send_outcome(broker_pointer self, const std::string& queue, std::uint32_t shard, Msg msg) {
   auto done = [self, queue] {
     auto& p = self->state.pools[queue];
     if (p.running > 0) --p.running;
     pump(self, queue);
   };
-  // The shard answers even when the lease went stale meanwhile; either way the slot frees.
-  const auto& shard_handle = handle(self->state, shard);
-  if (outcome.ok) {
-    protocol::ask(self, shard_handle, caf::infinite,
-                  job_complete{job.id, job.lease_id, as_json(std::move(outcome.result)), true})
-      .then([done](job_view&) { done(); }, [done](caf::error&) { done(); });
-  } else {
-    protocol::ask(self, shard_handle, caf::infinite,
-                  job_fail{job.id, job.lease_id, std::move(outcome.error), outcome.retryable, true})
-      .then([done](job_view&) { done(); }, [done](caf::error&) { done(); });
-  }
+  auto& st = self->state;
+  const auto& local = local_handle(st, shard);
+  const bool has_stub = local != handle(st, shard);
+  std::optional<Msg> again;
+  if (has_stub) again = msg;
+  protocol::ask(self, local, caf::infinite, std::move(msg))
+    .then([done](job_view&) { done(); },
+          [self, shard, done, again = std::move(again)](caf::error& err) mutable {
+            if (!again || protocol::from_caf(err).code() != core::errc::shard_unavailable)
+              return done();
+            protocol::ask(self, handle(self->state, shard), caf::infinite, std::move(*again))
+              .then([done](job_view&) { done(); }, [done](caf::error&) { done(); });
+          });
+}
+
+void report(broker_pointer self, const std::string& queue, std::uint32_t shard,
+            const leased_job& job, job_outcome&& outcome) {
+  if (outcome.ok)
+    send_outcome(self, queue, shard,
+                 job_complete{job.id, job.lease_id, as_json(std::move(outcome.result)), true});
+  else
+    send_outcome(self, queue, shard,
+                 job_fail{job.id, job.lease_id, std::move(outcome.error), outcome.retryable, true});
 }
 
 /// Fails the runs past their handler's time; runs every 100 ms while any run. One sweep
@@ -281,7 +331,7 @@ void pump(broker_pointer self, const std::string& queue) {
   req.from_broker = true;
   const auto s = *shard;
   const auto seen = announced(st, queue, s);
-  protocol::ask(self, handle(st, s), caf::infinite, std::move(req))
+  protocol::ask(self, local_handle(st, s), caf::infinite, std::move(req))
     .then(
       [self, queue, s, seen](lease_grant& grant) {
         auto& st = self->state;
@@ -291,10 +341,10 @@ void pump(broker_pointer self, const std::string& queue) {
           run(self, queue, s, std::move(job));
         pump(self, queue);
       },
-      [self, queue, s, seen](caf::error&) {
+      [self, queue, s, seen](caf::error& err) {
         auto& st = self->state;
         st.pools[queue].leasing = false;
-        forget(st, queue, s, seen);
+        lease_failed(self, queue, s, seen, err);
         pump(self, queue);
       });
 }
@@ -389,7 +439,7 @@ void fill(broker_pointer self, std::uint64_t id) {
   const auto s = *shard;
   const auto queue = w.req.queue;
   const auto seen = remote ? 0 : announced(st, queue, s);
-  protocol::ask(self, handle(st, s), caf::infinite, std::move(req))
+  protocol::ask(self, remote ? handle(st, s) : local_handle(st, s), caf::infinite, std::move(req))
     .then(
       [self, id, s, remote, queue, seen](lease_grant& grant) {
         auto& st = self->state;
@@ -402,9 +452,9 @@ void fill(broker_pointer self, std::uint64_t id) {
         fill(self, id);
         wake(self, queue); // others may be parked while this shard still has work
       },
-      [self, id, s, remote, queue, seen](caf::error&) {
+      [self, id, s, remote, queue, seen](caf::error& err) {
         auto& st = self->state;
-        if (!remote) forget(st, queue, s, seen);
+        if (!remote) lease_failed(self, queue, s, seen, err);
         if (auto it = st.waiters.find(id); it != st.waiters.end()) it->second.busy = false;
         fill(self, id);
       });
@@ -479,6 +529,12 @@ broker_impl::behavior_type broker_behavior(broker_pointer self, broker_config cf
         fn();
     },
     [=](run_sweep_atom) { sweep(self); },
+    [=](cooled_atom, const std::string& queue, std::uint32_t shard) {
+      auto& st = self->state;
+      if (auto c = st.cooling.find(queue); c != st.cooling.end()) c->second.erase(shard);
+      pump(self, queue);
+      wake(self, queue);
+    },
     [=](lease_timeout_atom, std::uint64_t id) {
       auto& st = self->state;
       if (auto it = st.waiters.find(id); it != st.waiters.end() && it->second.parked)

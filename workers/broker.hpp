@@ -28,6 +28,10 @@ struct broker_config {
   /// Replicated shards: a local replica announces its work only while it leads, so every
   /// shard is also asked through its stub (which finds the leader), as other nodes' are.
   bool ask_all = false;
+  /// This node's own replicas by shard (a null handle: none), when `shards` holds stubs
+  /// that route to a leader: a shard that announced work is leased from the replica that
+  /// announced it, never from another node the stub may think leads. Null: `shards`.
+  const std::vector<protocol::shard_actor>* replicas = nullptr;
   const handler_registry* handlers = nullptr; ///< in-process handlers; may be null
   config::jobs_settings settings;
   std::string incarnation;              ///< this process; tags the leases of in-process workers
@@ -38,7 +42,10 @@ struct broker_config {
 ///
 /// - Local shards tell it `(job_ready_atom, queue, type, shard)` when a (queue, type) gets
 ///   due jobs; it remembers which shards have work, and forgets a shard when a lease
-///   reply says it has no more.
+///   reply says it has no more, or the replica refuses because it no longer leads (its
+///   successor announces afresh). Any other failed lease (a store that fails, say) leaves
+///   the shard's work where it was: the shard is asked again after a pause, since it
+///   does not announce work it announced already.
 /// - In-process workers: per queue, up to `jobs.workers` (or the queue's own `workers`)
 ///   jobs run at once in the registered handler actors; the broker leases them from its
 ///   local shards (leases owned by this incarnation) and reports complete or fail.

@@ -26,6 +26,7 @@
 
 #include "jobs/ids.hpp"
 #include "storage/memory_store.hpp"
+#include "tests/support/faulty_store.hpp"
 #include "tests/support/host_fixture.hpp"
 #include "workers/handlers.hpp"
 
@@ -73,12 +74,21 @@ caf::behavior held_handler(caf::event_based_actor* self, held_runs* runs) {
 
 class BrokerTest : public testing::host_fixture {
 protected:
-  void start(config::jobs_settings settings = {}) {
+  /// `dead_stubs`: the broker's handles of the shards are actors that are gone, as a
+  /// stub whose leader went down fails, and the shard hosts are its `replicas`.
+  void start(config::jobs_settings settings = {}, bool dead_stubs = false) {
     settings.retry_base_ms = 10;
     settings.retry_cap_ms = 40;
     if (settings.handler_timeout_ms == 30'000) settings.handler_timeout_ms = 2'000;
     broker_config bc;
     bc.shards = &shards;
+    if (dead_stubs) {
+      bc.shards = &stubs;
+      bc.replicas = &shards.handles;
+      for (std::uint32_t i = 0; i < shard_count; ++i)
+        stubs.handles.push_back(
+          caf::actor_cast<protocol::shard_actor>(sys.spawn([] { return caf::behavior{}; })));
+    }
     bc.shard_count = shard_count;
     for (std::uint32_t i = 0; i < shard_count; ++i)
       bc.local.push_back(i);
@@ -198,11 +208,13 @@ protected:
     return sum_counts(std::move(answers));
   }
 
-  storage::memory_store store{shard_count};
+  storage::memory_store memory{shard_count};
+  testing::faulty_store store{memory};
   job_metrics metrics;
   handler_registry handlers;
   held_runs held;
   protocol::shard_handles shards;
+  protocol::shard_handles stubs; ///< see start()
   protocol::broker_actor broker;
   std::uint32_t next_shard = 0;
 };
@@ -230,6 +242,60 @@ TEST_F(BrokerTest, InProcessHandlerRunsEveryJobOnce) {
   for (const auto& [id, n] : runs)
     EXPECT_EQ(n, 1) << id;
   EXPECT_EQ(metrics.of("q", "count").completed.value(), 40u);
+}
+
+// Verifies a lease the shard fails (its store refuses the write) does not strand the
+// job: the shard announced it already and does not announce it again, so the broker asks
+// that shard again after a pause, and the job runs once the store writes again.
+TEST_F(BrokerTest, AFailedLeaseIsAskedAgainAfterAPause) {
+  int runs = 0;
+  handlers.add_function("count", [&](const job_run&) {
+    ++runs;
+    return job_outcome::success("null");
+  });
+  start();
+  // The enqueue writes; the broker's lease, the next write, fails.
+  int to_pass = 1;
+  bool armed = true;
+  store.fail_write_if = [&](const storage::write_batch&) {
+    if (!armed || to_pass-- > 0) return false;
+    armed = false;
+    return true;
+  };
+  auto id = enqueue("q", "count");
+  EXPECT_EQ(store.failed_writes, 1) << "the broker's lease should have been refused";
+  EXPECT_EQ(runs, 0);
+  EXPECT_EQ(state(id), "queued");
+  advance(100ms);
+  EXPECT_EQ(runs, 0) << "a failed shard rests before it is asked again";
+  advance(200ms);
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(state(id), "succeeded");
+}
+
+// Verifies in-process handlers lease an announced shard from this node's own replica,
+// not through the shard's stub: with every stub failing (its leader gone), the jobs of
+// the local replicas still run, each once.
+TEST_F(BrokerTest, AnnouncedWorkIsLeasedFromTheLocalReplica) {
+  std::map<std::string, int> runs;
+  handlers.add_function("count", [&](const job_run& run) {
+    ++runs[run.id];
+    return job_outcome::success("null");
+  });
+  start({}, true);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i)
+    ids.push_back(enqueue("q", "count"));
+  settle();
+  for (const auto& id : ids) {
+    EXPECT_EQ(state(id), "succeeded") << id;
+    EXPECT_EQ(runs[id], 1) << id;
+  }
+  // An external worker's lease of an announced shard goes the same way.
+  auto late = enqueue("q", "other");
+  auto got = lease("q", 1, 0);
+  ASSERT_EQ(got.jobs.size(), 1u);
+  EXPECT_EQ(got.jobs[0].id, late);
 }
 
 // Verifies a queue's `workers` bound how many of its jobs run at once: with 2 workers
