@@ -128,7 +128,10 @@ const std::vector<key_spec>& schema() {
     number<&s::http, &http::max_connections, 1, 1'000'000>("http.max_connections"),
     number<&s::http, &http::max_connections_per_client, 0, 1'000'000>(
       "http.max_connections_per_client"),
+    number<&s::http, &http::min_inflight, 1, 1'000'000>("http.min_inflight"),
     number<&s::http, &http::max_inflight, 1, 1'000'000>("http.max_inflight"),
+    number<&s::http, &http::max_queued, 0, 1'000'000>("http.max_queued"),
+    number<&s::http, &http::queue_timeout_ms, 1, day_ms>("http.queue_timeout_ms"),
     text<&s::http, &http::cors_origins>("http.cors_origins"),
     text<&s::storage, &storage::path>("storage.path"),
     boolean<&s::storage, &storage::sync>("storage.sync"),
@@ -498,6 +501,8 @@ void check_cors_origins(const std::string& list) {
 /// Rules that span keys, checked once everything is applied.
 void finish(settings& s) {
   check_cors_origins(s.http.cors_origins);
+  // A ceiling set below the floor's default lowers the floor with it.
+  s.http.min_inflight = std::min(s.http.min_inflight, s.http.max_inflight);
   if (s.cache.max_ttl_s < s.cache.default_ttl_s) {
     throw config_error("cache.default_ttl_s", "must be at most cache.max_ttl_s ("
                                                 + std::to_string(s.cache.max_ttl_s) + "), got "

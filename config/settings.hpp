@@ -28,7 +28,18 @@ struct http_settings {
   /// Open connections per client address; more get 503 and are closed. 0 = no limit (the
   /// default: behind a load balancer every connection has the balancer's address).
   std::uint32_t max_connections_per_client = 0;
-  std::uint32_t max_inflight = 8'192; ///< more requests in flight get 503
+  /// Requests at the shards at once: an adaptive limit between these two follows the
+  /// measured latency (docs/architecture.md "Overload"); equal values fix it, and a
+  /// floor above the ceiling is lowered to it. Probes,
+  /// change streams and lease long polls are not counted.
+  std::uint32_t min_inflight = 64;
+  std::uint32_t max_inflight = 8'192;
+  /// Requests over the limit wait, their bodies unread, this many at most (more get 503
+  /// at once; 0: none waits) ...
+  std::uint32_t max_queued = 10'000;
+  /// ... and this long at most (then 503); a request the queue would keep longer, by its
+  /// recent pace, gets 503 at once.
+  std::uint32_t queue_timeout_ms = 1'000;
   /// Origins whose browser pages may read answers (CORS): "*" or a comma list such as
   /// "https://app.example, http://localhost:3000"; empty: no CORS fields (the default).
   std::string cors_origins;

@@ -64,8 +64,18 @@ void request_metrics::write(metrics::text_writer& out) const {
              "Idle connections closed to make room for a new one at http.max_connections.");
   out.sample("shoal_http_evicted_connections_total", {}, evicted_connections.value());
   out.family("shoal_http_rejected_requests_total", "counter",
-             "Requests answered 503 over http.max_inflight.");
+             "Requests answered 503 overloaded by admission control: the queue was full, "
+             "would have taken longer than http.queue_timeout_ms, or did.");
   out.sample("shoal_http_rejected_requests_total", {}, rejected_requests.value());
+  out.family("shoal_http_concurrency_limit", "gauge",
+             "Requests admitted to the shards at once: adapts to latency between "
+             "http.min_inflight and http.max_inflight.");
+  out.sample("shoal_http_concurrency_limit", {}, static_cast<double>(concurrency_limit.value()));
+  out.family("shoal_http_queued_requests", "gauge", "Requests waiting for admission.");
+  out.sample("shoal_http_queued_requests", {}, static_cast<double>(queued_requests.value()));
+  out.family("shoal_http_queue_wait_seconds", "histogram",
+             "How long admitted requests waited for admission.");
+  out.histogram("shoal_http_queue_wait_seconds", {}, queue_wait);
 }
 
 } // namespace shoal::http

@@ -27,7 +27,11 @@ public:
   metrics::gauge connections;            ///< open connections
   metrics::counter rejected_connections; ///< closed at once: over a connection limit
   metrics::counter evicted_connections;  ///< idle ones closed to make room for a new one
-  metrics::counter rejected_requests;    ///< answered 503: over http.max_inflight
+  metrics::counter rejected_requests;    ///< answered 503 by admission control
+  metrics::gauge concurrency_limit;      ///< the adaptive limit (http/admission.hpp)
+  metrics::gauge queued_requests;        ///< waiting for admission
+  /// How long admitted requests waited for it (0 for most: admitted at once).
+  metrics::histogram queue_wait{metrics::histogram::latency_bounds()};
 
 private:
   static constexpr std::size_t method_count = 8; // GET HEAD PUT PATCH DELETE POST OPTIONS other

@@ -33,6 +33,8 @@ struct server::impl {
             m,
             std::move(logs),
             {s.max_connections, s.max_connections_per_client},
+            admission::options{s.min_inflight, s.max_inflight, s.max_queued,
+                               std::chrono::milliseconds(s.queue_timeout_ms)},
             {},
             {},
             {},

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/settings.hpp"
+#include "http/admission.hpp"
 #include "http/connection_table.hpp"
 #include "http/cors.hpp"
 #include "http/router.hpp"
@@ -26,6 +27,7 @@ struct server_context {
   request_metrics& metrics;
   server_logs logs;
   connection_table connections;
+  admission admit; ///< http.min_inflight, max_inflight, max_queued, queue_timeout_ms
   /// Sessions in their lingering close: still open, but serving nothing; admission does
   /// not count them against http.max_connections (they are gone within a second).
   std::atomic<std::int64_t> closing{0};

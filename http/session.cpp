@@ -30,6 +30,20 @@ namespace {
 /// How long a closing connection reads (and drops) what its client still sends.
 constexpr std::chrono::milliseconds max_linger{1000};
 
+/// Requests admission control leaves alone: the probes and /metrics (a node under load
+/// must still say how it is), OPTIONS, and what waits on purpose, which would hold a
+/// place for its whole wait: change streams and lease long polls.
+bool exempt(const bhttp::request_header<>& h) {
+  if (h.method() == bhttp::verb::options) return true;
+  auto path = std::string_view(h.target());
+  path = path.substr(0, path.find('?'));
+  auto ends_with = [&](std::string_view tail) {
+    return path.size() >= tail.size() && path.substr(path.size() - tail.size()) == tail;
+  };
+  return path == "/healthz" || path == "/readyz" || path == "/metrics" || ends_with("/changes")
+         || ends_with("/lease");
+}
+
 bool valid_request_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id)
@@ -45,6 +59,7 @@ session::session(net::ip::tcp::socket&& socket, server_context& ctx)
 }
 
 session::~session() {
+  leave_admission(false);
   if (closing_) ctx_.closing.fetch_sub(1, std::memory_order_relaxed);
   if (in_flight_) ctx_.metrics.inflight.add(-1);
   if (slot_) ctx_.connections.leave(*slot_);
@@ -181,7 +196,85 @@ void session::on_header(beast::error_code ec, std::size_t bytes) {
   // A request whose body length cannot be trusted is answered and its connection
   // closed before anything of its body is read (request smuggling).
   if (auto problem = check_framing(parser_->get())) return reject_framing(*problem);
-  if (parser_->is_done()) return on_read(ec, bytes);
+  if (exempt(parser_->get())) return after_admission();
+  admit();
+}
+
+void session::admit() {
+  const auto now = std::chrono::steady_clock::now();
+  auto t = ctx_.admit.enter(now, [self = shared_from_this()] {
+    net::post(self->stream_.get_executor(), [self] { self->on_admitted(); });
+  });
+  switch (t.outcome) {
+  case admission::verdict::admitted:
+    admitted_ = true;
+    admitted_at_ = now;
+    ctx_.metrics.queue_wait.observe(0);
+    ctx_.metrics.concurrency_limit.set(ctx_.admit.limit());
+    return after_admission();
+  case admission::verdict::queued:
+    // The socket is not read meanwhile: the body stays in the kernel's buffers.
+    queued_ = true;
+    ticket_ = t.id;
+    queued_at_ = now;
+    ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
+    timer_.expires_after(std::chrono::milliseconds(ctx_.settings.queue_timeout_ms));
+    timer_.async_wait(
+      beast::bind_front_handler(&session::on_queue_timeout, shared_from_this(), t.id));
+    return;
+  case admission::verdict::full:
+    return shed(fmt::format("{} requests are waiting already", ctx_.settings.max_queued));
+  case admission::verdict::too_slow:
+    return shed(fmt::format("the requests waiting would take longer than {} ms",
+                            ctx_.settings.queue_timeout_ms));
+  }
+}
+
+void session::on_admitted() {
+  if (!queued_) return;
+  queued_ = false;
+  timer_.cancel();
+  admitted_ = true;
+  admitted_at_ = std::chrono::steady_clock::now();
+  ctx_.metrics.queue_wait.observe(std::chrono::duration<double>(admitted_at_ - queued_at_).count());
+  ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
+  after_admission();
+}
+
+void session::on_queue_timeout(std::uint64_t ticket, beast::error_code ec) {
+  if (ec || !queued_ || ticket != ticket_) return;
+  // Admitted meanwhile: on_admitted is on its way.
+  if (!ctx_.admit.withdraw(ticket)) return;
+  queued_ = false;
+  ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
+  shed(fmt::format("waited {} ms for admission", ctx_.settings.queue_timeout_ms));
+}
+
+void session::shed(std::string message) {
+  ctx_.metrics.rejected_requests.inc();
+  started_ = std::chrono::steady_clock::now();
+  // A body still unread cannot be skipped safely: such a connection closes.
+  const bool whole = parser_->is_done();
+  req_ = parser_->release();
+  keep_alive_ = whole && req_.keep_alive();
+  request_id_ = request_id_from(req_);
+  route_ = route_id::unknown;
+  finish(error_response(core::error{core::errc::overloaded, std::move(message)}, req_.version()));
+}
+
+void session::leave_admission(bool count) {
+  if (!admitted_) return;
+  admitted_ = false;
+  const auto now = std::chrono::steady_clock::now();
+  ctx_.admit.leave(now, count
+                          ? std::optional<std::chrono::steady_clock::duration>(now - admitted_at_)
+                          : std::nullopt);
+  ctx_.metrics.concurrency_limit.set(ctx_.admit.limit());
+  ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
+}
+
+void session::after_admission() {
+  if (parser_->is_done()) return on_read({}, 0);
   auto expect = parser_->get()[bhttp::field::expect];
   if (beast::iequals(expect, "100-continue")) {
     continue_ = std::make_unique<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
@@ -248,12 +341,6 @@ void session::handle() {
   keep_alive_ = req_.keep_alive();
   in_flight_ = true;
   ctx_.metrics.inflight.add(1);
-  if (ctx_.metrics.inflight.value() > static_cast<std::int64_t>(ctx_.settings.max_inflight)) {
-    ctx_.metrics.rejected_requests.inc();
-    route_ = route_id::unknown;
-    return finish(error_response(core::error{core::errc::overloaded, "too many requests in flight"},
-                                 req_.version()));
-  }
   // The number first: a handler may be answered on another thread before route() returns
   // (the answer is posted to this strand, so it runs after this function).
   const auto seq = ++seq_;
@@ -290,6 +377,7 @@ void session::hand_over(take_over&& next) {
     in_flight_ = false;
     ctx_.metrics.inflight.add(-1);
   }
+  leave_admission(false); // not a request that ended: the stream's life is its own
   log_access(0, 0, seconds);
   next.start(std::move(stream_), ctx_, request_id_, req_);
 }
@@ -336,6 +424,7 @@ void session::finish(response&& res) {
     in_flight_ = false;
     ctx_.metrics.inflight.add(-1);
   }
+  leave_admission(true);
   ctx_.metrics.record(route_, req_.method_string(), status, seconds);
   log_access(status, body_bytes, seconds);
   res_ = std::move(res);
@@ -378,6 +467,7 @@ void session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
 void session::do_close() {
   if (closing_) return;
   closing_ = true;
+  leave_admission(false);
   ctx_.closing.fetch_add(1, std::memory_order_relaxed);
   // A lingering close: shut our side (the client reads the end after our last response),
   // then read and drop what the client still sends until it closes too. Closing with

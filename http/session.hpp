@@ -62,6 +62,12 @@ private:
   void on_header_bytes(boost::beast::error_code ec, std::size_t bytes);
   void on_header(boost::beast::error_code ec, std::size_t bytes);
   void reject_framing(const framing_problem& problem);
+  void admit();
+  void on_admitted();
+  void on_queue_timeout(std::uint64_t ticket, boost::beast::error_code ec);
+  void shed(std::string message);
+  void after_admission();
+  void leave_admission(bool count);
   void on_continue_sent(boost::beast::error_code ec, std::size_t bytes);
   void read_body();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
@@ -98,11 +104,16 @@ private:
   bool awaiting_ = false;
   bool in_flight_ = false;
   bool keep_alive_ = true;
-  bool waiting_ = false; ///< a read for the first byte of a request is pending
-  bool woken_ = false;   ///< that read was cancelled by evict() or on_drain()
-  bool evicted_ = false; ///< close instead of waiting again
-  bool closing_ = false; ///< do_close ran: the connection only lingers
-  bool served_ = false;  ///< a request was read on this connection
+  bool waiting_ = false;  ///< a read for the first byte of a request is pending
+  bool woken_ = false;    ///< that read was cancelled by evict() or on_drain()
+  bool evicted_ = false;  ///< close instead of waiting again
+  bool closing_ = false;  ///< do_close ran: the connection only lingers
+  bool served_ = false;   ///< a request was read on this connection
+  bool admitted_ = false; ///< holds a place in ctx_.admit until its answer
+  bool queued_ = false;   ///< waits in ctx_.admit's queue, as `ticket_`
+  std::uint64_t ticket_ = 0;
+  std::chrono::steady_clock::time_point admitted_at_;
+  std::chrono::steady_clock::time_point queued_at_;
   std::optional<connection_table::slot> slot_; ///< in ctx_.connections, once admitted
 };
 

@@ -95,6 +95,18 @@ public:
     return cv_.wait_for(guard, 5s, [&] { return docs_.size() >= n; });
   }
 
+  /// Document writes held now.
+  std::size_t held_writes() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return writes_.size();
+  }
+
+  /// Document reads held now.
+  std::size_t held_docs() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return docs_.size();
+  }
+
   /// Waits (up to 5 s) until `n` leases arrived (answered or not).
   bool wait_for_leases(std::size_t n) {
     std::unique_lock<std::mutex> guard{mutex_};
@@ -443,9 +455,49 @@ TEST_F(ServerTest, SlowWriteGets504OutcomeUnknownWithoutRetryAfter) {
   EXPECT_EQ(read[bhttp::field::retry_after], "1");
 }
 
-// Verifies requests over http.max_inflight get 503 overloaded instead of queuing.
-TEST_F(ServerTest, OverMaxInflightIs503) {
-  settings.max_inflight = 1;
+/// Waits (up to 5 s) until `gauge` reads `n`.
+bool gauge_reaches(const metrics::gauge& gauge, std::int64_t n) {
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (gauge.value() != n) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// Verifies a request over the concurrency limit waits for a place without reaching the
+// shards, is served once the request ahead of it is answered, and that probes are
+// served meanwhile (they are not counted).
+TEST_F(ServerTest, OverTheLimitARequestWaitsForAPlace) {
+  settings.min_inflight = settings.max_inflight = 1;
+  start();
+  client first{port};
+  client second{port};
+  first.send(bhttp::verb::get, "/v1/collections/c/docs/1");
+  ASSERT_TRUE(shards.wait_for_docs(1));
+  second.send(bhttp::verb::get, "/v1/collections/c/docs/2");
+  ASSERT_TRUE(gauge_reaches(metrics.queued_requests, 1));
+  EXPECT_EQ(shards.held_docs(), 1u) << "a queued request reached the shards";
+  client probe{port};
+  EXPECT_EQ(probe.get("/healthz").body(), healthy);
+  EXPECT_EQ(probe.get("/metrics").result(), bhttp::status::ok);
+  shards.answer_all();
+  EXPECT_EQ(first.receive().result(), bhttp::status::ok);
+  ASSERT_TRUE(shards.wait_for_docs(1)) << "the queued request was never admitted";
+  shards.answer_all();
+  auto answered = second.receive();
+  EXPECT_EQ(answered.result(), bhttp::status::ok);
+  EXPECT_EQ(answered.body(), R"({"k":1})");
+  EXPECT_EQ(metrics.queued_requests.value(), 0);
+  EXPECT_EQ(metrics.rejected_requests.value(), 0u);
+}
+
+// Verifies that with no room to wait (http.max_queued = 0) a request over the limit gets
+// 503 overloaded with Retry-After at once, on a connection kept open, and the request
+// in flight is unaffected.
+TEST_F(ServerTest, OverTheLimitWithNoQueueIs503AtOnce) {
+  settings.min_inflight = settings.max_inflight = 1;
+  settings.max_queued = 0;
   start();
   client first{port};
   client second{port};
@@ -453,12 +505,38 @@ TEST_F(ServerTest, OverMaxInflightIs503) {
   ASSERT_TRUE(shards.wait_for_docs(1));
   auto res = second.get("/v1/collections/c/docs/2");
   EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
-  EXPECT_NE(res.body().find("overloaded"), std::string::npos);
+  EXPECT_NE(res.body().find("overloaded"), std::string::npos) << res.body();
   EXPECT_EQ(res[bhttp::field::retry_after], "1");
+  EXPECT_EQ(second.get("/healthz").body(), healthy) << "the refused GET's connection stays open";
   shards.answer_all();
   auto answered = first.receive();
   EXPECT_EQ(answered.result(), bhttp::status::ok);
   EXPECT_EQ(answered.body(), R"({"k":1})");
+  EXPECT_EQ(metrics.rejected_requests.value(), 1u);
+}
+
+// Verifies a request that waits http.queue_timeout_ms without a place gets 503 then,
+// never reaching the shards; a refused request whose body was never read closes its
+// connection (the body cannot be skipped safely).
+TEST_F(ServerTest, AWaitPastTheQueueTimeoutIs503) {
+  settings.min_inflight = settings.max_inflight = 1;
+  settings.queue_timeout_ms = 100;
+  start();
+  client first{port};
+  client waiting{port};
+  first.send(bhttp::verb::get, "/v1/collections/c/docs/1");
+  ASSERT_TRUE(shards.wait_for_docs(1));
+  const auto sent = std::chrono::steady_clock::now();
+  waiting.send(bhttp::verb::put, "/v1/collections/c/docs/2", R"({"a":1})");
+  auto res = waiting.receive();
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, 100ms);
+  EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
+  EXPECT_NE(res.body().find("waited 100 ms for admission"), std::string::npos) << res.body();
+  EXPECT_FALSE(res.keep_alive());
+  EXPECT_EQ(waiting.next_read_error(), net::error::eof);
+  EXPECT_EQ(shards.held_writes(), 0u) << "the refused write reached the shards";
+  shards.answer_all();
+  EXPECT_EQ(first.receive().result(), bhttp::status::ok);
   EXPECT_EQ(metrics.rejected_requests.value(), 1u);
 }
 
