@@ -59,6 +59,7 @@ tmp=$(mktemp -d)
 
 # name|settings (the node's --set arguments)
 scenarios=(
+  "no limit: every request admitted at once|--set http.min_inflight=1000000 --set http.max_inflight=1000000"
   "adaptive limit (defaults)|"
   "adaptive limit, queue_timeout_ms=20|--set http.queue_timeout_ms=20"
   "fixed limit 64, no queue (the shedding before)|--set http.min_inflight=64 --set http.max_inflight=64 --set http.max_queued=0"
