@@ -132,6 +132,7 @@ const std::vector<key_spec>& schema() {
     number<&s::http, &http::max_inflight, 1, 1'000'000>("http.max_inflight"),
     number<&s::http, &http::max_queued, 0, 1'000'000>("http.max_queued"),
     number<&s::http, &http::queue_timeout_ms, 1, day_ms>("http.queue_timeout_ms"),
+    number<&s::http, &http::hold_refused_ms, 0, 60'000>("http.hold_refused_ms"),
     text<&s::http, &http::cors_origins>("http.cors_origins"),
     text<&s::storage, &storage::path>("storage.path"),
     boolean<&s::storage, &storage::sync>("storage.sync"),

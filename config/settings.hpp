@@ -40,6 +40,10 @@ struct http_settings {
   /// ... and this long at most (then 503); a request the queue would keep longer, by its
   /// recent pace, gets 503 at once.
   std::uint32_t queue_timeout_ms = 1'000;
+  /// After a 503 from admission control on a kept-alive connection, its next request is
+  /// not read for this long (the Retry-After it was told): a client that retries at once
+  /// waits in TCP instead of costing the node another refusal. 0: read at once.
+  std::uint32_t hold_refused_ms = 1'000;
   /// Origins whose browser pages may read answers (CORS): "*" or a comma list such as
   /// "https://app.example, http://localhost:3000"; empty: no CORS fields (the default).
   std::string cors_origins;

@@ -34,54 +34,72 @@ admission::admission(options o) : opt_(o) {
   publish();
 }
 
-admission::ticket admission::enter(clock::time_point now, std::function<void()> wake) {
-  const std::lock_guard lock{mutex_};
-  if (window_start_ == clock::time_point{}) window_start_ = now;
-  if (queue_.empty() && in_flight_ < static_cast<std::uint32_t>(limit_)) {
-    ++in_flight_;
-    // A limit that was reached is one that binds: it may grow. One that is never
-    // reached says nothing of how much more the shards could take.
-    if (in_flight_ >= static_cast<std::uint32_t>(limit_)) window_bound_ = true;
+admission::verdict admission::enter(clock::time_point now, wake_fn wake) {
+  std::vector<wake_call> calls;
+  const auto v = [&] {
+    const std::lock_guard lock{mutex_};
+    if (window_start_ == clock::time_point{}) window_start_ = now;
+    take_expired(now, calls);
+    if (queue_.empty() && in_flight_ < static_cast<std::uint32_t>(limit_)) {
+      ++in_flight_;
+      // A limit that was reached is one that binds: it may grow. One that is never
+      // reached says nothing of how much more the shards could take.
+      if (in_flight_ >= static_cast<std::uint32_t>(limit_)) window_bound_ = true;
+      publish();
+      return verdict::admitted;
+    }
+    window_bound_ = true;
+    if (queue_.size() >= opt_.max_queued) return verdict::full;
+    // Little's law: the new request would wait about queued / throughput.
+    if (throughput_ > 0) {
+      const auto wait = static_cast<double>(queue_.size() + 1) / throughput_;
+      if (wait * 1000.0 > static_cast<double>(opt_.queue_timeout.count())) return verdict::too_slow;
+    }
+    queue_.push_back(waiting{now, std::move(wake)});
     publish();
-    return {verdict::admitted, 0};
-  }
-  window_bound_ = true;
-  if (queue_.size() >= opt_.max_queued) return {verdict::full, 0};
-  // Little's law: the new request would wait about queued / throughput.
-  if (throughput_ > 0) {
-    const auto wait = static_cast<double>(queue_.size() + 1) / throughput_;
-    if (wait * 1000.0 > static_cast<double>(opt_.queue_timeout.count()))
-      return {verdict::too_slow, 0};
-  }
-  const auto id = ++next_id_;
-  queue_.emplace(id, std::move(wake));
-  publish();
-  return {verdict::queued, id};
-}
-
-bool admission::withdraw(std::uint64_t id) {
-  const std::lock_guard lock{mutex_};
-  const bool was_queued = queue_.erase(id) > 0;
-  publish();
-  return was_queued;
+    return verdict::queued;
+  }();
+  run(calls);
+  return v;
 }
 
 void admission::leave(clock::time_point now, std::optional<clock::duration> service) {
-  std::vector<std::function<void()>> woken;
+  std::vector<wake_call> calls;
   {
     const std::lock_guard lock{mutex_};
     if (in_flight_ > 0) --in_flight_;
     if (service) sample(now, *service);
+    take_expired(now, calls);
     while (!queue_.empty() && in_flight_ < static_cast<std::uint32_t>(limit_)) {
-      auto first = queue_.begin();
-      woken.push_back(std::move(first->second));
-      queue_.erase(first);
+      calls.push_back({std::move(queue_.front().wake), true});
+      queue_.pop_front();
       ++in_flight_;
     }
     publish();
   }
-  for (auto& wake : woken)
-    wake();
+  run(calls);
+}
+
+void admission::expire(clock::time_point now) {
+  std::vector<wake_call> calls;
+  {
+    const std::lock_guard lock{mutex_};
+    take_expired(now, calls);
+    publish();
+  }
+  run(calls);
+}
+
+void admission::take_expired(clock::time_point now, std::vector<wake_call>& out) {
+  while (!queue_.empty() && now - queue_.front().since >= opt_.queue_timeout) {
+    out.push_back({std::move(queue_.front().wake), false});
+    queue_.pop_front();
+  }
+}
+
+void admission::run(std::vector<wake_call>& calls) {
+  for (auto& c : calls)
+    c.wake(c.admitted);
 }
 
 void admission::sample(clock::time_point now, clock::duration service) {

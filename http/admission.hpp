@@ -26,9 +26,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace shoal::http {
 
@@ -45,33 +45,33 @@ public:
 
   enum class verdict : std::uint8_t {
     admitted, ///< go on now
-    queued,   ///< wait: `wake` runs when admitted, unless withdrawn first
+    queued,   ///< wait: `wake` runs once, when admitted or when the wait ran out
     full,     ///< refused: the queue is at http.max_queued
     too_slow, ///< refused: the queue would take longer than http.queue_timeout_ms
   };
 
-  struct ticket {
-    verdict outcome = verdict::admitted;
-    std::uint64_t id = 0; ///< of a queued request, for withdraw()
-  };
+  /// A queued request's end: true, admitted (it holds a place now); false, it waited
+  /// http.queue_timeout_ms and is refused.
+  using wake_fn = std::function<void(bool admitted)>;
 
   /// Not explicit: server_context initializes it from its options in a braced list.
   admission(options o); // NOLINT(google-explicit-constructor)
   admission(const admission&) = delete;
   admission& operator=(const admission&) = delete;
 
-  /// A request asks to start at `now`. When queued, `wake` runs once (on the thread that
-  /// ends another request, with no lock held) if it is admitted before it withdraws.
-  ticket enter(clock::time_point now, std::function<void()> wake);
-
-  /// A queued request stops waiting (its wait ran out). True: it was still queued and is
-  /// not admitted. False: it was admitted meanwhile and its `wake` has run or is running.
-  bool withdraw(std::uint64_t id);
+  /// A request asks to start at `now`. When queued, `wake` runs exactly once, with no
+  /// lock held, on the thread of a later call: leave() admits it, or a call that finds
+  /// its wait past the timeout (any of these three) refuses it.
+  verdict enter(clock::time_point now, wake_fn wake);
 
   /// An admitted request ended at `now`; `service` is how long it took since it was
-  /// admitted (null: do not count it, say a connection that went away). Admits the queued
-  /// requests that fit now, oldest first.
+  /// admitted (null: do not count it, say a connection that went away). Refuses the
+  /// queued requests whose wait ran out, then admits those that fit, oldest first.
   void leave(clock::time_point now, std::optional<clock::duration> service);
+
+  /// Refuses the queued requests whose wait ran out by `now`. The server calls it on a
+  /// timer, so waits end on time even when no request starts or ends.
+  void expire(clock::time_point now);
 
   /// The state, for metrics and tests (as of the last call; no lock).
   std::uint32_t limit() const noexcept {
@@ -85,6 +85,19 @@ public:
   }
 
 private:
+  struct waiting {
+    clock::time_point since;
+    wake_fn wake;
+  };
+  /// A wake-up to run once the lock is released.
+  struct wake_call {
+    wake_fn wake;
+    bool admitted;
+  };
+  /// Moves the waits that ran out by `now` (the oldest: the queue is in arrival order)
+  /// to `out`.
+  void take_expired(clock::time_point now, std::vector<wake_call>& out);
+  static void run(std::vector<wake_call>& calls);
   void sample(clock::time_point now, clock::duration service);
   void end_window(clock::time_point now);
   void publish(); ///< under the lock
@@ -93,8 +106,7 @@ private:
   mutable std::mutex mutex_;
   double limit_;
   std::uint32_t in_flight_ = 0;
-  std::uint64_t next_id_ = 0;
-  std::map<std::uint64_t, std::function<void()>> queue_; ///< wake-ups, by arrival
+  std::deque<waiting> queue_; ///< in arrival order
   // The current window of samples.
   clock::time_point window_start_{};
   std::uint32_t window_count_ = 0;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "http/server.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <random>
@@ -41,7 +42,7 @@ struct server::impl {
             {},
             {}},
         ioc(static_cast<int>(threads_for(s))), acceptor(ioc), signals(ioc, SIGINT, SIGTERM),
-        drain_timer(ioc) {
+        drain_timer(ioc), queue_timer(ioc) {
     std::random_device rd;
     ctx.request_id_prefix = fmt::format("{:08x}", rd());
     // One source for the wait on a shard's answer: the http settings.
@@ -133,11 +134,25 @@ struct server::impl {
     });
   }
 
+  /// Ends the admission waits that ran out, a tenth of http.queue_timeout_ms after
+  /// another (1 to 100 ms): one timer for the whole queue instead of one per request.
+  void sweep_queue() {
+    const auto period = std::chrono::milliseconds(
+      std::clamp<std::uint32_t>(ctx.settings.queue_timeout_ms / 10, 1, 100));
+    queue_timer.expires_after(period);
+    queue_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      ctx.admit.expire(std::chrono::steady_clock::now());
+      sweep_queue();
+    });
+  }
+
   server_context ctx;
   net::io_context ioc;
   tcp::acceptor acceptor;
   net::signal_set signals;
   net::steady_timer drain_timer;
+  net::steady_timer queue_timer;
   std::chrono::steady_clock::time_point drain_deadline;
   /// begin_drain may run on two I/O threads at once (a signal and server::drain).
   std::atomic<bool> draining_started{false};
@@ -162,6 +177,7 @@ std::uint16_t server::listen() {
 void server::run() {
   auto& d = *impl_;
   d.signals.async_wait([&d](auto ec, int s) { d.on_signal(ec, s); });
+  d.sweep_queue();
   d.do_accept();
   std::vector<std::thread> threads;
   auto n = impl::threads_for(d.ctx.settings);

@@ -202,10 +202,10 @@ void session::on_header(beast::error_code ec, std::size_t bytes) {
 
 void session::admit() {
   const auto now = std::chrono::steady_clock::now();
-  auto t = ctx_.admit.enter(now, [self = shared_from_this()] {
-    net::post(self->stream_.get_executor(), [self] { self->on_admitted(); });
+  auto verdict = ctx_.admit.enter(now, [self = shared_from_this()](bool admitted) {
+    net::post(self->stream_.get_executor(), [self, admitted] { self->on_admitted(admitted); });
   });
-  switch (t.outcome) {
+  switch (verdict) {
   case admission::verdict::admitted:
     admitted_ = true;
     admitted_at_ = now;
@@ -213,14 +213,12 @@ void session::admit() {
     ctx_.metrics.concurrency_limit.set(ctx_.admit.limit());
     return after_admission();
   case admission::verdict::queued:
-    // The socket is not read meanwhile: the body stays in the kernel's buffers.
+    // The socket is not read meanwhile: the body stays in the kernel's buffers. The
+    // wait ends in on_admitted, admitted or refused (the server's sweep ends the
+    // waits that run out).
     queued_ = true;
-    ticket_ = t.id;
     queued_at_ = now;
     ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
-    timer_.expires_after(std::chrono::milliseconds(ctx_.settings.queue_timeout_ms));
-    timer_.async_wait(
-      beast::bind_front_handler(&session::on_queue_timeout, shared_from_this(), t.id));
     return;
   case admission::verdict::full:
     return shed(fmt::format("{} requests are waiting already", ctx_.settings.max_queued));
@@ -230,28 +228,21 @@ void session::admit() {
   }
 }
 
-void session::on_admitted() {
+void session::on_admitted(bool admitted) {
   if (!queued_) return;
   queued_ = false;
-  timer_.cancel();
+  ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
+  if (!admitted)
+    return shed(fmt::format("waited {} ms for admission", ctx_.settings.queue_timeout_ms));
   admitted_ = true;
   admitted_at_ = std::chrono::steady_clock::now();
   ctx_.metrics.queue_wait.observe(std::chrono::duration<double>(admitted_at_ - queued_at_).count());
-  ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
   after_admission();
-}
-
-void session::on_queue_timeout(std::uint64_t ticket, beast::error_code ec) {
-  if (ec || !queued_ || ticket != ticket_) return;
-  // Admitted meanwhile: on_admitted is on its way.
-  if (!ctx_.admit.withdraw(ticket)) return;
-  queued_ = false;
-  ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
-  shed(fmt::format("waited {} ms for admission", ctx_.settings.queue_timeout_ms));
 }
 
 void session::shed(std::string message) {
   ctx_.metrics.rejected_requests.inc();
+  refused_ = true;
   started_ = std::chrono::steady_clock::now();
   // A body still unread cannot be skipped safely: such a connection closes.
   const bool whole = parser_->is_done();
@@ -461,6 +452,17 @@ void session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
   // A response that promised keep-alive keeps it, even if a drain began meanwhile: the
   // client may send its next request at once, and it gets the drain's grace to do so.
   if (!keep_alive) return do_close();
+  if (std::exchange(refused_, false) && ctx_.settings.hold_refused_ms > 0
+      && !ctx_.draining.load(std::memory_order_relaxed)) {
+    // Told to come back later: what it sends meanwhile waits unread.
+    timer_.expires_after(std::chrono::milliseconds(ctx_.settings.hold_refused_ms));
+    return timer_.async_wait(beast::bind_front_handler(&session::on_hold_end, shared_from_this()));
+  }
+  do_wait();
+}
+
+void session::on_hold_end(beast::error_code ec) {
+  if (ec) return do_close();
   do_wait();
 }
 

@@ -63,8 +63,7 @@ private:
   void on_header(boost::beast::error_code ec, std::size_t bytes);
   void reject_framing(const framing_problem& problem);
   void admit();
-  void on_admitted();
-  void on_queue_timeout(std::uint64_t ticket, boost::beast::error_code ec);
+  void on_admitted(bool admitted);
   void shed(std::string message);
   void after_admission();
   void leave_admission(bool count);
@@ -79,6 +78,7 @@ private:
   void reject_request(boost::beast::error_code ec);
   void finish(response&& res);
   void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
+  void on_hold_end(boost::beast::error_code ec);
   void refuse(std::string message);
   void do_close();
   void on_linger(boost::beast::error_code ec, std::size_t bytes);
@@ -110,8 +110,8 @@ private:
   bool closing_ = false;  ///< do_close ran: the connection only lingers
   bool served_ = false;   ///< a request was read on this connection
   bool admitted_ = false; ///< holds a place in ctx_.admit until its answer
-  bool queued_ = false;   ///< waits in ctx_.admit's queue, as `ticket_`
-  std::uint64_t ticket_ = 0;
+  bool queued_ = false;   ///< waits in ctx_.admit's queue
+  bool refused_ = false;  ///< the answer being written is admission's 503
   std::chrono::steady_clock::time_point admitted_at_;
   std::chrono::steady_clock::time_point queued_at_;
   std::optional<connection_table::slot> slot_; ///< in ctx_.connections, once admitted

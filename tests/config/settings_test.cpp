@@ -34,6 +34,7 @@ const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"http.max_inflight", "8192"},
   {"http.max_queued", "10000"},
   {"http.queue_timeout_ms", "1000"},
+  {"http.hold_refused_ms", "1000"},
   {"storage.path", "./data"},
   {"storage.sync", "false"},
   {"storage.block_cache_bytes", "67108864"},

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Admission control on its own (http/admission.hpp), with the test's own clock: places up
-// to the limit, the FIFO queue and its wake-ups, withdrawal, the two immediate refusals
+// to the limit, the FIFO queue and its wake-ups, waits that run out, the two immediate refusals
 // (a full queue, a queue too slow by its recent pace), and the limit following latency.
 #include "http/admission.hpp"
 
@@ -27,8 +27,7 @@ admission::options fixed(std::uint32_t limit, std::uint32_t max_queued = 100,
 clock_type::time_point serve(admission& a, clock_type::time_point t, int count,
                              std::chrono::microseconds service) {
   for (int i = 0; i < count; ++i) {
-    auto ticket = a.enter(t, [] {});
-    EXPECT_EQ(ticket.outcome, verdict::admitted);
+    EXPECT_EQ(a.enter(t, [](bool) {}), verdict::admitted);
     t += service;
     a.leave(t, service);
   }
@@ -40,39 +39,45 @@ clock_type::time_point serve(admission& a, clock_type::time_point t, int count,
 TEST(AdmissionTest, OverTheLimitRequestsWaitAndAreAdmittedInOrder) {
   admission a{fixed(2)};
   const auto t = clock_type::now();
-  std::vector<int> woken;
-  EXPECT_EQ(a.enter(t, [] {}).outcome, verdict::admitted);
-  EXPECT_EQ(a.enter(t, [] {}).outcome, verdict::admitted);
-  EXPECT_EQ(a.enter(t, [&] { woken.push_back(3); }).outcome, verdict::queued);
-  EXPECT_EQ(a.enter(t, [&] { woken.push_back(4); }).outcome, verdict::queued);
+  std::vector<std::pair<int, bool>> woken;
+  EXPECT_EQ(a.enter(t, [](bool) {}), verdict::admitted);
+  EXPECT_EQ(a.enter(t, [](bool) {}), verdict::admitted);
+  EXPECT_EQ(a.enter(t, [&](bool in) { woken.emplace_back(3, in); }), verdict::queued);
+  EXPECT_EQ(a.enter(t, [&](bool in) { woken.emplace_back(4, in); }), verdict::queued);
   EXPECT_EQ(a.in_flight(), 2u);
   EXPECT_EQ(a.queued(), 2u);
   a.leave(t + 1ms, 1ms);
-  EXPECT_EQ(woken, std::vector<int>{3});
+  EXPECT_EQ(woken, (std::vector<std::pair<int, bool>>{{3, true}}));
   EXPECT_EQ(a.in_flight(), 2u);
   a.leave(t + 2ms, std::nullopt);
-  EXPECT_EQ(woken, (std::vector<int>{3, 4}));
+  EXPECT_EQ(woken, (std::vector<std::pair<int, bool>>{{3, true}, {4, true}}));
   EXPECT_EQ(a.queued(), 0u);
-  // A newcomer does not overtake: with a place free and nobody waiting it goes in.
+  // With a place free and nobody waiting, a newcomer goes in.
   a.leave(t + 3ms, 1ms);
-  EXPECT_EQ(a.enter(t + 3ms, [] {}).outcome, verdict::admitted);
+  EXPECT_EQ(a.enter(t + 3ms, [](bool) {}), verdict::admitted);
 }
 
-// Verifies a queued request that withdraws is never admitted, and one admitted already
-// cannot withdraw.
-TEST(AdmissionTest, AWithdrawnRequestIsNotAdmitted) {
-  admission a{fixed(1)};
+// Verifies a wait ends refused once it reaches the queue timeout, not before: found by
+// the sweep (expire) or by the next request that ends or starts, which then admits a
+// younger one instead. A refused wait is never admitted later.
+TEST(AdmissionTest, AWaitThatRunsOutIsRefused) {
+  admission a{fixed(1, 100, 100ms)};
   const auto t = clock_type::now();
-  int woken = 0;
-  EXPECT_EQ(a.enter(t, [] {}).outcome, verdict::admitted);
-  auto gone = a.enter(t, [&] { woken += 10; });
-  auto stays = a.enter(t, [&] { ++woken; });
-  ASSERT_EQ(gone.outcome, verdict::queued);
-  EXPECT_TRUE(a.withdraw(gone.id));
-  EXPECT_FALSE(a.withdraw(gone.id));
-  a.leave(t + 1ms, 1ms);
-  EXPECT_EQ(woken, 1);
-  EXPECT_FALSE(a.withdraw(stays.id)) << "admitted already";
+  std::vector<std::pair<int, bool>> woken;
+  EXPECT_EQ(a.enter(t, [](bool) {}), verdict::admitted);
+  EXPECT_EQ(a.enter(t, [&](bool in) { woken.emplace_back(1, in); }), verdict::queued);
+  EXPECT_EQ(a.enter(t + 10ms, [&](bool in) { woken.emplace_back(2, in); }), verdict::queued);
+  EXPECT_EQ(a.enter(t + 60ms, [&](bool in) { woken.emplace_back(3, in); }), verdict::queued);
+  a.expire(t + 99ms);
+  EXPECT_TRUE(woken.empty());
+  a.expire(t + 100ms);
+  EXPECT_EQ(woken, (std::vector<std::pair<int, bool>>{{1, false}}));
+  // 2 has waited 110 ms by now, 3 only 50: the end of the admitted one refuses 2 and
+  // admits 3.
+  a.leave(t + 110ms, 1ms);
+  EXPECT_EQ(woken, (std::vector<std::pair<int, bool>>{{1, false}, {2, false}, {3, true}}));
+  EXPECT_EQ(a.queued(), 0u);
+  EXPECT_EQ(a.in_flight(), 1u);
 }
 
 // Verifies a full queue refuses at once, and with no queue every request over the limit
@@ -80,12 +85,12 @@ TEST(AdmissionTest, AWithdrawnRequestIsNotAdmitted) {
 TEST(AdmissionTest, AFullQueueRefusesAtOnce) {
   const auto t = clock_type::now();
   admission one{fixed(1, 1)};
-  EXPECT_EQ(one.enter(t, [] {}).outcome, verdict::admitted);
-  EXPECT_EQ(one.enter(t, [] {}).outcome, verdict::queued);
-  EXPECT_EQ(one.enter(t, [] {}).outcome, verdict::full);
+  EXPECT_EQ(one.enter(t, [](bool) {}), verdict::admitted);
+  EXPECT_EQ(one.enter(t, [](bool) {}), verdict::queued);
+  EXPECT_EQ(one.enter(t, [](bool) {}), verdict::full);
   admission none{fixed(1, 0)};
-  EXPECT_EQ(none.enter(t, [] {}).outcome, verdict::admitted);
-  EXPECT_EQ(none.enter(t, [] {}).outcome, verdict::full);
+  EXPECT_EQ(none.enter(t, [](bool) {}), verdict::admitted);
+  EXPECT_EQ(none.enter(t, [](bool) {}), verdict::full);
 }
 
 // Verifies a request the queue would hold past the timeout, by the measured pace, is
@@ -94,13 +99,13 @@ TEST(AdmissionTest, AQueueTooSlowForTheTimeoutRefusesAtOnce) {
   // 10 ms per request, one at a time: 100 requests a second; 100 ms of queue is 10.
   admission a{fixed(1, 1000, 100ms)};
   auto t = serve(a, clock_type::now(), 200, 10ms);
-  EXPECT_EQ(a.enter(t, [] {}).outcome, verdict::admitted);
+  EXPECT_EQ(a.enter(t, [](bool) {}), verdict::admitted);
   int queued = 0;
-  while (a.enter(t, [] {}).outcome == verdict::queued)
+  while (a.enter(t, [](bool) {}) == verdict::queued)
     ++queued;
   EXPECT_GE(queued, 8);
   EXPECT_LE(queued, 12);
-  EXPECT_EQ(a.enter(t, [] {}).outcome, verdict::too_slow);
+  EXPECT_EQ(a.enter(t, [](bool) {}), verdict::too_slow);
 }
 
 /// Runs `count` requests taking `service` each with the limit always reached: whenever
@@ -109,7 +114,7 @@ TEST(AdmissionTest, AQueueTooSlowForTheTimeoutRefusesAtOnce) {
 clock_type::time_point serve_saturated(admission& a, clock_type::time_point t, int count,
                                        std::chrono::microseconds service, int parallel) {
   auto fill = [&] {
-    while (a.enter(t, [] {}).outcome != verdict::queued) {
+    while (a.enter(t, [](bool) {}) != verdict::queued) {
     }
   };
   fill();

@@ -498,6 +498,7 @@ TEST_F(ServerTest, OverTheLimitARequestWaitsForAPlace) {
 TEST_F(ServerTest, OverTheLimitWithNoQueueIs503AtOnce) {
   settings.min_inflight = settings.max_inflight = 1;
   settings.max_queued = 0;
+  settings.hold_refused_ms = 0; // the next request on that connection is read at once
   start();
   client first{port};
   client second{port};
@@ -513,6 +514,30 @@ TEST_F(ServerTest, OverTheLimitWithNoQueueIs503AtOnce) {
   EXPECT_EQ(answered.result(), bhttp::status::ok);
   EXPECT_EQ(answered.body(), R"({"k":1})");
   EXPECT_EQ(metrics.rejected_requests.value(), 1u);
+}
+
+// Verifies a connection refused by admission control is not read for
+// http.hold_refused_ms: the request its client sends at once is answered only after the
+// hold, while another connection is served at once.
+TEST_F(ServerTest, ARefusedConnectionIsHeldBeforeItsNextRequest) {
+  settings.min_inflight = settings.max_inflight = 1;
+  settings.max_queued = 0;
+  settings.hold_refused_ms = 1000;
+  start();
+  client first{port};
+  client refused{port};
+  first.send(bhttp::verb::get, "/v1/collections/c/docs/1");
+  ASSERT_TRUE(shards.wait_for_docs(1));
+  EXPECT_EQ(refused.get("/v1/collections/c/docs/2").result(), bhttp::status::service_unavailable);
+  const auto asked = std::chrono::steady_clock::now();
+  refused.send(bhttp::verb::get, "/healthz");
+  client other{port};
+  EXPECT_EQ(other.get("/healthz").body(), healthy);
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 1000ms) << "the other connection was held";
+  EXPECT_EQ(refused.receive().body(), healthy);
+  EXPECT_GE(std::chrono::steady_clock::now() - asked, 1000ms) << "the refused one was read early";
+  shards.answer_all();
+  EXPECT_EQ(first.receive().result(), bhttp::status::ok);
 }
 
 // Verifies a request that waits http.queue_timeout_ms without a place gets 503 then,
