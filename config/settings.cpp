@@ -115,6 +115,7 @@ const std::vector<key_spec>& schema() {
   using jobs = jobs_settings;
   static const std::vector<key_spec> keys = {
     text<&s::node, &node_settings::id>("node.id"),
+    boolean<&s::node, &node_settings::batch_scheduling>("node.batch_scheduling"),
     text<&s::http, &http::host>("http.host"),
     number<&s::http, &http::port, 0, 65'535>("http.port"),
     number<&s::http, &http::threads, 0, 256>("http.threads"),

@@ -108,6 +108,11 @@ struct node_address {
 /// [node] — who this process is.
 struct node_settings {
   std::string id = "local"; ///< must name an entry of `cluster.nodes` when there are any
+  /// Run every thread of the node under Linux's SCHED_BATCH: a thread woken by another
+  /// does not preempt it, so on a busy core the I/O threads and the CAF workers hand
+  /// requests over in batches instead of a context switch per request
+  /// (docs/architecture.md "Threads"). Off: the default policy.
+  bool batch_scheduling = true;
 };
 
 /// [cluster] — the shard map and the members. With no `nodes`, the node runs alone.

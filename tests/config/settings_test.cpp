@@ -18,6 +18,7 @@ const std::string single_node_toml = SHOAL_SOURCE_DIR "/config/single-node.toml"
 /// Every key with its default, as override text.
 const std::vector<std::pair<std::string, std::string>> every_key_default = {
   {"node.id", "local"},
+  {"node.batch_scheduling", "true"},
   {"http.host", "127.0.0.1"},
   {"http.port", "8080"},
   {"http.threads", "0"},

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <sched.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -1729,6 +1730,54 @@ TEST_F(ApiLifecycleTest, SigtermUnderLoadKeepsAcknowledgedWrites) {
   EXPECT_EQ(lost, 0u) << "of " << acknowledged.size() << " acknowledged writes";
   c.close();
   EXPECT_EQ(restarted->stop(SIGTERM), 0) << restarted->log();
+}
+
+// ===========================================================================
+// Scheduling: node.batch_scheduling.
+// ===========================================================================
+
+/// The scheduling policy of every thread of process `pid` (field 41 of
+/// /proc/PID/task/TID/stat), by thread id.
+std::map<std::string, int> thread_policies(pid_t pid) {
+  std::map<std::string, int> out;
+  const auto tasks = std::filesystem::path("/proc") / std::to_string(pid) / "task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream in(task.path() / "stat");
+    std::string line;
+    std::getline(in, line);
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    auto rest = line.substr(line.rfind(')') + 2);
+    std::istringstream fields(rest);
+    std::string field;
+    for (int i = 3; i <= 41 && fields >> field; ++i)
+      if (i == 41) out[task.path().filename().string()] = std::stoi(field);
+  }
+  return out;
+}
+
+// Verifies every thread of a node runs under SCHED_BATCH by default (the I/O threads,
+// the actor workers, RocksDB's and the loggers' all inherit it from the first).
+TEST_F(ApiTest, EveryThreadRunsUnderBatchSchedulingByDefault) {
+  const auto policies = thread_policies(node().pid());
+  EXPECT_GE(policies.size(), 4u);
+  for (const auto& [tid, policy] : policies)
+    EXPECT_EQ(policy, SCHED_BATCH) << "thread " << tid;
+}
+
+struct normal_scheduling_node : default_node {
+  static std::vector<std::string> sets() {
+    return {"node.batch_scheduling=false"};
+  }
+};
+class NormalSchedulingTest : public node_suite<normal_scheduling_node> {};
+
+// Verifies node.batch_scheduling = false leaves every thread under the default policy.
+TEST_F(NormalSchedulingTest, BatchSchedulingOffLeavesTheDefaultPolicy) {
+  const auto policies = thread_policies(node().pid());
+  EXPECT_GE(policies.size(), 4u);
+  for (const auto& [tid, policy] : policies)
+    EXPECT_EQ(policy, SCHED_OTHER) << "thread " << tid;
+  EXPECT_EQ(client().get("/healthz").status, 200u);
 }
 
 } // namespace
