@@ -217,8 +217,8 @@ built<jobs::queue_lease> lease_request(const request& req, std::string_view queu
   return jr;
 }
 
-/// The body of complete, fail or retry (`op`).
-enum class action { complete, fail, extend, retry };
+/// The body of complete, fail, extend, retry or cancel (`op`).
+enum class action { complete, fail, extend, retry, cancel };
 
 struct action_body {
   std::string lease_id;
@@ -248,7 +248,7 @@ built<action_body> action_request(const request& req, std::string_view id, actio
   if (auto* err = std::get_if<response>(&parsed)) return std::move(*err);
   const auto& body = std::get<boost::json::object>(parsed);
   action_body out;
-  if (op != action::retry) {
+  if (op != action::retry && op != action::cancel) {
     auto* lease = body.if_contains("lease_id");
     if (!lease || !lease->is_string() || lease->get_string().empty())
       return invalid_job("lease_id is required: a non-empty string", version);
@@ -284,6 +284,7 @@ std::string stats_json(std::string_view queue, const jobs::job_counts& c) {
   counts["succeeded"] = c.succeeded;
   counts["failed"] = c.failed;
   counts["dead"] = c.dead;
+  counts["cancelled"] = c.cancelled;
   boost::json::object out;
   out["queue"] = queue;
   out["counts"] = std::move(counts);
@@ -400,6 +401,8 @@ routed route_job_action(exchange& ex, std::string_view id, std::string_view name
     op = action::extend;
   else if (name == "retry")
     op = action::retry;
+  else if (name == "cancel")
+    op = action::cancel;
   else
     return {route_id::unknown, no_such_route(ex.version())};
   constexpr auto route = route_id::job_action;
@@ -426,6 +429,8 @@ routed route_job_action(exchange& ex, std::string_view id, std::string_view name
     return {route,
             ask(ex, jobs::job_extend{std::string(id), std::move(body.lease_id), body.visibility_ms},
                 timeout, render_it)};
+  case action::cancel:
+    return {route, ask(ex, jobs::job_cancel{std::string(id)}, timeout, render_it)};
   default:
     return {route, ask(ex, jobs::job_retry{std::string(id)}, timeout, render_it)};
   }

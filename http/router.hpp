@@ -36,7 +36,7 @@ enum class route_id : std::uint8_t {
   queue,           ///< GET /v1/queues/{q}: stats
   queue_lease,     ///< POST /v1/queues/{q}/lease
   job,             ///< GET /v1/jobs/{id}
-  job_action,      ///< POST /v1/jobs/{id}/{complete|fail|retry}
+  job_action,      ///< POST /v1/jobs/{id}/{complete|fail|extend|retry|cancel}
   cache,           ///< /v1/cache/{key}
   cache_increment, ///< POST /v1/cache/{key}/increment
   indexes,         ///< GET /v1/collections/{c}/indexes

@@ -42,6 +42,7 @@ void job_metrics::write(metrics::text_writer& out) const {
     {"shoal_jobs_failed_total", "Attempts that failed (a retry or dead follows).",
      &type_metrics::failed},
     {"shoal_jobs_dead_total", "Jobs that became dead.", &type_metrics::dead},
+    {"shoal_jobs_cancelled_total", "Jobs cancelled before they ran.", &type_metrics::cancelled},
     {"shoal_jobs_lease_expired_total", "Leases that expired before complete or fail.",
      &type_metrics::lease_expired},
   };

@@ -34,6 +34,7 @@ public:
     metrics::counter completed;
     metrics::counter failed; ///< attempts that failed (a retry follows, or `dead`)
     metrics::counter dead;
+    metrics::counter cancelled;
     metrics::counter lease_expired;
     metrics::histogram start_latency{metrics::histogram::latency_bounds()}; ///< due → leased
     metrics::histogram run_time{metrics::histogram::latency_bounds()};      ///< leased → done

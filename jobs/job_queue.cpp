@@ -14,7 +14,7 @@ namespace shoal::jobs {
 namespace {
 
 bool final_state(job_state s) noexcept {
-  return s == job_state::succeeded || s == job_state::dead;
+  return s == job_state::succeeded || s == job_state::dead || s == job_state::cancelled;
 }
 
 core::error no_such_job() {
@@ -386,6 +386,27 @@ core::result<job_view> job_queue::retry(const job_retry& req, std::uint64_t now)
   return job_view{req.id, render(req.id, r)};
 }
 
+core::result<job_view> job_queue::cancel(const job_cancel& req, std::uint64_t now) {
+  auto read_r = read(req.id);
+  if (!read_r) return std::move(read_r).error();
+  if (!*read_r) return no_such_job();
+  auto& r = **read_r;
+  if (r.state != job_state::queued && r.state != job_state::failed)
+    return core::error{core::errc::conflict, "wrong_state",
+                       std::string("only a job that waits can be cancelled; this one is ")
+                         + to_string(r.state)};
+  r.state = job_state::cancelled;
+  r.updated_ms = now;
+  r.due_ms = 0;
+  storage::write_batch batch;
+  batch.put(job_key(req.id), encode(r));
+  if (auto s = commit_(std::move(batch)); !s) return std::move(s).error();
+  untrack(req.id);
+  track(req.id, r, now);
+  if (auto& l = lane_of(r.queue, r.type); l.metrics) l.metrics->cancelled.inc();
+  return job_view{req.id, render(req.id, r)};
+}
+
 job_counts job_queue::stats(const queue_stats& req) const {
   job_counts c;
   auto it = queues_.find(req.queue);
@@ -396,6 +417,7 @@ job_counts job_queue::stats(const queue_stats& req) const {
   c.succeeded = q.counts[static_cast<std::size_t>(job_state::succeeded)];
   c.failed = q.counts[static_cast<std::size_t>(job_state::failed)];
   c.dead = q.counts[static_cast<std::size_t>(job_state::dead)];
+  c.cancelled = q.counts[static_cast<std::size_t>(job_state::cancelled)];
   if (!q.queued_by_age.empty()) c.oldest_queued_ms = q.queued_by_age.begin()->first;
   return c;
 }

@@ -52,6 +52,7 @@ public:
   /// Moves the expiry of a running job's lease to `now_ms + visibility_ms`.
   core::result<job_view> extend(const job_extend& req, std::uint64_t now_ms);
   core::result<job_view> retry(const job_retry& req, std::uint64_t now_ms);
+  core::result<job_view> cancel(const job_cancel& req, std::uint64_t now_ms);
   job_counts stats(const queue_stats& req) const;
 
   /// Expires the leases that ran out by `now_ms`.

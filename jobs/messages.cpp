@@ -15,6 +15,8 @@ const char* to_string(job_state s) noexcept {
     return "failed";
   case job_state::dead:
     return "dead";
+  case job_state::cancelled:
+    return "cancelled";
   }
   return "unknown";
 }
@@ -25,6 +27,7 @@ void job_counts::add(const job_counts& o) noexcept {
   succeeded += o.succeeded;
   failed += o.failed;
   dead += o.dead;
+  cancelled += o.cancelled;
   if (o.oldest_queued_ms != 0 && (oldest_queued_ms == 0 || o.oldest_queued_ms < oldest_queued_ms))
     oldest_queued_ms = o.oldest_queued_ms;
 }

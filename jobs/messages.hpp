@@ -17,9 +17,10 @@
 namespace shoal::jobs {
 
 /// Where a job is in its life. `failed` means: an attempt failed and the job waits for
-/// its retry; `succeeded` and `dead` are final (a dead job comes back only by `retry`).
-enum class job_state : std::uint8_t { queued, running, succeeded, failed, dead };
-inline constexpr std::size_t job_state_count = 5;
+/// its retry; `succeeded`, `dead` and `cancelled` are final (a dead job comes back only by
+/// `retry`). The values are stored: new ones go at the end.
+enum class job_state : std::uint8_t { queued, running, succeeded, failed, dead, cancelled };
+inline constexpr std::size_t job_state_count = 6;
 
 /// "queued", "running", …
 const char* to_string(job_state s) noexcept;
@@ -123,6 +124,14 @@ struct job_retry {
   std::string id;
 };
 
+/// Cancels a job that waits (queued, delayed, or failed and waiting for its retry): it
+/// ends `cancelled` and never runs. Errors: not_found, conflict "wrong_state" (running
+/// or finished).
+struct job_cancel {
+  using reply = job_view;
+  std::string id;
+};
+
 /// How many jobs of a queue are in each state.
 struct job_counts {
   std::uint64_t queued = 0;
@@ -130,6 +139,7 @@ struct job_counts {
   std::uint64_t succeeded = 0;
   std::uint64_t failed = 0;
   std::uint64_t dead = 0;
+  std::uint64_t cancelled = 0;
   std::uint64_t oldest_queued_ms = 0; ///< created_at (Unix ms) of the oldest queued job; 0: none
 
   void add(const job_counts& o) noexcept;
@@ -145,7 +155,7 @@ struct queue_stats {
 core::result<job_counts> sum_counts(std::vector<core::result<job_counts>>&& answers);
 
 using requests = core::type_list<job_enqueue, job_get, job_lease, job_complete, job_fail,
-                                 job_extend, job_retry, queue_stats>;
+                                 job_extend, job_retry, job_cancel, queue_stats>;
 
 // -- the node's job broker (workers/) ---------------------------------------------------
 
@@ -186,6 +196,9 @@ inline core::result<std::uint32_t> place(const job_extend& r, const cluster::pla
   return place_id(r.id, p);
 }
 inline core::result<std::uint32_t> place(const job_retry& r, const cluster::placement& p) {
+  return place_id(r.id, p);
+}
+inline core::result<std::uint32_t> place(const job_cancel& r, const cluster::placement& p) {
   return place_id(r.id, p);
 }
 
@@ -236,8 +249,12 @@ typename Inspector::result_type inspect(Inspector& f, job_retry& x) {
   return f(x.id);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_cancel& x) {
+  return f(x.id);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_counts& x) {
-  return f(x.queued, x.running, x.succeeded, x.failed, x.dead, x.oldest_queued_ms);
+  return f(x.queued, x.running, x.succeeded, x.failed, x.dead, x.cancelled, x.oldest_queued_ms);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_stats& x) {

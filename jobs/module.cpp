@@ -111,6 +111,13 @@ void module::serve(job_retry&& req, core::reply_to<job_view> to) {
   answer({req.id}, std::move(to), std::move(r), true);
 }
 
+void module::serve(job_cancel&& req, core::reply_to<job_view> to) {
+  if (load_error_) return to.deliver(*load_error_);
+  auto r = queue_->cancel(req, ctx_.wall_ms());
+  after_change();
+  answer({req.id}, std::move(to), std::move(r), true);
+}
+
 void module::serve(queue_stats&& req, core::reply_to<job_counts> to) {
   if (load_error_) return to.deliver(*load_error_);
   to.deliver(queue_->stats(req));

@@ -124,6 +124,8 @@ CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_call))
 CAF_ADD_TYPE_ID(shoal, (shoal::actors::actor_result))
 CAF_ADD_TYPE_ID(shoal, (shoal::actors::state_write))
 CAF_ADD_TYPE_ID(shoal, (shoal::actors::state_written))
+// appended, so the ids above stay
+CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_cancel))
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 namespace shoal::protocol {

@@ -226,7 +226,8 @@ TEST_F(JobRoutesTest, UnknownMembersAreUnknownField) {
          {"/v1/queues/q/lease", R"({"max":1,"priority":1})"},
          {"/v1/jobs/" + job_id + "/complete", R"({"lease_id":"l","priority":1})"},
          {"/v1/jobs/" + job_id + "/fail", R"({"lease_id":"l","priority":1})"},
-         {"/v1/jobs/" + job_id + "/retry", R"({"priority":1})"}}) {
+         {"/v1/jobs/" + job_id + "/retry", R"({"priority":1})"},
+         {"/v1/jobs/" + job_id + "/cancel", R"({"priority":1})"}}) {
     auto r = go(bhttp::verb::post, c.target, c.body);
     expect_error(r, bhttp::status::bad_request, "unknown_field", c.target);
     if (auto* res = std::get_if<response>(&r.outcome)) {
@@ -255,9 +256,9 @@ TEST_F(JobRoutesTest, BadQueueNamesAreInvalidName) {
 // that is not an object.
 TEST_F(JobRoutesTest, BadBodiesAreRefused) {
   const std::string complete = "/v1/jobs/" + job_id + "/complete";
-  for (const auto& target :
-       {std::string("/v1/queues/q/jobs"), std::string("/v1/queues/q/lease"), complete,
-        "/v1/jobs/" + job_id + "/fail", "/v1/jobs/" + job_id + "/retry"}) {
+  for (const auto& target : {std::string("/v1/queues/q/jobs"), std::string("/v1/queues/q/lease"),
+                             complete, "/v1/jobs/" + job_id + "/fail",
+                             "/v1/jobs/" + job_id + "/retry", "/v1/jobs/" + job_id + "/cancel"}) {
     expect_error(go(bhttp::verb::post, target, "{}", "text/plain"),
                  bhttp::status::unsupported_media_type, "unsupported_media_type", target);
     expect_error(go(bhttp::verb::post, target, "{"), bhttp::status::bad_request, "invalid_json",
@@ -498,6 +499,16 @@ TEST_F(JobRoutesTest, RetryCall) {
   }
 }
 
+// Verifies cancel needs no body (an empty one or {}) and asks the job's shard.
+TEST_F(JobRoutesTest, CancelCall) {
+  for (std::string body : {"", "{}"}) {
+    auto r = go(bhttp::verb::post, "/v1/jobs/" + job_id + "/cancel", body);
+    EXPECT_EQ(r.route, route_id::job_action);
+    EXPECT_EQ(request_of<jobs::job_cancel>(r).id, job_id) << body;
+    EXPECT_EQ(shard_asked(), 42u);
+  }
+}
+
 // Verifies the lease id, error and retry members of complete and fail are validated.
 TEST_F(JobRoutesTest, CompleteAndFailInvalidMembersAreInvalidJob) {
   struct bad_case {
@@ -528,7 +539,7 @@ TEST_F(JobRoutesTest, CompleteAndFailInvalidMembersAreInvalidJob) {
 
 // Verifies an unknown action or queue sub-resource is the generic 404 of no route.
 TEST_F(JobRoutesTest, UnknownActionIsNoRoute) {
-  for (const auto& target : {"/v1/jobs/" + job_id + "/cancel", "/v1/jobs/" + job_id + "/",
+  for (const auto& target : {"/v1/jobs/" + job_id + "/abort", "/v1/jobs/" + job_id + "/",
                              std::string("/v1/queues/q/other"), std::string("/v1/queues/q/jobs/x"),
                              "/v1/jobs/" + job_id + "/retry/x", std::string("/v1/queues")}) {
     auto r = go(bhttp::verb::post, target);

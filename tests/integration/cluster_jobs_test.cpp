@@ -253,7 +253,8 @@ protected:
 
   /// Counts of a queue with `n` jobs all in `state` (and oldest_queued_age_ms aside).
   static json::value all_in(std::string_view state, std::size_t n) {
-    json::object c{{"queued", 0}, {"running", 0}, {"succeeded", 0}, {"failed", 0}, {"dead", 0}};
+    json::object c{{"queued", 0}, {"running", 0}, {"succeeded", 0},
+                   {"failed", 0}, {"dead", 0},    {"cancelled", 0}};
     c[state] = n;
     return c;
   }

@@ -164,12 +164,10 @@ protected:
   }
 
   static json::value counts_of(std::uint64_t queued, std::uint64_t running, std::uint64_t succeeded,
-                               std::uint64_t failed, std::uint64_t dead) {
-    return json::object{{"queued", queued},
-                        {"running", running},
-                        {"succeeded", succeeded},
-                        {"failed", failed},
-                        {"dead", dead}};
+                               std::uint64_t failed, std::uint64_t dead,
+                               std::uint64_t cancelled = 0) {
+    return json::object{{"queued", queued}, {"running", running}, {"succeeded", succeeded},
+                        {"failed", failed}, {"dead", dead},       {"cancelled", cancelled}};
   }
 
   /// POST /v1/queues/{q}/lease with `body` on `c`; the jobs, with a failure unless 200.
@@ -628,6 +626,36 @@ TEST_F(JobsTest, RetryOfAJobThatIsNotDeadIs409WrongState) {
   // A failed job waits for its own retry, which may come at any moment: only the answer.
   auto res = act(failed, "retry", json::object{});
   expect_error(res, 409, "wrong_state", "failed");
+}
+
+// Verifies cancel of a waiting job (queued, or delayed) answers 200 with state
+// cancelled, no worker ever gets it, and the queue counts it; cancelling it again, a
+// running job or an unknown one is refused and changes nothing.
+TEST_F(JobsTest, CancelOfAWaitingJobKeepsItFromEverRunning) {
+  auto delayed = enqueue(queue(), json::object{{"type", "report"}, {"delay_ms", 1000}});
+  auto queued = enqueue(queue(), json::object{{"type", "report"}});
+  auto running = enqueue(queue("run"), json::object{{"type", "report"}});
+  ASSERT_FALSE(delayed.empty() || queued.empty() || running.empty());
+  ASSERT_EQ(take(queue("run"), 1).size(), 1u);
+  for (const auto& id : {delayed, queued}) {
+    auto res = act(id, "cancel", json::object{});
+    ASSERT_EQ(res.status, 200u) << res.body;
+    EXPECT_EQ(str(res.json(), "state"), "cancelled");
+    EXPECT_EQ(str(job(id), "state"), "cancelled");
+  }
+  // Past the delay, a worker that waits finds nothing.
+  http_client waiting{port(), 20s};
+  EXPECT_TRUE(lease_on(waiting, queue(), json::object{{"max", 10}, {"wait_ms", 1500}}).empty());
+  auto before = job(queued);
+  expect_error(act(queued, "cancel", json::object{}), 409, "wrong_state", "cancelled twice");
+  EXPECT_EQ(job(queued), before);
+  auto busy = job(running);
+  expect_error(client().request("POST", "/v1/jobs/" + running + "/cancel"), 409, "wrong_state",
+               "running");
+  EXPECT_EQ(job(running), busy);
+  const auto unknown = queued.substr(0, 5) + std::string(16, 'f');
+  expect_error(act(unknown, "cancel", json::object{}), 404, "not_found", "unknown job");
+  EXPECT_EQ(counts(queue()), counts_of(0, 0, 0, 0, 0, 2));
 }
 
 // ===========================================================================

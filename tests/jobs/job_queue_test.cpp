@@ -370,6 +370,64 @@ TEST_F(JobQueueTest, FailWithoutRetryIsDeadAtOnceAndRetryBringsItBack) {
   EXPECT_EQ(lease(1, t0 + 1).jobs.size(), 1u);
 }
 
+// Verifies a waiting job (queued, delayed, or failed and waiting for its retry) can be
+// cancelled: it ends cancelled, is never leased, counts as cancelled, and stays so after
+// a restart; a running or finished job, a cancelled one and an unknown id are refused
+// without a write.
+TEST_F(JobQueueTest, CancelEndsAWaitingJobWhichThenNeverRuns) {
+  auto queued = add();
+  auto delayed = add("t", 10'000);
+  auto retrying = add("t", 0, 5);
+  auto running = add();
+  auto first = lease(1, t0).jobs.at(0);
+  ASSERT_EQ(first.id, queued);
+  ASSERT_TRUE(complete(queued, first.lease_id, t0));
+  auto second = lease(1, t0).jobs.at(0);
+  ASSERT_EQ(second.id, retrying);
+  ASSERT_TRUE(fail(retrying, second.lease_id, t0));
+  ASSERT_EQ(job(retrying).at("state"), "failed");
+  auto third = lease(1, t0).jobs.at(0);
+  ASSERT_EQ(third.id, running);
+  auto waiting = add();
+
+  const int written = commits;
+  EXPECT_TRUE(
+    fails_with(q->cancel(job_cancel{running}, t0 + 1), core::errc::conflict, "wrong_state"));
+  EXPECT_TRUE(
+    fails_with(q->cancel(job_cancel{queued}, t0 + 1), core::errc::conflict, "wrong_state"));
+  EXPECT_TRUE(
+    fails_with(q->cancel(job_cancel{make_job_id(0, 999)}, t0 + 1), core::errc::not_found));
+  EXPECT_EQ(commits, written);
+
+  for (const auto& id : {waiting, delayed, retrying}) {
+    auto r = q->cancel(job_cancel{id}, t0 + 2);
+    ASSERT_TRUE(r) << id << ": " << r.error().to_string();
+    EXPECT_EQ(boost::json::parse(r->json).at("state"), "cancelled");
+    EXPECT_EQ(job(id).at("state"), "cancelled");
+  }
+  EXPECT_EQ(commits, written + 3);
+  EXPECT_TRUE(
+    fails_with(q->cancel(job_cancel{waiting}, t0 + 3), core::errc::conflict, "wrong_state"));
+  EXPECT_TRUE(
+    fails_with(q->retry(job_retry{waiting}, t0 + 3), core::errc::conflict, "wrong_state"));
+  auto c = counts();
+  EXPECT_EQ(c.cancelled, 3u);
+  EXPECT_EQ(c.queued, 0u);
+  EXPECT_EQ(c.failed, 0u);
+  EXPECT_EQ(c.running, 1u);
+  EXPECT_EQ(c.succeeded, 1u);
+  EXPECT_EQ(c.oldest_queued_ms, 0u);
+  EXPECT_EQ(metrics.of("q", "t").cancelled.value(), 3u);
+  ASSERT_TRUE(complete(running, third.lease_id, t0 + 4));
+  // Long after every delay and backoff, nothing is handed out, before or after a restart.
+  EXPECT_TRUE(lease(10, t0 + 100'000).jobs.empty());
+  q = make_queue(8);
+  ASSERT_TRUE(q->recover(t0 + 100'001, "incarnation-2"));
+  EXPECT_EQ(counts().cancelled, 3u);
+  EXPECT_EQ(job(delayed).at("state"), "cancelled");
+  EXPECT_TRUE(lease(10, t0 + 200'000).jobs.empty());
+}
+
 // Verifies an expired lease fails the attempt (state, error, counts, metrics), makes the
 // old lease stale, and the job is leased again after its backoff as attempt 2 (issue 19
 // item 3).
