@@ -3,6 +3,7 @@
 // the edge makes of targets and bodies, and from the answer to a response.
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 
 #include "core/names.hpp"
 #include "http/route_helpers.hpp"
@@ -27,6 +29,9 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 constexpr std::string_view write_methods = "POST";
+constexpr std::string_view queue_jobs_methods = "GET, HEAD, POST";
+constexpr std::uint32_t default_list_limit = 100;
+constexpr std::uint32_t max_list_limit = 1000;
 
 constexpr std::uint32_t max_lease_jobs = 100;
 constexpr std::uint32_t min_visibility_ms = 1000;
@@ -332,6 +337,110 @@ response render_view(core::result<jobs::job_view>&& r, unsigned version) {
 }
 
 } // namespace
+
+namespace {
+
+/// The query of a job list: ?state=S (required), &limit=N (1 to 1000, default 100),
+/// &cursor=ID (a next_cursor a page gave).
+struct list_query {
+  jobs::job_state state = jobs::job_state::queued;
+  std::string after;
+  std::uint32_t limit = default_list_limit;
+};
+
+std::string state_names() {
+  std::string out;
+  for (std::size_t s = 0; s < jobs::job_state_count; ++s)
+    out += (s == 0 ? "" : ", ") + std::string(to_string(static_cast<jobs::job_state>(s)));
+  return out;
+}
+
+core::result<list_query> parse_list_query(const request& req) {
+  list_query out;
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (!url) return invalid("invalid_target", "the request target is not a valid path");
+  bool state = false;
+  bool limit = false;
+  bool cursor = false;
+  for (auto p : url->params()) {
+    if (p.key.empty() && p.value.empty()) continue;
+    if (p.key == "state") {
+      bool known = false;
+      for (std::size_t s = 0; s < jobs::job_state_count && !state; ++s)
+        if (p.value == to_string(static_cast<jobs::job_state>(s))) {
+          out.state = static_cast<jobs::job_state>(s);
+          known = true;
+        }
+      if (!known)
+        return invalid("invalid_state", "state must be given once: one of " + state_names());
+      state = true;
+    } else if (p.key == "limit") {
+      std::uint32_t n = 0;
+      const auto& v = p.value;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (limit || v.empty() || ec != std::errc{} || end != v.data() + v.size() || n < 1
+          || n > max_list_limit)
+        return invalid("invalid_limit", "limit must be given once: an integer from 1 to "
+                                          + std::to_string(max_list_limit));
+      out.limit = n;
+      limit = true;
+    } else if (p.key == "cursor") {
+      if (cursor || !jobs::job_shard(p.value))
+        return invalid("invalid_cursor", "cursor must be given once: the next_cursor of a page");
+      out.after = p.value;
+      cursor = true;
+    } else {
+      return invalid("unknown_parameter", "unknown query parameter \"" + p.key
+                                            + "\" (a job list takes state, limit and cursor)");
+    }
+  }
+  if (!state) return invalid("invalid_state", "state is required: one of " + state_names());
+  return out;
+}
+
+/// {"jobs":[...],"next_cursor":ID or null}: the views are JSON already.
+std::string page_json(const jobs::job_page& page) {
+  std::string out = "{\"jobs\":[";
+  for (std::size_t i = 0; i < page.jobs.size(); ++i) {
+    if (i > 0) out += ',';
+    out += page.jobs[i].json;
+  }
+  out += "],\"next_cursor\":";
+  out += page.more && !page.jobs.empty() ? "\"" + page.jobs.back().id + "\"" : std::string("null");
+  out += '}';
+  return out;
+}
+
+routed route_job_list(exchange& ex, std::string_view queue) {
+  constexpr auto route = route_id::queue_jobs;
+  const auto version = ex.version();
+  if (!core::valid_name(queue))
+    return refused(
+      route,
+      error_response(invalid("invalid_name", "queue names are 1 to 64 of [A-Za-z0-9_-]"), version));
+  auto q = parse_list_query(ex.req);
+  if (!q) return refused(route, error_response(std::move(q).error(), version));
+  const auto limit = q->limit;
+  jobs::job_list req{std::string(queue), static_cast<std::uint8_t>(q->state), std::move(q->after),
+                     limit};
+  return {route, ask_all(ex, std::move(req), ex.env.request_timeout_ms,
+                         [version, limit](std::vector<core::result<jobs::job_page>>&& answers) {
+                           return render(jobs::merge_pages(std::move(answers), limit), version,
+                                         [&](jobs::job_page&& page) {
+                                           return plain_json(bhttp::status::ok, page_json(page),
+                                                             version);
+                                         });
+                         })};
+}
+
+} // namespace
+
+routed route_queue_jobs(exchange& ex, std::string_view queue) {
+  const auto m = ex.req.method();
+  if (m == bhttp::verb::get || m == bhttp::verb::head) return route_job_list(ex, queue);
+  if (m == bhttp::verb::post) return route_enqueue(ex, queue);
+  return refused(route_id::queue_jobs, method_not_allowed(ex.req, queue_jobs_methods));
+}
 
 routed route_enqueue(exchange& ex, std::string_view queue) {
   constexpr auto route = route_id::queue_jobs;

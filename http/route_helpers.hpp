@@ -99,6 +99,9 @@ routed route_actor(exchange& ex, std::string_view type, std::string_view id,
                    std::string_view method);
 
 /// The job queue routes (job_routes.cpp).
+/// /v1/queues/{q}/jobs: POST enqueues (route_enqueue), GET and HEAD list the queue's
+/// jobs in one state, a page at a time.
+routed route_queue_jobs(exchange& ex, std::string_view queue);
 routed route_enqueue(exchange& ex, std::string_view queue);
 routed route_queue_stats(exchange& ex, std::string_view queue);
 routed route_lease(exchange& ex, std::string_view queue);

@@ -359,7 +359,7 @@ routed route(exchange& ex) {
       return guarded(ex, r::job, data, [&] { return detail::route_job_get(ex, s[2]); });
   } else if (n == 4 && s[0] == "v1") {
     if (s[1] == "queues" && s[3] == "jobs")
-      return guarded(ex, r::queue_jobs, data, [&] { return detail::route_enqueue(ex, s[2]); });
+      return guarded(ex, r::queue_jobs, data, [&] { return detail::route_queue_jobs(ex, s[2]); });
     if (s[1] == "queues" && s[3] == "lease")
       return guarded(ex, r::queue_lease, data, [&] { return detail::route_lease(ex, s[2]); });
     if (s[1] == "jobs")

@@ -407,6 +407,31 @@ core::result<job_view> job_queue::cancel(const job_cancel& req, std::uint64_t no
   return job_view{req.id, render(req.id, r)};
 }
 
+core::result<job_page> job_queue::list(const job_list& req) {
+  job_page page;
+  std::optional<core::error> failure;
+  const auto from = req.after.empty() ? std::string() : job_key(req.after);
+  auto s = shard_.scan("j", from, false, [&](std::string_view key, std::string_view value) {
+    const auto id = key.substr(1);
+    if (id == req.after) return true; // exclusive
+    auto r = decode(value);
+    if (!r) {
+      failure = core::error{core::errc::corrupt, "job record " + std::string(id) + " is corrupt"};
+      return false;
+    }
+    if (r->queue != req.queue || static_cast<std::uint8_t>(r->state) != req.state) return true;
+    if (page.jobs.size() == req.limit) {
+      page.more = true;
+      return false;
+    }
+    page.jobs.push_back(job_view{std::string(id), render(id, *r)});
+    return true;
+  });
+  if (!s) return std::move(s).error();
+  if (failure) return std::move(*failure);
+  return page;
+}
+
 job_counts job_queue::stats(const queue_stats& req) const {
   job_counts c;
   auto it = queues_.find(req.queue);

@@ -53,6 +53,9 @@ public:
   core::result<job_view> extend(const job_extend& req, std::uint64_t now_ms);
   core::result<job_view> retry(const job_retry& req, std::uint64_t now_ms);
   core::result<job_view> cancel(const job_cancel& req, std::uint64_t now_ms);
+  /// Reads the stored records from `req.after` on (what the store holds, not memory:
+  /// finished jobs are only there).
+  core::result<job_page> list(const job_list& req);
   job_counts stats(const queue_stats& req) const;
 
   /// Expires the leases that ran out by `now_ms`.

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "jobs/messages.hpp"
 
+#include <algorithm>
+
 namespace shoal::jobs {
 
 const char* to_string(job_state s) noexcept {
@@ -30,6 +32,24 @@ void job_counts::add(const job_counts& o) noexcept {
   cancelled += o.cancelled;
   if (o.oldest_queued_ms != 0 && (oldest_queued_ms == 0 || o.oldest_queued_ms < oldest_queued_ms))
     oldest_queued_ms = o.oldest_queued_ms;
+}
+
+core::result<job_page> merge_pages(std::vector<core::result<job_page>>&& answers,
+                                   std::uint32_t limit) {
+  job_page out;
+  for (auto& a : answers) {
+    if (!a) return std::move(a).error();
+    out.more = out.more || a->more;
+    for (auto& j : a->jobs)
+      out.jobs.push_back(std::move(j));
+  }
+  std::sort(out.jobs.begin(), out.jobs.end(),
+            [](const job_view& a, const job_view& b) { return a.id < b.id; });
+  if (out.jobs.size() > limit) {
+    out.jobs.resize(limit);
+    out.more = true;
+  }
+  return out;
 }
 
 core::result<job_counts> sum_counts(std::vector<core::result<job_counts>>&& answers) {

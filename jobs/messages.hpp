@@ -145,6 +145,28 @@ struct job_counts {
   void add(const job_counts& o) noexcept;
 };
 
+/// A page of one shard's jobs (job_list): their views, in id order.
+struct job_page {
+  std::vector<job_view> jobs;
+  bool more = false; ///< the shard has more after the last
+};
+
+/// One shard's jobs of `queue` in `state`, in id order: those after `after` (a job id,
+/// exclusive; empty: from the first), at most `limit`. The edge asks every shard and
+/// merges (merge_pages), so a page is the first `limit` over the cluster.
+struct job_list {
+  using reply = job_page;
+  std::string queue;
+  std::uint8_t state = 0; ///< a job_state
+  std::string after;
+  std::uint32_t limit = 100;
+};
+
+/// The first `limit` jobs of every shard's answer, in id order, and whether any job
+/// follows them; or the first failure (a page that skipped a shard would be wrong).
+core::result<job_page> merge_pages(std::vector<core::result<job_page>>&& answers,
+                                   std::uint32_t limit);
+
 /// One shard's counts of `queue`; the edge asks every shard and sums (sum_counts).
 struct queue_stats {
   using reply = job_counts;
@@ -155,7 +177,7 @@ struct queue_stats {
 core::result<job_counts> sum_counts(std::vector<core::result<job_counts>>&& answers);
 
 using requests = core::type_list<job_enqueue, job_get, job_lease, job_complete, job_fail,
-                                 job_extend, job_retry, job_cancel, queue_stats>;
+                                 job_extend, job_retry, job_cancel, queue_stats, job_list>;
 
 // -- the node's job broker (workers/) ---------------------------------------------------
 
@@ -251,6 +273,14 @@ typename Inspector::result_type inspect(Inspector& f, job_retry& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_cancel& x) {
   return f(x.id);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_list& x) {
+  return f(x.queue, x.state, x.after, x.limit);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_page& x) {
+  return f(x.jobs, x.more);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_counts& x) {

@@ -118,6 +118,16 @@ void module::serve(job_cancel&& req, core::reply_to<job_view> to) {
   answer({req.id}, std::move(to), std::move(r), true);
 }
 
+void module::serve(job_list&& req, core::reply_to<job_page> to) {
+  if (load_error_) return to.deliver(*load_error_);
+  auto r = queue_->list(req);
+  std::vector<std::string> ids;
+  if (r)
+    for (const auto& j : r->jobs)
+      ids.push_back(j.id);
+  answer(ids, std::move(to), std::move(r), false);
+}
+
 void module::serve(queue_stats&& req, core::reply_to<job_counts> to) {
   if (load_error_) return to.deliver(*load_error_);
   to.deliver(queue_->stats(req));

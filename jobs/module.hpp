@@ -54,6 +54,7 @@ public:
   void serve(job_extend&& req, core::reply_to<job_view> to);
   void serve(job_retry&& req, core::reply_to<job_view> to);
   void serve(job_cancel&& req, core::reply_to<job_view> to);
+  void serve(job_list&& req, core::reply_to<job_page> to);
   void serve(queue_stats&& req, core::reply_to<job_counts> to);
 
 private:

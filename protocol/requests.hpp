@@ -23,7 +23,7 @@ using shard_requests = core::concat_t<documents::requests, query::requests, chan
 using read_requests =
   core::type_list<documents::doc_get, documents::collection_stats, query::index_get,
                   query::index_list, query::query_run, query::query_explain, changes::changes_read,
-                  cache::cache_get, jobs::job_get, jobs::queue_stats>;
+                  cache::cache_get, jobs::job_get, jobs::queue_stats, jobs::job_list>;
 
 namespace detail {
 template <class... Rs>

@@ -126,6 +126,8 @@ CAF_ADD_TYPE_ID(shoal, (shoal::actors::state_write))
 CAF_ADD_TYPE_ID(shoal, (shoal::actors::state_written))
 // appended, so the ids above stay
 CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_cancel))
+CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_list))
+CAF_ADD_TYPE_ID(shoal, (shoal::jobs::job_page))
 CAF_END_TYPE_ID_BLOCK(shoal)
 
 namespace shoal::protocol {

@@ -286,6 +286,55 @@ TEST_F(JobRoutesTest, BadBodiesAreRefused) {
       << ct;
 }
 
+// -- listing --------------------------------------------------------------------------------
+
+// Verifies GET and HEAD of a queue's jobs ask every shard for its page of the state asked,
+// with the limit (100 unless given) and the cursor (none unless given).
+TEST_F(JobRoutesTest, JobListCall) {
+  auto r = go(bhttp::verb::get, "/v1/queues/emails/jobs?state=dead");
+  EXPECT_EQ(r.route, route_id::queue_jobs);
+  ASSERT_TRUE(std::holds_alternative<pending>(r.outcome));
+  auto asked = edge.shards.all<jobs::job_list>();
+  ASSERT_EQ(asked.size(), shard_count);
+  for (std::uint32_t i = 0; i < shard_count; ++i) {
+    EXPECT_EQ(asked[i].first, i);
+    EXPECT_EQ(asked[i].second.queue, "emails");
+    EXPECT_EQ(asked[i].second.state, static_cast<std::uint8_t>(jobs::job_state::dead));
+    EXPECT_EQ(asked[i].second.after, "");
+    EXPECT_EQ(asked[i].second.limit, 100u);
+  }
+  r = go(bhttp::verb::head, "/v1/queues/emails/jobs?limit=5&state=cancelled&cursor=" + job_id);
+  asked = edge.shards.all<jobs::job_list>();
+  ASSERT_EQ(asked.size(), shard_count);
+  EXPECT_EQ(asked[7].second.state, static_cast<std::uint8_t>(jobs::job_state::cancelled));
+  EXPECT_EQ(asked[7].second.after, job_id);
+  EXPECT_EQ(asked[7].second.limit, 5u);
+}
+
+// Verifies a bad list query is 400 naming what is wrong, and asks no shard.
+TEST_F(JobRoutesTest, BadJobListQueriesAre400) {
+  struct bad_case {
+    std::string query;
+    std::string code;
+  };
+  for (const auto& c : std::vector<bad_case>{{"", "invalid_state"},
+                                             {"?state=lost", "invalid_state"},
+                                             {"?state=dead&state=queued", "invalid_state"},
+                                             {"?state=dead&limit=0", "invalid_limit"},
+                                             {"?state=dead&limit=1001", "invalid_limit"},
+                                             {"?state=dead&limit=x", "invalid_limit"},
+                                             {"?state=dead&limit=", "invalid_limit"},
+                                             {"?state=dead&limit=5&limit=6", "invalid_limit"},
+                                             {"?state=dead&cursor=zz", "invalid_cursor"},
+                                             {"?state=dead&sort=id", "unknown_parameter"}}) {
+    auto r = go(bhttp::verb::get, "/v1/queues/q/jobs" + c.query);
+    expect_error(r, bhttp::status::bad_request, c.code, c.query);
+    EXPECT_TRUE(edge.shards.log.empty()) << c.query;
+  }
+  expect_error(go(bhttp::verb::get, "/v1/queues/a.b/jobs?state=dead"), bhttp::status::bad_request,
+               "invalid_name", "bad queue name");
+}
+
 // -- stats ----------------------------------------------------------------------------------
 
 // Verifies GET and HEAD of a queue ask every shard for its stats.
@@ -558,8 +607,8 @@ TEST_F(JobRoutesTest, WrongMethodIs405WithAllow) {
     route_id route;
   };
   for (const auto& c : std::vector<method_case>{
-         {bhttp::verb::get, "/v1/queues/q/jobs", "POST", route_id::queue_jobs},
-         {bhttp::verb::put, "/v1/queues/q/jobs", "POST", route_id::queue_jobs},
+         {bhttp::verb::delete_, "/v1/queues/q/jobs", "GET, HEAD, POST", route_id::queue_jobs},
+         {bhttp::verb::put, "/v1/queues/q/jobs", "GET, HEAD, POST", route_id::queue_jobs},
          {bhttp::verb::post, "/v1/queues/q", "GET, HEAD", route_id::queue},
          {bhttp::verb::delete_, "/v1/queues/q", "GET, HEAD", route_id::queue},
          {bhttp::verb::get, "/v1/queues/q/lease", "POST", route_id::queue_lease},
@@ -676,12 +725,67 @@ TEST_F(RenderJobTest, OkIsTheJobAsIs) {
   }
 }
 
+// Verifies a job list answers the first `limit` jobs of all shards in id order, with the
+// last one's id as next_cursor when more follow (more jobs than the limit, or a shard
+// that had more) and null when not; one shard's failure is the answer.
+TEST_F(RenderJobTest, JobListMergesEveryShardsPageInIdOrder) {
+  auto view = [](std::uint32_t shard, std::uint64_t seq) {
+    auto id = jobs::make_job_id(shard, seq);
+    return jobs::job_view{id, R"({"id":")" + id + R"("})"};
+  };
+  auto list = [&](std::string query, auto answer) {
+    auto r = go(bhttp::verb::get, "/v1/queues/q/jobs?state=dead" + query);
+    EXPECT_EQ(edge.shards.all<jobs::job_list>().size(), shard_count);
+    edge.shards.answer_all<jobs::job_list>(
+      [&](std::uint32_t shard, const jobs::job_list&) { return answer(shard); });
+    EXPECT_EQ(edge.port->posted.size(), 1u) << "a gather answers once, when all answered";
+    return edge.response(r);
+  };
+  // Shards 3 and 1 hold two jobs each, answered in shard order: the page sorts by id.
+  auto page = [&](std::uint32_t shard) -> core::result<jobs::job_page> {
+    jobs::job_page p;
+    if (shard == 3 || shard == 1) p.jobs = {view(shard, 2), view(shard, 9)};
+    return p;
+  };
+  auto res = list("&limit=3", page);
+  ASSERT_EQ(res.result(), bhttp::status::ok);
+  auto body = boost::json::parse(res.body()).as_object();
+  ASSERT_EQ(body.at("jobs").as_array().size(), 3u);
+  EXPECT_EQ(body.at("jobs").as_array()[0].at("id"), jobs::make_job_id(1, 2).c_str());
+  EXPECT_EQ(body.at("jobs").as_array()[1].at("id"), jobs::make_job_id(1, 9).c_str());
+  EXPECT_EQ(body.at("jobs").as_array()[2].at("id"), jobs::make_job_id(3, 2).c_str());
+  EXPECT_EQ(body.at("next_cursor"), jobs::make_job_id(3, 2).c_str());
+
+  res = list("&limit=4", page);
+  body = boost::json::parse(res.body()).as_object();
+  EXPECT_EQ(body.at("jobs").as_array().size(), 4u);
+  EXPECT_TRUE(body.at("next_cursor").is_null()) << res.body();
+
+  // A shard that filled its page has more: the cursor continues after its last.
+  res = list("&limit=1", [&](std::uint32_t shard) -> core::result<jobs::job_page> {
+    jobs::job_page p;
+    if (shard == 5) {
+      p.jobs = {view(5, 1)};
+      p.more = true;
+    }
+    return p;
+  });
+  body = boost::json::parse(res.body()).as_object();
+  EXPECT_EQ(body.at("next_cursor"), jobs::make_job_id(5, 1).c_str());
+
+  res = list("", [&](std::uint32_t shard) -> core::result<jobs::job_page> {
+    if (shard == 9) return core::error{core::errc::shard_unavailable, "node down"};
+    return jobs::job_page{};
+  });
+  EXPECT_EQ(res.result(), bhttp::status::service_unavailable);
+}
+
 // Verifies stats render the counts summed over every shard and the age of the oldest
 // queued job on any shard (null when none).
 TEST_F(RenderJobTest, StatsRenderCountsAndAge) {
   auto res = render_stats("emails", [](std::uint32_t shard) {
-    if (shard == 3) return jobs::job_counts{1, 2, 3, 0, 4, 0};
-    if (shard == 40) return jobs::job_counts{2, 0, 7, 1, 0, 0};
+    if (shard == 3) return jobs::job_counts{1, 2, 3, 0, 4, 1, 0};
+    if (shard == 40) return jobs::job_counts{2, 0, 7, 1, 0, 2, 0};
     return jobs::job_counts{};
   });
   ASSERT_EQ(res.result(), bhttp::status::ok);
@@ -689,12 +793,13 @@ TEST_F(RenderJobTest, StatsRenderCountsAndAge) {
   auto v = boost::json::parse(res.body()).as_object();
   EXPECT_EQ(v.at("queue").as_string(), "emails");
   const auto& counts = v.at("counts").as_object();
-  EXPECT_EQ(counts.size(), 5u);
+  EXPECT_EQ(counts.size(), 6u);
   EXPECT_EQ(counts.at("queued").to_number<std::uint64_t>(), 3u);
   EXPECT_EQ(counts.at("running").to_number<std::uint64_t>(), 2u);
   EXPECT_EQ(counts.at("succeeded").to_number<std::uint64_t>(), 10u);
   EXPECT_EQ(counts.at("failed").to_number<std::uint64_t>(), 1u);
   EXPECT_EQ(counts.at("dead").to_number<std::uint64_t>(), 4u);
+  EXPECT_EQ(counts.at("cancelled").to_number<std::uint64_t>(), 3u);
   EXPECT_TRUE(v.at("oldest_queued_age_ms").is_null());
 
   auto now_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -702,8 +807,8 @@ TEST_F(RenderJobTest, StatsRenderCountsAndAge) {
                                              .count());
   res = render_stats("q", [&](std::uint32_t shard) {
     jobs::job_counts c;
-    if (shard == 1) c = {1, 0, 0, 0, 0, now_ms - 1000};
-    if (shard == 2) c = {1, 0, 0, 0, 0, now_ms - 5000}; // the oldest of all shards
+    if (shard == 1) c = {1, 0, 0, 0, 0, 0, now_ms - 1000};
+    if (shard == 2) c = {1, 0, 0, 0, 0, 0, now_ms - 5000}; // the oldest of all shards
     return c;
   });
   auto age = boost::json::parse(res.body()).at("oldest_queued_age_ms").to_number<std::uint64_t>();
@@ -713,7 +818,7 @@ TEST_F(RenderJobTest, StatsRenderCountsAndAge) {
   // A clock behind the shard's (another node) never makes the age negative.
   res = render_stats("q", [&](std::uint32_t shard) {
     jobs::job_counts c;
-    if (shard == 0) c = {1, 0, 0, 0, 0, now_ms + 60000};
+    if (shard == 0) c = {1, 0, 0, 0, 0, 0, now_ms + 60000};
     return c;
   });
   EXPECT_EQ(boost::json::parse(res.body()).at("oldest_queued_age_ms").to_number<std::uint64_t>(),

@@ -207,7 +207,7 @@ TEST_F(RouterTest, OptionsListsTheRoutesMethods) {
     {"/v1/cache/k", "GET, HEAD, PUT, DELETE, OPTIONS"},
     {"/v1/collections/c/query", "POST, OPTIONS"},
     {"/v1/collections/c/indexes/f", "GET, HEAD, PUT, DELETE, OPTIONS"},
-    {"/v1/queues/q/jobs", "POST, OPTIONS"},
+    {"/v1/queues/q/jobs", "GET, HEAD, POST, OPTIONS"},
   };
   for (const auto& [target, allow] : cases) {
     auto r = go(make(bhttp::verb::options, target));

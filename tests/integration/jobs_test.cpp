@@ -658,6 +658,43 @@ TEST_F(JobsTest, CancelOfAWaitingJobKeepsItFromEverRunning) {
   EXPECT_EQ(counts(queue()), counts_of(0, 0, 0, 0, 0, 2));
 }
 
+// Verifies a queue's jobs are listed by state a page at a time: following next_cursor
+// from the first page gives every job of that state once, in id order (across the
+// shards), and the last page's cursor is null; another state lists nothing.
+TEST_F(JobsTest, ListingAStatePagesThroughEveryJobOnce) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 7; ++i) {
+    auto id = enqueue(queue(), json::object{{"type", "report"}, {"delay_ms", 60000}});
+    ASSERT_FALSE(id.empty());
+    ASSERT_EQ(act(id, "cancel", json::object{}).status, 200u);
+    ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  std::vector<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto res = client().get("/v1/queues/" + queue() + "/jobs?state=cancelled&limit=3"
+                            + (cursor.empty() ? "" : "&cursor=" + cursor));
+    ASSERT_EQ(res.status, 200u) << res.body;
+    auto body = res.json().as_object();
+    for (const auto& j : body.at("jobs").as_array()) {
+      seen.push_back(std::string(j.at("id").as_string()));
+      EXPECT_EQ(str(j, "state"), "cancelled");
+    }
+    cursor =
+      body.at("next_cursor").is_null() ? "" : std::string(body.at("next_cursor").as_string());
+    ASSERT_LE(++pages, 4) << "the cursor does not end";
+  } while (!cursor.empty());
+  EXPECT_EQ(seen, ids);
+  EXPECT_EQ(pages, 3);
+  auto none = client().get("/v1/queues/" + queue() + "/jobs?state=queued");
+  ASSERT_EQ(none.status, 200u) << none.body;
+  EXPECT_TRUE(none.json().at("jobs").as_array().empty());
+  EXPECT_TRUE(none.json().at("next_cursor").is_null());
+  expect_error(client().get("/v1/queues/" + queue() + "/jobs"), 400, "invalid_state", "no state");
+}
+
 // ===========================================================================
 // collection.stats
 // ===========================================================================

@@ -428,6 +428,44 @@ TEST_F(JobQueueTest, CancelEndsAWaitingJobWhichThenNeverRuns) {
   EXPECT_TRUE(lease(10, t0 + 200'000).jobs.empty());
 }
 
+// Verifies a list reads one queue's jobs in one state in id order, a page at a time
+// after a cursor, says when more follow, and finds finished jobs (only the store holds
+// them); another queue's jobs are not listed.
+TEST_F(JobQueueTest, ListPagesThroughOneStateInIdOrder) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(add());
+  job_enqueue other;
+  other.queue = "other";
+  other.type = "t";
+  other.payload = "{}";
+  ASSERT_TRUE(q->enqueue(other, t0));
+  for (int i = 0; i < 2; ++i) {
+    auto l = lease(1, t0).jobs.at(0);
+    ASSERT_EQ(l.id, ids[static_cast<std::size_t>(i)]);
+    ASSERT_TRUE(complete(l.id, l.lease_id, t0));
+  }
+  auto list = [&](job_state state, std::string after, std::uint32_t limit) {
+    auto r = q->list(job_list{"q", static_cast<std::uint8_t>(state), std::move(after), limit});
+    EXPECT_TRUE(r) << r.error().to_string();
+    std::vector<std::string> got;
+    if (r)
+      for (const auto& j : r->jobs) {
+        got.push_back(j.id);
+        EXPECT_EQ(boost::json::parse(j.json).at("state"), to_string(state)) << j.id;
+      }
+    return std::make_pair(got, r && r->more);
+  };
+  EXPECT_EQ(list(job_state::queued, "", 2),
+            std::make_pair(std::vector<std::string>{ids[2], ids[3]}, true));
+  EXPECT_EQ(list(job_state::queued, ids[3], 2),
+            std::make_pair(std::vector<std::string>{ids[4]}, false));
+  EXPECT_EQ(list(job_state::queued, ids[4], 2), std::make_pair(std::vector<std::string>{}, false));
+  EXPECT_EQ(list(job_state::succeeded, "", 10),
+            std::make_pair(std::vector<std::string>{ids[0], ids[1]}, false));
+  EXPECT_EQ(list(job_state::dead, "", 10), std::make_pair(std::vector<std::string>{}, false));
+}
+
 // Verifies an expired lease fails the attempt (state, error, counts, metrics), makes the
 // old lease stale, and the job is leased again after its backoff as attempt 2 (issue 19
 // item 3).
