@@ -15,7 +15,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"Shoal: an actor-based backend in one binary"};
-  app.set_version_flag("--version", "shoal 0.1.0");
+  app.set_version_flag("--version", std::string("shoal ") + SHOAL_VERSION);
   app.require_subcommand(1);
 
   auto* serve = app.add_subcommand("serve", "run a node");

@@ -470,6 +470,10 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
     collectors.add([&](metrics::text_writer& out) { query_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { change_metrics.write(out); });
     collectors.add([&](metrics::text_writer& out) { write_storage_metrics(out, *store); });
+    collectors.add([](metrics::text_writer& out) {
+      out.family("shoal_build_info", "gauge", "1, labelled with the version of this binary.");
+      out.sample("shoal_build_info", {{"version", SHOAL_VERSION}}, 1.0);
+    });
     collectors.add(
       [&](metrics::text_writer& out) { metrics::write_process_metrics(out, start_time); });
     collectors.add([&board](metrics::text_writer& out) { write_cluster_metrics(out, board); });

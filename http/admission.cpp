@@ -90,6 +90,16 @@ void admission::expire(clock::time_point now) {
   run(calls);
 }
 
+void admission::clear() {
+  std::deque<waiting> dropped;
+  {
+    const std::lock_guard lock{mutex_};
+    dropped.swap(queue_);
+    publish();
+  }
+  // `dropped` ends here, outside the lock: a session's destructor may call leave().
+}
+
 void admission::take_expired(clock::time_point now, std::vector<wake_call>& out) {
   while (!queue_.empty() && now - queue_.front().since >= opt_.queue_timeout) {
     out.push_back({std::move(queue_.front().wake), false});

@@ -73,6 +73,10 @@ public:
   /// timer, so waits end on time even when no request starts or ends.
   void expire(clock::time_point now);
 
+  /// Drops every queued request's wake-up without running it: the server stopped, and
+  /// what the wake-ups hold (the sessions) must go while their io_context still exists.
+  void clear();
+
   /// The state, for metrics and tests (as of the last call; no lock).
   std::uint32_t limit() const noexcept {
     return published_limit_.load(std::memory_order_relaxed);

@@ -186,6 +186,9 @@ void server::run() {
   d.ioc.run();
   for (auto& t : threads)
     t.join();
+  // Requests still waiting for admission hold their sessions, whose sockets belong to
+  // the io_context: they go now, before it does.
+  d.ctx.admit.clear();
 }
 
 void server::drain() {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -163,6 +164,14 @@ void write_process_metrics(text_writer& out, double start_time_seconds) {
     ++fds;
   out.family("process_open_fds", "gauge", "Number of open file descriptors.");
   out.sample("process_open_fds", {}, fds);
+  // Every thread's user and system time, as the Prometheus client libraries report it.
+  rusage usage{};
+  double cpu = 0;
+  if (::getrusage(RUSAGE_SELF, &usage) == 0)
+    cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+          + static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  out.family("process_cpu_seconds_total", "counter", "Total user and system CPU time in seconds.");
+  out.sample("process_cpu_seconds_total", {}, cpu);
   out.family("process_start_time_seconds", "gauge",
              "Start time of the process since the Unix epoch in seconds.");
   out.sample("process_start_time_seconds", {}, start_time_seconds);

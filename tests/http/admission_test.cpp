@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -78,6 +79,22 @@ TEST(AdmissionTest, AWaitThatRunsOutIsRefused) {
   EXPECT_EQ(woken, (std::vector<std::pair<int, bool>>{{1, false}, {2, false}, {3, true}}));
   EXPECT_EQ(a.queued(), 0u);
   EXPECT_EQ(a.in_flight(), 1u);
+}
+
+// Verifies clear() drops every waiting request without waking it, and what it held.
+TEST(AdmissionTest, ClearDropsTheWaitingWithoutWakingThem) {
+  admission a{fixed(1)};
+  const auto t = clock_type::now();
+  auto held = std::make_shared<int>(0);
+  int woken = 0;
+  EXPECT_EQ(a.enter(t, [](bool) {}), verdict::admitted);
+  EXPECT_EQ(a.enter(t, [held, &woken](bool) { ++woken; }), verdict::queued);
+  EXPECT_EQ(held.use_count(), 2);
+  a.clear();
+  EXPECT_EQ(held.use_count(), 1) << "the wake-up and what it holds must go";
+  EXPECT_EQ(a.queued(), 0u);
+  a.leave(t + 1ms, 1ms);
+  EXPECT_EQ(woken, 0);
 }
 
 // Verifies a full queue refuses at once, and with no queue every request over the limit

@@ -540,6 +540,30 @@ TEST_F(ServerTest, ARefusedConnectionIsHeldBeforeItsNextRequest) {
   EXPECT_EQ(first.receive().result(), bhttp::status::ok);
 }
 
+// Verifies a server that stops (its drain timed out) while a request still waits for
+// admission ends cleanly: the waiting session goes with the I/O threads, before the
+// io_context its socket belongs to (AddressSanitizer catches the use after free).
+TEST_F(ServerTest, StoppingWithARequestWaitingForAdmissionEndsCleanly) {
+  settings.min_inflight = settings.max_inflight = 1;
+  settings.drain_timeout_ms = 200;
+  start();
+  client first{port};
+  first.send(bhttp::verb::get, "/v1/collections/c/docs/1");
+  ASSERT_TRUE(shards.wait_for_docs(1));
+  // Two wait: when the io_context goes, the end of the first request admits one of them
+  // (into a scheduler that is shutting down); the other still waits.
+  client second{port};
+  client third{port};
+  second.send(bhttp::verb::get, "/v1/collections/c/docs/2");
+  third.send(bhttp::verb::get, "/v1/collections/c/docs/3");
+  ASSERT_TRUE(gauge_reaches(metrics.queued_requests, 2));
+  srv->drain();
+  ASSERT_TRUE(stopped_within(10s)) << "the drain did not give up";
+  EXPECT_EQ(shards.held_docs(), 1u) << "a waiting request reached the shards";
+  shards.answer_all();
+  srv.reset();
+}
+
 // Verifies a request that waits http.queue_timeout_ms without a place gets 503 then,
 // never reaching the shards; a refused request whose body was never read closes its
 // connection (the body cannot be skipped safely).

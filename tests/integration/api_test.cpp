@@ -475,7 +475,9 @@ TEST_F(ApiTest, MetricsExposeHttpStorageAndProcessFamilies) {
   for (const char* family :
        {"shoal_http_requests_total", "shoal_http_request_duration_seconds_bucket",
         "shoal_http_requests_in_flight", "shoal_shard_keys_estimate",
-        "shoal_storage_live_data_bytes", "process_resident_memory_bytes", "process_open_fds"}) {
+        "shoal_storage_live_data_bytes", "process_resident_memory_bytes", "process_open_fds",
+        "process_cpu_seconds_total", "shoal_build_info", "shoal_http_concurrency_limit",
+        "shoal_http_queued_requests", "shoal_http_queue_wait_seconds_bucket"}) {
     // Label values may hold braces ("/v1/collections/{c}/docs/{id}"): match to the line end.
     std::regex sample("(^|\n)" + std::string(family) + "(\\{[^\n]*\\})? [-+0-9.eE]+(\n|$)");
     EXPECT_TRUE(std::regex_search(res.body, sample)) << "no sample of " << family;

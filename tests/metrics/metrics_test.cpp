@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "metrics/metrics.hpp"
 
+#include <cmath>
+#include <string>
+
 #include <gtest/gtest.h>
 
 namespace shoal::metrics {
@@ -46,10 +49,19 @@ TEST(RegistryTest, RendersCollectorsInOrder) {
   EXPECT_EQ(r.render(), "a 1\nb 2\n");
 }
 
-// Verifies process metrics report a resident size and open descriptors.
-TEST(ProcessMetricsTest, ReportsRssAndFds) {
+// Verifies process metrics report a resident size, open descriptors and the CPU time
+// spent (this test spends some first).
+TEST(ProcessMetricsTest, ReportsRssFdsAndCpu) {
+  volatile double sink = 0;
+  for (int i = 0; i < 20'000'000; ++i)
+    sink = sink + std::sqrt(static_cast<double>(i));
   text_writer w;
   write_process_metrics(w, 1.5);
+  const auto text = w.str();
+  const auto at = text.find("\nprocess_cpu_seconds_total ");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_GT(std::stod(text.substr(at + 27)), 0.0) << text;
+  EXPECT_NE(text.find("# TYPE process_cpu_seconds_total counter"), std::string::npos);
   EXPECT_NE(w.str().find("process_resident_memory_bytes "), std::string::npos);
   EXPECT_NE(w.str().find("process_open_fds "), std::string::npos);
   EXPECT_EQ(w.str().find("process_resident_memory_bytes 0\n"), std::string::npos);
