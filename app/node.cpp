@@ -314,7 +314,7 @@ int serve(const config::settings& settings, const actors::actor_registry& regist
   http::webhook_client webhooks{
     1, *util::destination_policy::with_allowed(settings.jobs.webhook_allow, nullptr)};
   // The modules' metrics outlive the shard hosts, which update them.
-  jobs::job_metrics job_metrics{settings.jobs.metrics_max_series};
+  jobs::job_metrics job_metrics{settings.jobs.metrics_max_series, settings.cluster.shards};
   documents::metrics document_metrics;
   query::metrics query_metrics;
   changes::metrics change_metrics;

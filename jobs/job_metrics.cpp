@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "jobs/job_metrics.hpp"
 
+#include <chrono>
+
 namespace shoal::jobs {
 
 job_metrics::type_metrics& job_metrics::of(std::string_view queue, std::string_view type) {
@@ -25,7 +27,7 @@ job_metrics::queue_metrics& job_metrics::of(std::string_view queue) {
   if (own >= max_series_) queue = other;
   it = queues_.find(queue);
   if (it == queues_.end())
-    it = queues_.emplace(std::string(queue), std::make_unique<queue_metrics>()).first;
+    it = queues_.emplace(std::string(queue), std::make_unique<queue_metrics>(shards_)).first;
   return *it->second;
 }
 
@@ -63,6 +65,22 @@ void job_metrics::write(metrics::text_writer& out) const {
   out.family("shoal_jobs_lease_waiters", "gauge",
              "Lease requests this node's broker holds unanswered (long polls waiting for work).");
   out.sample("shoal_jobs_lease_waiters", {}, static_cast<double>(lease_waiters.value()));
+  out.family("shoal_jobs_oldest_queued_age_seconds", "gauge",
+             "Age of the oldest queued job of the queue on this node's shards (0: none queued).");
+  const auto now_ms =
+    static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
+  for (const auto& [queue, m] : queues_) {
+    std::uint64_t least = 0;
+    for (std::uint32_t s = 0; s < m->slots; ++s) {
+      const auto v = m->oldest[s].load(std::memory_order_relaxed);
+      if (v != 0 && (least == 0 || v < least)) least = v;
+    }
+    const double age =
+      least == 0 || least >= now_ms ? 0.0 : static_cast<double>(now_ms - least) / 1000.0;
+    out.sample("shoal_jobs_oldest_queued_age_seconds", {{"queue", queue}}, age);
+  }
   out.family("shoal_jobs", "gauge", "Jobs on this node's shards by queue and state.");
   for (const auto& [queue, m] : queues_)
     for (std::size_t s = 0; s < job_state_count; ++s)

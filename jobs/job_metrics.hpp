@@ -2,6 +2,8 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,7 +29,10 @@ public:
   /// The label value of the series shared by names past the bound.
   static constexpr std::string_view other = "~other";
 
-  explicit job_metrics(std::size_t max_series = 200) : max_series_(max_series) {}
+  /// `shards`: the cluster's shard count (each shard reports its oldest queued job in
+  /// a slot of its own).
+  explicit job_metrics(std::size_t max_series = 200, std::uint32_t shards = 1)
+      : max_series_(max_series), shards_(shards == 0 ? 1 : shards) {}
 
   struct type_metrics {
     metrics::counter enqueued;
@@ -40,7 +45,16 @@ public:
     metrics::histogram run_time{metrics::histogram::latency_bounds()};      ///< leased → done
   };
   struct queue_metrics {
+    explicit queue_metrics(std::uint32_t shards)
+        : oldest(std::make_unique<std::atomic<std::uint64_t>[]>(shards)), slots(shards) {}
     std::array<metrics::gauge, job_state_count> depth; ///< jobs on this node by state
+    /// By shard: created_at (Unix ms) of its oldest queued job of this queue, 0 for none.
+    /// Each shard writes its own slot; /metrics reports the age of the least.
+    std::unique_ptr<std::atomic<std::uint64_t>[]> oldest;
+    std::uint32_t slots;
+    void set_oldest(std::uint32_t shard, std::uint64_t created_ms) noexcept {
+      oldest[shard % slots].store(created_ms, std::memory_order_relaxed);
+    }
   };
 
   /// External lease requests the node's broker holds unanswered (long polls waiting for
@@ -54,6 +68,7 @@ public:
 
 private:
   const std::size_t max_series_;
+  const std::uint32_t shards_;
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<type_metrics>, std::less<>> types_;
   std::map<std::string, std::unique_ptr<queue_metrics>, std::less<>> queues_;

@@ -71,6 +71,20 @@ job_queue::lane& job_queue::lane_of(const std::string& queue_name, const std::st
   return it->second;
 }
 
+job_queue::~job_queue() {
+  for (auto& [name, q] : queues_) {
+    if (!q.metrics) continue;
+    for (std::size_t s = 0; s < job_state_count; ++s)
+      q.metrics->depth[s].add(-static_cast<std::int64_t>(q.counts[s]));
+    q.metrics->set_oldest(index_, 0);
+  }
+}
+
+void job_queue::publish_oldest(const queue_info& q) {
+  if (q.metrics)
+    q.metrics->set_oldest(index_, q.queued_by_age.empty() ? 0 : q.queued_by_age.begin()->first);
+}
+
 void job_queue::count(queue_info& q, job_state s, std::int64_t delta) {
   q.counts[static_cast<std::size_t>(s)] += static_cast<std::uint64_t>(delta);
   if (q.metrics) q.metrics->depth[static_cast<std::size_t>(s)].add(delta);
@@ -89,7 +103,10 @@ void job_queue::track(const std::string& id, const job_record& r, std::uint64_t 
       delayed_.emplace(r.due_ms, &l);
     else
       mark_dirty(l);
-    if (r.state == job_state::queued) q.queued_by_age.emplace(r.created_ms, r.seq);
+    if (r.state == job_state::queued) {
+      q.queued_by_age.emplace(r.created_ms, r.seq);
+      publish_oldest(q);
+    }
   }
   live_[id] = live_job{&l, r.state, r.due_ms, r.seq, r.created_ms, r.lease_until};
 }
@@ -104,7 +121,10 @@ void job_queue::untrack(const std::string& id) {
     leases_.erase({j.lease_until, id});
   } else {
     j.in->waiting.erase(waiting_key{j.due_ms, j.seq, id});
-    if (j.state == job_state::queued) q.queued_by_age.erase({j.created_ms, j.seq});
+    if (j.state == job_state::queued) {
+      q.queued_by_age.erase({j.created_ms, j.seq});
+      publish_oldest(q);
+    }
   }
   live_.erase(it);
 }

@@ -35,6 +35,11 @@ public:
   /// `index` is the shard's number: new jobs get ids that name it (jobs/ids.hpp).
   job_queue(storage::shard_store& shard, committer commit, std::uint32_t index, retry_policy retry,
             job_metrics* metrics, std::uint64_t seed);
+  /// Takes this shard's jobs out of the node's gauges (a replica that stops leading drops
+  /// its queue; the one that leads next counts them).
+  ~job_queue();
+  job_queue(const job_queue&) = delete;
+  job_queue& operator=(const job_queue&) = delete;
 
   /// Loads every job record of the shard, and starts the sequence of new ids after the
   /// highest one stored and no lower than `now_ms` × 2^20, so that a wiped directory does
@@ -118,6 +123,8 @@ private:
   queue_info& queue(const std::string& name);
   lane& lane_of(const std::string& queue, const std::string& type);
   void count(queue_info& q, job_state s, std::int64_t delta);
+  /// Tells the node's metrics this shard's oldest queued job of `q`.
+  void publish_oldest(const queue_info& q);
   /// Adds a job in memory (state queued, running or failed) and to the counts.
   void track(const std::string& id, const job_record& r, std::uint64_t now);
   void mark_dirty(lane& l);

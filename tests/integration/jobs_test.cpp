@@ -1145,6 +1145,10 @@ TEST_F(JobsTest, MetricsCountJobsByQueueAndType) {
   EXPECT_EQ(value("shoal_jobs", {{"queue", q}, {"state", "running"}}), 0);
   EXPECT_EQ(value("shoal_job_run_seconds_count", {{"queue", q}, {"type", "noop"}}), 3);
   EXPECT_EQ(value("shoal_job_start_latency_seconds_count", {{"queue", q}, {"type", "noop"}}), 3);
+  // The parked job is the oldest queued one: enqueued moments ago.
+  const auto age = value("shoal_jobs_oldest_queued_age_seconds", {{"queue", q}});
+  EXPECT_GE(age, 0);
+  EXPECT_LT(age, 60);
 }
 
 // Verifies shoal_jobs_failed_total counts every failed attempt, as docs/jobs.md says

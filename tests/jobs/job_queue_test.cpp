@@ -466,6 +466,31 @@ TEST_F(JobQueueTest, ListPagesThroughOneStateInIdOrder) {
   EXPECT_EQ(list(job_state::dead, "", 10), std::make_pair(std::vector<std::string>{}, false));
 }
 
+// Verifies the shard reports its oldest queued job of a queue to the node's metrics as
+// jobs come and go, and a queue that goes (a replica that stops leading) takes its jobs
+// out of the node's gauges.
+TEST_F(JobQueueTest, TheOldestQueuedJobAndTheGaugesFollowTheQueue) {
+  auto oldest = [&] { return metrics.of("q").oldest[0].load(); };
+  EXPECT_EQ(oldest(), 0u);
+  add("t", 0, 3, t0);
+  add("t", 0, 3, t0 + 5);
+  EXPECT_EQ(oldest(), t0);
+  lease(1, t0 + 10);
+  EXPECT_EQ(oldest(), t0 + 5);
+  lease(1, t0 + 10);
+  EXPECT_EQ(oldest(), 0u) << "nothing queued";
+  add("t", 0, 3, t0 + 20);
+  EXPECT_EQ(oldest(), t0 + 20);
+  const auto running = static_cast<std::size_t>(job_state::running);
+  const auto queued = static_cast<std::size_t>(job_state::queued);
+  EXPECT_EQ(metrics.of("q").depth[running].value(), 2);
+  EXPECT_EQ(metrics.of("q").depth[queued].value(), 1);
+  q.reset();
+  EXPECT_EQ(oldest(), 0u);
+  EXPECT_EQ(metrics.of("q").depth[running].value(), 0);
+  EXPECT_EQ(metrics.of("q").depth[queued].value(), 0);
+}
+
 // Verifies an expired lease fails the attempt (state, error, counts, metrics), makes the
 // old lease stale, and the job is leased again after its backoff as attempt 2 (issue 19
 // item 3).
