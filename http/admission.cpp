@@ -149,6 +149,8 @@ void admission::publish() {
   published_limit_.store(static_cast<std::uint32_t>(limit_), std::memory_order_relaxed);
   published_in_flight_.store(in_flight_, std::memory_order_relaxed);
   published_queued_.store(queue_.size(), std::memory_order_relaxed);
+  if (opt_.limit_gauge) opt_.limit_gauge->set(static_cast<std::int64_t>(limit_));
+  if (opt_.queued_gauge) opt_.queued_gauge->set(static_cast<std::int64_t>(queue_.size()));
 }
 
 } // namespace shoal::http

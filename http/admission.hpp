@@ -30,6 +30,8 @@
 #include <optional>
 #include <vector>
 
+#include "metrics/metrics.hpp"
+
 namespace shoal::http {
 
 class admission {
@@ -41,6 +43,9 @@ public:
     std::uint32_t max_limit = 8192;    ///< http.max_inflight: nor above
     std::uint32_t max_queued = 10'000; ///< http.max_queued; 0: no queue
     std::chrono::milliseconds queue_timeout{1000}; ///< http.queue_timeout_ms
+    /// Set to the limit and the queue's length after every change (null: none).
+    metrics::gauge* limit_gauge = nullptr;
+    metrics::gauge* queued_gauge = nullptr;
   };
 
   enum class verdict : std::uint8_t {

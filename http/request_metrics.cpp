@@ -74,7 +74,7 @@ void request_metrics::write(metrics::text_writer& out) const {
   out.family("shoal_http_queued_requests", "gauge", "Requests waiting for admission.");
   out.sample("shoal_http_queued_requests", {}, static_cast<double>(queued_requests.value()));
   out.family("shoal_http_queue_wait_seconds", "histogram",
-             "How long admitted requests waited for admission.");
+             "How long requests that waited for admission waited before they were admitted.");
   out.histogram("shoal_http_queue_wait_seconds", {}, queue_wait);
 }
 

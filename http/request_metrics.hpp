@@ -30,7 +30,7 @@ public:
   metrics::counter rejected_requests;    ///< answered 503 by admission control
   metrics::gauge concurrency_limit;      ///< the adaptive limit (http/admission.hpp)
   metrics::gauge queued_requests;        ///< waiting for admission
-  /// How long admitted requests waited for it (0 for most: admitted at once).
+  /// How long the requests that waited for admission waited (and were admitted).
   metrics::histogram queue_wait{metrics::histogram::latency_bounds()};
 
 private:

@@ -32,16 +32,21 @@ constexpr std::chrono::milliseconds max_linger{1000};
 
 /// Requests admission control leaves alone: the probes and /metrics (a node under load
 /// must still say how it is), OPTIONS, and what waits on purpose, which would hold a
-/// place for its whole wait: change streams and lease long polls.
+/// place for its whole wait: change streams (/v1/collections/{c}/changes) and lease long
+/// polls (/v1/queues/{q}/lease). A document named "changes" is not one of them.
 bool exempt(const bhttp::request_header<>& h) {
   if (h.method() == bhttp::verb::options) return true;
   auto path = std::string_view(h.target());
   path = path.substr(0, path.find('?'));
-  auto ends_with = [&](std::string_view tail) {
-    return path.size() >= tail.size() && path.substr(path.size() - tail.size()) == tail;
+  if (path == "/healthz" || path == "/readyz" || path == "/metrics") return true;
+  // /v1/{family}/{name}/{what}: exactly four segments.
+  auto waits = [&](std::string_view family, std::string_view what) {
+    if (path.substr(0, family.size()) != family) return false;
+    auto rest = path.substr(family.size());
+    const auto slash = rest.find('/');
+    return slash != 0 && slash != std::string_view::npos && rest.substr(slash + 1) == what;
   };
-  return path == "/healthz" || path == "/readyz" || path == "/metrics" || ends_with("/changes")
-         || ends_with("/lease");
+  return waits("/v1/collections/", "changes") || waits("/v1/queues/", "lease");
 }
 
 bool valid_request_id(std::string_view id) noexcept {
@@ -209,8 +214,6 @@ void session::admit() {
   case admission::verdict::admitted:
     admitted_ = true;
     admitted_at_ = now;
-    ctx_.metrics.queue_wait.observe(0);
-    ctx_.metrics.concurrency_limit.set(ctx_.admit.limit());
     return after_admission();
   case admission::verdict::queued:
     // The socket is not read meanwhile: the body stays in the kernel's buffers. The
@@ -218,7 +221,6 @@ void session::admit() {
     // waits that run out).
     queued_ = true;
     queued_at_ = now;
-    ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
     return;
   case admission::verdict::full:
     return shed(fmt::format("{} requests are waiting already", ctx_.settings.max_queued));
@@ -231,7 +233,6 @@ void session::admit() {
 void session::on_admitted(bool admitted) {
   if (!queued_) return;
   queued_ = false;
-  ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
   if (!admitted)
     return shed(fmt::format("waited {} ms for admission", ctx_.settings.queue_timeout_ms));
   admitted_ = true;
@@ -260,8 +261,6 @@ void session::leave_admission(bool count) {
   ctx_.admit.leave(now, count
                           ? std::optional<std::chrono::steady_clock::duration>(now - admitted_at_)
                           : std::nullopt);
-  ctx_.metrics.concurrency_limit.set(ctx_.admit.limit());
-  ctx_.metrics.queued_requests.set(static_cast<std::int64_t>(ctx_.admit.queued()));
 }
 
 void session::after_admission() {

@@ -58,6 +58,20 @@ TEST(AdmissionTest, OverTheLimitRequestsWaitAndAreAdmittedInOrder) {
   EXPECT_EQ(a.enter(t + 3ms, [](bool) {}), verdict::admitted);
 }
 
+// Verifies the limit and the queue's length reach the gauges given, as they change.
+TEST(AdmissionTest, TheGaugesFollowTheLimitAndTheQueue) {
+  metrics::gauge limit;
+  metrics::gauge queued;
+  admission a{{3, 3, 10, 1000ms, &limit, &queued}};
+  EXPECT_EQ(limit.value(), 3);
+  const auto t = clock_type::now();
+  for (int i = 0; i < 5; ++i)
+    a.enter(t, [](bool) {});
+  EXPECT_EQ(queued.value(), 2);
+  a.leave(t + 1ms, 1ms);
+  EXPECT_EQ(queued.value(), 1);
+}
+
 // Verifies a wait ends refused once it reaches the queue timeout, not before: found by
 // the sweep (expire) or by the next request that ends or starts, which then admits a
 // younger one instead. A refused wait is never admitted later.

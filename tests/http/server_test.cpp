@@ -492,6 +492,33 @@ TEST_F(ServerTest, OverTheLimitARequestWaitsForAPlace) {
   EXPECT_EQ(metrics.rejected_requests.value(), 0u);
 }
 
+// Verifies what waits on purpose passes admission: a lease long poll reaches the broker
+// while the only place is taken, but a document that happens to be named "changes" or
+// "lease" waits like any other request.
+TEST_F(ServerTest, LongPollsPassAdmissionButDocumentsNamedLikeThemWait) {
+  settings.min_inflight = settings.max_inflight = 1;
+  start();
+  client first{port};
+  first.send(bhttp::verb::get, "/v1/collections/c/docs/1");
+  ASSERT_TRUE(shards.wait_for_docs(1));
+  client poll{port};
+  poll.send(bhttp::verb::post, "/v1/queues/q/lease", R"({"wait_ms":1000})");
+  EXPECT_TRUE(shards.wait_for_leases(1)) << "the long poll waited for admission";
+  client named{port};
+  named.send(bhttp::verb::get, "/v1/collections/c/docs/changes");
+  client lease_doc{port};
+  lease_doc.send(bhttp::verb::get, "/v1/queues/q/lease/x");
+  EXPECT_TRUE(gauge_reaches(metrics.queued_requests, 2));
+  EXPECT_EQ(shards.held_docs(), 1u) << "a document named changes skipped the queue";
+  shards.answer_all();
+  EXPECT_EQ(first.receive().result(), bhttp::status::ok);
+  EXPECT_EQ(poll.receive().result(), bhttp::status::ok);
+  ASSERT_TRUE(shards.wait_for_docs(1));
+  shards.answer_all();
+  EXPECT_EQ(named.receive().result(), bhttp::status::ok);
+  EXPECT_EQ(lease_doc.receive().result(), bhttp::status::not_found);
+}
+
 // Verifies that with no room to wait (http.max_queued = 0) a request over the limit gets
 // 503 overloaded with Retry-After at once, on a connection kept open, and the request
 // in flight is unaffected.
